@@ -1,0 +1,149 @@
+//! Applications as the daemon runs them, and what it reports about them.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// PM2's two execution modes. In fork mode each instance owns whatever it
+/// binds; in cluster mode the supervisor owns the listening sockets and
+/// hands them to every instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecMode {
+    #[default]
+    Fork,
+    Cluster,
+}
+
+impl ExecMode {
+    /// The value PM2 puts in the `exec_mode` environment variable.
+    pub fn pm2_name(self) -> &'static str {
+        match self {
+            ExecMode::Fork => "fork_mode",
+            ExecMode::Cluster => "cluster_mode",
+        }
+    }
+}
+
+/// One application, every option resolved: the CLI reads config files and
+/// flags, applies PM2's defaults and sends this; the daemon never guesses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppSpec {
+    pub name: String,
+    /// Absolute path of the script, or a command looked up in `PATH` when
+    /// there is no interpreter.
+    pub script: String,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    /// Program that runs `script` (`node`, `python3`, …); `None` runs the
+    /// script itself.
+    pub interpreter: Option<String>,
+    /// Arguments for the interpreter, before the script.
+    pub node_args: Vec<String>,
+    /// Whether the process is Node and so gets a Node IPC channel.
+    pub node: bool,
+    pub instances: u32,
+    pub exec_mode: ExecMode,
+    /// The whole environment of each instance, before rsup's own variables.
+    pub env: BTreeMap<String, String>,
+    pub wait_ready: bool,
+    pub listen_timeout_ms: u64,
+    pub kill_timeout_ms: u64,
+    /// Signal name such as `SIGINT`.
+    pub kill_signal: String,
+    pub shutdown_with_message: bool,
+    pub treekill: bool,
+    pub autorestart: bool,
+    pub max_restarts: u32,
+    pub min_uptime_ms: u64,
+    pub restart_delay_ms: u64,
+    /// Starting delay of the exponential backoff; 0 means off.
+    pub exp_backoff_restart_delay_ms: u64,
+    /// Name of the variable holding the instance index.
+    pub instance_var: String,
+    pub out_file: Option<PathBuf>,
+    pub error_file: Option<PathBuf>,
+    pub merge_logs: bool,
+    /// chrono format for log line prefixes; implies timestamps.
+    pub log_date_format: Option<String>,
+    /// Prefix log lines with a timestamp.
+    pub time: bool,
+}
+
+/// Defaults, PM2's where PM2 has one.
+pub mod defaults {
+    pub const LISTEN_TIMEOUT_MS: u64 = 3000;
+    pub const KILL_TIMEOUT_MS: u64 = 1600;
+    pub const KILL_SIGNAL: &str = "SIGINT";
+    pub const MAX_RESTARTS: u32 = 16;
+    pub const MIN_UPTIME_MS: u64 = 1000;
+    /// Upper bound of the exponential backoff.
+    pub const EXP_BACKOFF_MAX_MS: u64 = 15_000;
+    /// Uptime after which the exponential backoff starts over.
+    pub const EXP_BACKOFF_RESET_MS: u64 = 30_000;
+    pub const INSTANCE_VAR: &str = "NODE_APP_INSTANCE";
+    pub const LOG_DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
+}
+
+/// Lifecycle state of one instance, named as PM2 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Started, not yet ready (waiting for `ready` or `listen_timeout`).
+    Launching,
+    Online,
+    /// Told to stop; waiting for it to exit.
+    Stopping,
+    Stopped,
+    /// Crashed and waiting out its restart delay.
+    WaitingRestart,
+    /// Crashed too often (`max_restarts`); stays down until restarted.
+    Errored,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Launching => "launching",
+            Status::Online => "online",
+            Status::Stopping => "stopping",
+            Status::Stopped => "stopped",
+            Status::WaitingRestart => "waiting restart",
+            Status::Errored => "errored",
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    /// Signal name when it was killed by a signal.
+    pub signal: Option<String>,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// What the daemon reports about one instance (`jlist`, `describe`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// PM2's `pm_id`: unique in the daemon, kept across restarts and reloads.
+    pub id: u32,
+    pub name: String,
+    /// The instance index (`NODE_APP_INSTANCE`).
+    pub instance: u32,
+    pub status: Status,
+    pub pid: Option<u32>,
+    /// Restarts since the instance was started by a user command.
+    pub restarts: u32,
+    /// Consecutive restarts that came before `min_uptime`.
+    pub unstable_restarts: u32,
+    /// When the current process started, ms since the Unix epoch.
+    pub started_at_ms: Option<u64>,
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+    pub last_exit: Option<ExitInfo>,
+    pub out_log: PathBuf,
+    pub err_log: PathBuf,
+    pub spec: AppSpec,
+}

@@ -1,0 +1,13 @@
+//! The language rsup's processes speak to each other.
+//!
+//! - [`app`]: an application as the daemon runs it (fully resolved options) and
+//!   what the daemon reports about each running instance.
+//! - [`control`]: requests from the `rsup` CLI to the daemon and the replies.
+//! - [`worker`]: messages between the daemon and a worker process (the Node
+//!   addon speaks this side) over the socket named by [`worker::FD_ENV`].
+//! - [`framing`]: both channels are JSON lines; this is the one encoder/decoder.
+
+pub mod app;
+pub mod control;
+pub mod framing;
+pub mod worker;
