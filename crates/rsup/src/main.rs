@@ -1,1 +1,10 @@
-fn main() {}
+//! `rsup`: the CLI and, with `rsup daemon`, the supervisor daemon itself.
+
+mod cli;
+mod config;
+mod daemon;
+mod home;
+
+fn main() {
+    std::process::exit(cli::main());
+}

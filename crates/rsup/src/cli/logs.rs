@@ -1,0 +1,1 @@
+//! `rsup logs`: printing and following instances' log files.

@@ -1,0 +1,1 @@
+//! Human-readable output: the process table and `describe`.

@@ -1,0 +1,1 @@
+//! Where rsup keeps its state: `RSUP_HOME`.
