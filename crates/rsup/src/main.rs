@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod daemon;
 mod home;
+mod lines;
 
 fn main() {
     std::process::exit(cli::main());

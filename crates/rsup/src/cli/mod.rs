@@ -1,8 +1,22 @@
-//! The command line: parses arguments and talks to the daemon.
+//! The command line: parses arguments, reads config files, talks to the
+//! daemon and prints the answers.
 
+mod args;
+mod client;
+mod commands;
 pub mod logs;
 pub mod render;
 
+use clap::Parser;
+
+/// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = args::Cli::parse();
+    match commands::run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rsup: {e:#}");
+            1
+        }
+    }
 }

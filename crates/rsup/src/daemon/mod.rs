@@ -1,1 +1,26 @@
-//! The supervisor daemon.
+//! The supervisor daemon: owns the apps' processes and answers the CLI on
+//! the control socket.
+//!
+//! Where each lifecycle step lives:
+//! - accepting clients, checking who they are: [`server`]
+//! - what each request does (start, stop, reload, …): [`actions`]
+//! - one instance's life (launch → ready → exit → restart): [`instance`]
+//! - building the child process and its channels: [`spawn`], [`channels`]
+//! - stopping a process (signal, timeout, SIGKILL): [`stop`]
+//! - crash restarts and backoff: [`restart_policy`]
+//! - log files: [`log_writer`]; CPU/memory: [`metrics`]
+
+mod actions;
+mod channels;
+mod instance;
+mod lifecycle;
+mod log_writer;
+mod metrics;
+mod registry;
+mod restart_policy;
+mod server;
+mod spawn;
+mod stop;
+
+pub use instance::now_ms;
+pub use lifecycle::{open_daemon_log, run};

@@ -1,0 +1,152 @@
+//! Command-line syntax: PM2's verbs and flags where PM2 has them.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rsup",
+    version,
+    about = "Process supervisor for Node apps: PM2's lifecycle, zero-downtime reloads",
+    after_help = "State lives in RSUP_HOME (default ~/.rsup). The daemon starts on demand."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start a script or every app of an ecosystem file (.config.js, .json)
+    Start(StartArgs),
+    /// Stop processes: a name, an id or "all"
+    Stop { target: String },
+    /// Stop and start processes again, all at once
+    Restart { target: String },
+    /// Restart instance by instance, each waiting until the previous one is
+    /// ready again (in fork mode the app briefly has one instance fewer)
+    Reload { target: String },
+    /// Stop processes and forget them
+    #[command(visible_alias = "del")]
+    Delete { target: String },
+    /// Show the process table
+    #[command(visible_aliases = ["ls", "status"])]
+    List,
+    /// Print the process list as JSON
+    Jlist,
+    /// Show everything about a process
+    #[command(visible_alias = "show")]
+    Describe { target: String },
+    /// Print and follow log files
+    Logs {
+        /// A name, an id or "all"
+        target: Option<String>,
+        /// Lines to show from the end of each file
+        #[arg(long, default_value_t = 15)]
+        lines: usize,
+        /// Print the last lines and exit instead of following
+        #[arg(long)]
+        nostream: bool,
+    },
+    /// Start the apps of a config file that are not running, restart the rest
+    #[command(name = "startOrRestart")]
+    StartOrRestart(ApplyArgs),
+    /// Start the apps of a config file that are not running, reload the rest
+    #[command(name = "startOrReload")]
+    StartOrReload(ApplyArgs),
+    /// Like startOrReload (kept for PM2 compatibility)
+    #[command(name = "startOrGracefulReload")]
+    StartOrGracefulReload(ApplyArgs),
+    /// Say whether the daemon runs
+    Ping,
+    /// Stop every app gracefully, then the daemon
+    Kill,
+    /// Run the daemon in the foreground (started on demand by other commands)
+    #[command(hide = true)]
+    Daemon,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct StartArgs {
+    /// Script, command, or ecosystem file
+    pub script: String,
+    #[arg(short, long)]
+    pub name: Option<String>,
+    /// Number of instances: N, "max" (one per CPU), 0, or -N (CPUs minus N)
+    #[arg(short = 'i', long, allow_hyphen_values = true)]
+    pub instances: Option<String>,
+    /// Consider the app ready when it sends "ready" rather than at once
+    #[arg(long)]
+    pub wait_ready: bool,
+    /// Milliseconds to wait for "ready" before considering the app ready
+    #[arg(long, value_name = "MS")]
+    pub listen_timeout: Option<u64>,
+    /// Milliseconds between the kill signal and SIGKILL
+    #[arg(long, value_name = "MS")]
+    pub kill_timeout: Option<u64>,
+    /// Signal sent to stop the app (default SIGINT, or RSUP_KILL_SIGNAL/PM2_KILL_SIGNAL)
+    #[arg(long, value_name = "SIGNAL")]
+    pub kill_signal: Option<String>,
+    /// Stop the app by sending it the "shutdown" message instead of a signal
+    #[arg(long)]
+    pub shutdown_with_message: bool,
+    /// Use env_<NAME> from the ecosystem file
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Only start these apps of the ecosystem file (comma separated)
+    #[arg(long)]
+    pub only: Option<String>,
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    #[arg(long)]
+    pub interpreter: Option<String>,
+    /// Arguments for the interpreter, space separated
+    #[arg(long, allow_hyphen_values = true, value_name = "ARGS")]
+    pub node_args: Option<String>,
+    /// Do not restart the app when it exits
+    #[arg(long)]
+    pub no_autorestart: bool,
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    /// Milliseconds a run must last to count as stable
+    #[arg(long, value_name = "MS")]
+    pub min_uptime: Option<u64>,
+    #[arg(long, value_name = "MS")]
+    pub restart_delay: Option<u64>,
+    /// Restart crashed apps after an exponentially growing delay, starting at MS
+    #[arg(long, value_name = "MS")]
+    pub exp_backoff_restart_delay: Option<u64>,
+    /// Prefix log lines with a timestamp
+    #[arg(long)]
+    pub time: bool,
+    /// Timestamp format of log lines (PM2/moment style, e.g. "YYYY-MM-DD HH:mm:ss")
+    #[arg(long, value_name = "FORMAT")]
+    pub log_date_format: Option<String>,
+    /// All instances write to the same log files
+    #[arg(long)]
+    pub merge_logs: bool,
+    /// stdout log file
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub out_file: Option<PathBuf>,
+    /// stderr log file
+    #[arg(short = 'e', long = "error", value_name = "FILE")]
+    pub error_file: Option<PathBuf>,
+    /// Run in the foreground, without a daemon (for containers)
+    #[arg(long)]
+    pub no_daemon: bool,
+    /// Arguments for the app, after --
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// Ecosystem file
+    pub config: String,
+    /// Use env_<NAME> from the ecosystem file
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Only these apps of the file (comma separated)
+    #[arg(long)]
+    pub only: Option<String>,
+}

@@ -1,0 +1,98 @@
+//! Talking to the daemon: connect (starting it when it does not run), send
+//! one request, relay progress, return the final reply.
+
+use crate::home::Home;
+use anyhow::{bail, Context, Result};
+use rsup_proto::control::{Reply, Request};
+use rsup_proto::framing::{decode, encode};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a freshly started daemon may take to open its socket.
+const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to a running daemon; `None` when none runs.
+pub fn connect_existing(home: &Home) -> Result<Option<UnixStream>> {
+    match UnixStream::connect(home.socket()) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!("cannot connect to the rsup daemon at {}", home.socket().display())
+        }),
+    }
+}
+
+/// Connects, starting the daemon first when it does not run.
+pub fn connect(home: &Home) -> Result<UnixStream> {
+    if let Some(s) = connect_existing(home)? {
+        return Ok(s);
+    }
+    start_daemon(home)?;
+    let deadline = Instant::now() + DAEMON_START_TIMEOUT;
+    loop {
+        if let Some(s) = connect_existing(home)? {
+            return Ok(s);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the rsup daemon did not start; see {}",
+                home.daemon_log().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts `rsup daemon` detached from this terminal, with this environment
+/// (apps inherit it, as PM2's do), logging to `RSUP_HOME/rsup.log`.
+fn start_daemon(home: &Home) -> Result<()> {
+    home.ensure()?;
+    let log = crate::daemon::open_daemon_log(home)?;
+    let exe = std::env::current_exe().context("locating the rsup binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .current_dir("/");
+    // SAFETY: setsid is async-signal-safe; it detaches the daemon from the
+    // terminal's session so the terminal's hangup does not reach it.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    // The daemon outlives us; its exit is collected by init.
+    cmd.spawn().context("starting the rsup daemon")?;
+    Ok(())
+}
+
+/// Sends `request` and returns the final reply, passing each progress
+/// message to `on_progress` as it arrives.
+pub fn send(
+    stream: UnixStream,
+    request: &Request,
+    mut on_progress: impl FnMut(&str),
+) -> Result<Reply> {
+    let mut writer = stream.try_clone()?;
+    writer.write_all(&encode(request))?;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            bail!("the rsup daemon closed the connection without answering");
+        }
+        let reply: Reply = decode(&line).context("unreadable reply from the rsup daemon")?;
+        match reply {
+            Reply::Progress { message } => on_progress(&message),
+            other => return Ok(other),
+        }
+    }
+}

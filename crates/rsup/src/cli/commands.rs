@@ -1,0 +1,282 @@
+//! What each verb does on the client side.
+
+use super::args::{ApplyArgs, Command, StartArgs};
+use super::client::{connect, connect_existing, send};
+use super::{logs, render};
+use crate::config::{self, Context as ConfigContext, Overrides};
+use crate::home::Home;
+use anyhow::{bail, Result};
+use rsup_proto::app::{AppSpec, ProcessInfo, Status};
+use rsup_proto::control::{ApplyAction, Reply, Request, Target};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub fn run(command: Command) -> Result<i32> {
+    let home = Home::from_env()?;
+    match command {
+        Command::Daemon => {
+            crate::daemon::run(home, vec![])?;
+            Ok(0)
+        }
+        Command::Start(args) => start(&home, args),
+        Command::Stop { target } => act(&home, Request::Stop { target: t(&target) }),
+        Command::Restart { target } => act(&home, Request::Restart { target: t(&target) }),
+        Command::Reload { target } => act(&home, Request::Reload { target: t(&target) }),
+        Command::Delete { target } => act(&home, Request::Delete { target: t(&target) }),
+        Command::List => {
+            print_table(&list(&home)?);
+            Ok(0)
+        }
+        Command::Jlist => {
+            println!("{}", serde_json::to_string(&list(&home)?)?);
+            Ok(0)
+        }
+        Command::Describe { target } => describe(&home, &target),
+        Command::Logs {
+            target,
+            lines,
+            nostream,
+        } => show_logs(&home, target.as_deref().unwrap_or("all"), lines, nostream),
+        Command::StartOrRestart(a) => apply(&home, a, ApplyAction::Restart),
+        Command::StartOrReload(a) | Command::StartOrGracefulReload(a) => {
+            apply(&home, a, ApplyAction::Reload)
+        }
+        Command::Ping => ping(&home),
+        Command::Kill => kill(&home),
+    }
+}
+
+fn t(s: &str) -> Target {
+    Target::from(s)
+}
+
+/// Sends a request, prints its progress, then the table; non-zero on error.
+fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
+    let reply = send(connect(home)?, req, |m| println!("[rsup] {m}"))?;
+    match reply {
+        Reply::Done { processes } => Ok(processes),
+        Reply::Error { message } => bail!(message),
+        Reply::Pong { .. } | Reply::Progress { .. } => bail!("unexpected reply from the daemon"),
+    }
+}
+
+fn act(home: &Home, req: Request) -> Result<i32> {
+    request(home, &req)?;
+    print_table(&list(home)?);
+    Ok(0)
+}
+
+fn list(home: &Home) -> Result<Vec<ProcessInfo>> {
+    request(home, &Request::List)
+}
+
+fn print_table(procs: &[ProcessInfo]) {
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!(
+        "{}",
+        render::process_table(procs, crate::daemon::now_ms(), None, color)
+    );
+}
+
+fn context() -> Result<ConfigContext> {
+    Ok(ConfigContext {
+        cwd: std::env::current_dir()?,
+        env: std::env::vars().collect(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+    })
+}
+
+fn overrides(a: &StartArgs) -> Overrides {
+    Overrides {
+        name: a.name.clone(),
+        instances: a.instances.clone(),
+        wait_ready: a.wait_ready.then_some(true),
+        listen_timeout_ms: a.listen_timeout,
+        kill_timeout_ms: a.kill_timeout,
+        kill_signal: a.kill_signal.clone(),
+        shutdown_with_message: a.shutdown_with_message.then_some(true),
+        env_name: a.env.clone(),
+        cwd: a.cwd.clone(),
+        interpreter: a.interpreter.clone(),
+        node_args: a
+            .node_args
+            .as_deref()
+            .map(|s| s.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
+        autorestart: a.no_autorestart.then_some(false),
+        max_restarts: a.max_restarts,
+        min_uptime_ms: a.min_uptime,
+        restart_delay_ms: a.restart_delay,
+        exp_backoff_restart_delay_ms: a.exp_backoff_restart_delay,
+        time: a.time.then_some(true),
+        merge_logs: a.merge_logs.then_some(true),
+        log_date_format: a.log_date_format.clone(),
+        out_file: a.out_file.clone(),
+        error_file: a.error_file.clone(),
+        args: a.args.clone(),
+        only: a.only.clone(),
+        ..Overrides::default()
+    }
+}
+
+/// Reads apps from a config file or a script, printing warnings.
+fn load(script: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
+    let ctx = context()?;
+    let loaded = if config::is_config_file(script) {
+        config::load_config_file(std::path::Path::new(script), ov, &ctx)?
+    } else {
+        config::app_from_script(script, ov, &ctx)?
+    };
+    for w in &loaded.warnings {
+        eprintln!("rsup: warning: {w}");
+    }
+    if loaded.apps.is_empty() {
+        bail!("{script}: no app to start");
+    }
+    Ok(loaded.apps)
+}
+
+fn start(home: &Home, args: StartArgs) -> Result<i32> {
+    let apps = load(&args.script, &overrides(&args))?;
+    if args.no_daemon {
+        crate::daemon::run(home.clone(), apps)?;
+        return Ok(0);
+    }
+    let started = request(home, &Request::Start { apps })?;
+    print_table(&list(home)?);
+    Ok(report_failures(&started))
+}
+
+fn apply(home: &Home, a: ApplyArgs, action: ApplyAction) -> Result<i32> {
+    let ov = Overrides {
+        env_name: a.env,
+        only: a.only,
+        ..Overrides::default()
+    };
+    let apps = load(&a.config, &ov)?;
+    let touched = request(home, &Request::Apply { apps, action })?;
+    print_table(&list(home)?);
+    Ok(report_failures(&touched))
+}
+
+/// Names instances that did not come up; exit code 1 if any.
+fn report_failures(procs: &[ProcessInfo]) -> i32 {
+    let failed: Vec<&ProcessInfo> = procs
+        .iter()
+        .filter(|p| p.status == Status::Errored)
+        .collect();
+    for p in &failed {
+        eprintln!(
+            "rsup: {} (id {}) failed to start; see {}",
+            p.name,
+            p.id,
+            p.err_log.display()
+        );
+    }
+    i32::from(!failed.is_empty())
+}
+
+/// The processes a target names, from the list (the CLI-side commands).
+fn select(procs: Vec<ProcessInfo>, target: &str) -> Result<Vec<ProcessInfo>> {
+    let chosen: Vec<ProcessInfo> = procs
+        .into_iter()
+        .filter(|p| target == "all" || p.name == target || p.id.to_string() == target)
+        .collect();
+    if chosen.is_empty() && target != "all" {
+        bail!("process or app not found: {target}");
+    }
+    Ok(chosen)
+}
+
+fn describe(home: &Home, target: &str) -> Result<i32> {
+    for p in select(list(home)?, target)? {
+        println!("{}", render::describe(&p, crate::daemon::now_ms()));
+    }
+    Ok(0)
+}
+
+fn show_logs(home: &Home, target: &str, lines: usize, nostream: bool) -> Result<i32> {
+    let sources: Vec<logs::LogSource> = select(list(home)?, target)?
+        .into_iter()
+        .flat_map(|p| {
+            let label = format!("{}|{}", p.id, p.name);
+            [
+                logs::LogSource {
+                    label: label.clone(),
+                    path: p.out_log,
+                    stream: logs::Stream::Out,
+                },
+                logs::LogSource {
+                    label,
+                    path: p.err_log,
+                    stream: logs::Stream::Err,
+                },
+            ]
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if nostream {
+        logs::print_tail(&sources, lines, &mut out)?;
+        return Ok(0);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc_flag(flag);
+    logs::tail_and_follow(&sources, lines, &mut out, &stop)?;
+    let _ = stop.load(Ordering::Relaxed);
+    Ok(0)
+}
+
+/// Sets `flag` on Ctrl-C so `logs` can end cleanly.
+fn ctrlc_flag(flag: Arc<AtomicBool>) {
+    let _ = signal_hook_flag(flag);
+}
+
+fn signal_hook_flag(flag: Arc<AtomicBool>) -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    extern "C" fn on_int(_: libc::c_int) {
+        if let Some(f) = FLAG.get() {
+            f.store(true, Ordering::SeqCst);
+        }
+    }
+    let _ = FLAG.set(flag);
+    let action = SigAction::new(SigHandler::Handler(on_int), SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handler only stores to an atomic.
+    unsafe { sigaction(Signal::SIGINT, &action)? };
+    Ok(())
+}
+
+fn ping(home: &Home) -> Result<i32> {
+    let Some(stream) = connect_existing(home)? else {
+        println!("rsup daemon is not running ({})", home.dir.display());
+        return Ok(1);
+    };
+    match send(stream, &Request::Ping, |_| {})? {
+        Reply::Pong { pid, version } => {
+            println!("rsup daemon is running (pid {pid}, version {version})");
+            Ok(0)
+        }
+        Reply::Error { message } => bail!(message),
+        _ => bail!("unexpected reply from the daemon"),
+    }
+}
+
+fn kill(home: &Home) -> Result<i32> {
+    let Some(stream) = connect_existing(home)? else {
+        println!("rsup daemon is not running");
+        return Ok(0);
+    };
+    match send(stream, &Request::Kill, |m| println!("[rsup] {m}"))? {
+        Reply::Error { message } => bail!(message),
+        _ => {}
+    }
+    // The daemon exits right after answering; wait until it has.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while connect_existing(home)?.is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    println!("rsup daemon stopped");
+    Ok(0)
+}

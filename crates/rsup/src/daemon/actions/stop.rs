@@ -1,0 +1,35 @@
+//! `stop`, `delete`, and stopping everything when the daemon exits.
+
+use super::{describe, done, for_each};
+use crate::daemon::lifecycle::Daemon;
+use rsup_proto::control::{Reply, Target};
+use std::sync::Arc;
+
+pub async fn stop(daemon: &Arc<Daemon>, target: &Target) -> Reply {
+    let handles = match daemon.registry.lock().unwrap().resolve(target) {
+        Ok(ids) => daemon.registry.lock().unwrap().handles(&ids),
+        Err(e) => return super::error(e),
+    };
+    for_each(&handles, |h| async move { h.stop().await }).await;
+    done(daemon, &handles)
+}
+
+pub async fn delete(daemon: &Arc<Daemon>, target: &Target) -> Reply {
+    let ids = match daemon.registry.lock().unwrap().resolve(target) {
+        Ok(ids) => ids,
+        Err(e) => return super::error(e),
+    };
+    let handles = daemon.registry.lock().unwrap().handles(&ids);
+    for_each(&handles, |h| async move { h.remove().await }).await;
+    let processes = describe(daemon, &handles);
+    let mut registry = daemon.registry.lock().unwrap();
+    for id in ids {
+        registry.remove(id);
+    }
+    Reply::Done { processes }
+}
+
+/// Stops every instance gracefully, all at once, and forgets them.
+pub async fn stop_everything(daemon: &Arc<Daemon>) {
+    let _ = delete(daemon, &Target::from("all")).await;
+}

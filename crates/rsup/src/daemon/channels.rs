@@ -1,0 +1,106 @@
+//! The two message channels of a running process: Node's IPC channel (what
+//! `process.send` and `process.on('message')` use, so PM2 apps work
+//! unchanged) and rsup's worker channel (what the addon speaks).
+//!
+//! Readers turn what the child says into [`ChildEvent`]s; nothing a child
+//! sends can do more than that, and garbage is ignored.
+
+use crate::lines::read_line;
+use rsup_proto::framing::{decode, encode};
+use rsup_proto::worker::{SupervisorMessage, WorkerMessage};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+/// Something a running process told the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildEvent {
+    Ready,
+}
+
+/// How long a write to a child may block: a child that stops reading must
+/// not stall its supervisor.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
+
+pub struct Channels {
+    node: Option<OwnedWriteHalf>,
+    worker: OwnedWriteHalf,
+}
+
+impl Channels {
+    /// Starts the readers, which end when the child closes its side.
+    pub fn open(
+        node: Option<UnixStream>,
+        worker: UnixStream,
+        events: mpsc::Sender<ChildEvent>,
+    ) -> Channels {
+        let node = node.map(|stream| {
+            let (read, write) = stream.into_split();
+            tokio::spawn(read_node_channel(read, events.clone()));
+            write
+        });
+        let (read, write) = worker.into_split();
+        tokio::spawn(read_worker_channel(read, events));
+        Channels {
+            node,
+            worker: write,
+        }
+    }
+
+    /// Delivers `'shutdown'` to `process.on('message')`. False when the app
+    /// has no Node channel or no longer listens on it.
+    pub async fn send_node_shutdown(&mut self) -> bool {
+        match self.node.as_mut() {
+            Some(w) => write_line(w, &encode(&"shutdown")).await,
+            None => false,
+        }
+    }
+
+    pub async fn send_worker(&mut self, msg: &SupervisorMessage) -> bool {
+        write_line(&mut self.worker, &encode(msg)).await
+    }
+}
+
+async fn write_line(w: &mut OwnedWriteHalf, line: &[u8]) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, w.write_all(line)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn read_node_channel(
+    read: tokio::net::unix::OwnedReadHalf,
+    events: mpsc::Sender<ChildEvent>,
+) {
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    while let Ok(true) = read_line(&mut reader, &mut line).await {
+        // PM2 apps send the bare string 'ready'; everything else on this
+        // channel (process:msg packets, Node-internal NODE_* commands) is
+        // not ours.
+        if let Ok(serde_json::Value::String(s)) = decode::<serde_json::Value>(&line) {
+            if s == "ready" && events.send(ChildEvent::Ready).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn read_worker_channel(
+    read: tokio::net::unix::OwnedReadHalf,
+    events: mpsc::Sender<ChildEvent>,
+) {
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    while let Ok(true) = read_line(&mut reader, &mut line).await {
+        let event = match decode::<WorkerMessage>(&line) {
+            Ok(WorkerMessage::Ready) => ChildEvent::Ready,
+            Err(_) => continue,
+        };
+        if events.send(event).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! What happens after a process exits on its own: PM2's rules for
+//! `autorestart`, `max_restarts`/`min_uptime`, `restart_delay` and
+//! `exp_backoff_restart_delay`. Pure, so the rules are tested directly.
+
+use rsup_proto::app::{defaults, AppSpec};
+use std::time::Duration;
+
+/// Memory of earlier crashes that the next decision depends on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CrashHistory {
+    /// Consecutive exits that came sooner than `min_uptime` after start.
+    pub unstable_restarts: u32,
+    /// Delay used for the previous backoff restart; 0 when none is running.
+    pub last_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Start again after this delay.
+    Restart(Duration),
+    /// `autorestart` is off: stay stopped.
+    Stay,
+    /// Too many unstable restarts: stay down as `errored`.
+    GiveUp,
+}
+
+/// Decides what to do about an exit after `uptime`, updating `history`.
+pub fn decide(spec: &AppSpec, uptime: Duration, history: &mut CrashHistory) -> Decision {
+    let uptime_ms = uptime.as_millis() as u64;
+    if uptime_ms < spec.min_uptime_ms {
+        history.unstable_restarts += 1;
+    } else {
+        history.unstable_restarts = 0;
+    }
+    if uptime_ms >= defaults::EXP_BACKOFF_RESET_MS {
+        history.last_backoff_ms = 0;
+    }
+    if !spec.autorestart {
+        return Decision::Stay;
+    }
+    if history.unstable_restarts > spec.max_restarts {
+        return Decision::GiveUp;
+    }
+    let delay_ms = if spec.exp_backoff_restart_delay_ms > 0 {
+        let next = if history.last_backoff_ms == 0 {
+            spec.exp_backoff_restart_delay_ms
+        } else {
+            (history.last_backoff_ms as f64 * 1.5) as u64
+        };
+        let next = next.min(defaults::EXP_BACKOFF_MAX_MS);
+        history.last_backoff_ms = next;
+        next
+    } else {
+        spec.restart_delay_ms
+    };
+    Decision::Restart(Duration::from_millis(delay_ms))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rsup_proto::app::ExecMode;
+    use std::collections::BTreeMap;
+
+    pub fn spec() -> AppSpec {
+        AppSpec {
+            name: "t".into(),
+            script: "/bin/true".into(),
+            args: vec![],
+            cwd: "/".into(),
+            interpreter: None,
+            node_args: vec![],
+            node: false,
+            instances: 1,
+            exec_mode: ExecMode::Fork,
+            env: BTreeMap::new(),
+            wait_ready: false,
+            listen_timeout_ms: defaults::LISTEN_TIMEOUT_MS,
+            kill_timeout_ms: defaults::KILL_TIMEOUT_MS,
+            kill_signal: "SIGINT".into(),
+            shutdown_with_message: false,
+            treekill: true,
+            autorestart: true,
+            max_restarts: defaults::MAX_RESTARTS,
+            min_uptime_ms: defaults::MIN_UPTIME_MS,
+            restart_delay_ms: 0,
+            exp_backoff_restart_delay_ms: 0,
+            instance_var: defaults::INSTANCE_VAR.into(),
+            out_file: None,
+            error_file: None,
+            merge_logs: false,
+            log_date_format: None,
+            time: false,
+        }
+    }
+
+    const FAST: Duration = Duration::from_millis(10);
+
+    #[test]
+    fn gives_up_after_max_restarts_unstable_exits() {
+        let mut s = spec();
+        s.max_restarts = 3;
+        let mut h = CrashHistory::default();
+        for _ in 0..3 {
+            assert_eq!(decide(&s, FAST, &mut h), Decision::Restart(Duration::ZERO));
+        }
+        assert_eq!(decide(&s, FAST, &mut h), Decision::GiveUp);
+    }
+
+    #[test]
+    fn a_stable_run_resets_the_unstable_count() {
+        let mut s = spec();
+        s.max_restarts = 1;
+        let mut h = CrashHistory::default();
+        decide(&s, FAST, &mut h);
+        assert_eq!(h.unstable_restarts, 1);
+        decide(&s, Duration::from_secs(2), &mut h);
+        assert_eq!(h.unstable_restarts, 0);
+        assert!(matches!(decide(&s, FAST, &mut h), Decision::Restart(_)));
+    }
+
+    #[test]
+    fn no_autorestart_stays_down() {
+        let mut s = spec();
+        s.autorestart = false;
+        assert_eq!(
+            decide(&s, FAST, &mut CrashHistory::default()),
+            Decision::Stay
+        );
+    }
+
+    #[test]
+    fn exponential_backoff_grows_by_half_caps_and_resets() {
+        let mut s = spec();
+        s.exp_backoff_restart_delay_ms = 100;
+        s.max_restarts = 1000;
+        let mut h = CrashHistory::default();
+        let mut delays = vec![];
+        for _ in 0..4 {
+            match decide(&s, FAST, &mut h) {
+                Decision::Restart(d) => delays.push(d.as_millis()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(delays, [100, 150, 225, 337]);
+        for _ in 0..30 {
+            decide(&s, FAST, &mut h);
+        }
+        assert_eq!(h.last_backoff_ms, defaults::EXP_BACKOFF_MAX_MS);
+        // Thirty seconds up: the next crash starts the backoff over.
+        assert_eq!(
+            decide(&s, Duration::from_secs(31), &mut h),
+            Decision::Restart(Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn fixed_restart_delay() {
+        let mut s = spec();
+        s.restart_delay_ms = 250;
+        assert_eq!(
+            decide(&s, FAST, &mut CrashHistory::default()),
+            Decision::Restart(Duration::from_millis(250))
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The control socket: checks who connects, reads one request, streams the
+//! replies back.
+
+use super::actions;
+use super::lifecycle::Daemon;
+use crate::lines::read_line;
+use rsup_proto::control::{Reply, Request};
+use rsup_proto::framing::{decode, encode};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+/// A client has this long to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
+    let (read, mut write) = stream.into_split();
+    if let Err(message) = check_peer(&write) {
+        let _ = write.write_all(&encode(&Reply::Error { message })).await;
+        return;
+    }
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_line(&mut reader, &mut line)).await
+    {
+        Ok(Ok(true)) => decode::<Request>(&line).map_err(|e| format!("bad request: {e}")),
+        Ok(Ok(false)) => return,
+        Ok(Err(e)) => Err(format!("bad request: {e}")),
+        Err(_) => Err("no request received in time".to_string()),
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(message) => {
+            let _ = write.write_all(&encode(&Reply::Error { message })).await;
+            return;
+        }
+    };
+
+    // Progress lines go out as they happen; the final reply closes.
+    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Reply>();
+    let is_kill = matches!(request, Request::Kill);
+    let work = actions::handle(&daemon, request, progress_tx);
+    tokio::pin!(work);
+    let final_reply = loop {
+        tokio::select! {
+            reply = &mut work => break reply,
+            Some(p) = progress_rx.recv() => {
+                // A client that went away must not stop the action.
+                let _ = write.write_all(&encode(&p)).await;
+            }
+        }
+    };
+    while let Ok(p) = progress_rx.try_recv() {
+        let _ = write.write_all(&encode(&p)).await;
+    }
+    let _ = write.write_all(&encode(&final_reply)).await;
+    let _ = write.shutdown().await;
+    if is_kill {
+        daemon.exit.notify_one();
+    }
+}
+
+/// Only the daemon's own user (and root) may control it.
+fn check_peer(stream: &tokio::net::unix::OwnedWriteHalf) -> Result<(), String> {
+    let me = nix::unistd::geteuid().as_raw();
+    let cred = stream
+        .as_ref()
+        .peer_cred()
+        .map_err(|e| format!("cannot read peer credentials: {e}"))?;
+    if cred.uid() == me || cred.uid() == 0 {
+        Ok(())
+    } else {
+        eprintln!(
+            "rsup: refused control connection from uid {} (pid {:?})",
+            cred.uid(),
+            cred.pid()
+        );
+        Err(format!(
+            "permission denied: this rsup daemon belongs to uid {me}, not uid {}",
+            cred.uid()
+        ))
+    }
+}

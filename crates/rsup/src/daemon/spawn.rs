@@ -1,0 +1,175 @@
+//! Starting one process of an instance: the command line, the environment
+//! (the app's, PM2's variables, rsup's), its own process group, the Node IPC
+//! channel, the rsup worker channel, and stdout/stderr into the logs.
+
+use super::log_writer::{spawn_copier, LogTarget};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use rsup_proto::app::{defaults, AppSpec};
+use rsup_proto::worker;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+/// Who is being launched, beyond the app's options.
+pub struct LaunchRequest<'a> {
+    pub spec: &'a AppSpec,
+    pub id: u32,
+    pub instance: u32,
+    pub restarts: u32,
+    pub out_log: &'a PathBuf,
+    pub err_log: &'a PathBuf,
+}
+
+/// A process just started, with the parent's ends of its channels.
+pub struct Launched {
+    pub child: Child,
+    pub pid: u32,
+    /// Node's IPC channel (`NODE_CHANNEL_FD`), for Node apps only.
+    pub node_channel: Option<UnixStream>,
+    /// rsup's worker channel (`RSUP_FD`).
+    pub worker_channel: UnixStream,
+    /// The stdout and stderr copiers; they end when the pipes close.
+    pub log_copiers: Vec<JoinHandle<()>>,
+}
+
+pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
+    let spec = req.spec;
+    let (worker_parent, worker_child) = channel_pair()?;
+    let node_pair = if spec.node {
+        Some(channel_pair()?)
+    } else {
+        None
+    };
+
+    let mut cmd = match &spec.interpreter {
+        Some(interpreter) => {
+            let mut c = Command::new(interpreter);
+            c.args(&spec.node_args).arg(&spec.script);
+            c
+        }
+        None => Command::new(&spec.script),
+    };
+    cmd.args(&spec.args)
+        .current_dir(&spec.cwd)
+        .env_clear()
+        .envs(&spec.env)
+        .envs(pm2_variables(req))
+        .env(worker::FD_ENV, worker_child.as_raw_fd().to_string())
+        .env(worker::KILL_TIMEOUT_ENV, spec.kill_timeout_ms.to_string())
+        .env(worker::KILL_SIGNAL_ENV, &spec.kill_signal)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group, so the kill signal reaches the whole tree and a
+        // Ctrl-C meant for a foreground rsup does not.
+        .process_group(0)
+        .kill_on_drop(false);
+
+    let mut inherited: Vec<RawFd> = vec![worker_child.as_raw_fd()];
+    if let Some((_, node_child)) = &node_pair {
+        cmd.env("NODE_CHANNEL_FD", node_child.as_raw_fd().to_string())
+            .env("NODE_CHANNEL_SERIALIZATION_MODE", "json");
+        inherited.push(node_child.as_raw_fd());
+    }
+    // SAFETY: between fork and exec only async-signal-safe calls are made
+    // (fcntl), on descriptors that stay open in the parent until spawn
+    // returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &inherited {
+                let flags = libc::fcntl(*fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(*fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+
+    let mut child = cmd.spawn()?;
+    // The child's ends now live in the child; closing ours lets us see EOF
+    // when it exits.
+    drop(worker_child);
+    let node_channel = match node_pair {
+        Some((parent, child_end)) => {
+            drop(child_end);
+            Some(into_tokio(parent)?)
+        }
+        None => None,
+    };
+    let pid = child.id().unwrap_or(0);
+    let stamp = timestamp_format(spec);
+    let mut log_copiers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        log_copiers.push(spawn_copier(
+            out,
+            LogTarget {
+                path: req.out_log.clone(),
+                timestamp_format: stamp.clone(),
+            },
+        ));
+    }
+    if let Some(err) = child.stderr.take() {
+        log_copiers.push(spawn_copier(
+            err,
+            LogTarget {
+                path: req.err_log.clone(),
+                timestamp_format: stamp,
+            },
+        ));
+    }
+    Ok(Launched {
+        child,
+        pid,
+        node_channel,
+        worker_channel: into_tokio(worker_parent)?,
+        log_copiers,
+    })
+}
+
+/// The variables PM2 gives its processes, which apps and libraries read.
+fn pm2_variables(req: &LaunchRequest) -> Vec<(String, String)> {
+    let spec = req.spec;
+    vec![
+        (spec.instance_var.clone(), req.instance.to_string()),
+        ("pm_id".into(), req.id.to_string()),
+        ("name".into(), spec.name.clone()),
+        ("exec_mode".into(), spec.exec_mode.pm2_name().into()),
+        ("instances".into(), spec.instances.to_string()),
+        ("restart_time".into(), req.restarts.to_string()),
+        ("pm_exec_path".into(), spec.script.clone()),
+        ("pm_cwd".into(), spec.cwd.display().to_string()),
+        ("pm_out_log_path".into(), req.out_log.display().to_string()),
+        ("pm_err_log_path".into(), req.err_log.display().to_string()),
+        ("RSUP_ID".into(), req.id.to_string()),
+    ]
+}
+
+pub fn timestamp_format(spec: &AppSpec) -> Option<String> {
+    match (&spec.log_date_format, spec.time) {
+        (Some(f), _) => Some(f.clone()),
+        (None, true) => Some(defaults::LOG_DATE_FORMAT.into()),
+        (None, false) => None,
+    }
+}
+
+/// A connected pair of Unix stream sockets, both close-on-exec: the child's
+/// end is made inheritable only inside the child, so concurrent launches
+/// never leak each other's channels.
+fn channel_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
+}
+
+fn into_tokio(fd: OwnedFd) -> std::io::Result<UnixStream> {
+    let std = std::os::unix::net::UnixStream::from(fd);
+    std.set_nonblocking(true)?;
+    UnixStream::from_std(std)
+}
