@@ -1,1 +1,14 @@
+//! Native half of the `rsup` npm package: only what Node cannot do itself.
+//!
+//! - [`worker_channel`]: rsup's own worker socket (`RSUP_FD`), spoken with
+//!   the types from `rsup-proto`.
+//! - [`sd_notify`]: systemd readiness, a Unix datagram Node cannot send.
+//! - [`testing`]: a datagram receiver the package's tests use to stand in
+//!   for systemd; exported under an internal name.
+//!
+//! Signals, HTTP draining and the shutdown sequence live in the JS package
+//! (`npm/rsup/lib`), where they belong.
 
+mod sd_notify;
+mod testing;
+mod worker_channel;
