@@ -1,0 +1,62 @@
+// Written by hand: the public API is JavaScript; the native addon underneath
+// is internal.
+import type { IncomingMessage, ServerResponse, Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
+
+export type Supervisor = 'rsup' | 'pm2' | 'systemd' | 'none';
+
+export interface ShutdownOptions {
+  /** Shown in logs when the handler or server fails or overruns. */
+  name?: string;
+  /**
+   * Shutdown deadline in milliseconds when no supervisor states one
+   * (systemd, no supervisor). Default 10000. rsup's and PM2's kill timeout
+   * take precedence.
+   */
+  timeout?: number;
+}
+
+/** Tells the supervisor the app is ready for traffic. Harmless to call twice. */
+export function ready(): void;
+
+/**
+ * Registers a cleanup function run once when the process is asked to stop,
+ * after servers have drained and tracked work has settled; handlers run
+ * last registered first. Returns a function that unregisters it.
+ */
+export function onShutdown(fn: () => unknown | Promise<unknown>, opts?: ShutdownOptions): () => void;
+
+type AnyServer = HttpServer | HttpsServer | Http2Server | Http2SecureServer;
+
+/**
+ * Drains `server` on shutdown: stops accepting, closes idle keep-alive
+ * connections, lets in-flight requests finish with `Connection: close` and
+ * destroys what is left at the deadline. Returns the server.
+ */
+export function graceful<S extends AnyServer>(server: S, opts?: ShutdownOptions): S;
+
+/** Background work that shutdown waits for before cleanup handlers run. */
+export function track<T>(work: Promise<T> | (() => T | Promise<T>)): Promise<Awaited<T>>;
+
+export function isShuttingDown(): boolean;
+
+/** A handler answering 200, or 503 with `Connection: close` while shutting down. */
+export function readiness(opts?: {
+  ok?: string;
+  draining?: string;
+}): (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The supervisor detected at start-up. */
+export function supervisor(): Supervisor;
+
+declare const rsup: {
+  ready: typeof ready;
+  onShutdown: typeof onShutdown;
+  graceful: typeof graceful;
+  track: typeof track;
+  isShuttingDown: typeof isShuttingDown;
+  readiness: typeof readiness;
+  supervisor: typeof supervisor;
+};
+export default rsup;
