@@ -1,1 +1,767 @@
 //! `rsup logs`: printing and following instances' log files.
+//!
+//! The CLI reads the files itself rather than asking the daemon to stream
+//! them, so `rsup logs` works the same whether or not the daemon is busy.
+//! Following polls the files: it is portable, needs no dependency, and a
+//! delay of a poll interval is invisible to someone reading logs.
+
+// `rsup logs` calls these; unused until it is wired.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How much of a file is read at a time when looking for its last lines.
+const TAIL_CHUNK: usize = 64 * 1024;
+const POLL_INTERVAL: Duration = Duration::from_millis(150);
+/// Most bytes taken from one file per poll, so a burst of output cannot
+/// exhaust memory; the rest is read on the next round, without sleeping.
+const MAX_READ_PER_POLL: u64 = 1 << 20;
+/// A line this long without a newline is printed anyway rather than held.
+const MAX_PENDING: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// One log file of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSource {
+    /// Printed before each line, e.g. `0|api`.
+    pub label: String,
+    pub path: PathBuf,
+    pub stream: Stream,
+}
+
+/// For each log file, a header (`/path/api-out.log last 15 lines:`) and its
+/// last `lines` lines, each prefixed by its label. Files that do not exist
+/// yet are skipped; a file shared by several sources is printed once.
+pub fn print_tail(sources: &[LogSource], lines: usize, out: &mut impl Write) -> io::Result<()> {
+    let files = group_by_path(sources);
+    let width = label_width(&files);
+    for f in &files {
+        let mut file = match File::open(&f.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(with_path(e, &f.path)),
+        };
+        let end = file.metadata().map_err(|e| with_path(e, &f.path))?.len();
+        print_block(&mut file, f, end, lines, width, out)?;
+    }
+    out.flush()
+}
+
+/// Prints lines appended to the files from now on until `stop` is set.
+///
+/// Copes with a file that appears later (read from its start), is
+/// truncated (read again from its start) or is replaced, as by log rotation
+/// (the rest of the old file is read, then the new one from its start). A
+/// line is printed once its newline has been written.
+pub fn follow(sources: &[LogSource], out: &mut impl Write, stop: &AtomicBool) -> io::Result<()> {
+    Follower::new(sources)?.run(out, stop)
+}
+
+/// `rsup logs` without `--nostream`: the last `lines` lines of each file,
+/// then the lines that follow, until `stop` is set.
+///
+/// The files are opened before their tails are printed and followed from
+/// exactly where the tails ended, so no line is lost or printed twice.
+pub fn tail_then_follow(
+    sources: &[LogSource],
+    lines: usize,
+    out: &mut impl Write,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let mut follower = Follower::new(sources)?;
+    for t in &mut follower.tracked {
+        if let Some(file) = &mut t.file {
+            print_block(file, &t.log, t.offset, lines, follower.width, out)?;
+        }
+    }
+    out.flush()?;
+    follower.run(out, stop)
+}
+
+/// One file to print, with the label its lines get.
+struct LogFile {
+    path: PathBuf,
+    label: String,
+}
+
+/// Sources by path, in the order first named.
+fn group_by_path(sources: &[LogSource]) -> Vec<LogFile> {
+    let mut paths: Vec<&Path> = Vec::new();
+    for s in sources {
+        if !paths.contains(&s.path.as_path()) {
+            paths.push(&s.path);
+        }
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let labels: Vec<&str> = sources
+                .iter()
+                .filter(|s| s.path == path)
+                .map(|s| s.label.as_str())
+                .collect();
+            LogFile {
+                path: path.to_path_buf(),
+                label: shared_label(&labels),
+            }
+        })
+        .collect()
+}
+
+/// Label for a file several sources write to (merged logs). Its lines
+/// cannot be told apart, so `0|api` would be a lie when `1|api` writes there
+/// too: use the common app name when the labels are `id|name`.
+fn shared_label(labels: &[&str]) -> String {
+    let first = labels[0];
+    if labels.iter().all(|l| *l == first) {
+        return first.to_string();
+    }
+    let name = |l: &str| l.split_once('|').map(|(_, n)| n.to_string());
+    match name(first) {
+        Some(n) if labels.iter().all(|l| name(l).as_ref() == Some(&n)) => n,
+        _ => first.to_string(),
+    }
+}
+
+fn label_width(files: &[LogFile]) -> usize {
+    files
+        .iter()
+        .map(|f| f.label.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// The header and last `lines` lines of the first `end` bytes of `file`.
+fn print_block(
+    file: &mut File,
+    log: &LogFile,
+    end: u64,
+    lines: usize,
+    width: usize,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    if lines == 0 {
+        return Ok(());
+    }
+    writeln!(out, "{} last {lines} lines:", log.path.display())?;
+    let data = last_lines(file, lines, end, TAIL_CHUNK).map_err(|e| with_path(e, &log.path))?;
+    for line in split_lines(&data) {
+        write_line(out, &log.label, width, line)?;
+    }
+    writeln!(out)
+}
+
+/// The bytes of the last `n` lines among the first `end` bytes of `file`,
+/// found by reading backwards `chunk` bytes at a time so a large log is
+/// never loaded whole. A final line without a newline counts as a line.
+fn last_lines(file: &mut File, n: usize, end: u64, chunk: usize) -> io::Result<Vec<u8>> {
+    if n == 0 || end == 0 {
+        return Ok(Vec::new());
+    }
+    let mut buf = vec![0; chunk];
+    let mut pos = end;
+    let mut start = 0;
+    let mut newlines = 0;
+    'scan: while pos > 0 {
+        let len = chunk.min(usize::try_from(pos).unwrap_or(usize::MAX));
+        pos -= len as u64;
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut buf[..len])?;
+        for i in (0..len).rev() {
+            let at = pos + i as u64;
+            // The newline ending the last line does not start another one.
+            if buf[i] == b'\n' && at != end - 1 {
+                newlines += 1;
+                if newlines == n {
+                    start = at + 1;
+                    break 'scan;
+                }
+            }
+        }
+    }
+    file.seek(SeekFrom::Start(start))?;
+    let mut data = Vec::new();
+    file.take(end - start).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Lines of `data`, without their newlines; no empty line after a final
+/// newline.
+fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let empty = data.is_empty();
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    body.split(|b| *b == b'\n').filter(move |_| !empty)
+}
+
+fn write_line(out: &mut impl Write, label: &str, width: usize, line: &[u8]) -> io::Result<()> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    write!(out, "{label:<width$} | ")?;
+    // Logs need not be UTF-8; pass the bytes through untouched.
+    out.write_all(line)?;
+    out.write_all(b"\n")
+}
+
+struct Follower {
+    tracked: Vec<Tracked>,
+    width: usize,
+}
+
+impl Follower {
+    /// Opens every file that exists now, positioned at its current end.
+    fn new(sources: &[LogSource]) -> io::Result<Follower> {
+        let files = group_by_path(sources);
+        let width = label_width(&files);
+        let tracked = files
+            .into_iter()
+            .map(Tracked::at_end)
+            .collect::<io::Result<_>>()?;
+        Ok(Follower { tracked, width })
+    }
+
+    fn run(&mut self, out: &mut impl Write, stop: &AtomicBool) -> io::Result<()> {
+        let mut lines = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let mut more = false;
+            for t in &mut self.tracked {
+                more |= t.poll(&mut lines);
+                for line in lines.drain(..) {
+                    write_line(out, &t.log.label, self.width, &line)?;
+                }
+            }
+            out.flush()?;
+            if !more {
+                std::thread::sleep(POLL_INTERVAL);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where following one file has got to.
+struct Tracked {
+    log: LogFile,
+    /// `None` until the file exists.
+    file: Option<File>,
+    /// Device and inode of `file`, to notice when the path names another.
+    id: (u64, u64),
+    /// Bytes of `file` already consumed.
+    offset: u64,
+    /// The start of a line whose newline has not been written yet.
+    pending: Vec<u8>,
+}
+
+impl Tracked {
+    fn at_end(log: LogFile) -> io::Result<Tracked> {
+        let mut t = Tracked {
+            log,
+            file: None,
+            id: (0, 0),
+            offset: 0,
+            pending: Vec::new(),
+        };
+        match File::open(&t.log.path) {
+            Ok(file) => {
+                let meta = file.metadata().map_err(|e| with_path(e, &t.log.path))?;
+                t.id = (meta.dev(), meta.ino());
+                t.offset = meta.len();
+                t.file = Some(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(with_path(e, &t.log.path)),
+        }
+        Ok(t)
+    }
+
+    /// Appends to `lines` the lines completed since the last poll. Returns
+    /// whether more data is waiting already. Read errors are not fatal: the
+    /// file is reopened on a later poll.
+    fn poll(&mut self, lines: &mut Vec<Vec<u8>>) -> bool {
+        if self.file.is_none() {
+            // Appeared since the last poll: everything in it is new.
+            self.open_from_start();
+        }
+        let Some(file) = &self.file else {
+            return false;
+        };
+        match std::fs::metadata(&self.log.path) {
+            Ok(m) if (m.dev(), m.ino()) != self.id => {
+                // Replaced (rotated): finish what was written to the old
+                // file, then start on the new one.
+                while self.read_available(lines) {}
+                self.flush_pending(lines);
+                self.open_from_start();
+            }
+            // Same file; or the path is gone for now (mid-rotation), and
+            // what we hold may still be written to.
+            _ => {
+                let len = match file.metadata() {
+                    Ok(m) => m.len(),
+                    Err(_) => {
+                        self.file = None;
+                        return false;
+                    }
+                };
+                if len < self.offset {
+                    // Truncated (copytruncate rotation, `rsup flush`).
+                    self.flush_pending(lines);
+                    self.offset = 0;
+                }
+            }
+        }
+        self.read_available(lines)
+    }
+
+    fn open_from_start(&mut self) {
+        self.file = None;
+        self.offset = 0;
+        if let Ok(file) = File::open(&self.log.path) {
+            if let Ok(meta) = file.metadata() {
+                self.id = (meta.dev(), meta.ino());
+                self.file = Some(file);
+            }
+        }
+    }
+
+    /// Reads from `offset` on, at most `MAX_READ_PER_POLL` bytes; returns
+    /// whether that limit was reached.
+    fn read_available(&mut self, lines: &mut Vec<Vec<u8>>) -> bool {
+        let Some(file) = &mut self.file else {
+            return false;
+        };
+        let mut buf = Vec::new();
+        let read = file
+            .seek(SeekFrom::Start(self.offset))
+            .and_then(|_| file.take(MAX_READ_PER_POLL).read_to_end(&mut buf));
+        if read.is_err() {
+            self.file = None;
+            return false;
+        }
+        self.offset += buf.len() as u64;
+        self.take_lines(&buf, lines);
+        buf.len() as u64 == MAX_READ_PER_POLL
+    }
+
+    fn take_lines(&mut self, data: &[u8], lines: &mut Vec<Vec<u8>>) {
+        let mut rest = data;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            let mut line = std::mem::take(&mut self.pending);
+            line.extend_from_slice(&rest[..nl]);
+            lines.push(line);
+            rest = &rest[nl + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+        if self.pending.len() >= MAX_PENDING {
+            self.flush_pending(lines);
+        }
+    }
+
+    /// The held partial line, printed because no newline will come for it.
+    fn flush_pending(&mut self, lines: &mut Vec<Vec<u8>>) {
+        if !self.pending.is_empty() {
+            lines.push(std::mem::take(&mut self.pending));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::OpenOptions;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    fn source(label: &str, path: &Path, stream: Stream) -> LogSource {
+        LogSource {
+            label: label.into(),
+            path: path.to_path_buf(),
+            stream,
+        }
+    }
+
+    fn append(path: &Path, data: &str) {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(data.as_bytes()).unwrap();
+    }
+
+    fn tail_string(sources: &[LogSource], lines: usize) -> String {
+        let mut out = Vec::new();
+        print_tail(sources, lines, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The last `n` lines the simple way, to check `last_lines` against.
+    fn naive_last(data: &[u8], n: usize) -> Vec<Vec<u8>> {
+        let mut all: Vec<Vec<u8>> = data.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+        if all.last().is_some_and(Vec::is_empty) {
+            all.pop();
+        }
+        all[all.len().saturating_sub(n)..].to_vec()
+    }
+
+    #[test]
+    fn tail_prints_exactly_the_last_lines_of_a_large_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        let body: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        assert!(body.len() > 2 * TAIL_CHUNK);
+        append(&path, &body);
+
+        let got = tail_string(&[source("0|api", &path, Stream::Out)], 15);
+        let mut want = format!("{} last 15 lines:\n", path.display());
+        for i in 19_985..20_000 {
+            want.push_str(&format!("0|api | line {i}\n"));
+        }
+        want.push('\n');
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn last_lines_across_chunk_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"\n",
+            b"\n\n\n",
+            b"one",
+            b"one\ntwo\nthree",
+            b"one\ntwo\nthree\n",
+            b"a\n\nbb\nccc\n\ndddd\neeeee\n",
+        ];
+        for data in cases {
+            std::fs::write(&path, data).unwrap();
+            for chunk in [1, 2, 3, 7, 64] {
+                for n in 0..8 {
+                    let mut f = File::open(&path).unwrap();
+                    let got = last_lines(&mut f, n, data.len() as u64, chunk).unwrap();
+                    let got: Vec<Vec<u8>> = split_lines(&got).map(<[u8]>::to_vec).collect();
+                    assert_eq!(got, naive_last(data, n), "{data:?} n={n} chunk={chunk}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tail_handles_a_last_line_without_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        append(&path, "a\nb\nc");
+        let got = tail_string(&[source("0|api", &path, Stream::Out)], 2);
+        assert!(got.ends_with("0|api | b\n0|api | c\n\n"), "{got:?}");
+    }
+
+    #[test]
+    fn tail_skips_missing_files_and_prints_shared_files_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let merged = dir.path().join("api.log");
+        let missing = dir.path().join("web-out.log");
+        append(&merged, "from both\n");
+        let sources = [
+            source("0|api", &merged, Stream::Out),
+            source("0|api", &merged, Stream::Err),
+            source("1|api", &merged, Stream::Out),
+            source("2|web", &missing, Stream::Out),
+        ];
+        let got = tail_string(&sources, 10);
+        assert_eq!(
+            got,
+            format!("{} last 10 lines:\napi   | from both\n\n", merged.display())
+        );
+        assert_eq!(tail_string(&sources[3..], 10), "");
+        assert_eq!(tail_string(&sources, 0), "");
+    }
+
+    #[test]
+    fn labels_are_padded_to_align() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.log");
+        let b = dir.path().join("b.log");
+        append(&a, "x\n");
+        append(&b, "y\r\n");
+        let got = tail_string(
+            &[
+                source("0|a", &a, Stream::Out),
+                source("10|longer", &b, Stream::Err),
+            ],
+            1,
+        );
+        assert!(got.contains("\n0|a       | x\n"), "{got:?}");
+        assert!(got.contains("\n10|longer | y\n"), "{got:?}");
+    }
+
+    #[test]
+    fn shared_label_prefers_the_app_name() {
+        assert_eq!(shared_label(&["0|api", "0|api"]), "0|api");
+        assert_eq!(shared_label(&["0|api", "1|api"]), "api");
+        assert_eq!(shared_label(&["0|api", "1|web"]), "0|api");
+        assert_eq!(shared_label(&["x", "y"]), "x");
+    }
+
+    fn tracked(path: &Path) -> Tracked {
+        Tracked::at_end(LogFile {
+            path: path.to_path_buf(),
+            label: "0|api".into(),
+        })
+        .unwrap()
+    }
+
+    fn poll(t: &mut Tracked) -> Vec<String> {
+        let mut lines = Vec::new();
+        t.poll(&mut lines);
+        lines
+            .into_iter()
+            .map(|l| String::from_utf8(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn poll_holds_partial_lines_until_their_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        append(&path, "old\n");
+        let mut t = tracked(&path);
+        assert!(poll(&mut t).is_empty());
+        append(&path, "one\npar");
+        assert_eq!(poll(&mut t), ["one"]);
+        assert!(poll(&mut t).is_empty());
+        append(&path, "tial\ntwo\n");
+        assert_eq!(poll(&mut t), ["partial", "two"]);
+    }
+
+    #[test]
+    fn poll_restarts_a_truncated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        append(&path, "a long line before truncation\n");
+        let mut t = tracked(&path);
+        std::fs::write(&path, "new\n").unwrap();
+        assert_eq!(poll(&mut t), ["new"]);
+        append(&path, "next\n");
+        assert_eq!(poll(&mut t), ["next"]);
+    }
+
+    #[test]
+    fn poll_finishes_a_rotated_file_then_reads_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        append(&path, "old\n");
+        let mut t = tracked(&path);
+        append(&path, "last words\nunfinished");
+        std::fs::rename(&path, dir.path().join("api-out.log.1")).unwrap();
+        // Mid-rotation the path is missing: keep reading the old file.
+        assert_eq!(poll(&mut t), ["last words"]);
+        append(&path, "fresh\n");
+        assert_eq!(poll(&mut t), ["unfinished", "fresh"]);
+    }
+
+    #[test]
+    fn poll_reads_a_file_that_appears_later_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        let mut t = tracked(&path);
+        assert!(poll(&mut t).is_empty());
+        append(&path, "first\n");
+        assert_eq!(poll(&mut t), ["first"]);
+    }
+
+    #[derive(Clone, Default)]
+    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+    impl SharedBuf {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+
+        /// Waits, within a deadline, until the output contains `needle`.
+        fn wait_for(&self, needle: &str) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !self.text().contains(needle) {
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {needle:?}; output so far:\n{}",
+                    self.text()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    impl Write for SharedBuf {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` in a thread with a stop flag and a shared output buffer.
+    fn spawn<F>(
+        f: F,
+    ) -> (
+        SharedBuf,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<io::Result<()>>,
+    )
+    where
+        F: FnOnce(&mut SharedBuf, &AtomicBool) -> io::Result<()> + Send + 'static,
+    {
+        let buf = SharedBuf::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (mut buf, stop) = (buf.clone(), stop.clone());
+            std::thread::spawn(move || f(&mut buf, &stop))
+        };
+        (buf, stop, handle)
+    }
+
+    /// Follows `sources`, opened before returning so that anything written
+    /// afterwards counts as new.
+    fn spawn_follow(
+        sources: &[LogSource],
+    ) -> (
+        SharedBuf,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<io::Result<()>>,
+    ) {
+        let mut follower = Follower::new(sources).unwrap();
+        spawn(move |out, stop| follower.run(out, stop))
+    }
+
+    #[test]
+    fn follow_prints_appended_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let out_log = dir.path().join("api-out.log");
+        let err_log = dir.path().join("api-error.log");
+        append(&out_log, "already there\n");
+        let (buf, stop, handle) = spawn_follow(&[
+            source("0|api", &out_log, Stream::Out),
+            source("0|api", &err_log, Stream::Err),
+        ]);
+        append(&out_log, "hello\npart");
+        buf.wait_for("0|api | hello\n");
+        append(&err_log, "oops\n");
+        buf.wait_for("0|api | oops\n");
+        append(&out_log, "ial\n");
+        buf.wait_for("0|api | partial\n");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        let text = buf.text();
+        assert!(!text.contains("already there"), "{text}");
+        assert!(!text.contains("| part\n"), "{text}");
+    }
+
+    #[test]
+    fn follow_survives_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        append(&path, "some earlier output, longer than what follows\n");
+        let (buf, stop, handle) = spawn_follow(&[source("0|api", &path, Stream::Out)]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        append(&path, "after flush\n");
+        buf.wait_for("0|api | after flush\n");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        assert!(!buf.text().contains("earlier"));
+    }
+
+    #[test]
+    fn follow_moves_to_a_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        append(&path, "old\n");
+        let (buf, stop, handle) = spawn_follow(&[source("0|api", &path, Stream::Out)]);
+        append(&path, "before rotation\n");
+        buf.wait_for("0|api | before rotation\n");
+        std::fs::rename(&path, dir.path().join("api-out.log.1")).unwrap();
+        append(&path, "after rotation\n");
+        buf.wait_for("0|api | after rotation\n");
+        append(&path, "and more\n");
+        buf.wait_for("0|api | and more\n");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        assert_eq!(
+            buf.text(),
+            "0|api | before rotation\n0|api | after rotation\n0|api | and more\n"
+        );
+    }
+
+    #[test]
+    fn follow_picks_up_a_file_created_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        let (buf, stop, handle) = spawn_follow(&[source("0|api", &path, Stream::Out)]);
+        append(&path, "first words\n");
+        buf.wait_for("0|api | first words\n");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn follow_runs_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        append(&path, "before\n");
+        let sources = [source("0|api", &path, Stream::Out)];
+        let (buf, stop, handle) = spawn(move |out, stop| follow(&sources, out, stop));
+        // `follow` starts at the end of the file whenever its thread gets to
+        // run, so keep writing until a line shows up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut i = 0;
+        while !buf.text().contains("| tick") {
+            assert!(Instant::now() < deadline, "follow printed nothing");
+            append(&path, &format!("tick {i}\n"));
+            i += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        assert!(!buf.text().contains("before"));
+    }
+
+    #[test]
+    fn tail_then_follow_neither_loses_nor_repeats_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-out.log");
+        append(&path, "one\ntwo\nthree\n");
+        let sources = [source("0|api", &path, Stream::Out)];
+        let (buf, stop, handle) = spawn(move |out, stop| tail_then_follow(&sources, 2, out, stop));
+        buf.wait_for("last 2 lines:");
+        append(&path, "four\n");
+        buf.wait_for("0|api | four\n");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        assert_eq!(
+            buf.text(),
+            format!(
+                "{} last 2 lines:\n0|api | two\n0|api | three\n\n0|api | four\n",
+                path.display()
+            )
+        );
+    }
+}

@@ -1,1 +1,753 @@
 //! Human-readable output: the process table and `describe`.
+//!
+//! Everything here is pure: the caller supplies the clock, the terminal width
+//! and whether colour is wanted, so the output is deterministic and testable.
+
+// `rsup list` and `rsup describe` call these; unused until they are wired.
+#![allow(dead_code)]
+
+use chrono::{Local, TimeZone};
+use rsup_proto::app::{ExecMode, ExitInfo, ProcessInfo, Status};
+
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const HEADER: &str = "\x1b[1;36m";
+const RESET: &str = "\x1b[0m";
+
+const HEADERS: [&str; 9] = [
+    "id", "name", "mode", "pid", "status", "↺", "uptime", "cpu", "mem",
+];
+const NAME_COL: usize = 1;
+/// The name column never shrinks below its header.
+const MIN_NAME_WIDTH: usize = 4;
+
+/// The `rsup list` table, sorted by id.
+///
+/// `width` is the terminal width when known: if the table would be wider,
+/// the name column is shortened (with `…`) so lines don't wrap. `color`
+/// should be true only when stdout is a terminal and `NO_COLOR` is unset.
+pub fn process_table(
+    procs: &[ProcessInfo],
+    now_ms: u64,
+    width: Option<usize>,
+    color: bool,
+) -> String {
+    let mut sorted: Vec<&ProcessInfo> = procs.iter().collect();
+    sorted.sort_by_key(|p| p.id);
+    let rows: Vec<Vec<Cell>> = sorted.iter().map(|p| row(p, now_ms, color)).collect();
+
+    let mut widths: Vec<usize> = HEADERS.iter().map(|h| display_width(h)).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(display_width(&c.text));
+        }
+    }
+    if let Some(max) = width {
+        let excess = table_width(&widths).saturating_sub(max);
+        let name = &mut widths[NAME_COL];
+        *name = name.saturating_sub(excess).max(MIN_NAME_WIDTH);
+    }
+
+    let header: Vec<Cell> = HEADERS
+        .iter()
+        .map(|h| Cell::styled(*h, color.then_some(HEADER)))
+        .collect();
+    draw(&widths, Some(&header), &rows)
+}
+
+/// A two-column block about one instance, in the manner of `pm2 describe`.
+///
+/// Environment values are never shown (they often hold secrets); only how
+/// many variables there are.
+pub fn describe(p: &ProcessInfo, now_ms: u64) -> String {
+    let s = &p.spec;
+    let rows: Vec<(&str, String)> = vec![
+        ("status", p.status.as_str().to_string()),
+        ("name", p.name.clone()),
+        ("id", p.id.to_string()),
+        ("instance", p.instance.to_string()),
+        ("instance var", s.instance_var.clone()),
+        ("pid", pid_text(p.pid)),
+        ("script path", s.script.clone()),
+        ("script args", join_args(&s.args)),
+        (
+            "interpreter",
+            s.interpreter.clone().unwrap_or_else(|| "none".into()),
+        ),
+        ("interpreter args", join_args(&s.node_args)),
+        ("exec cwd", s.cwd.display().to_string()),
+        ("exec mode", s.exec_mode.pm2_name().to_string()),
+        ("instances", s.instances.to_string()),
+        ("restarts", p.restarts.to_string()),
+        ("unstable restarts", p.unstable_restarts.to_string()),
+        ("uptime", uptime_text(p, now_ms)),
+        (
+            "started at",
+            p.started_at_ms.map_or_else(|| "N/A".into(), local_time),
+        ),
+        (
+            "last exit",
+            p.last_exit
+                .as_ref()
+                .map_or_else(|| "N/A".into(), |e| exit_text(e, now_ms)),
+        ),
+        ("cpu", cpu_text(p.cpu_percent)),
+        ("memory", humanize_bytes(p.memory_bytes)),
+        ("out log path", p.out_log.display().to_string()),
+        ("error log path", p.err_log.display().to_string()),
+        ("merge logs", yes_no(s.merge_logs)),
+        ("wait ready", yes_no(s.wait_ready)),
+        ("listen timeout", ms_text(s.listen_timeout_ms)),
+        ("kill timeout", ms_text(s.kill_timeout_ms)),
+        ("kill signal", s.kill_signal.clone()),
+        ("shutdown with message", yes_no(s.shutdown_with_message)),
+        ("treekill", yes_no(s.treekill)),
+        ("autorestart", yes_no(s.autorestart)),
+        ("max restarts", s.max_restarts.to_string()),
+        ("min uptime", ms_text(s.min_uptime_ms)),
+        ("restart delay", ms_text(s.restart_delay_ms)),
+        (
+            "exp backoff restart delay",
+            match s.exp_backoff_restart_delay_ms {
+                0 => "off".into(),
+                ms => ms_text(ms),
+            },
+        ),
+        (
+            "env",
+            format!("{} variables (values not shown)", s.env.len()),
+        ),
+    ];
+
+    let rows: Vec<Vec<Cell>> = rows
+        .into_iter()
+        .map(|(k, v)| vec![Cell::plain(k), Cell::plain(v)])
+        .collect();
+    let mut widths = vec![0, 0];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(display_width(&c.text));
+        }
+    }
+    let mut out = format!(
+        " Describing process with id {} - name {}\n",
+        p.id,
+        sanitize(&p.name)
+    );
+    out.push_str(&draw(&widths, None, &rows));
+    out
+}
+
+/// PM2's short uptime form: `45s`, `12m`, `3h`, `2D`, `1Y` (whole units,
+/// rounded down).
+pub(crate) fn humanize_duration_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    if s < 60 {
+        return format!("{s}s");
+    }
+    let m = s / 60;
+    if m < 60 {
+        return format!("{m}m");
+    }
+    let h = m / 60;
+    if h < 24 {
+        return format!("{h}h");
+    }
+    let d = h / 24;
+    if d < 365 {
+        return format!("{d}D");
+    }
+    format!("{}Y", d / 365)
+}
+
+/// PM2's memory form: `512b`, `512kb`, `42.3mb`, `1.2gb` (binary units, one
+/// decimal, a trailing `.0` dropped).
+pub(crate) fn humanize_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["b", "kb", "mb", "gb", "tb"];
+    if bytes < 1024 {
+        return format!("{bytes}b");
+    }
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    // 1023.96kb would print as "1024kb"; say "1mb" instead.
+    if round1(v) >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{}{}", one_decimal(v), UNITS[unit])
+}
+
+fn row(p: &ProcessInfo, now_ms: u64, color: bool) -> Vec<Cell> {
+    vec![
+        Cell::plain(p.id.to_string()),
+        Cell::plain(p.name.as_str()),
+        Cell::plain(match p.spec.exec_mode {
+            ExecMode::Fork => "fork",
+            ExecMode::Cluster => "cluster",
+        }),
+        Cell::plain(pid_text(p.pid)),
+        Cell::styled(p.status.as_str(), color.then_some(status_color(p.status))),
+        Cell::plain(p.restarts.to_string()),
+        Cell::plain(uptime_text(p, now_ms)),
+        Cell::plain(cpu_text(p.cpu_percent)),
+        Cell::plain(humanize_bytes(p.memory_bytes)),
+    ]
+}
+
+fn status_color(s: Status) -> &'static str {
+    match s {
+        Status::Online => GREEN,
+        Status::Errored | Status::Stopped => RED,
+        Status::Launching | Status::Stopping | Status::WaitingRestart => YELLOW,
+    }
+}
+
+/// Uptime of the current process; `0` when there is none.
+fn uptime_text(p: &ProcessInfo, now_ms: u64) -> String {
+    let alive = matches!(
+        p.status,
+        Status::Online | Status::Launching | Status::Stopping
+    );
+    match p.started_at_ms {
+        Some(start) if alive => humanize_duration_ms(now_ms.saturating_sub(start)),
+        _ => "0".into(),
+    }
+}
+
+fn pid_text(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "N/A".into(), |p| p.to_string())
+}
+
+fn cpu_text(percent: f64) -> String {
+    let v = if percent.is_finite() && percent > 0.0 {
+        percent
+    } else {
+        0.0
+    };
+    format!("{}%", one_decimal(v))
+}
+
+fn exit_text(e: &ExitInfo, now_ms: u64) -> String {
+    let how = match (&e.signal, e.code) {
+        (Some(sig), _) => format!("signal {sig}"),
+        (None, Some(code)) => format!("code {code}"),
+        (None, None) => "unknown".into(),
+    };
+    format!(
+        "{how} at {} ({} ago)",
+        local_time(e.at_ms),
+        humanize_duration_ms(now_ms.saturating_sub(e.at_ms))
+    )
+}
+
+fn local_time(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| Local.timestamp_millis_opt(ms).single())
+        .map_or_else(
+            || "N/A".into(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
+}
+
+fn ms_text(ms: u64) -> String {
+    format!("{ms}ms")
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// Arguments as one line, quoting those a reader would otherwise misread.
+fn join_args(args: &[String]) -> String {
+    if args.is_empty() {
+        return "N/A".into();
+    }
+    args.iter()
+        .map(|a| {
+            if a.is_empty()
+                || a.chars()
+                    .any(|c| c.is_whitespace() || c == '\'' || c == '"')
+            {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn one_decimal(v: f64) -> String {
+    let s = format!("{:.1}", round1(v));
+    match s.strip_suffix(".0") {
+        Some(whole) => whole.to_string(),
+        None => s,
+    }
+}
+
+struct Cell {
+    text: String,
+    style: Option<&'static str>,
+}
+
+impl Cell {
+    fn plain(text: impl AsRef<str>) -> Cell {
+        Cell::styled(text, None)
+    }
+
+    fn styled(text: impl AsRef<str>, style: Option<&'static str>) -> Cell {
+        Cell {
+            text: sanitize(text.as_ref()),
+            style,
+        }
+    }
+}
+
+/// Control characters in user-supplied names would move the cursor or
+/// inject escapes; show them as `?`.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Total width of a table with these column widths: `│ x │ y │`.
+fn table_width(widths: &[usize]) -> usize {
+    widths.iter().map(|w| w + 3).sum::<usize>() + 1
+}
+
+fn draw(widths: &[usize], header: Option<&[Cell]>, rows: &[Vec<Cell>]) -> String {
+    let mut s = String::new();
+    border(&mut s, widths, '┌', '┬', '┐');
+    if let Some(h) = header {
+        line(&mut s, widths, h);
+        // An empty list closes right under the header.
+        if !rows.is_empty() {
+            border(&mut s, widths, '├', '┼', '┤');
+        }
+    }
+    for r in rows {
+        line(&mut s, widths, r);
+    }
+    border(&mut s, widths, '└', '┴', '┘');
+    s
+}
+
+fn border(s: &mut String, widths: &[usize], left: char, mid: char, right: char) {
+    s.push(left);
+    for (i, w) in widths.iter().enumerate() {
+        if i > 0 {
+            s.push(mid);
+        }
+        s.push_str(&"─".repeat(w + 2));
+    }
+    s.push(right);
+    s.push('\n');
+}
+
+fn line(s: &mut String, widths: &[usize], cells: &[Cell]) {
+    for (w, c) in widths.iter().zip(cells) {
+        s.push_str("│ ");
+        let text = fit(&c.text, *w);
+        match c.style {
+            Some(code) => {
+                s.push_str(code);
+                s.push_str(&text);
+                s.push_str(RESET);
+            }
+            None => s.push_str(&text),
+        }
+        let pad = w.saturating_sub(display_width(&text)) + 1;
+        s.push_str(&" ".repeat(pad));
+    }
+    s.push_str("│\n");
+}
+
+/// `text` cut to `width` columns, ending in `…` when cut.
+fn fit(text: &str, width: usize) -> String {
+    if display_width(text) <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let cw = char_width(c);
+        if used + cw + 1 > width {
+            break;
+        }
+        used += cw;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+fn display_width(s: &str) -> usize {
+    s.chars().map(char_width).sum()
+}
+
+/// Terminal columns taken by `c`: a small approximation of Unicode's East
+/// Asian Width (wide CJK and emoji, zero-width combining marks), enough to
+/// keep names in those scripts aligned without another dependency.
+fn char_width(c: char) -> usize {
+    match c as u32 {
+        0x0300..=0x036F | 0x200B..=0x200F | 0x20D0..=0x20FF | 0xFE00..=0xFE0F => 0,
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF
+        | 0x20000..=0x3FFFD => 2,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsup_proto::app::{defaults, AppSpec};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn spec(name: &str) -> AppSpec {
+        AppSpec {
+            name: name.into(),
+            script: "/srv/app/server.js".into(),
+            args: vec![],
+            cwd: PathBuf::from("/srv/app"),
+            interpreter: Some("node".into()),
+            node_args: vec![],
+            node: true,
+            instances: 1,
+            exec_mode: ExecMode::Fork,
+            env: BTreeMap::new(),
+            wait_ready: false,
+            listen_timeout_ms: defaults::LISTEN_TIMEOUT_MS,
+            kill_timeout_ms: defaults::KILL_TIMEOUT_MS,
+            kill_signal: defaults::KILL_SIGNAL.into(),
+            shutdown_with_message: false,
+            treekill: true,
+            autorestart: true,
+            max_restarts: defaults::MAX_RESTARTS,
+            min_uptime_ms: defaults::MIN_UPTIME_MS,
+            restart_delay_ms: 0,
+            exp_backoff_restart_delay_ms: 0,
+            instance_var: defaults::INSTANCE_VAR.into(),
+            out_file: None,
+            error_file: None,
+            merge_logs: false,
+            log_date_format: None,
+            time: false,
+        }
+    }
+
+    fn proc_info(id: u32, name: &str) -> ProcessInfo {
+        ProcessInfo {
+            id,
+            name: name.into(),
+            instance: 0,
+            status: Status::Online,
+            pid: Some(1234),
+            restarts: 3,
+            unstable_restarts: 1,
+            started_at_ms: Some(NOW - 125_000),
+            cpu_percent: 1.5,
+            memory_bytes: 44_354_764, // 42.3 MiB
+            last_exit: None,
+            out_log: PathBuf::from(format!("/home/u/.rsup/logs/{name}-out.log")),
+            err_log: PathBuf::from(format!("/home/u/.rsup/logs/{name}-error.log")),
+            spec: spec(name),
+        }
+    }
+
+    fn strip_ansi(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Every line of a drawn table is equally wide and has as many column
+    /// separators as the header.
+    fn assert_aligned(table: &str) {
+        let plain = strip_ansi(table);
+        let lines: Vec<&str> = plain.lines().collect();
+        let w = display_width(lines[0]);
+        for l in &lines {
+            assert_eq!(display_width(l), w, "misaligned line {l:?} in\n{plain}");
+        }
+        let seps = |l: &str| l.chars().filter(|c| "│┌┬┐├┼┤└┴┘".contains(*c)).count();
+        for l in &lines {
+            assert_eq!(seps(l), seps(lines[0]), "{l:?}");
+        }
+    }
+
+    #[test]
+    fn table_has_every_column_and_value() {
+        let t = process_table(&[proc_info(0, "api")], NOW, None, false);
+        for h in HEADERS {
+            assert!(t.contains(h), "missing header {h} in\n{t}");
+        }
+        let data = t.lines().nth(3).unwrap();
+        let cells: Vec<&str> = data
+            .split('│')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            cells,
+            ["0", "api", "fork", "1234", "online", "3", "2m", "1.5%", "42.3mb"]
+        );
+        assert!(t.starts_with('┌') && t.trim_end().ends_with('┘'));
+        assert!(!t.contains('\x1b'));
+        assert_aligned(&t);
+    }
+
+    #[test]
+    fn table_shows_stopped_and_cluster_instances() {
+        let mut p = proc_info(1, "worker");
+        p.status = Status::Stopped;
+        p.pid = None;
+        p.cpu_percent = 0.0;
+        p.memory_bytes = 0;
+        p.spec.exec_mode = ExecMode::Cluster;
+        let t = process_table(&[p], NOW, None, false);
+        let data = t.lines().nth(3).unwrap();
+        let cells: Vec<&str> = data
+            .split('│')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            cells,
+            ["1", "worker", "cluster", "N/A", "stopped", "3", "0", "0%", "0b"]
+        );
+    }
+
+    #[test]
+    fn table_sorts_by_id() {
+        let t = process_table(&[proc_info(2, "b"), proc_info(1, "a")], NOW, None, false);
+        assert!(t.find("│ 1 ").unwrap() < t.find("│ 2 ").unwrap());
+    }
+
+    #[test]
+    fn long_and_wide_names_keep_alignment() {
+        let long = "a-very-long-application-name-that-goes-on-and-on";
+        let procs = [
+            proc_info(0, "api"),
+            proc_info(1, long),
+            proc_info(2, "サーバー"),
+        ];
+        let t = process_table(&procs, NOW, None, false);
+        assert!(t.contains(long));
+        assert_aligned(&t);
+
+        let t = process_table(&procs, NOW, Some(80), true);
+        assert_aligned(&t);
+        let plain = strip_ansi(&t);
+        assert!(plain.lines().all(|l| display_width(l) <= 80), "\n{plain}");
+        assert!(plain.contains("a-very-long-"));
+        assert!(plain.contains('…'));
+        assert!(!plain.contains(long));
+    }
+
+    #[test]
+    fn narrow_terminal_keeps_name_header() {
+        let t = process_table(&[proc_info(0, "application")], NOW, Some(10), false);
+        assert_aligned(&t);
+        assert!(t.contains("name"));
+    }
+
+    #[test]
+    fn control_characters_in_names_are_neutralised() {
+        let t = process_table(&[proc_info(0, "evil\x1b[2Jname\n")], NOW, None, false);
+        assert!(!t.contains('\x1b'));
+        assert_aligned(&t);
+    }
+
+    #[test]
+    fn status_is_coloured_only_when_asked() {
+        let mut procs = vec![proc_info(0, "a"), proc_info(1, "b"), proc_info(2, "c")];
+        procs[1].status = Status::Errored;
+        procs[2].status = Status::WaitingRestart;
+        let t = process_table(&procs, NOW, None, true);
+        assert!(t.contains(&format!("{GREEN}online{RESET}")));
+        assert!(t.contains(&format!("{RED}errored{RESET}")));
+        assert!(t.contains(&format!("{YELLOW}waiting restart{RESET}")));
+        assert_aligned(&t);
+        let t = process_table(&procs, NOW, None, false);
+        assert!(!t.contains('\x1b'));
+    }
+
+    #[test]
+    fn empty_list_is_header_only() {
+        let t = process_table(&[], NOW, None, false);
+        assert_eq!(t.lines().count(), 3, "\n{t}");
+        assert!(t.lines().nth(1).unwrap().contains("name"));
+        assert_aligned(&t);
+    }
+
+    #[test]
+    fn humanize_duration_edges() {
+        assert_eq!(humanize_duration_ms(0), "0s");
+        assert_eq!(humanize_duration_ms(999), "0s");
+        assert_eq!(humanize_duration_ms(45_000), "45s");
+        assert_eq!(humanize_duration_ms(59_999), "59s");
+        assert_eq!(humanize_duration_ms(60_000), "1m");
+        assert_eq!(humanize_duration_ms(12 * 60_000 + 59_000), "12m");
+        assert_eq!(humanize_duration_ms(3_600_000 - 1), "59m");
+        assert_eq!(humanize_duration_ms(3 * 3_600_000), "3h");
+        assert_eq!(humanize_duration_ms(24 * 3_600_000 - 1), "23h");
+        assert_eq!(humanize_duration_ms(2 * 86_400_000), "2D");
+        assert_eq!(humanize_duration_ms(364 * 86_400_000), "364D");
+        assert_eq!(humanize_duration_ms(800 * 86_400_000), "2Y");
+        assert_eq!(humanize_duration_ms(u64::MAX), "584942417Y");
+    }
+
+    #[test]
+    fn humanize_bytes_edges() {
+        assert_eq!(humanize_bytes(0), "0b");
+        assert_eq!(humanize_bytes(1023), "1023b");
+        assert_eq!(humanize_bytes(1024), "1kb");
+        assert_eq!(humanize_bytes(512 * 1024), "512kb");
+        assert_eq!(humanize_bytes(1536), "1.5kb");
+        assert_eq!(humanize_bytes(44_354_764), "42.3mb");
+        assert_eq!(humanize_bytes(1024 * 1024 - 1), "1mb");
+        assert_eq!(humanize_bytes(1_288_490_189), "1.2gb");
+        assert_eq!(humanize_bytes(5 << 40), "5tb");
+        assert!(humanize_bytes(u64::MAX).ends_with("tb"));
+    }
+
+    #[test]
+    fn cpu_is_never_negative_or_nan() {
+        assert_eq!(cpu_text(1.5), "1.5%");
+        assert_eq!(cpu_text(0.04), "0%");
+        assert_eq!(cpu_text(100.0), "100%");
+        assert_eq!(cpu_text(-3.0), "0%");
+        assert_eq!(cpu_text(f64::NAN), "0%");
+    }
+
+    #[test]
+    fn describe_lists_the_options() {
+        let mut p = proc_info(4, "api");
+        p.instance = 2;
+        p.spec.args = vec!["--port".into(), "80 81".into()];
+        p.spec.node_args = vec!["--max-old-space-size=512".into()];
+        p.spec.exec_mode = ExecMode::Cluster;
+        p.spec.instances = 4;
+        p.spec.wait_ready = true;
+        p.spec.exp_backoff_restart_delay_ms = 100;
+        p.last_exit = Some(ExitInfo {
+            code: None,
+            signal: Some("SIGKILL".into()),
+            at_ms: NOW - 30_000,
+        });
+        let d = describe(&p, NOW);
+        let value = |key: &str| -> String {
+            d.lines()
+                .find_map(|l| {
+                    let cells: Vec<&str> = l.split('│').map(str::trim).collect();
+                    (cells.len() == 4 && cells[1] == key).then(|| cells[2].to_string())
+                })
+                .unwrap_or_else(|| panic!("no {key} row in\n{d}"))
+        };
+        assert_eq!(value("status"), "online");
+        assert_eq!(value("name"), "api");
+        assert_eq!(value("id"), "4");
+        assert_eq!(value("instance"), "2");
+        assert_eq!(value("instance var"), "NODE_APP_INSTANCE");
+        assert_eq!(value("pid"), "1234");
+        assert_eq!(value("script path"), "/srv/app/server.js");
+        assert_eq!(value("script args"), "--port '80 81'");
+        assert_eq!(value("interpreter"), "node");
+        assert_eq!(value("interpreter args"), "--max-old-space-size=512");
+        assert_eq!(value("exec cwd"), "/srv/app");
+        assert_eq!(value("exec mode"), "cluster_mode");
+        assert_eq!(value("instances"), "4");
+        assert_eq!(value("restarts"), "3");
+        assert_eq!(value("unstable restarts"), "1");
+        assert_eq!(value("uptime"), "2m");
+        assert_eq!(value("started at"), local_time(NOW - 125_000));
+        assert_eq!(
+            value("last exit"),
+            format!("signal SIGKILL at {} (30s ago)", local_time(NOW - 30_000))
+        );
+        assert_eq!(value("out log path"), "/home/u/.rsup/logs/api-out.log");
+        assert_eq!(value("error log path"), "/home/u/.rsup/logs/api-error.log");
+        assert_eq!(value("wait ready"), "yes");
+        assert_eq!(value("listen timeout"), "3000ms");
+        assert_eq!(value("kill timeout"), "1600ms");
+        assert_eq!(value("kill signal"), "SIGINT");
+        assert_eq!(value("shutdown with message"), "no");
+        assert_eq!(value("autorestart"), "yes");
+        assert_eq!(value("max restarts"), "16");
+        assert_eq!(value("min uptime"), "1000ms");
+        assert_eq!(value("restart delay"), "0ms");
+        assert_eq!(value("exp backoff restart delay"), "100ms");
+        assert!(d.starts_with(" Describing process with id 4 - name api\n"));
+        assert_aligned(d.split_once('\n').unwrap().1);
+    }
+
+    #[test]
+    fn describe_stopped_instance_has_no_pid_or_uptime() {
+        let mut p = proc_info(0, "api");
+        p.status = Status::Stopped;
+        p.pid = None;
+        p.started_at_ms = None;
+        p.last_exit = Some(ExitInfo {
+            code: Some(1),
+            signal: None,
+            at_ms: NOW - 5_000,
+        });
+        let d = describe(&p, NOW);
+        assert!(d.contains("│ pid "));
+        assert!(d.contains(" N/A "));
+        assert!(d.contains("code 1 at "));
+        assert!(d.contains("(5s ago)"));
+    }
+
+    #[test]
+    fn describe_never_prints_env_values() {
+        let mut p = proc_info(0, "api");
+        p.spec
+            .env
+            .insert("DATABASE_URL".into(), "postgres://u:hunter2@db".into());
+        p.spec.env.insert("API_TOKEN".into(), "s3cr3t-t0ken".into());
+        p.spec.env.insert("PORT".into(), "8080".into());
+        let d = describe(&p, NOW);
+        assert!(!d.contains("hunter2"));
+        assert!(!d.contains("s3cr3t-t0ken"));
+        assert!(!d.contains("8080"));
+        assert!(d.contains("3 variables (values not shown)"));
+    }
+}
