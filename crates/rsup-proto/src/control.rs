@@ -31,11 +31,21 @@ pub enum ApplyAction {
 pub enum Request {
     Ping,
     /// Start these apps. An app whose name already runs is refused.
-    Start { apps: Vec<AppSpec> },
-    Stop { target: Target },
-    Restart { target: Target },
-    Reload { target: Target },
-    Delete { target: Target },
+    Start {
+        apps: Vec<AppSpec>,
+    },
+    Stop {
+        target: Target,
+    },
+    Restart {
+        target: Target,
+    },
+    Reload {
+        target: Target,
+    },
+    Delete {
+        target: Target,
+    },
     /// startOrRestart / startOrReload: start what is new, restart or reload
     /// what runs with the new options.
     Apply {
@@ -51,12 +61,21 @@ pub enum Request {
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
     /// A step of a long command, for the CLI to print as it happens.
-    Progress { message: String },
+    Progress {
+        message: String,
+    },
     /// The command succeeded; the processes it concerned (all of them for
     /// `list`).
-    Done { processes: Vec<ProcessInfo> },
-    Pong { pid: u32, version: String },
-    Error { message: String },
+    Done {
+        processes: Vec<ProcessInfo>,
+    },
+    Pong {
+        pid: u32,
+        version: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 impl Reply {

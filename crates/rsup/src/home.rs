@@ -104,9 +104,6 @@ mod tests {
         fs::set_permissions(&home.dir, fs::Permissions::from_mode(0o755)).unwrap();
         home.ensure().unwrap();
         assert_eq!(fs::metadata(&home.dir).unwrap().mode() & 0o777, 0o700);
-        assert_eq!(
-            fs::metadata(home.logs_dir()).unwrap().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(home.logs_dir()).unwrap().mode() & 0o777, 0o700);
     }
 }

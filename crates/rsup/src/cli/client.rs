@@ -22,7 +22,10 @@ pub fn connect_existing(home: &Home) -> Result<Option<UnixStream>> {
             Ok(None)
         }
         Err(e) => Err(e).with_context(|| {
-            format!("cannot connect to the rsup daemon at {}", home.socket().display())
+            format!(
+                "cannot connect to the rsup daemon at {}",
+                home.socket().display()
+            )
         }),
     }
 }

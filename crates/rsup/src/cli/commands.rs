@@ -223,7 +223,7 @@ fn show_logs(home: &Home, target: &str, lines: usize, nostream: bool) -> Result<
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc_flag(flag);
-    logs::tail_and_follow(&sources, lines, &mut out, &stop)?;
+    logs::tail_then_follow(&sources, lines, &mut out, &stop)?;
     let _ = stop.load(Ordering::Relaxed);
     Ok(0)
 }
@@ -242,7 +242,11 @@ fn signal_hook_flag(flag: Arc<AtomicBool>) -> Result<()> {
         }
     }
     let _ = FLAG.set(flag);
-    let action = SigAction::new(SigHandler::Handler(on_int), SaFlags::empty(), SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(on_int),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     // SAFETY: the handler only stores to an atomic.
     unsafe { sigaction(Signal::SIGINT, &action)? };
     Ok(())

@@ -6,7 +6,6 @@
 //! delay of a poll interval is invisible to someone reading logs.
 
 // `rsup logs` calls these; unused until it is wired.
-#![allow(dead_code)]
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};

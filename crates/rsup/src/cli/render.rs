@@ -4,7 +4,6 @@
 //! and whether colour is wanted, so the output is deterministic and testable.
 
 // `rsup list` and `rsup describe` call these; unused until they are wired.
-#![allow(dead_code)]
 
 use chrono::{Local, TimeZone};
 use rsup_proto::app::{ExecMode, ExitInfo, ProcessInfo, Status};

@@ -3,7 +3,7 @@
 //! request. The task owns the process; everything else talks to it through
 //! an [`InstanceHandle`].
 
-use super::channels::{ChildEvent, Channels};
+use super::channels::{Channels, ChildEvent};
 use super::restart_policy::{self, CrashHistory, Decision};
 use super::spawn::{launch, LaunchRequest, Launched};
 use super::stop::stop_process;
@@ -61,7 +61,10 @@ pub struct InstanceHandle {
 impl InstanceHandle {
     /// Creates the instance and launches its first process. The returned
     /// receiver fires once that process is ready or has failed.
-    pub fn start(identity: Identity, spec: Arc<AppSpec>) -> (InstanceHandle, oneshot::Receiver<()>) {
+    pub fn start(
+        identity: Identity,
+        spec: Arc<AppSpec>,
+    ) -> (InstanceHandle, oneshot::Receiver<()>) {
         let (commands, rx) = mpsc::channel(8);
         let (state_tx, state) = watch::channel(InstanceState {
             status: Status::Launching,

@@ -21,7 +21,11 @@ impl Registry {
         let ids: Vec<u32> = if t == "all" {
             self.instances.keys().copied().collect()
         } else if let Ok(id) = t.parse::<u32>() {
-            self.instances.keys().copied().filter(|i| *i == id).collect()
+            self.instances
+                .keys()
+                .copied()
+                .filter(|i| *i == id)
+                .collect()
         } else {
             self.ids_of(t)
         };
@@ -121,9 +125,7 @@ mod tests {
 
     #[test]
     fn log_files_get_the_id_only_when_instances_do_not_share() {
-        let home = Home {
-            dir: "/h".into(),
-        };
+        let home = Home { dir: "/h".into() };
         let mut s = spec();
         s.name = "api".into();
         assert_eq!(

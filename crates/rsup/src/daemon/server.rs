@@ -23,13 +23,13 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
     }
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
-    let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_line(&mut reader, &mut line)).await
-    {
-        Ok(Ok(true)) => decode::<Request>(&line).map_err(|e| format!("bad request: {e}")),
-        Ok(Ok(false)) => return,
-        Ok(Err(e)) => Err(format!("bad request: {e}")),
-        Err(_) => Err("no request received in time".to_string()),
-    };
+    let request =
+        match tokio::time::timeout(REQUEST_TIMEOUT, read_line(&mut reader, &mut line)).await {
+            Ok(Ok(true)) => decode::<Request>(&line).map_err(|e| format!("bad request: {e}")),
+            Ok(Ok(false)) => return,
+            Ok(Err(e)) => Err(format!("bad request: {e}")),
+            Err(_) => Err("no request received in time".to_string()),
+        };
     let request = match request {
         Ok(r) => r,
         Err(message) => {

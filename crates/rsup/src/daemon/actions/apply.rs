@@ -52,8 +52,7 @@ pub async fn apply(
                 .await;
             }
             ApplyAction::Reload => {
-                if let Err(message) =
-                    reload_instances(&running, Some(spec.clone()), progress).await
+                if let Err(message) = reload_instances(&running, Some(spec.clone()), progress).await
                 {
                     return error(message);
                 }

@@ -11,8 +11,8 @@ pub use stop::stop_everything;
 
 use super::instance::InstanceHandle;
 use super::lifecycle::Daemon;
-use rsup_proto::control::{Reply, Request};
 use rsup_proto::app::ProcessInfo;
+use rsup_proto::control::{Reply, Request};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;

@@ -1,0 +1,85 @@
+//! Crashes: restart per policy, and `errored` after too many unstable
+//! restarts.
+
+use crate::harness::*;
+use rsup_proto::app::Status;
+
+#[test]
+fn a_crash_loop_ends_in_errored_after_max_restarts() {
+    let r = Rsup::new();
+    let app = fixture("app.js");
+    let out = r
+        .cmd()
+        .args([
+            "start",
+            app.to_str().unwrap(),
+            "--name",
+            "loop",
+            "--max-restarts",
+            "3",
+        ])
+        .env("REPORT", r.path("report"))
+        .env("MODE", "crash")
+        .output()
+        .unwrap();
+    // `start` itself may see it online before the first crash.
+    let _ = out;
+    let p = r.wait_status("loop", Status::Errored);
+    assert_eq!(p.restarts, 3);
+    assert_eq!(p.last_exit.unwrap().code, Some(1));
+    assert_eq!(p.pid, None);
+    // Four launches: the first and three restarts; then it stays down.
+    let starts = r
+        .report("report")
+        .iter()
+        .filter(|l| l.starts_with("start"))
+        .count();
+    assert_eq!(starts, 4);
+}
+
+#[test]
+fn a_killed_app_is_restarted_with_the_same_id() {
+    let r = Rsup::new();
+    let app = fixture("app.js");
+    let out = r
+        .cmd()
+        .args(["start", app.to_str().unwrap(), "--name", "phoenix"])
+        .env("REPORT", r.path("report"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let before = r.process("phoenix");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(before.pid.unwrap() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let after = wait_for("a new process", || {
+        let p = r.process("phoenix");
+        (p.status == Status::Online && p.pid.is_some() && p.pid != before.pid).then_some(p)
+    });
+    assert_eq!(after.id, before.id);
+    assert_eq!(after.restarts, 1);
+    assert_eq!(after.last_exit.unwrap().signal.as_deref(), Some("SIGKILL"));
+}
+
+#[test]
+fn no_autorestart_leaves_a_crashed_app_stopped() {
+    let r = Rsup::new();
+    let app = fixture("app.js");
+    r.cmd()
+        .args([
+            "start",
+            app.to_str().unwrap(),
+            "--name",
+            "once",
+            "--no-autorestart",
+        ])
+        .env("REPORT", r.path("report"))
+        .env("MODE", "crash")
+        .output()
+        .unwrap();
+    let p = r.wait_status("once", Status::Stopped);
+    assert_eq!(p.restarts, 0);
+    assert_eq!(r.report("report").len(), 1);
+}

@@ -1,0 +1,140 @@
+//! Stop: the kill signal (or the shutdown message), then SIGKILL at
+//! kill_timeout, to the whole process tree.
+
+use crate::harness::*;
+use rsup_proto::app::Status;
+use std::time::Instant;
+
+fn start(r: &Rsup, name: &str, mode: &str, extra: &[&str]) {
+    let app = fixture("app.js");
+    let out = r
+        .cmd()
+        .args(["start", app.to_str().unwrap(), "--name", name])
+        .args(extra)
+        .env("REPORT", r.path("report"))
+        .env("MODE", mode)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r.wait_report("report", "start");
+}
+
+#[test]
+fn stop_sends_sigint_by_default_and_returns_when_the_process_is_gone() {
+    let r = Rsup::new();
+    start(&r, "s", "", &[]);
+    let pid = r.process("s").pid.unwrap();
+    r.ok(&["stop", "s"]);
+    assert!(!alive(pid));
+    let p = r.process("s");
+    assert_eq!(p.status, Status::Stopped);
+    assert_eq!(p.last_exit.unwrap().code, Some(0));
+    assert!(r.report("report").contains(&"signal SIGINT".to_string()));
+}
+
+#[test]
+fn an_app_that_ignores_sigint_is_sigkilled_after_kill_timeout() {
+    let r = Rsup::new();
+    start(&r, "stubborn", "ignore-signals", &["--kill-timeout", "700"]);
+    let began = Instant::now();
+    r.ok(&["stop", "stubborn"]);
+    let took = began.elapsed();
+    let p = r.process("stubborn");
+    // First the polite signal, which it ignored, then SIGKILL.
+    assert!(r.report("report").contains(&"signal SIGINT".to_string()));
+    assert_eq!(p.last_exit.unwrap().signal.as_deref(), Some("SIGKILL"));
+    // It waited for the timeout rather than killing at once; the upper
+    // bound only catches a hang.
+    assert!(took.as_millis() >= 700, "stopped after {took:?}");
+    assert!(took.as_secs() < 20, "stop took {took:?}");
+}
+
+#[test]
+fn shutdown_with_message_delivers_shutdown_instead_of_a_signal() {
+    let r = Rsup::new();
+    start(&r, "msg", "", &["--shutdown-with-message"]);
+    r.ok(&["stop", "msg"]);
+    let lines = r.report("report");
+    assert!(
+        lines.contains(&"message \"shutdown\"".to_string()),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("signal")), "{lines:?}");
+    assert_eq!(r.process("msg").last_exit.unwrap().code, Some(0));
+}
+
+#[test]
+fn pm2_kill_signal_is_honoured() {
+    let r = Rsup::new();
+    let app = fixture("app.js");
+    let out = r
+        .cmd()
+        .args(["start", app.to_str().unwrap(), "--name", "term"])
+        .env("REPORT", r.path("report"))
+        .env("PM2_KILL_SIGNAL", "SIGTERM")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r.wait_report("report", "start");
+    r.ok(&["stop", "term"]);
+    let lines = r.report("report");
+    assert!(lines.contains(&"signal SIGTERM".to_string()), "{lines:?}");
+    assert!(!lines.contains(&"signal SIGINT".to_string()), "{lines:?}");
+}
+
+#[test]
+fn the_kill_signal_reaches_the_whole_tree() {
+    let r = Rsup::new();
+    start(&r, "tree", "fork-child", &[]);
+    let lines = r.wait_report("report", "grandchild pid=");
+    let grandchild: u32 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("grandchild pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(alive(grandchild));
+    r.ok(&["stop", "tree"]);
+    assert!(r
+        .report("report")
+        .contains(&"grandchild SIGINT".to_string()));
+    wait_for("the grandchild to be gone", || {
+        (!alive(grandchild)).then_some(())
+    });
+}
+
+#[test]
+fn kill_stops_every_app_and_the_daemon() {
+    let r = Rsup::new();
+    start(&r, "a", "", &["-i", "2"]);
+    let pids: Vec<u32> = r.jlist().iter().filter_map(|p| p.pid).collect();
+    assert_eq!(pids.len(), 2);
+    r.ok(&["kill"]);
+    for pid in pids {
+        assert!(!alive(pid), "{pid} survived rsup kill");
+    }
+    let ping = r.run(&["ping"]);
+    assert!(!ping.status.success());
+    assert!(!r.home.path().join("rsup.sock").exists());
+}
+
+#[test]
+fn delete_forgets_the_app() {
+    let r = Rsup::new();
+    start(&r, "gone", "", &[]);
+    let pid = r.process("gone").pid.unwrap();
+    r.ok(&["delete", "gone"]);
+    assert!(!alive(pid));
+    assert!(r.jlist().is_empty());
+    let out = r.run(&["stop", "gone"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found: gone"));
+}
