@@ -34,6 +34,8 @@ fn claim_from_env() -> Option<UnixStream> {
     if fd < 3 || !is_stream_socket(fd) {
         return None;
     }
+    // Node already marks inherited descriptors close-on-exec at start-up;
+    // other hosts of the addon may not.
     set_cloexec(fd).ok()?;
     // SAFETY: the descriptor is open, is a socket, and nothing else in this
     // process owns it: the supervisor left it for exactly this library.

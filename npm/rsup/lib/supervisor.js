@@ -26,14 +26,17 @@ function detect() {
 function claimRsup() {
   const killTimeoutMs = positive(env.RSUP_KILL_TIMEOUT_MS) ?? 1600;
   const killSignal = env.RSUP_KILL_SIGNAL || 'SIGINT';
-  // Read once and removed, as Node does with NODE_CHANNEL_FD: the app's
-  // children are not rsup's workers.
+  // The addon reads RSUP_FD from the C environment, so it claims the
+  // channel before the variables go.
+  const { binding, errors } = loadBinding();
+  const open = Boolean(binding && binding.workerChannelOpen());
+  // Removed, as Node does with NODE_CHANNEL_FD: the app's children are not
+  // rsup's workers.
   delete env.RSUP_FD;
   delete env.RSUP_KILL_TIMEOUT_MS;
   delete env.RSUP_KILL_SIGNAL;
 
-  const { binding, errors } = loadBinding();
-  if (binding && binding.workerChannelOpen()) {
+  if (open) {
     return { kind: 'rsup', native: binding, killTimeoutMs, killSignal };
   }
   if (typeof process.send === 'function') {
