@@ -53,8 +53,7 @@ function watchClose(server) {
 
 function http1Drainer(server) {
   const connections = new Set(); // raw sockets, destroyed at the deadline
-  const inFlight = new Map(); // request socket -> responses not yet done
-  const responses = new Set();
+  const responses = new Map(); // in-flight response -> its socket
   let draining = false;
   const wasClosed = watchClose(server);
 
@@ -63,32 +62,31 @@ function http1Drainer(server) {
     socket.once('close', () => connections.delete(socket));
   });
 
-  // Prepended so the count is taken before the app's handler can answer.
+  // Prepended so the response is counted before the app's handler can
+  // answer it. Kept to one Map entry and one listener: this runs on every
+  // request.
   server.prependListener('request', (req, res) => {
-    const socket = req.socket;
-    inFlight.set(socket, (inFlight.get(socket) || 0) + 1);
-    responses.add(res);
+    responses.set(res, req.socket);
     if (draining) closeAfterResponse(res);
-    let done = false;
-    const onDone = () => {
-      if (done) return;
-      done = true;
+    res.on('close', () => {
+      const socket = responses.get(res);
       responses.delete(res);
-      const left = inFlight.get(socket) - 1;
-      if (left > 0) return inFlight.set(socket, left);
-      inFlight.delete(socket);
-      // Headers went out before shutdown, so the client may still think
-      // the connection is reusable; end it now that it is idle.
-      if (draining && !socket.destroyed) socket.end();
-    };
-    res.once('finish', onDone);
-    res.once('close', onDone);
+      if (draining) endIfIdle(socket);
+    });
   });
+
+  function endIfIdle(socket) {
+    if (socket.destroyed) return;
+    for (const other of responses.values()) if (other === socket) return; // pipelined
+    // Headers went out before shutdown, so the client may still think the
+    // connection is reusable; end it now that nothing is in flight on it.
+    socket.end();
+  }
 
   return async function drain(forceAt) {
     draining = true;
     const closed = closeServer(server, wasClosed);
-    for (const res of responses) closeAfterResponse(res);
+    for (const res of responses.keys()) closeAfterResponse(res);
     // Node's own connection list (18.2+) also knows the requests whose
     // headers are still arriving, which must not be cut.
     server.closeIdleConnections();
@@ -96,9 +94,9 @@ function http1Drainer(server) {
     let timer;
     const forced = new Promise((resolve) => {
       timer = setTimeout(() => {
-        const cut = inFlight.size;
+        const cut = responses.size;
         for (const socket of connections) socket.destroy();
-        for (const socket of inFlight.keys()) socket.destroy();
+        for (const socket of responses.values()) socket.destroy();
         resolve(cut);
       }, Math.max(0, forceAt - Date.now()));
     });
