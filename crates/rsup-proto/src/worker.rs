@@ -23,6 +23,38 @@ pub const KILL_SIGNAL_ENV: &str = "RSUP_KILL_SIGNAL";
 pub enum WorkerMessage {
     /// The app is ready for traffic.
     Ready,
+    /// Asks for a listening socket. The supervisor binds each address once
+    /// per app and hands every instance a duplicate, so the accept queue
+    /// outlives any single process. Answered by
+    /// [`SupervisorMessage::Listening`] with the same `request`.
+    Listen {
+        request: u64,
+        address: ListenAddress,
+    },
+    /// After a [`SupervisorMessage::Shutdown`]: the worker has closed its
+    /// listening sockets and finished its in-flight requests. The
+    /// supervisor then sends the kill signal without waiting further.
+    Drained,
+}
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ListenAddress {
+    /// `host` as Node takes it (`None`: every address, IPv6 and IPv4).
+    /// Port 0 asks for a free port; all instances of an app share it.
+    Tcp { host: Option<String>, port: u16 },
+    Unix { path: String },
+}
+
+/// Why a listen request failed, as Node reports bind errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenError {
+    /// errno name, e.g. `EADDRINUSE`, `EACCES`.
+    pub code: String,
+    /// errno number (positive).
+    pub errno: i32,
+    pub message: String,
 }
 
 /// Supervisor → worker.
@@ -32,6 +64,16 @@ pub enum SupervisorMessage {
     /// Stop gracefully; the supervisor sends SIGKILL `deadline_ms` after
     /// this message.
     Shutdown { deadline_ms: u64 },
+    /// Answer to [`WorkerMessage::Listen`]. On success the listening
+    /// socket's descriptor travels with this line as SCM_RIGHTS ancillary
+    /// data, sent in the same `sendmsg` as the line's first byte; a
+    /// receiver keeps received descriptors in arrival order and gives one to
+    /// each successful `listening` line.
+    Listening {
+        request: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ListenError>,
+    },
 }
 
 #[cfg(test)]
@@ -49,5 +91,26 @@ mod tests {
         );
         let m: WorkerMessage = decode(b"{\"type\":\"ready\"}").unwrap();
         assert_eq!(m, WorkerMessage::Ready);
+        let listen: WorkerMessage = decode(
+            br#"{"type":"listen","request":7,"address":{"kind":"tcp","host":null,"port":3000}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            listen,
+            WorkerMessage::Listen {
+                request: 7,
+                address: ListenAddress::Tcp {
+                    host: None,
+                    port: 3000
+                }
+            }
+        );
+        assert_eq!(
+            encode(&SupervisorMessage::Listening {
+                request: 7,
+                error: None
+            }),
+            b"{\"type\":\"listening\",\"request\":7}\n"
+        );
     }
 }
