@@ -57,7 +57,7 @@ test('the channel reader does not keep the process alive', async (t) => {
   const { app, received } = startWorker(t, 'ipc-alive');
   const { code } = await Promise.race([
     app.exited,
-    sleep(5000).then(() => ({ code: "still running after 5 s" })),
+    sleep(5000).then(() => ({ code: 'still running after 5 s' })),
   ]);
   assert.equal(code, 0);
   assert.deepEqual(received, ['{"type":"ready"}']);

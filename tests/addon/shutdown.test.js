@@ -102,7 +102,7 @@ test("PM2: ready() sends 'ready'; the IPC channel listened on does not keep the 
   app.child.on('message', (m) => messages.push(m));
   const { code } = await Promise.race([
     app.exited,
-    sleep(5000).then(() => ({ code: "still running after 5 s" })),
+    sleep(5000).then(() => ({ code: 'still running after 5 s' })),
   ]);
   assert.equal(code, 0);
   assert.deepEqual(messages, ['ready']);
