@@ -1,0 +1,659 @@
+//! The public API against real files and a real `node`.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rsup_proto::app::{defaults, ExecMode};
+use tempfile::TempDir;
+
+use super::*;
+
+struct Fixture {
+    dir: TempDir,
+    ctx: Context,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k == "PATH" || k == "HOME")
+            .collect();
+        env.insert("FROM_CLI".into(), "cli".into());
+        env.insert("SHARED".into(), "cli".into());
+        let ctx = Context {
+            // Canonical, so expected paths compare equal on systems where
+            // the temp dir is behind a symlink.
+            cwd: dir.path().canonicalize().unwrap(),
+            env,
+            cpus: 4,
+        };
+        Fixture { dir, ctx }
+    }
+
+    fn root(&self) -> &Path {
+        &self.ctx.cwd
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.root().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load(&self, rel: &str, ov: &Overrides) -> Result<Loaded, ConfigError> {
+        load_config_file(Path::new(rel), ov, &self.ctx)
+    }
+
+    fn load_one(&self, rel: &str, ov: &Overrides) -> AppSpec {
+        let mut loaded = self.load(rel, ov).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.apps.len(), 1);
+        loaded.apps.remove(0)
+    }
+
+    fn ecosystem(&self, apps: &str) {
+        self.write(
+            "ecosystem.config.js",
+            &format!("module.exports = {{ apps: {apps} }};\n"),
+        );
+    }
+}
+
+fn err(r: Result<Loaded, ConfigError>) -> String {
+    match r {
+        Ok(l) => panic!("expected an error, got {:?}", l.apps),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_of_a_plain_js_app() {
+    let f = Fixture::new();
+    f.write("app.js", "");
+    f.ecosystem("[{ script: 'app.js' }]");
+    let a = f.load_one("ecosystem.config.js", &Overrides::default());
+    assert_eq!(a.name, "app");
+    assert_eq!(a.script, f.root().join("app.js").to_string_lossy());
+    assert_eq!(a.cwd, f.root());
+    assert!(a.args.is_empty());
+    assert!(a.node);
+    assert!(a.interpreter.as_deref().unwrap().ends_with("/node"));
+    assert!(a.node_args.is_empty());
+    assert_eq!(a.instances, 1);
+    assert_eq!(a.exec_mode, ExecMode::Fork);
+    assert!(!a.wait_ready);
+    assert_eq!(a.listen_timeout_ms, defaults::LISTEN_TIMEOUT_MS);
+    assert_eq!(a.kill_timeout_ms, defaults::KILL_TIMEOUT_MS);
+    assert_eq!(a.kill_signal, "SIGINT");
+    assert!(!a.shutdown_with_message);
+    assert!(a.treekill);
+    assert!(a.autorestart);
+    assert_eq!(a.max_restarts, 16);
+    assert_eq!(a.min_uptime_ms, 1000);
+    assert_eq!(a.restart_delay_ms, 0);
+    assert_eq!(a.exp_backoff_restart_delay_ms, 0);
+    assert_eq!(a.instance_var, "NODE_APP_INSTANCE");
+    assert_eq!(a.out_file, None);
+    assert_eq!(a.error_file, None);
+    assert!(a.merge_logs);
+    assert_eq!(a.log_date_format, None);
+    assert!(!a.time);
+    assert_eq!(a.env["FROM_CLI"], "cli");
+}
+
+#[test]
+fn every_key_and_alias() {
+    let f = Fixture::new();
+    f.write("srv/server.js", "");
+    f.write(
+        "ecosystem.config.js",
+        r#"module.exports = { apps: [{
+            name: 'api', exec: 'server.js', cwd: 'srv', args: '--port 80 --msg "a b"',
+            interpreter_args: ['--max-old-space-size=256'], instances: 3, exec_mode: 'fork_mode',
+            env: { A: 1 }, waitReady: true, listen_timeout: 8000, kill_timeout: '5000',
+            kill_signal: 'TERM', shutdown_with_message: true, treekill: false, autorestart: false,
+            max_restarts: 3, min_uptime: '5s', restart_delay: 250, exp_backoff_restart_delay: 100,
+            instance_var: 'INSTANCE_ID', output: 'logs/out.log', err: '/tmp/err.log',
+            combine_logs: true, log_date_format: 'YYYY-MM-DD HH:mm Z',
+        }] };"#,
+    );
+    let a = f.load_one("ecosystem.config.js", &Overrides::default());
+    let srv = f.root().join("srv");
+    assert_eq!(a.name, "api");
+    assert_eq!(a.script, srv.join("server.js").to_string_lossy());
+    assert_eq!(a.cwd, srv);
+    assert_eq!(a.args, ["--port", "80", "--msg", "a b"]);
+    assert_eq!(a.node_args, ["--max-old-space-size=256"]);
+    assert_eq!(a.instances, 3);
+    assert_eq!(a.exec_mode, ExecMode::Fork);
+    assert_eq!(a.env["A"], "1");
+    assert!(a.wait_ready);
+    assert_eq!(a.listen_timeout_ms, 8000);
+    assert_eq!(a.kill_timeout_ms, 5000);
+    assert_eq!(a.kill_signal, "SIGTERM");
+    assert!(a.shutdown_with_message);
+    assert!(!a.treekill);
+    assert!(!a.autorestart);
+    assert_eq!(a.max_restarts, 3);
+    assert_eq!(a.min_uptime_ms, 5000);
+    assert_eq!(a.restart_delay_ms, 250);
+    assert_eq!(a.exp_backoff_restart_delay_ms, 100);
+    assert_eq!(a.instance_var, "INSTANCE_ID");
+    assert_eq!(a.out_file, Some(srv.join("logs/out.log")));
+    assert_eq!(a.error_file, Some(PathBuf::from("/tmp/err.log")));
+    assert!(a.merge_logs);
+    assert_eq!(a.log_date_format.as_deref(), Some("%Y-%m-%d %H:%M %:z"));
+    assert!(a.time);
+}
+
+#[test]
+fn instances_max_zero_negative_and_auto_cluster() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    let cases = [
+        ("'max'", 4),
+        ("0", 4),
+        ("-1", 3),
+        ("-9", 1),
+        ("2", 2),
+        ("'2'", 2),
+    ];
+    for (value, expected) in cases {
+        f.ecosystem(&format!("[{{ script: 'a.js', instances: {value} }}]"));
+        let a = f.load_one("ecosystem.config.js", &Overrides::default());
+        assert_eq!(a.instances, expected, "instances: {value}");
+        // PM2 switches a Node script with `instances` to cluster mode.
+        assert_eq!(a.exec_mode, ExecMode::Cluster, "instances: {value}");
+    }
+    f.ecosystem("[{ script: 'a.js', instances: 2, exec_mode: 'fork' }]");
+    assert_eq!(
+        f.load_one("ecosystem.config.js", &Overrides::default())
+            .exec_mode,
+        ExecMode::Fork
+    );
+}
+
+#[test]
+fn merge_logs_default_follows_pm2() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    for (app, merged) in [
+        ("{ script: 'a.js' }", true),
+        ("{ script: 'a.js', instances: 'max' }", true),
+        ("{ script: 'a.js', instances: 2 }", false),
+        ("{ script: 'a.js', exec_mode: 'cluster' }", false),
+        ("{ script: 'a.js', instances: 2, merge_logs: true }", true),
+    ] {
+        f.ecosystem(&format!("[{app}]"));
+        let a = f.load_one("ecosystem.config.js", &Overrides::default());
+        assert_eq!(a.merge_logs, merged, "{app}");
+    }
+}
+
+#[test]
+fn non_node_interpreters_run_in_fork_mode() {
+    let f = Fixture::new();
+    f.write("job.sh", "echo hi\n");
+    f.ecosystem("[{ script: 'job.sh', instances: 2, exec_mode: 'cluster' }]");
+    let loaded = f
+        .load("ecosystem.config.js", &Overrides::default())
+        .unwrap();
+    let a = &loaded.apps[0];
+    assert!(a.interpreter.as_deref().unwrap().ends_with("/bash"));
+    assert!(!a.node);
+    assert_eq!(a.exec_mode, ExecMode::Fork);
+    assert_eq!(a.instances, 2);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("cluster mode needs")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn interpreter_none_and_path_commands() {
+    let f = Fixture::new();
+    let run = f.write("run", "#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    f.ecosystem("[{ script: './run', interpreter: 'none' }, { name: 'sleeper', script: 'sleep', interpreter: 'none', args: '60' }]");
+    let loaded = f
+        .load("ecosystem.config.js", &Overrides::default())
+        .unwrap();
+    assert_eq!(loaded.apps[0].interpreter, None);
+    assert!(!loaded.apps[0].node);
+    assert!(
+        loaded.apps[1].script.ends_with("/sleep"),
+        "{}",
+        loaded.apps[1].script
+    );
+    assert_eq!(loaded.apps[1].args, ["60"]);
+
+    // A shebang script without extension runs directly, without node.
+    f.ecosystem("[{ script: 'run' }]");
+    assert_eq!(
+        f.load_one("ecosystem.config.js", &Overrides::default())
+            .interpreter,
+        None
+    );
+}
+
+#[test]
+fn command_line_script_runs_in_a_shell() {
+    let f = Fixture::new();
+    f.ecosystem("[{ name: 'cmd', script: 'echo hello world' }]");
+    let a = f.load_one("ecosystem.config.js", &Overrides::default());
+    assert!(a.script.ends_with("/bash") || a.script.ends_with("/sh"));
+    assert_eq!(a.args, ["-c", "echo hello world"]);
+    assert_eq!(a.interpreter, None);
+}
+
+#[test]
+fn env_layers_and_env_name() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem(
+        "[{ script: 'a.js', port: 4000, env: { SHARED: 'file', NODE_ENV: 'development', GONE: null }, \
+           env_production: { NODE_ENV: 'production', EXTRA: 'x' } }]",
+    );
+    let mut ctx_env = f.ctx.env.clone();
+    ctx_env.insert("GONE".into(), "still here".into());
+    let f = Fixture {
+        ctx: Context {
+            env: ctx_env,
+            ..f.ctx.clone()
+        },
+        ..f
+    };
+
+    let a = f.load_one("ecosystem.config.js", &Overrides::default());
+    assert_eq!(a.env["FROM_CLI"], "cli");
+    assert_eq!(a.env["SHARED"], "file");
+    assert_eq!(a.env["NODE_ENV"], "development");
+    assert_eq!(a.env["PORT"], "4000");
+    assert!(!a.env.contains_key("GONE"));
+    assert!(!a.env.contains_key("EXTRA"));
+
+    let ov = Overrides {
+        env_name: Some("production".into()),
+        ..Default::default()
+    };
+    let a = f.load_one("ecosystem.config.js", &ov);
+    assert_eq!(a.env["NODE_ENV"], "production");
+    assert_eq!(a.env["EXTRA"], "x");
+    assert_eq!(a.env["SHARED"], "file");
+
+    // A missing env_<name> is a warning, as in PM2.
+    let ov = Overrides {
+        env_name: Some("staging".into()),
+        ..Default::default()
+    };
+    let loaded = f.load("ecosystem.config.js", &ov).unwrap();
+    assert_eq!(loaded.apps[0].env["NODE_ENV"], "development");
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w.contains("\"env_staging\" is not defined")));
+}
+
+#[test]
+fn wrong_type_error_names_file_app_and_key() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem("[{ name: 'api', script: 'a.js', instances: true }]");
+    assert_eq!(
+        err(f.load("ecosystem.config.js", &Overrides::default())),
+        "ecosystem.config.js: app \"api\": \"instances\" must be a number or \"max\", got true"
+    );
+    f.ecosystem("[{ script: 'a.js' }, { script: 'a.js', name: 'b', kill_timeout: 'soon' }]");
+    assert!(err(f.load("ecosystem.config.js", &Overrides::default()))
+        .starts_with("ecosystem.config.js: app \"b\": \"kill_timeout\""));
+}
+
+#[test]
+fn syntax_error_in_js() {
+    let f = Fixture::new();
+    f.write(
+        "ecosystem.config.js",
+        "module.exports = {\n  apps: [{ script: 'a.js' }\n}\n",
+    );
+    let e = err(f.load("ecosystem.config.js", &Overrides::default()));
+    assert!(
+        e.starts_with("ecosystem.config.js: does not evaluate: SyntaxError: "),
+        "{e}"
+    );
+    assert!(!e.contains('\n'));
+}
+
+#[test]
+fn missing_file_and_missing_script() {
+    let f = Fixture::new();
+    let e = err(f.load("nope.config.js", &Overrides::default()));
+    assert!(e.starts_with("nope.config.js: file not found: /"), "{e}");
+
+    f.ecosystem("[{ name: 'api', script: 'missing.js' }]");
+    assert_eq!(
+        err(f.load("ecosystem.config.js", &Overrides::default())),
+        format!(
+            "ecosystem.config.js: app \"api\": script not found: {}",
+            f.root().join("missing.js").display()
+        )
+    );
+
+    f.ecosystem("[{ name: 'api' }]");
+    assert_eq!(
+        err(f.load("ecosystem.config.js", &Overrides::default())),
+        "ecosystem.config.js: app \"api\": \"script\" is required"
+    );
+    f.ecosystem("[{ instances: 2 }]");
+    assert_eq!(
+        err(f.load("ecosystem.config.js", &Overrides::default())),
+        "ecosystem.config.js: app #1: \"script\" is required"
+    );
+
+    let e = app_from_script("app.js", &Overrides::default(), &f.ctx)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "app.js: script not found: {}",
+            f.root().join("app.js").display()
+        )
+    );
+}
+
+#[test]
+fn unknown_and_unsupported_keys_are_warnings() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem("[{ name: 'api', script: 'a.js', watch: true, colour: 'blue', vizion: false }]");
+    let loaded = f
+        .load("ecosystem.config.js", &Overrides::default())
+        .unwrap();
+    assert_eq!(loaded.apps.len(), 1);
+    assert_eq!(
+        loaded.warnings,
+        [
+            "ecosystem.config.js: app \"api\": unknown key \"colour\" is ignored",
+            "ecosystem.config.js: app \"api\": \"watch\" is not supported by rsup and is ignored",
+        ]
+    );
+}
+
+#[test]
+fn only_filters_by_name() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem("[{ name: 'api', script: 'a.js' }, { name: 'worker', script: 'a.js' }, { name: 'cron', script: 'a.js' }]");
+    let ov = Overrides {
+        only: Some("worker, cron".into()),
+        ..Default::default()
+    };
+    let names: Vec<_> = f
+        .load("ecosystem.config.js", &ov)
+        .unwrap()
+        .apps
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["worker", "cron"]);
+
+    let ov = Overrides {
+        only: Some("nope".into()),
+        ..Default::default()
+    };
+    assert!(err(f.load("ecosystem.config.js", &ov)).contains("--only: no app named \"nope\""));
+}
+
+#[test]
+fn name_flag_needs_one_app() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem("[{ name: 'api', script: 'a.js' }, { name: 'worker', script: 'a.js' }]");
+    let ov = Overrides {
+        name: Some("renamed".into()),
+        ..Default::default()
+    };
+    assert!(err(f.load("ecosystem.config.js", &ov)).contains("--name applies to one app"));
+    let ov = Overrides {
+        name: Some("renamed".into()),
+        only: Some("worker".into()),
+        ..Default::default()
+    };
+    assert_eq!(f.load_one("ecosystem.config.js", &ov).name, "renamed");
+}
+
+#[test]
+fn duplicate_names_are_an_error() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem("[{ script: 'a.js' }, { script: './a.js' }]");
+    assert_eq!(
+        err(f.load("ecosystem.config.js", &Overrides::default())),
+        "ecosystem.config.js: two apps are named \"a\"; names must be unique"
+    );
+}
+
+#[test]
+fn flags_win_over_file() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.write("other/b.js", "");
+    f.ecosystem(
+        "[{ script: 'a.js', instances: 2, kill_timeout: 100, kill_signal: 'SIGTERM', args: ['x'], \
+           out_file: 'file.log', autorestart: true }]",
+    );
+    let ov = Overrides {
+        instances: Some("max".into()),
+        exec_mode: Some("fork".into()),
+        kill_timeout_ms: Some(9000),
+        kill_signal: Some("SIGUSR2".into()),
+        args: vec!["y".into()],
+        out_file: Some("flag.log".into()),
+        autorestart: Some(false),
+        time: Some(true),
+        ..Default::default()
+    };
+    let a = f.load_one("ecosystem.config.js", &ov);
+    assert_eq!(a.instances, 4);
+    assert_eq!(a.exec_mode, ExecMode::Fork);
+    assert_eq!(a.kill_timeout_ms, 9000);
+    assert_eq!(a.kill_signal, "SIGUSR2");
+    assert_eq!(a.args, ["y"]);
+    assert_eq!(a.out_file, Some(f.root().join("flag.log")));
+    assert!(!a.autorestart);
+    assert!(a.time);
+    assert_eq!(a.log_date_format, None);
+}
+
+#[test]
+fn kill_signal_precedence() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem("[{ script: 'a.js' }]");
+    let with_env = |pairs: &[(&str, &str)]| {
+        let mut ctx = f.ctx.clone();
+        ctx.env
+            .extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        ctx
+    };
+    let signal_of = |ctx: &Context, ov: &Overrides| {
+        load_config_file(Path::new("ecosystem.config.js"), ov, ctx)
+            .map(|l| l.apps[0].kill_signal.clone())
+    };
+    let none = Overrides::default();
+    assert_eq!(signal_of(&f.ctx, &none).unwrap(), "SIGINT");
+    assert_eq!(
+        signal_of(&with_env(&[("PM2_KILL_SIGNAL", "SIGHUP")]), &none).unwrap(),
+        "SIGHUP"
+    );
+    let both = with_env(&[("PM2_KILL_SIGNAL", "SIGHUP"), ("RSUP_KILL_SIGNAL", "TERM")]);
+    assert_eq!(signal_of(&both, &none).unwrap(), "SIGTERM");
+    let flag = Overrides {
+        kill_signal: Some("usr2".into()),
+        ..Default::default()
+    };
+    assert_eq!(signal_of(&both, &flag).unwrap(), "SIGUSR2");
+
+    let e = signal_of(&with_env(&[("RSUP_KILL_SIGNAL", "SIGNOPE")]), &none)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "ecosystem.config.js: app \"a\": RSUP_KILL_SIGNAL in the environment is not a signal name: \"SIGNOPE\""
+    );
+    f.ecosystem("[{ script: 'a.js', kill_signal: 'BOOM' }]");
+    let e = signal_of(&f.ctx, &none).unwrap_err().to_string();
+    assert!(
+        e.ends_with("\"kill_signal\" is not a signal name: \"BOOM\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn config_shapes() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    // A single app object, an array, and JSON files.
+    f.write(
+        "single.config.js",
+        "module.exports = { script: 'a.js', name: 'one' };",
+    );
+    assert_eq!(
+        f.load_one("single.config.js", &Overrides::default()).name,
+        "one"
+    );
+    f.write("list.config.js", "module.exports = [{ script: 'a.js' }];");
+    assert_eq!(
+        f.load_one("list.config.js", &Overrides::default()).name,
+        "a"
+    );
+    f.write(
+        "process.json",
+        r#"{ "apps": [{ "script": "a.js", "name": "j" }] }"#,
+    );
+    assert_eq!(f.load_one("process.json", &Overrides::default()).name, "j");
+    f.write(
+        "esm.config.mjs",
+        "export default { apps: [{ script: 'a.js', name: 'm' }] };",
+    );
+    assert_eq!(
+        f.load_one("esm.config.mjs", &Overrides::default()).name,
+        "m"
+    );
+
+    f.write("empty.config.js", "module.exports = { apps: [] };");
+    assert_eq!(
+        err(f.load("empty.config.js", &Overrides::default())),
+        "empty.config.js: no apps defined"
+    );
+    f.write("bad.config.js", "module.exports = { apps: ['a.js'] };");
+    assert!(
+        err(f.load("bad.config.js", &Overrides::default())).contains("app #1 must be an object")
+    );
+}
+
+#[test]
+fn config_in_another_directory() {
+    let f = Fixture::new();
+    f.write("proj/server.js", "");
+    f.write(
+        "proj/ecosystem.config.js",
+        "module.exports = { apps: [{ script: 'server.js', out_file: 'out.log' }] };",
+    );
+    let a = f.load_one("proj/ecosystem.config.js", &Overrides::default());
+    assert_eq!(a.cwd, f.root().join("proj"));
+    assert_eq!(a.script, f.root().join("proj/server.js").to_string_lossy());
+    assert_eq!(a.out_file, Some(f.root().join("proj/out.log")));
+}
+
+#[test]
+fn script_mode() {
+    let f = Fixture::new();
+    f.write("server.js", "");
+    let a = app_from_script("server.js", &Overrides::default(), &f.ctx)
+        .unwrap()
+        .apps
+        .remove(0);
+    assert_eq!(a.name, "server");
+    assert_eq!(a.exec_mode, ExecMode::Fork);
+    assert_eq!(a.instances, 1);
+    assert!(a.merge_logs);
+
+    let ov = Overrides {
+        instances: Some("-1".into()),
+        name: Some("web".into()),
+        args: vec!["--port".into(), "3000".into()],
+        node_args: vec!["--inspect".into()],
+        log_date_format: Some("YYYY-MM-DD".into()),
+        ..Default::default()
+    };
+    let a = app_from_script("server.js", &ov, &f.ctx)
+        .unwrap()
+        .apps
+        .remove(0);
+    assert_eq!(a.name, "web");
+    assert_eq!(a.instances, 3);
+    assert_eq!(a.exec_mode, ExecMode::Cluster);
+    assert!(!a.merge_logs);
+    assert_eq!(a.args, ["--port", "3000"]);
+    assert_eq!(a.node_args, ["--inspect"]);
+    assert_eq!(a.log_date_format.as_deref(), Some("%Y-%m-%d"));
+    assert!(a.time);
+
+    let bad = Overrides {
+        instances: Some("lots".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        app_from_script("server.js", &bad, &f.ctx)
+            .unwrap_err()
+            .to_string(),
+        "server.js: --instances must be a number or \"max\", got \"lots\""
+    );
+}
+
+#[test]
+fn python_gets_unbuffered_output() {
+    let f = Fixture::new();
+    f.write("job.py", "print(1)\n");
+    let Ok(loaded) = app_from_script("job.py", &Overrides::default(), &f.ctx) else {
+        return; // no Python on this machine
+    };
+    let a = &loaded.apps[0];
+    assert!(a.interpreter.as_deref().unwrap().contains("python"));
+    assert_eq!(a.env["PYTHONUNBUFFERED"], "1");
+}
+
+#[test]
+fn config_file_detection() {
+    for yes in [
+        "ecosystem.config.js",
+        "ecosystem.config.cjs",
+        "ecosystem.config.mjs",
+        "pm2.json",
+        "./deploy/app.yml",
+        "x.yaml",
+        "process.prod.json",
+    ] {
+        assert!(is_config_file(yes), "{yes}");
+    }
+    for no in ["app.js", "server.mjs", "ecosystem.js", "config.js", "api"] {
+        assert!(!is_config_file(no), "{no}");
+    }
+}
+
+#[test]
+fn yaml_is_refused_clearly() {
+    let f = Fixture::new();
+    f.write("ecosystem.yml", "apps:\n  - script: a.js\n");
+    assert_eq!(
+        err(f.load("ecosystem.yml", &Overrides::default())),
+        "ecosystem.yml: does not evaluate: YAML ecosystem files are not supported; use .json or .config.js"
+    );
+}
