@@ -126,3 +126,30 @@ test('https: an in-flight request completes and the server exits', async (t) => 
   assert.equal(code, 0);
   assert.ok(at - sent < 5000, `exit took ${at - sent} ms`);
 });
+
+test('http2: an in-flight stream completes, the idle session does not delay exit', async (t) => {
+  const http2 = require('node:http2');
+  const { app, port } = await startServer(t, { H2: '1' });
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  t.after(() => session.destroy());
+  const get = (p) =>
+    new Promise((resolve, reject) => {
+      const stream = session.request({ ':path': p });
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d) => {
+        body += d;
+      });
+      stream.on('end', () => resolve(body));
+      stream.on('error', reject);
+    });
+  assert.equal(await get('/fast'), 'fast');
+  const slow = get('/slow?ms=800');
+  await app.waitFor(/^slow request started$/);
+  const sent = Date.now();
+  app.child.kill('SIGTERM');
+  assert.equal(await slow, 'slow 800');
+  const { code, at } = await app.exited;
+  assert.equal(code, 0);
+  assert.ok(at - sent < 5000, `exit took ${at - sent} ms`);
+});
