@@ -5,10 +5,6 @@
 //! comment says otherwise; the daemon receives complete specs and never
 //! applies a default itself.
 
-// The CLI is the only user of this API; until it calls it, parts of it
-// look unused.
-#![allow(dead_code)]
-
 mod date_format;
 mod error;
 mod evaluate;

@@ -7,9 +7,12 @@
 
 use crate::lines::read_line;
 use rsup_proto::framing::{decode, encode};
-use rsup_proto::worker::{SupervisorMessage, WorkerMessage};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+use rsup_proto::worker::{ListenAddress, SupervisorMessage, WorkerMessage};
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader, Interest};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -18,6 +21,12 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildEvent {
     Ready,
+    Listen {
+        request: u64,
+        address: ListenAddress,
+    },
+    /// Listeners closed and in-flight requests finished after a shutdown.
+    Drained,
 }
 
 /// How long a write to a child may block: a child that stops reading must
@@ -61,6 +70,34 @@ impl Channels {
     pub async fn send_worker(&mut self, msg: &SupervisorMessage) -> bool {
         write_line(&mut self.worker, &encode(msg)).await
     }
+
+    /// Sends `msg` with `fd` attached (SCM_RIGHTS) to its first byte.
+    pub async fn send_worker_with_fd(&mut self, msg: &SupervisorMessage, fd: &OwnedFd) -> bool {
+        let line = encode(msg);
+        let stream = self.worker.as_ref();
+        let raw = stream.as_raw_fd();
+        let fds = [fd.as_raw_fd()];
+        let first = tokio::time::timeout(
+            WRITE_TIMEOUT,
+            stream.async_io(Interest::WRITABLE, || {
+                sendmsg::<UnixAddr>(
+                    raw,
+                    &[IoSlice::new(&line)],
+                    &[ControlMessage::ScmRights(&fds)],
+                    MsgFlags::MSG_NOSIGNAL,
+                    None,
+                )
+                .map_err(std::io::Error::from)
+            }),
+        )
+        .await;
+        match first {
+            Ok(Ok(n)) if n == line.len() => true,
+            // The descriptor went with the first bytes; the rest is plain.
+            Ok(Ok(n)) => write_line(&mut self.worker, &line[n..]).await,
+            _ => false,
+        }
+    }
 }
 
 async fn write_line(w: &mut OwnedWriteHalf, line: &[u8]) -> bool {
@@ -97,6 +134,10 @@ async fn read_worker_channel(
     while let Ok(true) = read_line(&mut reader, &mut line).await {
         let event = match decode::<WorkerMessage>(&line) {
             Ok(WorkerMessage::Ready) => ChildEvent::Ready,
+            Ok(WorkerMessage::Listen { request, address }) => {
+                ChildEvent::Listen { request, address }
+            }
+            Ok(WorkerMessage::Drained) => ChildEvent::Drained,
             Err(_) => continue,
         };
         if events.send(event).await.is_err() {

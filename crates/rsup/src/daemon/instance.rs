@@ -1,23 +1,20 @@
 //! One instance of an app (one `pm_id`) and the task that keeps it running:
-//! launch, wait for ready, watch for exit, restart per policy, stop on
-//! request. The task owns the process; everything else talks to it through
-//! an [`InstanceHandle`].
+//! launch, wait for ready, watch for exit, restart per policy, replace in
+//! place on reload, stop on request. The task owns the process; everything
+//! else talks to it through an [`InstanceHandle`].
 
-use super::channels::{Channels, ChildEvent};
+use super::process::Proc;
 use super::restart_policy::{self, CrashHistory, Decision};
-use super::spawn::{launch, LaunchRequest, Launched};
+use super::sockets::SocketTable;
+use super::spawn::LaunchRequest;
 use super::stop::stop_process;
 use rsup_proto::app::{AppSpec, ExitInfo, Status};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// How long to wait for the log copiers after an exit: descendants that
-/// keep the pipes open must not hold up the lifecycle.
-const LOG_DRAIN: Duration = Duration::from_millis(500);
 
 /// Everything reported about an instance, published on every change.
 #[derive(Debug, Clone)]
@@ -29,14 +26,23 @@ pub struct InstanceState {
     pub started_at_ms: Option<u64>,
     pub last_exit: Option<ExitInfo>,
     pub spec: Arc<AppSpec>,
-    /// Counts launches; tells a waiter that a new process has started.
-    pub launches: u64,
 }
+
+/// How a reload of one instance went.
+pub type ReloadResult = Result<(), String>;
 
 enum Command {
     Stop(oneshot::Sender<()>),
     /// Stop (if running) and start again, with new options if given.
     Restart(Option<Arc<AppSpec>>, oneshot::Sender<()>),
+    /// Start a new process beside the running one and stop the old one once
+    /// the new one is ready. `strict`: not ready within listen_timeout is a
+    /// failure rather than PM2's "ready anyway".
+    Reload {
+        spec: Option<Arc<AppSpec>>,
+        strict: bool,
+        done: oneshot::Sender<ReloadResult>,
+    },
     /// Stop (if running) and end the task.
     Remove(oneshot::Sender<()>),
 }
@@ -49,6 +55,13 @@ pub struct Identity {
     pub instance: u32,
     pub out_log: PathBuf,
     pub err_log: PathBuf,
+}
+
+/// What instances share with the daemon.
+pub struct Shared {
+    pub sockets: Mutex<SocketTable>,
+    /// rsup's Node preload, given to Node apps with `-r`.
+    pub preload: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -64,6 +77,7 @@ impl InstanceHandle {
     pub fn start(
         identity: Identity,
         spec: Arc<AppSpec>,
+        shared: Arc<Shared>,
     ) -> (InstanceHandle, oneshot::Receiver<()>) {
         let (commands, rx) = mpsc::channel(8);
         let (state_tx, state) = watch::channel(InstanceState {
@@ -74,12 +88,12 @@ impl InstanceHandle {
             started_at_ms: None,
             last_exit: None,
             spec,
-            launches: 0,
         });
         let identity = Arc::new(identity);
         let (settled_tx, settled) = oneshot::channel();
         let runner = Runner {
             identity: identity.clone(),
+            shared,
             commands: rx,
             state: state_tx,
             history: CrashHistory::default(),
@@ -110,6 +124,17 @@ impl InstanceHandle {
         self.ask(|tx| Command::Restart(spec, tx)).await
     }
 
+    /// Replaces the running process without a gap; see [`Command::Reload`].
+    pub async fn reload(&self, spec: Option<Arc<AppSpec>>, strict: bool) -> ReloadResult {
+        let (done, rx) = oneshot::channel();
+        let command = Command::Reload { spec, strict, done };
+        if self.commands.send(command).await.is_err() {
+            return Err("the instance was removed".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the instance was removed".into()))
+    }
+
     /// Stops the process and ends the instance.
     pub async fn remove(&self) {
         self.ask(Command::Remove).await
@@ -135,6 +160,7 @@ enum Next {
 
 struct Runner {
     identity: Arc<Identity>,
+    shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
     state: watch::Sender<InstanceState>,
     history: CrashHistory,
@@ -173,50 +199,36 @@ impl Runner {
         self.state.send_modify(|s| s.status = status);
     }
 
-    /// Launches one process and supervises it until it exits or is stopped.
-    async fn run_process(&mut self) -> Next {
-        let spec = self.spec();
-        let (restarts, launches) = {
-            let s = self.state.borrow();
-            (s.restarts, s.launches)
-        };
-        let launched = launch(&LaunchRequest {
-            spec: &spec,
+    fn launch(&self, spec: &AppSpec) -> std::io::Result<Proc> {
+        let restarts = self.state.borrow().restarts;
+        Proc::launch(&LaunchRequest {
+            spec,
             id: self.identity.id,
             instance: self.identity.instance,
             restarts,
             out_log: &self.identity.out_log,
             err_log: &self.identity.err_log,
-        });
-        let Launched {
-            mut child,
-            pid,
-            node_channel,
-            worker_channel,
-            log_copiers,
-        } = match launched {
-            Ok(l) => l,
+            preload: self.shared.preload.as_deref(),
+        })
+    }
+
+    /// Launches one process and supervises it until it exits or is stopped.
+    async fn run_process(&mut self) -> Next {
+        let mut spec = self.spec();
+        let mut proc = match self.launch(&spec) {
+            Ok(p) => p,
             Err(e) => {
                 self.report_launch_failure(&spec, &e);
                 return Next::Idle;
             }
         };
-        let started = Instant::now();
-        let (events_tx, mut events) = mpsc::channel(16);
-        let mut channels = Channels::open(node_channel, worker_channel, events_tx);
-        let ready_immediately = !spec.wait_ready;
         self.state.send_modify(|s| {
-            s.status = if ready_immediately {
-                Status::Online
-            } else {
-                Status::Launching
-            };
-            s.pid = Some(pid);
+            s.status = Status::Launching;
+            s.pid = Some(proc.pid);
             s.started_at_ms = Some(now_ms());
-            s.launches = launches + 1;
         });
-        if ready_immediately {
-            self.release_waiters();
+        if proc.ready_for_start(&spec) {
+            self.mark_online();
         }
         // PM2 treats an app that never says ready as ready at listen_timeout.
         let ready_timer = tokio::time::sleep(Duration::from_millis(spec.listen_timeout_ms));
@@ -225,22 +237,30 @@ impl Runner {
         loop {
             let launching = self.state.borrow().status == Status::Launching;
             tokio::select! {
-                status = child.wait() => {
-                    drain_logs(log_copiers).await;
-                    return self.after_exit(status, started.elapsed());
+                status = proc.child.wait() => {
+                    proc.drain_logs().await;
+                    return self.after_exit(status, proc.started.elapsed());
                 }
-                Some(event) = events.recv() => match event {
-                    ChildEvent::Ready if launching => self.mark_online(),
-                    ChildEvent::Ready => {}
-                },
+                Some(event) = proc.events.recv() => {
+                    proc.handle(event, &self.identity.name, &self.shared.sockets).await;
+                    if launching && proc.ready_for_start(&spec) {
+                        self.mark_online();
+                    }
+                }
                 _ = &mut ready_timer, if launching => self.mark_online(),
-                command = self.commands.recv() => {
-                    self.set_status(Status::Stopping);
-                    let status = stop_process(&mut child, pid, &spec, &mut channels).await;
-                    drain_logs(log_copiers).await;
-                    self.record_exit(status);
-                    return self.obey(command);
-                }
+                command = self.commands.recv() => match command {
+                    Some(Command::Reload { spec: new_spec, strict, done }) => {
+                        let result = self.replace(&mut proc, new_spec, strict).await;
+                        spec = self.spec();
+                        let _ = done.send(result);
+                    }
+                    other => {
+                        self.set_status(Status::Stopping);
+                        let status = stop_process(&mut proc, &spec).await;
+                        self.record_exit(status);
+                        return self.obey(other);
+                    }
+                },
             }
         }
     }
@@ -248,6 +268,71 @@ impl Runner {
     fn mark_online(&mut self) {
         self.set_status(Status::Online);
         self.release_waiters();
+    }
+
+    /// Reload: starts the new process beside `current`, and once it is
+    /// ready stops the old one. On failure the new one is stopped and
+    /// `current` keeps serving.
+    async fn replace(
+        &mut self,
+        current: &mut Proc,
+        new_spec: Option<Arc<AppSpec>>,
+        strict: bool,
+    ) -> ReloadResult {
+        let spec = new_spec.unwrap_or_else(|| self.spec());
+        self.state.send_modify(|s| s.restarts += 1);
+        let mut new = match self.launch(&spec) {
+            Ok(p) => p,
+            Err(e) => {
+                self.state.send_modify(|s| s.restarts -= 1);
+                return Err(format!("failed to start: {e}"));
+            }
+        };
+        let timer = tokio::time::sleep(Duration::from_millis(spec.listen_timeout_ms));
+        tokio::pin!(timer);
+        let app = self.identity.name.clone();
+        loop {
+            if new.ready_for_reload(&spec) {
+                break;
+            }
+            tokio::select! {
+                status = new.child.wait() => {
+                    new.drain_logs().await;
+                    self.state.send_modify(|s| s.restarts -= 1);
+                    let how = describe_exit(status);
+                    return Err(format!("the new process {how} before it was ready"));
+                }
+                Some(event) = new.events.recv() => {
+                    new.handle(event, &app, &self.shared.sockets).await;
+                }
+                Some(event) = current.events.recv() => {
+                    current.handle(event, &app, &self.shared.sockets).await;
+                }
+                _ = &mut timer => {
+                    if !strict {
+                        break;
+                    }
+                    let _ = stop_process(&mut new, &spec).await;
+                    self.state.send_modify(|s| s.restarts -= 1);
+                    return Err(format!(
+                        "the new process was not ready within listen_timeout ({} ms)",
+                        spec.listen_timeout_ms
+                    ));
+                }
+            }
+        }
+        // The new process serves; the old one drains and goes.
+        let mut old = std::mem::replace(current, new);
+        let old_spec = self.spec();
+        self.state.send_modify(|s| {
+            s.spec = spec;
+            s.pid = Some(current.pid);
+            s.started_at_ms = Some(now_ms());
+            s.status = Status::Online;
+        });
+        self.history = CrashHistory::default();
+        let _ = stop_process(&mut old, &old_spec).await;
+        Ok(())
     }
 
     /// After a stop: what the command asked for.
@@ -261,6 +346,23 @@ impl Runner {
             Some(Command::Restart(spec, done)) => {
                 self.prepare_restart(spec, true);
                 self.waiting.push(done);
+                Next::Launch
+            }
+            Some(Command::Reload { spec, done, .. }) => {
+                // Nothing runs to be replaced: a plain start.
+                self.prepare_restart(spec, true);
+                let (tx, rx) = oneshot::channel();
+                self.waiting.push(tx);
+                let state = self.state.subscribe();
+                tokio::spawn(async move {
+                    let _ = rx.await;
+                    let status = state.borrow().status;
+                    let _ = done.send(if status == Status::Online {
+                        Ok(())
+                    } else {
+                        Err(format!("did not come back online ({})", status.as_str()))
+                    });
+                });
                 Next::Launch
             }
             Some(Command::Remove(done)) => {
@@ -308,8 +410,10 @@ impl Runner {
             }
             Decision::GiveUp => {
                 eprintln!(
-                    "rsup: {} (id {}) restarted {} times in a row within min_uptime; giving up",
-                    self.identity.name, self.identity.id, spec.max_restarts
+                    "rsup: {} (id {}) exited {} times in a row within min_uptime; giving up",
+                    self.identity.name,
+                    self.identity.id,
+                    spec.max_restarts + 1
                 );
                 self.set_status(Status::Errored);
                 Next::Idle
@@ -320,10 +424,7 @@ impl Runner {
     fn record_exit(&self, status: std::io::Result<ExitStatus>) {
         let exit = status.ok().map(|st| ExitInfo {
             code: st.code(),
-            signal: st
-                .signal()
-                .and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
-                .map(|s| s.as_str().to_string()),
+            signal: st.signal().map(signal_name),
             at_ms: now_ms(),
         });
         self.state.send_modify(|s| {
@@ -372,9 +473,20 @@ impl Runner {
     }
 }
 
-async fn drain_logs(copiers: Vec<tokio::task::JoinHandle<()>>) {
-    for copier in copiers {
-        let _ = tokio::time::timeout(LOG_DRAIN, copier).await;
+fn signal_name(n: i32) -> String {
+    nix::sys::signal::Signal::try_from(n)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {n}"))
+}
+
+fn describe_exit(status: std::io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(st) => match (st.code(), st.signal()) {
+            (Some(code), _) => format!("exited with code {code}"),
+            (None, Some(sig)) => format!("was killed by {}", signal_name(sig)),
+            _ => "exited".into(),
+        },
+        Err(e) => format!("could not be waited for ({e})"),
     }
 }
 

@@ -2,7 +2,9 @@
 //! socket, signals, and stopping every app before it exits.
 
 use super::actions;
+use super::instance::Shared;
 use super::metrics::Sampler;
+use super::sockets::SocketTable;
 use super::registry::Registry;
 use super::server;
 use crate::home::Home;
@@ -22,6 +24,9 @@ pub struct Daemon {
     pub home: Home,
     pub registry: Mutex<Registry>,
     pub sampler: Mutex<Sampler>,
+    pub shared: Arc<Shared>,
+    /// Apps with a reload under way; a second reload of one is refused.
+    pub reloading: Mutex<std::collections::HashSet<String>>,
     /// Set by `rsup kill`: stop serving and exit.
     pub exit: Notify,
 }
@@ -74,6 +79,11 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
         home,
         registry: Mutex::new(Registry::default()),
         sampler: Mutex::new(Sampler::default()),
+        shared: Arc::new(Shared {
+            sockets: Mutex::new(SocketTable::default()),
+            preload: find_preload(),
+        }),
+        reloading: Mutex::new(Default::default()),
         exit: Notify::new(),
     });
     if !apps.is_empty() {
@@ -114,4 +124,22 @@ pub fn open_daemon_log(home: &Home) -> Result<fs::File> {
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))
+}
+
+/// rsup's Node preload: `RSUP_PRELOAD`, else `preload.js` of the npm
+/// package this binary belongs to (`<package>/native/rsup`), else the one
+/// in this repository when running from a cargo build.
+fn find_preload() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("RSUP_PRELOAD") {
+        return Some(p.into()).filter(|p: &std::path::PathBuf| p.is_file());
+    }
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let dir = exe.parent()?;
+    [
+        dir.join("../preload.js"),
+        dir.join("../../npm/rsup/preload.js"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .and_then(|p| p.canonicalize().ok())
 }

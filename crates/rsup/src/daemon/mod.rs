@@ -5,7 +5,9 @@
 //! - accepting clients, checking who they are: [`server`]
 //! - what each request does (start, stop, reload, …): [`actions`]
 //! - one instance's life (launch → ready → exit → restart): [`instance`]
-//! - building the child process and its channels: [`spawn`], [`channels`]
+//! - building the child process and its channels: [`spawn`], [`channels`],
+//!   [`process`]
+//! - listening sockets shared by an app's instances: [`sockets`]
 //! - stopping a process (signal, timeout, SIGKILL): [`stop`]
 //! - crash restarts and backoff: [`restart_policy`]
 //! - log files: [`log_writer`]; CPU/memory: [`metrics`]
@@ -16,9 +18,11 @@ mod instance;
 mod lifecycle;
 mod log_writer;
 mod metrics;
+mod process;
 mod registry;
 mod restart_policy;
 mod server;
+mod sockets;
 mod spawn;
 mod stop;
 

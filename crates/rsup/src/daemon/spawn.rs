@@ -7,7 +7,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use rsup_proto::app::{defaults, AppSpec};
 use rsup_proto::worker;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
@@ -21,6 +21,9 @@ pub struct LaunchRequest<'a> {
     pub restarts: u32,
     pub out_log: &'a PathBuf,
     pub err_log: &'a PathBuf,
+    /// rsup's Node preload, loaded with `-r` into Node apps so that
+    /// `server.listen()` takes the supervisor's sockets.
+    pub preload: Option<&'a Path>,
 }
 
 /// A process just started, with the parent's ends of its channels.
@@ -47,6 +50,11 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
     let mut cmd = match &spec.interpreter {
         Some(interpreter) => {
             let mut c = Command::new(interpreter);
+            // `-r` rather than NODE_OPTIONS: it does not leak into the
+            // app's own child processes.
+            if let (true, Some(preload)) = (spec.node, req.preload) {
+                c.arg("-r").arg(preload);
+            }
             c.args(&spec.node_args).arg(&spec.script);
             c
         }

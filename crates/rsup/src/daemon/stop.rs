@@ -1,8 +1,8 @@
-//! Stopping a process the way PM2 does: the kill signal once (or the
-//! `shutdown` message), then SIGKILL to whatever of the tree is left when
-//! `kill_timeout` runs out.
+//! Stopping a process the way PM2 does, plus a drain step PM2 lacks: the
+//! kill signal once (or the `shutdown` message), then SIGKILL to whatever of
+//! the tree is left when `kill_timeout` runs out.
 
-use super::channels::Channels;
+use super::process::Proc;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rsup_proto::app::AppSpec;
@@ -10,47 +10,70 @@ use rsup_proto::worker::SupervisorMessage;
 use std::process::ExitStatus;
 use std::str::FromStr;
 use std::time::Duration;
-use tokio::process::Child;
-use tokio::time::{sleep, timeout_at, Instant};
+use tokio::time::{sleep, sleep_until, timeout_at, Instant};
 
 /// How often to look for survivors of the process group once the main
 /// process has exited. Only used in that case: the main process's exit
 /// itself comes from the kernel.
 const GROUP_POLL: Duration = Duration::from_millis(50);
 
-/// Stops `child` and returns its exit status once it is gone.
-pub async fn stop_process(
-    child: &mut Child,
-    pid: u32,
-    spec: &AppSpec,
-    channels: &mut Channels,
-) -> std::io::Result<ExitStatus> {
+/// Stops the process and returns its exit status once it is gone.
+pub async fn stop_process(proc: &mut Proc, spec: &AppSpec) -> std::io::Result<ExitStatus> {
     let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
-    let target = Target::new(pid, spec.treekill);
+    let target = Target::new(proc.pid, spec.treekill);
 
-    // The addon learns its deadline from this message; apps without it
-    // never read it, which costs nothing.
-    channels
+    // The addon and the preload learn their deadline from this message;
+    // apps without them never read it, which costs nothing.
+    proc.channels
         .send_worker(&SupervisorMessage::Shutdown {
             deadline_ms: spec.kill_timeout_ms,
         })
         .await;
-    let told = spec.shutdown_with_message && channels.send_node_shutdown().await;
+
+    // A process that took its sockets from us runs the preload, which now
+    // stops accepting and finishes in-flight requests. Giving it up to half
+    // the timeout before the signal means even an app whose signal handler
+    // exits at once loses no request.
+    if proc.listened {
+        let drain_deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms / 2);
+        while !proc.drained {
+            tokio::select! {
+                status = proc.child.wait() => return finish(proc, status, &target, spec, deadline).await,
+                event = proc.events.recv() => match event {
+                    Some(super::channels::ChildEvent::Drained) => proc.drained = true,
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = sleep_until(drain_deadline) => break,
+            }
+        }
+    }
+
+    let told = spec.shutdown_with_message && proc.channels.send_node_shutdown().await;
     if !told {
         // Config validation guarantees a known name; SIGINT is PM2's
         // default if it somehow is not.
         let signal = Signal::from_str(&spec.kill_signal).unwrap_or(Signal::SIGINT);
         target.signal(signal);
     }
-
-    let status = match timeout_at(deadline, child.wait()).await {
-        Ok(status) => status?,
+    let status = match timeout_at(deadline, proc.child.wait()).await {
+        Ok(status) => status,
         Err(_) => {
             target.signal(Signal::SIGKILL);
-            return child.wait().await;
+            return proc.child.wait().await;
         }
     };
-    // The main process is gone; its descendants get until the deadline too.
+    finish(proc, status, &target, spec, deadline).await
+}
+
+/// The main process is gone; its descendants get until the deadline too.
+async fn finish(
+    proc: &mut Proc,
+    status: std::io::Result<ExitStatus>,
+    target: &Target,
+    spec: &AppSpec,
+    deadline: Instant,
+) -> std::io::Result<ExitStatus> {
     if spec.treekill {
         while target.group_alive() && Instant::now() < deadline {
             sleep(GROUP_POLL).await;
@@ -59,7 +82,8 @@ pub async fn stop_process(
             target.signal(Signal::SIGKILL);
         }
     }
-    Ok(status)
+    proc.drain_logs().await;
+    status
 }
 
 /// The main process, or its whole process group with `treekill`.

@@ -39,7 +39,7 @@ pub async fn start_instances(
     for _ in 0..count {
         let mut registry = daemon.registry.lock().unwrap();
         let identity = registry.new_identity(spec, &daemon.home);
-        let (handle, ready) = InstanceHandle::start(identity, spec.clone());
+        let (handle, ready) = InstanceHandle::start(identity, spec.clone(), daemon.shared.clone());
         registry.insert(handle.clone());
         handles.push(handle);
         settled.push(ready);

@@ -26,6 +26,13 @@ pub async fn delete(daemon: &Arc<Daemon>, target: &Target) -> Reply {
     for id in ids {
         registry.remove(id);
     }
+    // An app with no instance left gives up its sockets.
+    let mut sockets = daemon.shared.sockets.lock().unwrap();
+    for h in &handles {
+        if registry.ids_of(&h.identity.name).is_empty() {
+            sockets.release(&h.identity.name);
+        }
+    }
     Reply::Done { processes }
 }
 

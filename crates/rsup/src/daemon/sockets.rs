@@ -1,0 +1,198 @@
+//! The listening sockets the daemon owns. Each app's addresses are bound
+//! once, the first time an instance asks, and every instance gets a
+//! duplicate; they close only when the app is deleted. Because the daemon's
+//! copy stays open, the kernel's accept queue survives every restart and
+//! reload: a connection waiting in it is accepted by whichever instance
+//! accepts next, never refused.
+
+use rsup_proto::worker::{ListenAddress, ListenError};
+use socket2::{Domain, Socket, Type};
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// Node's default backlog.
+const BACKLOG: i32 = 511;
+
+/// One app's sockets. A request for port 0 means "a free port": the n-th
+/// such request of each process gets the app's n-th ephemeral socket, so
+/// instances share ports while one process can still open several.
+#[derive(Default)]
+pub struct AppSockets {
+    bound: HashMap<ListenAddress, OwnedFd>,
+    ephemeral: HashMap<(Option<String>, usize), OwnedFd>,
+}
+
+#[derive(Default)]
+pub struct SocketTable {
+    apps: HashMap<String, AppSockets>,
+}
+
+impl SocketTable {
+    /// A duplicate of the app's socket for `address`, binding it first if
+    /// needed. `ephemeral_index` counts this process's earlier port-0
+    /// requests.
+    pub fn get(
+        &mut self,
+        app: &str,
+        address: &ListenAddress,
+        ephemeral_index: usize,
+    ) -> Result<OwnedFd, ListenError> {
+        let sockets = self.apps.entry(app.to_string()).or_default();
+        let fd = match address {
+            ListenAddress::Tcp { host, port: 0 } => {
+                let key = (host.clone(), ephemeral_index);
+                if !sockets.ephemeral.contains_key(&key) {
+                    let fd = bind(address)?;
+                    sockets.ephemeral.insert(key.clone(), fd);
+                }
+                &sockets.ephemeral[&key]
+            }
+            _ => {
+                if !sockets.bound.contains_key(address) {
+                    let fd = bind(address)?;
+                    sockets.bound.insert(address.clone(), fd);
+                }
+                &sockets.bound[address]
+            }
+        };
+        fd.try_clone().map_err(|e| listen_error(&e, address))
+    }
+
+    /// Closes an app's sockets (it was deleted), removing Unix socket files.
+    pub fn release(&mut self, app: &str) {
+        if let Some(sockets) = self.apps.remove(app) {
+            for address in sockets.bound.keys() {
+                if let ListenAddress::Unix { path } = address {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+}
+
+fn bind(address: &ListenAddress) -> Result<OwnedFd, ListenError> {
+    let result = match address {
+        ListenAddress::Tcp { host, port } => bind_tcp(host.as_deref(), *port),
+        ListenAddress::Unix { path } => bind_unix(Path::new(path)),
+    };
+    result.map_err(|e| listen_error(&e, address))
+}
+
+fn bind_tcp(host: Option<&str>, port: u16) -> std::io::Result<OwnedFd> {
+    match host {
+        // Like Node: every address, IPv6 with IPv4 mapped, else IPv4 only.
+        None => bind_tcp_addr(SocketAddr::from(([0u16; 8], port)), true)
+            .or_else(|_| bind_tcp_addr(SocketAddr::from(([0u8; 4], port)), false)),
+        Some(host) => {
+            let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "host has no address")
+            })?;
+            bind_tcp_addr(addr, false)
+        }
+    }
+}
+
+fn bind_tcp_addr(addr: SocketAddr, dual_stack: bool) -> std::io::Result<OwnedFd> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if dual_stack {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+fn bind_unix(path: &Path) -> std::io::Result<OwnedFd> {
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&socket2::SockAddr::unix(path)?)?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Describes a bind failure the way Node would, so the app's `error`
+/// handler sees the code it expects.
+fn listen_error(err: &std::io::Error, address: &ListenAddress) -> ListenError {
+    let errno = err.raw_os_error().unwrap_or(libc::EINVAL);
+    let code = format!("{:?}", nix::errno::Errno::from_raw(errno));
+    let place = match address {
+        ListenAddress::Tcp { host, port } => {
+            format!("{}:{port}", host.as_deref().unwrap_or("::"))
+        }
+        ListenAddress::Unix { path } => path.clone(),
+    };
+    let reason = std::io::Error::from_raw_os_error(errno).to_string();
+    let reason = reason.split(" (os error").next().unwrap_or(&reason).to_lowercase();
+    ListenError {
+        message: format!("listen {code}: {reason} {place}"),
+        code,
+        errno,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn port_of(fd: &OwnedFd) -> u16 {
+        let sock = socket2::SockRef::from(fd);
+        sock.local_addr().unwrap().as_socket().unwrap().port()
+    }
+
+    #[test]
+    fn instances_of_an_app_share_one_socket_and_port_zero_is_shared() {
+        let mut table = SocketTable::default();
+        let any = ListenAddress::Tcp {
+            host: Some("127.0.0.1".into()),
+            port: 0,
+        };
+        let a = table.get("api", &any, 0).unwrap();
+        let b = table.get("api", &any, 0).unwrap();
+        assert_ne!(a.as_raw_fd(), b.as_raw_fd());
+        assert_eq!(port_of(&a), port_of(&b));
+        // A second port-0 server in one process gets its own port.
+        let c = table.get("api", &any, 1).unwrap();
+        assert_ne!(port_of(&a), port_of(&c));
+        // Another app never shares.
+        let d = table.get("web", &any, 0).unwrap();
+        assert_ne!(port_of(&a), port_of(&d));
+    }
+
+    #[test]
+    fn a_port_in_use_is_reported_as_node_would() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let mut table = SocketTable::default();
+        let err = table
+            .get(
+                "api",
+                &ListenAddress::Tcp {
+                    host: Some("127.0.0.1".into()),
+                    port,
+                },
+                0,
+            )
+            .unwrap_err();
+        assert_eq!(err.code, "EADDRINUSE");
+        assert_eq!(err.errno, libc::EADDRINUSE);
+        assert!(err.message.starts_with("listen EADDRINUSE: address already in use 127.0.0.1:"));
+    }
+
+    #[test]
+    fn unix_sockets_are_bound_once_and_removed_on_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let address = ListenAddress::Unix {
+            path: path.to_str().unwrap().into(),
+        };
+        let mut table = SocketTable::default();
+        table.get("api", &address, 0).unwrap();
+        table.get("api", &address, 0).unwrap();
+        assert!(path.exists());
+        table.release("api");
+        assert!(!path.exists());
+    }
+}
