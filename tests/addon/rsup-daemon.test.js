@@ -2,8 +2,8 @@
 
 // The package under the real rsup daemon: ready() flips the instance to
 // online (start --wait-ready returns long before listen_timeout) and a stop
-// runs the app's shutdown. Needs the rsup binary: RSUP_BIN, or the one
-// `node npm/rsup/scripts/build.js --with-cli` placed in npm/rsup/native.
+// runs the app's shutdown. Needs the rsup binary: RSUP_BIN, or one built by
+// cargo or by `node npm/rsup/scripts/build.js --with-cli`.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -15,15 +15,17 @@ const { cleanEnv, FIXTURES, ADDON } = require('./helpers');
 
 const ROOT = path.join(__dirname, '..', '..');
 
+// RSUP_BIN, else the most recently built of the usual places.
 function findRsup() {
-  const candidates = [
-    process.env.RSUP_BIN,
+  const built = [
     path.join(ADDON, 'native', 'rsup'),
     path.join(ROOT, 'target', 'release', 'rsup'),
     path.join(ROOT, 'target', 'debug', 'rsup'),
-  ].filter(Boolean);
+  ]
+    .filter((bin) => fs.existsSync(bin))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  const candidates = process.env.RSUP_BIN ? [process.env.RSUP_BIN] : built;
   for (const bin of candidates) {
-    if (!fs.existsSync(bin)) continue;
     const help = spawnSync(bin, ['start', '--help'], { encoding: 'utf8' });
     if (help.status === 0 && help.stdout.includes('--wait-ready')) return bin;
   }
@@ -56,44 +58,59 @@ function rsup(home, args, timeoutMs = 30_000) {
 }
 
 async function processInfo(home, name) {
-  const list = await rsup(home, ['jlist']);
+  const list = await rsup(home, ['jlist'], 10_000);
   assert.equal(list.code, 0, list.stderr);
   return JSON.parse(list.stdout).find((p) => p.name === name);
 }
 
-test(
-  'ready() reaches rsup: start --wait-ready returns and the instance is online',
-  { skip: RSUP ? false : 'no rsup binary with `start --wait-ready` (build it with scripts/build.js --with-cli)' },
-  async (t) => {
-    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rsup-home-'));
-    t.after(async () => {
-      await rsup(home, ['kill']);
-      fs.rmSync(home, { recursive: true, force: true });
-    });
+const skip = RSUP ? false : 'no rsup binary with `start --wait-ready` (build it with scripts/build.js --with-cli)';
 
-    // listen_timeout is long: returning well before it means `ready` arrived.
-    const start = await rsup(home, [
-      'start',
-      path.join(FIXTURES, 'server.js'),
-      '--name',
-      'addon-ready',
-      '--wait-ready',
-      '--listen-timeout',
-      '60000',
-    ]);
-    assert.equal(start.code, 0, start.stderr);
-    assert.ok(start.ms < 20_000, `start took ${start.ms} ms`);
-    const info = await processInfo(home, 'addon-ready');
-    assert.equal(info.status, 'online');
+// One daemon for the file, in a private RSUP_HOME; whatever happens, it and
+// the app are gone afterwards.
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rsup-home-'));
+let appPid = null;
 
-    const stop = await rsup(home, ['stop', 'addon-ready']);
-    assert.equal(stop.code, 0, stop.stderr);
-    const stopped = await processInfo(home, 'addon-ready');
-    assert.equal(stopped.status, 'stopped');
-    assert.equal(stopped.last_exit && stopped.last_exit.code, 0, JSON.stringify(stopped.last_exit));
-    const out = fs.readFileSync(stopped.out_log, 'utf8');
-    assert.match(out, /cleanup/);
-    const err = fs.readFileSync(stopped.err_log, 'utf8');
-    assert.match(err, /shutting down \((rsup shutdown message|SIGINT)\)/);
-  },
-);
+test.after(async () => {
+  if (!RSUP) return fs.rmSync(home, { recursive: true, force: true });
+  await rsup(home, ['kill'], 10_000);
+  const daemonPid = Number(fs.readFileSync(path.join(home, 'rsup.pid'), 'utf8').trim() || 0);
+  for (const pid of [daemonPid, appPid]) {
+    try {
+      if (pid) process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone, as it should be.
+    }
+  }
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+test('ready() reaches rsup: start --wait-ready returns and the instance is online', { skip }, async () => {
+  // listen_timeout is long: returning well before it means `ready` arrived.
+  const start = await rsup(home, [
+    'start',
+    path.join(FIXTURES, 'server.js'),
+    '--name',
+    'addon-ready',
+    '--wait-ready',
+    '--listen-timeout',
+    '60000',
+  ]);
+  assert.equal(start.code, 0, `${start.stdout}\n${start.stderr}`);
+  assert.ok(start.ms < 20_000, `start took ${start.ms} ms`);
+  const info = await processInfo(home, 'addon-ready');
+  appPid = info.pid;
+  assert.equal(info.status, 'online');
+});
+
+test('rsup stop runs the app\'s shutdown and sees exit code 0', { skip }, async () => {
+  const stop = await rsup(home, ['stop', 'addon-ready'], 15_000);
+  assert.equal(stop.code, 0, `rsup stop: ${stop.stdout}\n${stop.stderr}`);
+  const stopped = await processInfo(home, 'addon-ready');
+  assert.equal(stopped.status, 'stopped');
+  assert.equal(stopped.last_exit && stopped.last_exit.code, 0, JSON.stringify(stopped.last_exit));
+  assert.match(fs.readFileSync(stopped.out_log, 'utf8'), /cleanup/);
+  assert.match(
+    fs.readFileSync(stopped.err_log, 'utf8'),
+    /shutting down \((rsup shutdown message|SIGINT)\), \d+ ms/,
+  );
+});
