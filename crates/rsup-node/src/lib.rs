@@ -9,6 +9,7 @@
 //! Signals, HTTP draining and the shutdown sequence live in the JS package
 //! (`npm/rsup/lib`), where they belong.
 
-mod sd_notify;
-mod testing;
-mod worker_channel;
+// Public so the functions napi exports count as used in test builds too.
+pub mod sd_notify;
+pub mod testing;
+pub mod worker_channel;

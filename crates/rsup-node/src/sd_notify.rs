@@ -44,3 +44,46 @@ fn send_abstract(_: &UnixDatagram, _: &[u8], _: &[u8]) -> io::Result<()> {
         "abstract socket names exist only on Linux",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn receive(socket: &UnixDatagram) -> String {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = socket.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[test]
+    fn sends_to_a_socket_path() {
+        let dir = std::env::temp_dir().join(format!("rsup-node-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        send(path.as_os_str(), b"READY=1").unwrap();
+        assert_eq!(receive(&receiver), "READY=1");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sends_to_an_abstract_name() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("rsup-node-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let receiver = UnixDatagram::bind_addr(&addr).unwrap();
+        send(OsStr::new(&format!("@{name}")), b"STOPPING=1").unwrap();
+        assert_eq!(receive(&receiver), "STOPPING=1");
+    }
+
+    #[test]
+    fn a_missing_socket_is_an_error() {
+        assert!(send(OsStr::new("/nonexistent/rsup/notify"), b"READY=1").is_err());
+    }
+}

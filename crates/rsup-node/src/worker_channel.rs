@@ -141,3 +141,31 @@ fn read_messages(stream: UnixStream, on_shutdown: ShutdownCallback) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn accepts_only_stream_sockets() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert!(is_stream_socket(a.as_raw_fd()));
+        let (d, _e) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        assert!(!is_stream_socket(d.as_raw_fd()));
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(!is_stream_socket(file.as_raw_fd()));
+        assert!(!is_stream_socket(-1));
+    }
+
+    #[test]
+    fn marks_the_descriptor_close_on_exec() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        // SAFETY: plain fcntl on a descriptor this test owns.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        set_cloexec(fd).unwrap();
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+    }
+}
