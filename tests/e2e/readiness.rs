@@ -122,6 +122,8 @@ fn restart_keeps_the_instance_index_and_counts_restarts() {
         .output()
         .unwrap();
     assert!(out.status.success());
+    // Restart only once the first process has set up its handlers.
+    r.wait_report("report", "start pid=");
     let before = r.process("keep");
     r.ok(&["restart", "keep"]);
     let after = r.process("keep");
@@ -130,10 +132,11 @@ fn restart_keeps_the_instance_index_and_counts_restarts() {
     assert_ne!(after.pid, before.pid);
     assert_eq!(after.restarts, 1);
     assert!(!alive(before.pid.unwrap()));
-    let lines = r.wait_report("report", "start pid=");
     let last = wait_for("the second start", || {
         let l = r.report("report");
         l.iter().filter(|x| x.starts_with("start")).nth(1).cloned()
     });
-    assert!(last.contains("restart_time=1"), "{lines:?} {last}");
+    assert!(last.contains("restart_time=1"), "{last}");
+    assert!(last.contains("instance=0"), "{last}");
+    assert!(r.report("report").contains(&"signal SIGINT".to_string()));
 }

@@ -43,8 +43,13 @@ pub enum WorkerMessage {
 pub enum ListenAddress {
     /// `host` as Node takes it (`None`: every address, IPv6 and IPv4).
     /// Port 0 asks for a free port; all instances of an app share it.
-    Tcp { host: Option<String>, port: u16 },
-    Unix { path: String },
+    Tcp {
+        host: Option<String>,
+        port: u16,
+    },
+    Unix {
+        path: String,
+    },
 }
 
 /// Why a listen request failed, as Node reports bind errors.

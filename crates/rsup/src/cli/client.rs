@@ -84,12 +84,15 @@ pub fn send(
     mut on_progress: impl FnMut(&str),
 ) -> Result<Reply> {
     let mut writer = stream.try_clone()?;
-    writer.write_all(&encode(request))?;
+    // A daemon that refuses us answers and closes before reading; its
+    // answer is still there to read, and says more than a broken pipe.
+    let sent = writer.write_all(&encode(request));
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
+            sent?;
             bail!("the rsup daemon closed the connection without answering");
         }
         let reply: Reply = decode(&line).context("unreadable reply from the rsup daemon")?;

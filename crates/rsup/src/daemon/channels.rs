@@ -6,8 +6,8 @@
 //! sends can do more than that, and garbage is ignored.
 
 use crate::lines::read_line;
-use rsup_proto::framing::{decode, encode};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+use rsup_proto::framing::{decode, encode};
 use rsup_proto::worker::{ListenAddress, SupervisorMessage, WorkerMessage};
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -4,9 +4,9 @@
 use super::actions;
 use super::instance::Shared;
 use super::metrics::Sampler;
-use super::sockets::SocketTable;
 use super::registry::Registry;
 use super::server;
+use super::sockets::SocketTable;
 use crate::home::Home;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};

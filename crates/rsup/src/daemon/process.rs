@@ -1,7 +1,7 @@
 //! One running process of an instance, with its channels and what it has
 //! told the supervisor so far.
 
-use super::channels::{ChildEvent, Channels};
+use super::channels::{Channels, ChildEvent};
 use super::sockets::SocketTable;
 use super::spawn::{launch, LaunchRequest, Launched};
 use rsup_proto::app::{AppSpec, ExecMode};

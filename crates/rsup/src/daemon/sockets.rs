@@ -124,7 +124,11 @@ fn listen_error(err: &std::io::Error, address: &ListenAddress) -> ListenError {
         ListenAddress::Unix { path } => path.clone(),
     };
     let reason = std::io::Error::from_raw_os_error(errno).to_string();
-    let reason = reason.split(" (os error").next().unwrap_or(&reason).to_lowercase();
+    let reason = reason
+        .split(" (os error")
+        .next()
+        .unwrap_or(&reason)
+        .to_lowercase();
     ListenError {
         message: format!("listen {code}: {reason} {place}"),
         code,
@@ -178,7 +182,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code, "EADDRINUSE");
         assert_eq!(err.errno, libc::EADDRINUSE);
-        assert!(err.message.starts_with("listen EADDRINUSE: address already in use 127.0.0.1:"));
+        assert!(err
+            .message
+            .starts_with("listen EADDRINUSE: address already in use 127.0.0.1:"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub use stop::stop_everything;
 use super::instance::InstanceHandle;
 use super::lifecycle::Daemon;
 use rsup_proto::app::ProcessInfo;
-use rsup_proto::control::{Reply, Request};
+use rsup_proto::control::{Reply, Request, Target};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -41,6 +41,13 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
             Reply::Done { processes: vec![] }
         }
     }
+}
+
+/// The instances a target names.
+fn targeted(daemon: &Daemon, target: &Target) -> Result<Vec<InstanceHandle>, String> {
+    let registry = daemon.registry.lock().unwrap();
+    let ids = registry.resolve(target)?;
+    Ok(registry.handles(&ids))
 }
 
 /// Runs `f` on every handle at once and waits for all of them.

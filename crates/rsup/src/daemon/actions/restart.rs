@@ -1,7 +1,7 @@
 //! `restart` (all targeted instances at once) and `reload` (one instance at
 //! a time, so the others keep serving).
 
-use super::{done, error, for_each, Progress};
+use super::{done, error, for_each, targeted, Progress};
 use crate::daemon::instance::InstanceHandle;
 use crate::daemon::lifecycle::Daemon;
 use rsup_proto::app::AppSpec;
@@ -10,8 +10,8 @@ use rsup_proto::control::{Reply, Target};
 use std::sync::Arc;
 
 pub async fn restart(daemon: &Arc<Daemon>, target: &Target) -> Reply {
-    let handles = match daemon.registry.lock().unwrap().resolve(target) {
-        Ok(ids) => daemon.registry.lock().unwrap().handles(&ids),
+    let handles = match targeted(daemon, target) {
+        Ok(h) => h,
         Err(e) => return error(e),
     };
     for_each(&handles, |h| async move { h.restart(None).await }).await;
@@ -21,8 +21,8 @@ pub async fn restart(daemon: &Arc<Daemon>, target: &Target) -> Reply {
 /// Restarts instance by instance, waiting for each to be ready before the
 /// next, and stops at the first one that fails to come back.
 pub async fn reload(daemon: &Arc<Daemon>, target: &Target, progress: &Progress) -> Reply {
-    let handles = match daemon.registry.lock().unwrap().resolve(target) {
-        Ok(ids) => daemon.registry.lock().unwrap().handles(&ids),
+    let handles = match targeted(daemon, target) {
+        Ok(h) => h,
         Err(e) => return error(e),
     };
     match reload_instances(&handles, None, progress).await {

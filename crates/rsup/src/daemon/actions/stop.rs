@@ -1,13 +1,13 @@
 //! `stop`, `delete`, and stopping everything when the daemon exits.
 
-use super::{describe, done, for_each};
+use super::{describe, done, for_each, targeted};
 use crate::daemon::lifecycle::Daemon;
 use rsup_proto::control::{Reply, Target};
 use std::sync::Arc;
 
 pub async fn stop(daemon: &Arc<Daemon>, target: &Target) -> Reply {
-    let handles = match daemon.registry.lock().unwrap().resolve(target) {
-        Ok(ids) => daemon.registry.lock().unwrap().handles(&ids),
+    let handles = match targeted(daemon, target) {
+        Ok(h) => h,
         Err(e) => return super::error(e),
     };
     for_each(&handles, |h| async move { h.stop().await }).await;
@@ -15,16 +15,15 @@ pub async fn stop(daemon: &Arc<Daemon>, target: &Target) -> Reply {
 }
 
 pub async fn delete(daemon: &Arc<Daemon>, target: &Target) -> Reply {
-    let ids = match daemon.registry.lock().unwrap().resolve(target) {
-        Ok(ids) => ids,
+    let handles = match targeted(daemon, target) {
+        Ok(h) => h,
         Err(e) => return super::error(e),
     };
-    let handles = daemon.registry.lock().unwrap().handles(&ids);
     for_each(&handles, |h| async move { h.remove().await }).await;
     let processes = describe(daemon, &handles);
     let mut registry = daemon.registry.lock().unwrap();
-    for id in ids {
-        registry.remove(id);
+    for h in &handles {
+        registry.remove(h.identity.id);
     }
     // An app with no instance left gives up its sockets.
     let mut sockets = daemon.shared.sockets.lock().unwrap();
