@@ -2,10 +2,12 @@
 //! signals and sockets.
 
 mod harness;
+mod http_client;
 
 mod config_errors;
 mod crash_restart;
 mod logs;
 mod readiness;
+mod reload;
 mod security;
 mod stopping;

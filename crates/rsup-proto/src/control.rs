@@ -26,6 +26,25 @@ pub enum ApplyAction {
     Reload,
 }
 
+/// How a reload proceeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadOptions {
+    /// Instances replaced at the same time.
+    pub parallel: u32,
+    /// A new instance not ready within `listen_timeout` fails the reload,
+    /// instead of being taken as ready (PM2's behaviour).
+    pub strict_ready: bool,
+}
+
+impl Default for ReloadOptions {
+    fn default() -> Self {
+        ReloadOptions {
+            parallel: 1,
+            strict_ready: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
@@ -42,6 +61,8 @@ pub enum Request {
     },
     Reload {
         target: Target,
+        #[serde(default)]
+        options: ReloadOptions,
     },
     Delete {
         target: Target,
@@ -51,6 +72,13 @@ pub enum Request {
     Apply {
         apps: Vec<AppSpec>,
         action: ApplyAction,
+        #[serde(default)]
+        options: ReloadOptions,
+    },
+    /// Runs `instances` instances of the app, starting or removing some.
+    Scale {
+        name: String,
+        instances: u32,
     },
     List,
     /// Stop every app, then the daemon.

@@ -18,14 +18,22 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start a script or every app of an ecosystem file (.config.js, .json)
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Stop processes: a name, an id or "all"
     Stop { target: String },
     /// Stop and start processes again, all at once
     Restart { target: String },
-    /// Restart instance by instance, each waiting until the previous one is
-    /// ready again (in fork mode the app briefly has one instance fewer)
-    Reload { target: String },
+    /// Replace processes without downtime: each new process starts beside
+    /// the old one, which stops once the new one is ready (listening on the
+    /// sockets rsup owns, or `ready` with --wait-ready). An app that binds
+    /// its own port without rsup's preload is restarted instead
+    Reload {
+        target: String,
+        #[command(flatten)]
+        options: ReloadFlags,
+    },
+    /// Run N instances of an app ("N", or "+N" for N more)
+    Scale { name: String, count: String },
     /// Stop processes and forget them
     #[command(visible_alias = "del")]
     Delete { target: String },
@@ -139,6 +147,17 @@ pub struct StartArgs {
     pub args: Vec<String>,
 }
 
+#[derive(Args, Debug, Default)]
+pub struct ReloadFlags {
+    /// Instances replaced at the same time
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub parallel: u32,
+    /// Fail the reload (keeping the old process) when a new process is not
+    /// ready within listen_timeout, instead of taking it as ready as PM2 does
+    #[arg(long)]
+    pub strict_ready: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
     /// Ecosystem file
@@ -149,4 +168,6 @@ pub struct ApplyArgs {
     /// Only these apps of the file (comma separated)
     #[arg(long)]
     pub only: Option<String>,
+    #[command(flatten)]
+    pub reload: ReloadFlags,
 }

@@ -1,13 +1,13 @@
 //! What each verb does on the client side.
 
-use super::args::{ApplyArgs, Command, StartArgs};
+use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs};
 use super::client::{connect, connect_existing, send};
 use super::{logs, render};
 use crate::config::{self, Context as ConfigContext, Overrides};
 use crate::home::Home;
 use anyhow::{bail, Result};
 use rsup_proto::app::{AppSpec, ProcessInfo, Status};
-use rsup_proto::control::{ApplyAction, Reply, Request, Target};
+use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, Request, Target};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,10 +19,17 @@ pub fn run(command: Command) -> Result<i32> {
             crate::daemon::run(home, vec![])?;
             Ok(0)
         }
-        Command::Start(args) => start(&home, args),
+        Command::Start(args) => start(&home, *args),
         Command::Stop { target } => act(&home, Request::Stop { target: t(&target) }),
         Command::Restart { target } => act(&home, Request::Restart { target: t(&target) }),
-        Command::Reload { target } => act(&home, Request::Reload { target: t(&target) }),
+        Command::Reload { target, options } => act(
+            &home,
+            Request::Reload {
+                target: t(&target),
+                options: options.into(),
+            },
+        ),
+        Command::Scale { name, count } => scale(&home, &name, &count),
         Command::Delete { target } => act(&home, Request::Delete { target: t(&target) }),
         Command::List => {
             print_table(&list(&home)?);
@@ -150,12 +157,19 @@ fn start(home: &Home, args: StartArgs) -> Result<i32> {
 
 fn apply(home: &Home, a: ApplyArgs, action: ApplyAction) -> Result<i32> {
     let ov = Overrides {
-        env_name: a.env,
-        only: a.only,
+        env_name: a.env.clone(),
+        only: a.only.clone(),
         ..Overrides::default()
     };
     let apps = load(&a.config, &ov)?;
-    let touched = request(home, &Request::Apply { apps, action })?;
+    let touched = request(
+        home,
+        &Request::Apply {
+            apps,
+            action,
+            options: a.reload.into(),
+        },
+    )?;
     print_table(&list(home)?);
     Ok(report_failures(&touched))
 }
@@ -223,7 +237,11 @@ fn show_logs(home: &Home, target: &str, lines: usize, nostream: bool) -> Result<
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc_flag(flag);
-    logs::tail_then_follow(&sources, lines, &mut out, &stop)?;
+    if lines == 0 {
+        logs::follow(&sources, &mut out, &stop)?;
+    } else {
+        logs::tail_then_follow(&sources, lines, &mut out, &stop)?;
+    }
     let _ = stop.load(Ordering::Relaxed);
     Ok(0)
 }
@@ -252,6 +270,34 @@ fn signal_hook_flag(flag: Arc<AtomicBool>) -> Result<()> {
     Ok(())
 }
 
+impl From<ReloadFlags> for ReloadOptions {
+    fn from(f: ReloadFlags) -> Self {
+        ReloadOptions {
+            parallel: f.parallel,
+            strict_ready: f.strict_ready,
+        }
+    }
+}
+
+fn scale(home: &Home, name: &str, count: &str) -> Result<i32> {
+    let bad = || anyhow::anyhow!("scale: expected a number or +N, got {count:?}");
+    let instances = match count.strip_prefix('+') {
+        Some(more) => {
+            let more: u32 = more.parse().map_err(|_| bad())?;
+            let now = list(home)?.iter().filter(|p| p.name == name).count() as u32;
+            now + more
+        }
+        None => count.parse().map_err(|_| bad())?,
+    };
+    act(
+        home,
+        Request::Scale {
+            name: name.to_string(),
+            instances,
+        },
+    )
+}
+
 fn ping(home: &Home) -> Result<i32> {
     let Some(stream) = connect_existing(home)? else {
         println!("rsup daemon is not running ({})", home.dir.display());
@@ -272,9 +318,8 @@ fn kill(home: &Home) -> Result<i32> {
         println!("rsup daemon is not running");
         return Ok(0);
     };
-    match send(stream, &Request::Kill, |m| println!("[rsup] {m}"))? {
-        Reply::Error { message } => bail!(message),
-        _ => {}
+    if let Reply::Error { message } = send(stream, &Request::Kill, |m| println!("[rsup] {m}"))? {
+        bail!(message);
     }
     // The daemon exits right after answering; wait until it has.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -10,7 +10,8 @@ use tempfile::TempDir;
 use super::*;
 
 struct Fixture {
-    dir: TempDir,
+    /// Kept so the directory lives as long as the fixture.
+    _dir: TempDir,
     ctx: Context,
 }
 
@@ -29,7 +30,7 @@ impl Fixture {
             env,
             cpus: 4,
         };
-        Fixture { dir, ctx }
+        Fixture { _dir: dir, ctx }
     }
 
     fn root(&self) -> &Path {

@@ -7,13 +7,14 @@ use super::{done, error, for_each, Progress};
 use crate::daemon::instance::InstanceHandle;
 use crate::daemon::lifecycle::Daemon;
 use rsup_proto::app::AppSpec;
-use rsup_proto::control::{ApplyAction, Reply};
+use rsup_proto::control::{ApplyAction, ReloadOptions, Reply};
 use std::sync::Arc;
 
 pub async fn apply(
     daemon: &Arc<Daemon>,
     apps: Vec<AppSpec>,
     action: ApplyAction,
+    options: ReloadOptions,
     progress: &Progress,
 ) -> Reply {
     let mut touched: Vec<InstanceHandle> = Vec::new();
@@ -52,7 +53,8 @@ pub async fn apply(
                 .await;
             }
             ApplyAction::Reload => {
-                if let Err(message) = reload_instances(&running, Some(spec.clone()), progress).await
+                if let Err(message) =
+                    reload_instances(daemon, &running, Some(spec.clone()), options, progress).await
                 {
                     return error(message);
                 }

@@ -29,9 +29,16 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
         Request::Start { apps } => start::start(daemon, apps).await,
         Request::Stop { target } => stop::stop(daemon, &target).await,
         Request::Restart { target } => restart::restart(daemon, &target).await,
-        Request::Reload { target } => restart::reload(daemon, &target, &progress).await,
+        Request::Reload { target, options } => {
+            restart::reload(daemon, &target, options, &progress).await
+        }
+        Request::Scale { name, instances } => restart::scale(daemon, &name, instances).await,
         Request::Delete { target } => stop::delete(daemon, &target).await,
-        Request::Apply { apps, action } => apply::apply(daemon, apps, action, &progress).await,
+        Request::Apply {
+            apps,
+            action,
+            options,
+        } => apply::apply(daemon, apps, action, options, &progress).await,
         Request::List => {
             let all = daemon.registry.lock().unwrap().all();
             done(daemon, &all)

@@ -1,0 +1,258 @@
+//! The reader of the worker channel: splits what the supervisor sends into
+//! lines, pairs each successful `listening` line with the next received
+//! descriptor, hands replies to the `listen` call waiting for them and
+//! passes `shutdown` on.
+
+use crate::scm_rights::recv_with_fds;
+use rsup_proto::framing::{decode, MAX_LINE};
+use rsup_proto::worker::{ListenError, SupervisorMessage};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The supervisor's answer to one listen request.
+#[derive(Debug)]
+pub enum Reply {
+    Socket(OwnedFd),
+    Failed(ListenError),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum WaitError {
+    TimedOut,
+    /// The channel closed (or failed) before the answer came.
+    Closed,
+}
+
+/// Answers by request id, for callers blocked in [`Replies::wait`].
+#[derive(Default)]
+pub struct Replies {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    replies: HashMap<u64, Reply>,
+    /// Requests whose caller gave up; a late socket is closed, not kept.
+    abandoned: HashSet<u64>,
+    closed: bool,
+}
+
+impl Replies {
+    pub fn deliver(&self, request: u64, reply: Reply) {
+        let mut state = self.state.lock().unwrap();
+        if state.abandoned.remove(&request) {
+            return; // dropping the reply closes its descriptor
+        }
+        state.replies.insert(request, reply);
+        self.changed.notify_all();
+    }
+
+    pub fn close(&self) {
+        self.state.lock().unwrap().closed = true;
+        self.changed.notify_all();
+    }
+
+    pub fn wait(&self, request: u64, timeout: Duration) -> Result<Reply, WaitError> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock().unwrap();
+        loop {
+            if let Some(reply) = state.replies.remove(&request) {
+                return Ok(reply);
+            }
+            if state.closed {
+                return Err(WaitError::Closed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                state.abandoned.insert(request);
+                return Err(WaitError::TimedOut);
+            }
+            state = self.changed.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+}
+
+/// Reads `socket` until it closes, then marks `replies` closed.
+/// `on_shutdown` gets each shutdown message's deadline in milliseconds.
+pub fn read_messages(socket: RawFd, replies: &Replies, on_shutdown: impl Fn(u64)) {
+    let mut lines = LineSplitter::default();
+    let mut fds: VecDeque<OwnedFd> = VecDeque::new();
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match recv_with_fds(socket, &mut buf, &mut received) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        // A descriptor arrives with its line's first byte, so it is queued
+        // before that line can be complete.
+        fds.extend(received.drain(..));
+        for line in lines.push(&buf[..n]) {
+            // Messages this version does not know are skipped, so a newer
+            // supervisor can add some.
+            match decode::<SupervisorMessage>(&line) {
+                Ok(SupervisorMessage::Shutdown { deadline_ms }) => on_shutdown(deadline_ms),
+                Ok(SupervisorMessage::Listening { request, error }) => {
+                    let reply = match error {
+                        Some(error) => Reply::Failed(error),
+                        None => match fds.pop_front() {
+                            Some(fd) => Reply::Socket(fd),
+                            None => Reply::Failed(missing_descriptor()),
+                        },
+                    };
+                    replies.deliver(request, reply);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    replies.close();
+}
+
+fn missing_descriptor() -> ListenError {
+    ListenError {
+        code: "EPROTO".into(),
+        errno: libc::EPROTO,
+        message: "listen EPROTO: the supervisor's reply carried no socket".into(),
+    }
+}
+
+/// Cuts a byte stream into lines, dropping any longer than [`MAX_LINE`] so a
+/// misbehaving peer cannot grow the buffer without end.
+#[derive(Default)]
+struct LineSplitter {
+    partial: Vec<u8>,
+    skipping: bool,
+}
+
+impl LineSplitter {
+    fn push(&mut self, mut bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        while let Some(end) = bytes.iter().position(|b| *b == b'\n') {
+            if !self.skipping {
+                self.partial.extend_from_slice(&bytes[..end]);
+                lines.push(std::mem::take(&mut self.partial));
+            }
+            self.skipping = false;
+            self.partial.clear();
+            bytes = &bytes[end + 1..];
+        }
+        if !self.skipping {
+            self.partial.extend_from_slice(bytes);
+            if self.partial.len() > MAX_LINE {
+                self.partial = Vec::new();
+                self.skipping = true;
+            }
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::io::{IoSlice, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    fn inode(fd: RawFd) -> u64 {
+        // SAFETY: fstat only writes into the buffer given.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            assert_eq!(libc::fstat(fd, &mut st), 0);
+            st.st_ino
+        }
+    }
+
+    #[test]
+    fn splits_lines_across_reads_and_drops_overlong_ones() {
+        let mut s = LineSplitter::default();
+        assert!(s.push(b"{\"a\"").is_empty());
+        assert_eq!(s.push(b":1}\n{\"b\":2}\n{"), vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+        assert!(s.push(&vec![b'x'; MAX_LINE + 1]).is_empty());
+        assert_eq!(s.push(b"rest\nok\n"), vec![b"ok".to_vec()]);
+    }
+
+    #[test]
+    fn pairs_descriptors_with_successful_replies_and_passes_shutdown_on() {
+        let (supervisor, worker) = UnixStream::pair().unwrap();
+        let replies = Arc::new(Replies::default());
+        let deadline = Arc::new(AtomicU64::new(0));
+        let reader = {
+            let (replies, deadline) = (replies.clone(), deadline.clone());
+            std::thread::spawn(move || {
+                read_messages(worker.as_raw_fd(), &replies, |ms| deadline.store(ms, Ordering::SeqCst));
+                drop(worker);
+            })
+        };
+
+        let first = std::fs::File::open("/dev/null").unwrap();
+        let second = tempfile_like();
+        // An error reply between two sockets takes no descriptor.
+        for (line, fd) in [
+            (&b"{\"type\":\"listening\",\"request\":1}\n"[..], Some(first.as_raw_fd())),
+            (
+                &b"{\"type\":\"listening\",\"request\":2,\"error\":{\"code\":\"EADDRINUSE\",\"errno\":98,\"message\":\"m\"}}\n"[..],
+                None,
+            ),
+            (&b"{\"type\":\"listening\",\"request\":3}\n"[..], Some(second.as_raw_fd())),
+        ] {
+            match fd {
+                Some(fd) => {
+                    sendmsg::<()>(
+                        supervisor.as_raw_fd(),
+                        &[IoSlice::new(&line[..1])],
+                        &[ControlMessage::ScmRights(&[fd])],
+                        MsgFlags::empty(),
+                        None,
+                    )
+                    .unwrap();
+                    (&supervisor).write_all(&line[1..]).unwrap();
+                }
+                None => (&supervisor).write_all(line).unwrap(),
+            }
+        }
+        (&supervisor).write_all(b"{\"type\":\"shutdown\",\"deadline_ms\":1600}\n").unwrap();
+
+        let wait = |r| replies.wait(r, Duration::from_secs(5)).unwrap();
+        match wait(3) {
+            Reply::Socket(fd) => assert_eq!(inode(fd.as_raw_fd()), inode(second.as_raw_fd())),
+            other => panic!("{other:?}"),
+        }
+        match wait(1) {
+            Reply::Socket(fd) => assert_eq!(inode(fd.as_raw_fd()), inode(first.as_raw_fd())),
+            other => panic!("{other:?}"),
+        }
+        match wait(2) {
+            Reply::Failed(e) => assert_eq!((e.code.as_str(), e.errno), ("EADDRINUSE", 98)),
+            other => panic!("{other:?}"),
+        }
+        drop(supervisor);
+        reader.join().unwrap();
+        assert_eq!(deadline.load(Ordering::SeqCst), 1600);
+        assert_eq!(replies.wait(4, Duration::from_secs(5)).unwrap_err(), WaitError::Closed);
+    }
+
+    #[test]
+    fn a_wait_times_out_and_a_late_reply_is_discarded() {
+        let replies = Replies::default();
+        assert_eq!(replies.wait(9, Duration::from_millis(10)).unwrap_err(), WaitError::TimedOut);
+        let file = std::fs::File::open("/dev/null").unwrap();
+        replies.deliver(9, Reply::Socket(file.into()));
+        assert!(replies.state.lock().unwrap().replies.is_empty());
+    }
+
+    /// A second open file with an inode distinct from /dev/null's.
+    fn tempfile_like() -> std::fs::File {
+        std::fs::File::open(std::env::current_exe().unwrap()).unwrap()
+    }
+}
