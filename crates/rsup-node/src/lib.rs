@@ -2,6 +2,8 @@
 //!
 //! - [`worker_channel`]: rsup's own worker socket (`RSUP_FD`), spoken with
 //!   the types from `rsup-proto`.
+//! - [`worker_reader`], [`scm_rights`]: reading that socket, with the
+//!   listening sockets the supervisor sends along (SCM_RIGHTS).
 //! - [`sd_notify`]: systemd readiness, a Unix datagram Node cannot send.
 //! - [`testing`]: a datagram receiver the package's tests use to stand in
 //!   for systemd; exported under an internal name.
@@ -10,6 +12,8 @@
 //! (`npm/rsup/lib`), where they belong.
 
 // Public so the functions napi exports count as used in test builds too.
+pub mod scm_rights;
 pub mod sd_notify;
 pub mod testing;
 pub mod worker_channel;
+pub mod worker_reader;

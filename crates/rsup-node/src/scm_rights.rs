@@ -30,7 +30,11 @@ pub fn recv_with_fds(socket: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> i
                 // Where recvmsg cannot do it atomically, the app's children
                 // could still inherit it from a fork in between; as good
                 // as those platforms allow.
-                #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+                #[cfg(not(any(
+                    target_os = "linux",
+                    target_os = "android",
+                    target_os = "freebsd"
+                )))]
                 crate::worker_channel::set_cloexec(raw)?;
                 fds.push(fd);
             }
@@ -39,7 +43,9 @@ pub fn recv_with_fds(socket: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> i
     if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
         // More descriptors than room: the kernel closed the rest. The
         // supervisor never does this, so it is not worth recovering from.
-        return Err(io::Error::other("descriptors truncated on the worker channel"));
+        return Err(io::Error::other(
+            "descriptors truncated on the worker channel",
+        ));
     }
     Ok(msg.bytes)
 }
@@ -95,7 +101,10 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         drop(a);
         let mut fds = Vec::new();
-        assert_eq!(recv_with_fds(b.as_raw_fd(), &mut [0u8; 8], &mut fds).unwrap(), 0);
+        assert_eq!(
+            recv_with_fds(b.as_raw_fd(), &mut [0u8; 8], &mut fds).unwrap(),
+            0
+        );
         assert!(fds.is_empty());
     }
 }

@@ -6,23 +6,35 @@
 //! children do not inherit it. The JS side removes the variable from
 //! `process.env`, which Node keeps apart from the C environment.
 
+use crate::worker_reader::{read_messages, Replies, Reply, WaitError};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use rsup_proto::framing::{decode, encode, MAX_LINE};
-use rsup_proto::worker::{SupervisorMessage, WorkerMessage, FD_ENV};
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use rsup_proto::framing::encode;
+use rsup_proto::worker::{ListenAddress, WorkerMessage, FD_ENV};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, OnceLock};
+use std::time::Duration;
 
 static CHANNEL: OnceLock<Option<UnixStream>> = OnceLock::new();
-static WATCHING: AtomicBool = AtomicBool::new(false);
+static READER: OnceLock<io::Result<()>> = OnceLock::new();
+static REPLIES: LazyLock<Replies> = LazyLock::new(Replies::default);
+static SHUTDOWN: Mutex<ShutdownSink> = Mutex::new(ShutdownSink::Unwatched(None));
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// Called with the supervisor's deadline in milliseconds. Weak: a process
 /// waiting for a message that may never come must still be free to exit.
 type ShutdownCallback = ThreadsafeFunction<f64, (), f64, Status, false, true>;
+
+/// Where shutdown messages go. The reader may start (for a listen) before
+/// anyone watches; the last deadline seen is kept for the watcher.
+enum ShutdownSink {
+    Unwatched(Option<u64>),
+    Watched(ShutdownCallback),
+}
 
 fn channel() -> Option<&'static UnixStream> {
     CHANNEL.get_or_init(claim_from_env).as_ref()
@@ -46,6 +58,31 @@ fn claim_from_env() -> Option<UnixStream> {
     Some(stream)
 }
 
+/// Starts the one reader thread of the channel, if not yet running.
+fn start_reader(stream: &'static UnixStream) -> Result<()> {
+    let started = READER.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("rsup-channel".into())
+            .spawn(move || read_messages(stream.as_raw_fd(), &REPLIES, on_shutdown))
+            .map(drop)
+    });
+    match started {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::from_reason(format!(
+            "rsup worker channel: reader: {e}"
+        ))),
+    }
+}
+
+fn on_shutdown(deadline_ms: u64) {
+    match &mut *SHUTDOWN.lock().unwrap() {
+        ShutdownSink::Watched(callback) => {
+            callback.call(deadline_ms as f64, ThreadsafeFunctionCallMode::NonBlocking);
+        }
+        ShutdownSink::Unwatched(last) => *last = Some(deadline_ms),
+    }
+}
+
 fn is_stream_socket(fd: RawFd) -> bool {
     // SAFETY: fstat and getsockopt only write into the buffers given.
     unsafe {
@@ -66,7 +103,7 @@ fn is_stream_socket(fd: RawFd) -> bool {
     }
 }
 
-fn set_cloexec(fd: RawFd) -> io::Result<()> {
+pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: plain fcntl on a descriptor we checked is open.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
@@ -86,66 +123,111 @@ pub fn worker_channel_open() -> bool {
     channel().is_some()
 }
 
+fn send(msg: &WorkerMessage) -> Result<()> {
+    let mut stream = channel().ok_or_else(|| Error::from_reason("no rsup worker channel"))?;
+    stream.write_all(&encode(msg)).map_err(channel_error)
+}
+
 /// Tells rsup the app is ready for traffic.
 #[napi]
 pub fn worker_send_ready() -> Result<()> {
-    let mut stream = channel().ok_or_else(|| Error::from_reason("no rsup worker channel"))?;
-    stream
-        .write_all(&encode(&WorkerMessage::Ready))
-        .map_err(channel_error)
+    send(&WorkerMessage::Ready)
 }
 
-/// Starts reading the channel on a thread of its own and calls
-/// `on_shutdown(deadline_ms)` for each shutdown message. Returns false when
-/// there is no channel or it is already being read.
+/// Tells rsup that, after its shutdown message, the listening sockets it
+/// gave are closed and their connections are done.
+#[napi]
+pub fn worker_send_drained() -> Result<()> {
+    send(&WorkerMessage::Drained)
+}
+
+/// Calls `on_shutdown(deadline_ms)` for each shutdown message, including
+/// one that came before this call. Returns false when there is no channel
+/// or it is already watched.
 #[napi]
 pub fn worker_watch_shutdown(on_shutdown: Function<f64, ()>) -> Result<bool> {
     let Some(stream) = channel() else {
         return Ok(false);
     };
-    if WATCHING.swap(true, Ordering::SeqCst) {
+    let mut sink = SHUTDOWN.lock().unwrap();
+    let ShutdownSink::Unwatched(missed) = &*sink else {
         return Ok(false);
-    }
+    };
+    let missed = *missed;
     let callback: ShutdownCallback = on_shutdown
         .build_threadsafe_function::<f64>()
         .weak::<true>()
         .build()?;
-    let reader = stream.try_clone().map_err(channel_error)?;
-    std::thread::Builder::new()
-        .name("rsup-channel".into())
-        .spawn(move || read_messages(reader, callback))
-        .map_err(channel_error)?;
+    if let Some(deadline_ms) = missed {
+        callback.call(deadline_ms as f64, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    *sink = ShutdownSink::Watched(callback);
+    drop(sink);
+    start_reader(stream)?;
     Ok(true)
 }
 
-fn read_messages(stream: UnixStream, on_shutdown: ShutdownCallback) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        // Bounded so a misbehaving peer cannot grow this buffer without end.
-        match (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-        {
-            // The supervisor closed its end; nothing more will come.
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
-        }
-        // Messages this version does not know are skipped, so a newer
-        // supervisor can add some.
-        if let Ok(SupervisorMessage::Shutdown { deadline_ms }) = decode(&line) {
-            on_shutdown.call(deadline_ms as f64, ThreadsafeFunctionCallMode::NonBlocking);
-        }
+/// Where to listen: `path` for a Unix socket, else TCP `host` (absent:
+/// every address) and `port` (0: a free port shared by the app's instances).
+#[napi(object)]
+pub struct ListenTarget {
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    pub path: Option<String>,
+}
+
+/// The supervisor's answer: `fd`, a listening socket now owned by the
+/// caller, or the bind error as Node names it (`errno` positive).
+#[napi(object)]
+pub struct ListenOutcome {
+    pub fd: Option<i32>,
+    pub code: Option<String>,
+    pub errno: Option<i32>,
+    pub message: Option<String>,
+}
+
+/// Asks the supervisor for the app's listening socket for `target` and
+/// blocks until it answers, so `server.listen()` keeps Node's ordering.
+/// Throws when the channel fails or no answer comes within `timeout_ms`
+/// (a supervisor that does not hand out sockets never answers).
+#[napi]
+pub fn worker_listen(target: ListenTarget, timeout_ms: u32) -> Result<ListenOutcome> {
+    let address = match (target.path, target.port) {
+        (Some(path), _) => ListenAddress::Unix { path },
+        (None, Some(port)) => ListenAddress::Tcp {
+            host: target.host,
+            port: u16::try_from(port)
+                .map_err(|_| Error::from_reason(format!("bad port {port}")))?,
+        },
+        (None, None) => return Err(Error::from_reason("listen target needs a port or a path")),
+    };
+    let stream = channel().ok_or_else(|| Error::from_reason("no rsup worker channel"))?;
+    start_reader(stream)?;
+    let request = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
+    send(&WorkerMessage::Listen { request, address })?;
+    match REPLIES.wait(request, Duration::from_millis(timeout_ms.into())) {
+        Ok(Reply::Socket(fd)) => Ok(ListenOutcome {
+            fd: Some(fd.into_raw_fd()),
+            code: None,
+            errno: None,
+            message: None,
+        }),
+        Ok(Reply::Failed(e)) => Ok(ListenOutcome {
+            fd: None,
+            code: Some(e.code),
+            errno: Some(e.errno),
+            message: Some(e.message),
+        }),
+        Err(WaitError::TimedOut) => Err(Error::from_reason(format!(
+            "rsup worker channel: no answer to listen within {timeout_ms} ms"
+        ))),
+        Err(WaitError::Closed) => Err(Error::from_reason("rsup worker channel: closed")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn accepts_only_stream_sockets() {

@@ -177,7 +177,10 @@ mod tests {
     fn splits_lines_across_reads_and_drops_overlong_ones() {
         let mut s = LineSplitter::default();
         assert!(s.push(b"{\"a\"").is_empty());
-        assert_eq!(s.push(b":1}\n{\"b\":2}\n{"), vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+        assert_eq!(
+            s.push(b":1}\n{\"b\":2}\n{"),
+            vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]
+        );
         assert!(s.push(&vec![b'x'; MAX_LINE + 1]).is_empty());
         assert_eq!(s.push(b"rest\nok\n"), vec![b"ok".to_vec()]);
     }
@@ -190,7 +193,9 @@ mod tests {
         let reader = {
             let (replies, deadline) = (replies.clone(), deadline.clone());
             std::thread::spawn(move || {
-                read_messages(worker.as_raw_fd(), &replies, |ms| deadline.store(ms, Ordering::SeqCst));
+                read_messages(worker.as_raw_fd(), &replies, |ms| {
+                    deadline.store(ms, Ordering::SeqCst)
+                });
                 drop(worker);
             })
         };
@@ -221,7 +226,9 @@ mod tests {
                 None => (&supervisor).write_all(line).unwrap(),
             }
         }
-        (&supervisor).write_all(b"{\"type\":\"shutdown\",\"deadline_ms\":1600}\n").unwrap();
+        (&supervisor)
+            .write_all(b"{\"type\":\"shutdown\",\"deadline_ms\":1600}\n")
+            .unwrap();
 
         let wait = |r| replies.wait(r, Duration::from_secs(5)).unwrap();
         match wait(3) {
@@ -239,13 +246,19 @@ mod tests {
         drop(supervisor);
         reader.join().unwrap();
         assert_eq!(deadline.load(Ordering::SeqCst), 1600);
-        assert_eq!(replies.wait(4, Duration::from_secs(5)).unwrap_err(), WaitError::Closed);
+        assert_eq!(
+            replies.wait(4, Duration::from_secs(5)).unwrap_err(),
+            WaitError::Closed
+        );
     }
 
     #[test]
     fn a_wait_times_out_and_a_late_reply_is_discarded() {
         let replies = Replies::default();
-        assert_eq!(replies.wait(9, Duration::from_millis(10)).unwrap_err(), WaitError::TimedOut);
+        assert_eq!(
+            replies.wait(9, Duration::from_millis(10)).unwrap_err(),
+            WaitError::TimedOut
+        );
         let file = std::fs::File::open("/dev/null").unwrap();
         replies.deliver(9, Reply::Socket(file.into()));
         assert!(replies.state.lock().unwrap().replies.is_empty());
