@@ -7,4 +7,8 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace
+# The addon and the rsup binary inside the npm package (npm/rsup/native),
+# next to the preload the daemon gives Node apps.
+node npm/rsup/scripts/build.js --debug --with-cli
 cargo test --workspace
+node --test tests/addon/
