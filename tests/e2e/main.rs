@@ -5,6 +5,7 @@ mod harness;
 mod http_client;
 
 mod config_errors;
+mod control_socket;
 mod crash_restart;
 mod logs;
 mod readiness;
