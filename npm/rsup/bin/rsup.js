@@ -29,7 +29,11 @@ if (!binary) {
   process.exit(1);
 }
 
-const run = spawnSync(binary, process.argv.slice(2), { stdio: 'inherit' });
+// A binary from a per-platform package does not sit next to this
+// package's preload, so the daemon it starts is told where it is.
+const env = { ...process.env };
+if (!env.RSUP_PRELOAD) env.RSUP_PRELOAD = path.join(__dirname, '..', 'preload.js');
+const run = spawnSync(binary, process.argv.slice(2), { stdio: 'inherit', env });
 if (run.error) {
   console.error(`rsup: cannot run ${binary}: ${run.error.message}`);
   process.exit(1);

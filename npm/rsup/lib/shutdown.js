@@ -64,8 +64,8 @@ function arm(opts) {
     else process.channel.unref();
   }
 
-  if (current.kind === 'rsup' && current.native) {
-    current.native.workerWatchShutdown((deadlineMs) => begin('rsup shutdown message', deadlineMs));
+  if (current.kind === 'rsup') {
+    current.channel.onShutdown((deadlineMs) => begin('rsup shutdown message', deadlineMs));
   }
 }
 

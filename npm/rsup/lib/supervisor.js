@@ -6,14 +6,18 @@
 // spawns children of its own.
 
 const { loadBinding } = require('./binding');
+const { claimChannel } = require('./channel');
 const { log } = require('./log');
 
 const env = process.env;
 
 function detect() {
-  if (env.RSUP_FD !== undefined) {
-    const info = claimRsup();
-    if (info) return info;
+  // First, and before anything else looks at the environment: the preload
+  // or another copy of this package may have claimed the channel already.
+  const channel = claimChannel();
+  if (channel) {
+    const { killTimeoutMs, killSignal } = channel;
+    return { kind: 'rsup', channel, killTimeoutMs, killSignal };
   }
   // Under rsup, Node apps have an IPC channel too, so rsup is checked first.
   if (typeof process.send === 'function' && env.pm_id !== undefined) {
@@ -21,31 +25,6 @@ function detect() {
   }
   if (env.NOTIFY_SOCKET) return { kind: 'systemd' };
   return { kind: 'none' };
-}
-
-function claimRsup() {
-  const killTimeoutMs = positive(env.RSUP_KILL_TIMEOUT_MS) ?? 1600;
-  const killSignal = env.RSUP_KILL_SIGNAL || 'SIGINT';
-  // The addon reads RSUP_FD from the C environment, so it claims the
-  // channel before the variables go.
-  const { binding, errors } = loadBinding();
-  const open = Boolean(binding && binding.workerChannelOpen());
-  // Removed, as Node does with NODE_CHANNEL_FD: the app's children are not
-  // rsup's workers.
-  delete env.RSUP_FD;
-  delete env.RSUP_KILL_TIMEOUT_MS;
-  delete env.RSUP_KILL_SIGNAL;
-
-  if (open) {
-    return { kind: 'rsup', native: binding, killTimeoutMs, killSignal };
-  }
-  if (typeof process.send === 'function') {
-    // rsup also accepts PM2's `ready` over Node's channel.
-    if (!binding) log(`native addon unavailable, using Node IPC: ${errors.join('; ')}`);
-    return { kind: 'rsup', native: null, killTimeoutMs, killSignal };
-  }
-  // A stale variable inherited from elsewhere: not rsup's worker.
-  return null;
 }
 
 function positive(value) {
@@ -75,8 +54,7 @@ function ready() {
   try {
     switch (current.kind) {
       case 'rsup':
-        if (current.native) current.native.workerSendReady();
-        else process.send('ready');
+        current.channel.ready();
         break;
       case 'pm2':
         if (process.connected) process.send('ready');

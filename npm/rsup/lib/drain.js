@@ -1,0 +1,161 @@
+'use strict';
+
+// Draining servers. server.close() alone is not enough (Node 19+ closes
+// only the connections idle at that moment): a keep-alive client that keeps
+// sending keeps its connection, and a response in flight at shutdown leaves
+// its socket open until keepAliveTimeout. So in-flight responses get
+// `Connection: close`, sockets are ended when their last response is done,
+// and whatever is left at the drain deadline is destroyed.
+//
+// drainer(server) must be called before the server accepts connections: it
+// counts them as they come. It returns drain(forceAt), which resolves with
+// the number of requests cut off at forceAt (a time from Date.now(); none
+// given: wait however long it takes).
+
+// The drainer that fits the server: http2, HTTP/1 (http, https, express),
+// else plain net/tls.
+function drainer(server) {
+  if (isHttp2(server)) return http2Drainer(server);
+  if (typeof server.closeIdleConnections === 'function') return http1Drainer(server);
+  return netDrainer(server);
+}
+
+function isHttp2(server) {
+  const kind = server.constructor && server.constructor.name;
+  return kind === 'Http2Server' || kind === 'Http2SecureServer';
+}
+
+// Resolves once `server` has emitted 'close', whether it is closed now or
+// was closed before (by the app itself, say).
+function closeServer(server, wasClosed) {
+  return new Promise((resolve) => {
+    if (wasClosed()) return resolve();
+    server.once('close', resolve);
+    try {
+      server.close();
+    } catch {
+      // Not listening: 'close' still comes once its connections are gone.
+    }
+  });
+}
+
+function watchClose(server) {
+  let closed = false;
+  server.on('close', () => {
+    closed = true;
+  });
+  // A server can listen again after a close.
+  server.on('listening', () => {
+    closed = false;
+  });
+  return () => closed;
+}
+
+// Servers that are not HTTP: stop accepting, and let connections end.
+function netDrainer(server) {
+  const connections = new Set();
+  const wasClosed = watchClose(server);
+  server.on('connection', (socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+  return function drain(forceAt) {
+    return untilClosedOr(closeServer(server, wasClosed), forceAt, () => {
+      const cut = connections.size;
+      for (const socket of connections) socket.destroy();
+      return cut;
+    });
+  };
+}
+
+// Resolves with 0 once `closed` does, or with force()'s count at forceAt.
+async function untilClosedOr(closed, forceAt, force) {
+  if (forceAt === undefined) return closed.then(() => 0);
+  let timer;
+  const forced = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(force()), Math.max(0, forceAt - Date.now()));
+  });
+  const result = await Promise.race([closed.then(() => 0), forced]);
+  clearTimeout(timer);
+  return result;
+}
+
+function http1Drainer(server) {
+  const connections = new Set(); // raw sockets, destroyed at the deadline
+  const responses = new Map(); // in-flight response -> its socket
+  let draining = false;
+  const wasClosed = watchClose(server);
+
+  server.on('connection', (socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+
+  // Prepended so the response is counted before the app's handler can
+  // answer it. Kept to one Map entry and one listener: this runs on every
+  // request.
+  server.prependListener('request', (req, res) => {
+    responses.set(res, req.socket);
+    if (draining) closeAfterResponse(res);
+    res.on('close', () => {
+      const socket = responses.get(res);
+      responses.delete(res);
+      if (draining) endIfIdle(socket);
+    });
+  });
+
+  function endIfIdle(socket) {
+    if (socket.destroyed) return;
+    for (const other of responses.values()) if (other === socket) return; // pipelined
+    // Headers went out before shutdown, so the client may still think the
+    // connection is reusable; end it now that nothing is in flight on it.
+    socket.end();
+  }
+
+  return function drain(forceAt) {
+    draining = true;
+    const closed = closeServer(server, wasClosed);
+    for (const res of responses.keys()) closeAfterResponse(res);
+    // Node's own connection list (18.2+) also knows the requests whose
+    // headers are still arriving, which must not be cut.
+    server.closeIdleConnections();
+
+    return untilClosedOr(closed, forceAt, () => {
+      const cut = responses.size;
+      for (const socket of connections) socket.destroy();
+      for (const socket of responses.values()) socket.destroy();
+      return cut;
+    });
+  };
+}
+
+function closeAfterResponse(res) {
+  if (!res.headersSent) {
+    // Node then ends the socket itself once this response is written.
+    res.setHeader('Connection', 'close');
+    res.shouldKeepAlive = false;
+  }
+}
+
+function http2Drainer(server) {
+  const sessions = new Set();
+  const wasClosed = watchClose(server);
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+
+  return function drain(forceAt) {
+    const closed = closeServer(server, wasClosed);
+    // GOAWAY: no new streams; the session closes when its streams are done.
+    for (const session of sessions) session.close();
+
+    return untilClosedOr(closed, forceAt, () => {
+      const cut = sessions.size;
+      for (const session of sessions) session.destroy();
+      return cut;
+    });
+  };
+}
+
+module.exports = { drainer };

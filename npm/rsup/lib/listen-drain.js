@@ -1,0 +1,93 @@
+'use strict';
+
+// What the preload does with the servers it gave a supervisor socket to,
+// when rsup says shutdown: stop accepting at once, wind their connections
+// down (drain.js: `Connection: close` on responses in flight, idle
+// keep-alive sockets closed now) and report `drained` once none is left,
+// or at the supervisor's deadline. The process is not exited here: the
+// kill signal that follows does that, through the app's handler or Node's
+// default. Until then the process is held open, as its listening servers
+// held it before, so an app whose handler calls server.close(cb) still
+// sees the signal instead of exiting on its own first.
+
+const os = require('node:os');
+const { drainer } = require('./drain');
+
+function createListenDrain(channel) {
+  const drains = new WeakMap(); // server -> drain(), attached once
+  const live = new Set(); // servers with a supervisor socket, until 'close'
+  const closedByUs = new WeakSet();
+  let started = false;
+
+  // Called before the server can accept: connections are counted from the
+  // first.
+  function adopt(server) {
+    if (!drains.has(server)) {
+      drains.set(server, drainer(server));
+      server.close = closeKeepingCallback;
+    }
+    live.add(server);
+    server.once('close', () => live.delete(server));
+  }
+
+  // server.close(cb) on a server already closed here calls cb once the
+  // server has drained, without ERR_SERVER_NOT_RUNNING: an app whose signal
+  // handler is `server.close(() => process.exit(0))` still exits as it
+  // means to.
+  function closeKeepingCallback(cb) {
+    const inherited = Object.getPrototypeOf(this).close;
+    if (typeof cb === 'function' && closedByUs.has(this) && !this._handle) {
+      this.once('close', () => cb());
+      return inherited.call(this);
+    }
+    return inherited.call(this, cb);
+  }
+
+  function onShutdown(deadlineMs) {
+    if (started) return;
+    started = true;
+    const servers = [...live];
+    for (const server of servers) if (server.listening) closedByUs.add(server);
+    let sent = false;
+    const report = () => {
+      if (sent) return;
+      sent = true;
+      clearTimeout(timer);
+      try {
+        channel.drained();
+      } catch {
+        // The supervisor is gone; nobody is waiting for this.
+      }
+    };
+    // The supervisor stops waiting at half its deadline anyway.
+    const timer = setTimeout(report, Math.max(0, deadlineMs / 2));
+    timer.unref();
+    Promise.all(servers.map((server) => drains.get(server)())).then(report, report);
+    holdUntilSignal(channel.killSignal, deadlineMs);
+  }
+
+  return { adopt, onShutdown };
+}
+
+// Keeps the event loop alive until the kill signal, or until shortly
+// before SIGKILL would come. If nothing else listens for that signal, it
+// is raised again so Node's default (death by the signal) applies as it
+// would have without this listener.
+function holdUntilSignal(signal, deadlineMs) {
+  const catchable = os.constants.signals[signal] && signal !== 'SIGKILL' && signal !== 'SIGSTOP';
+  const margin = Math.min(250, deadlineMs * 0.1);
+  const hold = setTimeout(release, Math.max(0, deadlineMs - margin));
+  if (catchable) process.on(signal, onSignal);
+
+  function release() {
+    clearTimeout(hold);
+    if (catchable) process.removeListener(signal, onSignal);
+  }
+  function onSignal() {
+    const alone = process.listenerCount(signal) === 1;
+    release();
+    if (alone) process.kill(process.pid, signal);
+  }
+}
+
+module.exports = { createListenDrain };
