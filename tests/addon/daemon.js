@@ -38,11 +38,11 @@ function privateDaemon(env = {}) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rsup-home-'));
   const pids = new Set();
 
-  function rsup(args, timeoutMs = 30_000) {
+  function rsup(args, timeoutMs = 30_000, extraEnv = {}) {
     return new Promise((resolve) => {
       const started = Date.now();
       const child = spawn(RSUP, args, {
-        env: cleanEnv({ ...env, RSUP_HOME: home }),
+        env: cleanEnv({ ...env, ...extraEnv, RSUP_HOME: home }),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';

@@ -28,12 +28,12 @@ function cleanEnv(extra = {}) {
   return { ...env, ...extra };
 }
 
-// Starts `node <file> ...args`. Returns the child plus:
+// Starts `node ...nodeArgs <file> ...args`. Returns the child plus:
 //   waitFor(re)  resolves with the first stdout line matching re
 //   stdout(), stderr()  everything printed so far
 //   exited       resolves with { code, signal, at } when it exits
-function start(file, { args = [], env = {}, stdio = ['ignore', 'pipe', 'pipe'] } = {}) {
-  const child = spawn(process.execPath, [path.join(FIXTURES, file), ...args], {
+function start(file, { args = [], nodeArgs = [], env = {}, stdio = ['ignore', 'pipe', 'pipe'] } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(FIXTURES, file), ...args], {
     env: cleanEnv(env),
     stdio,
   });
