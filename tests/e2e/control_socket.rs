@@ -70,3 +70,77 @@ fn foreground_mode_runs_apps_and_stops_them_on_sigterm() {
     assert!(!alive(p.pid.unwrap()));
     assert!(r.report("report").contains(&"signal SIGINT".to_string()));
 }
+
+/// Children of `ppid` (host pids) in the zombie state.
+fn zombies_of(ppid: u32) -> Vec<u32> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") && fields.get(1) == Some(&ppid.to_string().as_str()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn as_pid_1_the_foreground_mode_reaps_orphans() {
+    let probe = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .output();
+    if !matches!(probe, Ok(ref o) if o.status.success()) {
+        eprintln!("skipped: cannot create a PID namespace here");
+        return;
+    }
+    let r = Rsup::new();
+    // The app leaves an orphan that exits soon after: it becomes PID 1's
+    // child and, unless reaped, a zombie.
+    let mut fg = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            RSUP,
+            "start",
+            "/bin/sh",
+            "--name",
+            "orphans",
+        ])
+        .args(["--interpreter", "none", "--no-daemon", "--"])
+        .args(["-c", "(sleep 0.2 &); touch ready; exec sleep 60"])
+        .env("RSUP_HOME", r.home.path())
+        .current_dir(r.work.path())
+        .spawn()
+        .unwrap();
+    wait_for("the app to start", || {
+        r.path("ready").exists().then_some(())
+    });
+    // unshare's child is rsup as PID 1 (the reaper); its child the daemon.
+    let reaper = wait_for("rsup as PID 1", || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", fg.id())).ok()?;
+        children.split_whitespace().next()?.parse::<u32>().ok()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        zombies_of(reaper),
+        Vec::<u32>::new(),
+        "orphans left as zombies"
+    );
+    // unshare ignores SIGTERM; the reaper passes it on to the supervisor,
+    // which stops the app and exits, and the reaper with it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(reaper as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = fg.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

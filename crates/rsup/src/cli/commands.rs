@@ -147,6 +147,7 @@ fn load(script: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
 fn start(home: &Home, args: StartArgs) -> Result<i32> {
     let apps = load(&args.script, &overrides(&args))?;
     if args.no_daemon {
+        crate::daemon::become_reaper_if_pid1();
         crate::daemon::run(home.clone(), apps)?;
         return Ok(0);
     }

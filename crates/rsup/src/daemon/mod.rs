@@ -18,6 +18,7 @@ mod instance;
 mod lifecycle;
 mod log_writer;
 mod metrics;
+mod pid1;
 mod process;
 mod registry;
 mod restart_policy;
@@ -28,3 +29,4 @@ mod stop;
 
 pub use instance::now_ms;
 pub use lifecycle::{open_daemon_log, run};
+pub use pid1::become_reaper_if_pid1;
