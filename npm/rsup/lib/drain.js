@@ -7,10 +7,20 @@
 // `Connection: close`, sockets are ended when their last response is done,
 // and whatever is left at the drain deadline is destroyed.
 //
+// A connection idle when the drain starts may have a request on its way:
+// closing it then resets that request (the client sees ECONNRESET). So
+// idle connections get a grace period, in which their next request is
+// answered with `Connection: close`; only those still idle after it are
+// closed.
+//
 // drainer(server) must be called before the server accepts connections: it
-// counts them as they come. It returns drain(forceAt), which resolves with
-// the number of requests cut off at forceAt (a time from Date.now(); none
-// given: wait however long it takes).
+// counts them as they come. It returns drain(forceAt, idleGraceMs), which
+// resolves with the number of requests cut off at forceAt (a time from
+// Date.now(); none given: wait however long it takes).
+
+const net = require('node:net');
+
+const MAX_IDLE_GRACE_MS = 1000;
 
 // The drainer that fits the server: http2, HTTP/1 (http, https, express),
 // else plain net/tls.
@@ -27,12 +37,14 @@ function isHttp2(server) {
 
 // Resolves once `server` has emitted 'close', whether it is closed now or
 // was closed before (by the app itself, say).
-function closeServer(server, wasClosed) {
+// `close` is the close to call: net's own stops accepting without the
+// http server's closing of idle connections.
+function closeServer(server, wasClosed, close = server.close) {
   return new Promise((resolve) => {
     if (wasClosed()) return resolve();
     server.once('close', resolve);
     try {
-      server.close();
+      close.call(server);
     } catch {
       // Not listening: 'close' still comes once its connections are gone.
     }
@@ -112,13 +124,16 @@ function http1Drainer(server) {
     socket.end();
   }
 
-  return function drain(forceAt) {
+  return function drain(forceAt, idleGraceMs) {
     draining = true;
-    const closed = closeServer(server, wasClosed);
+    const closed = closeServer(server, wasClosed, net.Server.prototype.close);
     for (const res of responses.keys()) closeAfterResponse(res);
-    // Node's own connection list (18.2+) also knows the requests whose
-    // headers are still arriving, which must not be cut.
-    server.closeIdleConnections();
+    const grace = idleGraceMs ?? Math.min(MAX_IDLE_GRACE_MS, forceAt === undefined ? Infinity : (forceAt - Date.now()) / 4);
+    // The http server's own close: idle connections (by Node's own list,
+    // 18.2+, which also knows requests whose headers are still arriving)
+    // are closed, and its connection checks stop.
+    const idle = setTimeout(() => server.close(), Math.max(0, grace));
+    closed.then(() => clearTimeout(idle));
 
     return untilClosedOr(closed, forceAt, () => {
       const cut = responses.size;

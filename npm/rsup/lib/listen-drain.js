@@ -2,8 +2,9 @@
 
 // What the preload does with the servers it gave a supervisor socket to,
 // when rsup says shutdown: stop accepting at once, wind their connections
-// down (drain.js: `Connection: close` on responses in flight, idle
-// keep-alive sockets closed now) and report `drained` once none is left,
+// down (drain.js: `Connection: close` on responses in flight and on the
+// next request of idle keep-alive connections, which are closed after a
+// short grace) and report `drained` once none is left,
 // or at the supervisor's deadline. The process is not exited here: the
 // kill signal that follows does that, through the app's handler or Node's
 // default. Until then the process is held open, as its listening servers
@@ -62,7 +63,9 @@ function createListenDrain(channel) {
     // The supervisor stops waiting at half its deadline anyway.
     const timer = setTimeout(report, Math.max(0, deadlineMs / 2));
     timer.unref();
-    Promise.all(servers.map((server) => drains.get(server)())).then(report, report);
+    // Idle connections must be closed well before rsup stops waiting.
+    const idleGraceMs = Math.min(1000, deadlineMs / 4);
+    Promise.all(servers.map((server) => drains.get(server)(undefined, idleGraceMs))).then(report, report);
     holdUntilSignal(channel.killSignal, deadlineMs);
   }
 
