@@ -204,3 +204,33 @@ test('stop drains: the request in flight ends with Connection: close, the idle k
   slowAgent.destroy();
   await stopApp('drain');
 });
+
+test('an app\'s own copy of the package shares the preload\'s channel', { skip }, async (t) => {
+  // A copy at another path loads its own addon, which finds RSUP_FD
+  // already claimed and removed.
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'rsup-copy-'));
+  t.after(() => fs.rmSync(copy, { recursive: true, force: true }));
+  for (const entry of fs.readdirSync(ADDON)) {
+    if (['index.js', 'package.json', 'lib'].includes(entry) || entry.endsWith('.node')) {
+      fs.cpSync(path.join(ADDON, entry), path.join(copy, entry), { recursive: true });
+    }
+  }
+  const out = await daemon.rsup(
+    ['start', path.join(FIXTURES, 'copy-app.js'), '--name', 'copy', '--wait-ready', '--listen-timeout', '60000'],
+    30_000,
+    { RSUP_COPY: copy },
+  );
+  assert.equal(out.code, 0, `rsup start: ${out.stdout}\n${out.stderr}`);
+  const [lines] = await waitForLogs('copy', /^listening /);
+  assert.ok(lines.includes('supervisor rsup'), lines.join('\n'));
+
+  const stop = await daemon.rsup(['stop', 'copy'], 30_000);
+  assert.equal(stop.code, 0, `rsup stop: ${stop.stdout}\n${stop.stderr}`);
+  const [info] = await instances('copy');
+  assert.equal(info.last_exit && info.last_exit.code, 0, JSON.stringify(info.last_exit));
+  assert.match(fs.readFileSync(info.out_log, 'utf8'), /^cleanup$/m);
+  // The app's shutdown began with rsup's message, which reached it through
+  // the shared channel.
+  assert.match(fs.readFileSync(info.err_log, 'utf8'), /shutting down \(rsup shutdown message\)/);
+  await stopApp('copy');
+});
