@@ -36,6 +36,8 @@ function patchListen(channel, onSocket) {
     if (typeof outcome.fd !== 'number') {
       if (parsed.cb) this.once('listening', parsed.cb);
       const err = listenError(outcome, parsed.target);
+      // The stack starts at the app's listen() call, not in this file.
+      Error.captureStackTrace(err, listen);
       process.nextTick(() => this.emit('error', err));
       return this;
     }
