@@ -117,6 +117,28 @@ test('listen({ port, host }) gets the socket for that host', { skip }, async () 
   await stopApp('host');
 });
 
+test('listen(path) takes rsup\'s Unix socket; address() is the path', { skip }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rsup-sock-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const socketPath = path.join(dir, 'app.sock');
+  await startApp('unix', { LISTEN: 'path', SOCKET_PATH: socketPath }, ['-i', '2']);
+  const logs = await waitForLogs('unix', /^listening /);
+  for (const lines of logs) assert.equal(listeningAddress(lines), socketPath);
+  const res = await new Promise((resolve, reject) => {
+    http.get({ socketPath, path: '/', agent: false }, (r) => {
+      let body = '';
+      r.on('data', (d) => {
+        body += d;
+      });
+      r.on('end', () => resolve({ status: r.statusCode, body }));
+    }).on('error', reject);
+  });
+  assert.equal(res.status, 200);
+  const pids = (await instances('unix')).map((p) => p.pid);
+  assert.ok(pids.includes(JSON.parse(res.body).pid));
+  await stopApp('unix');
+});
+
 test('a port taken by another program reaches the app as Node\'s EADDRINUSE error', { skip }, async (t) => {
   const taken = net.createServer();
   await new Promise((resolve) => taken.listen(0, resolve));
