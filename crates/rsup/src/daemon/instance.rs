@@ -256,7 +256,7 @@ impl Runner {
                     }
                     other => {
                         self.set_status(Status::Stopping);
-                        let status = stop_process(&mut proc, &spec).await;
+                        let status = stop_process(&mut proc, &spec, &self.shared.sockets).await;
                         self.record_exit(status);
                         return self.obey(other);
                     }
@@ -312,7 +312,7 @@ impl Runner {
                     if !strict {
                         break;
                     }
-                    let _ = stop_process(&mut new, &spec).await;
+                    let _ = stop_process(&mut new, &spec, &self.shared.sockets).await;
                     self.state.send_modify(|s| s.restarts -= 1);
                     return Err(format!(
                         "the new process was not ready within listen_timeout ({} ms)",
@@ -331,7 +331,7 @@ impl Runner {
             s.status = Status::Online;
         });
         self.history = CrashHistory::default();
-        let _ = stop_process(&mut old, &old_spec).await;
+        let _ = stop_process(&mut old, &old_spec, &self.shared.sockets).await;
         Ok(())
     }
 

@@ -83,8 +83,19 @@ fn bind(address: &ListenAddress) -> Result<OwnedFd, ListenError> {
 fn bind_tcp(host: Option<&str>, port: u16) -> std::io::Result<OwnedFd> {
     match host {
         // Like Node: every address, IPv6 with IPv4 mapped, else IPv4 only.
-        None => bind_tcp_addr(SocketAddr::from(([0u16; 8], port)), true)
-            .or_else(|_| bind_tcp_addr(SocketAddr::from(([0u8; 4], port)), false)),
+        None => match bind_tcp_addr(SocketAddr::from(([0u16; 8], port)), true) {
+            // Only a machine without IPv6 falls back; a port in use is an
+            // error on IPv4 too.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+                ) =>
+            {
+                bind_tcp_addr(SocketAddr::from(([0u8; 4], port)), false)
+            }
+            other => other,
+        },
         Some(host) => {
             let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "host has no address")

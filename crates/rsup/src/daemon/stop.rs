@@ -3,14 +3,16 @@
 //! the tree is left when `kill_timeout` runs out.
 
 use super::process::Proc;
+use super::sockets::SocketTable;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rsup_proto::app::AppSpec;
 use rsup_proto::worker::SupervisorMessage;
 use std::process::ExitStatus;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio::time::{sleep, sleep_until, timeout_at, Instant};
+use tokio::time::{sleep, sleep_until, Instant};
 
 /// How often to look for survivors of the process group once the main
 /// process has exited. Only used in that case: the main process's exit
@@ -18,7 +20,11 @@ use tokio::time::{sleep, sleep_until, timeout_at, Instant};
 const GROUP_POLL: Duration = Duration::from_millis(50);
 
 /// Stops the process and returns its exit status once it is gone.
-pub async fn stop_process(proc: &mut Proc, spec: &AppSpec) -> std::io::Result<ExitStatus> {
+pub async fn stop_process(
+    proc: &mut Proc,
+    spec: &AppSpec,
+    sockets: &Mutex<SocketTable>,
+) -> std::io::Result<ExitStatus> {
     let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
     let target = Target::new(proc.pid, spec.treekill);
 
@@ -36,16 +42,8 @@ pub async fn stop_process(proc: &mut Proc, spec: &AppSpec) -> std::io::Result<Ex
     // exits at once loses no request.
     if proc.listened {
         let drain_deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms / 2);
-        while !proc.drained {
-            tokio::select! {
-                status = proc.child.wait() => return finish(proc, status, &target, spec, deadline).await,
-                event = proc.events.recv() => match event {
-                    Some(super::channels::ChildEvent::Drained) => proc.drained = true,
-                    Some(_) => {}
-                    None => break,
-                },
-                _ = sleep_until(drain_deadline) => break,
-            }
+        if let Some(status) = serve_until(proc, spec, sockets, drain_deadline, true).await {
+            return finish(proc, status, &target, spec, deadline).await;
         }
     }
 
@@ -56,14 +54,41 @@ pub async fn stop_process(proc: &mut Proc, spec: &AppSpec) -> std::io::Result<Ex
         let signal = Signal::from_str(&spec.kill_signal).unwrap_or(Signal::SIGINT);
         target.signal(signal);
     }
-    let status = match timeout_at(deadline, proc.child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
+    let status = match serve_until(proc, spec, sockets, deadline, false).await {
+        Some(status) => status,
+        None => {
             target.signal(Signal::SIGKILL);
             return proc.child.wait().await;
         }
     };
     finish(proc, status, &target, spec, deadline).await
+}
+
+/// Waits for the process to exit until `until`, still answering what it
+/// asks meanwhile (a socket requested during shutdown must not leave it
+/// waiting). Returns early, without an exit, when `until_drained` and the
+/// process reports it has drained.
+async fn serve_until(
+    proc: &mut Proc,
+    spec: &AppSpec,
+    sockets: &Mutex<SocketTable>,
+    until: Instant,
+    until_drained: bool,
+) -> Option<std::io::Result<ExitStatus>> {
+    let mut events_open = true;
+    loop {
+        if until_drained && proc.drained {
+            return None;
+        }
+        tokio::select! {
+            status = proc.child.wait() => return Some(status),
+            event = proc.events.recv(), if events_open => match event {
+                Some(event) => proc.handle(event, &spec.name, sockets).await,
+                None => events_open = false,
+            },
+            _ = sleep_until(until) => return None,
+        }
+    }
 }
 
 /// The main process is gone; its descendants get until the deadline too.
