@@ -40,13 +40,7 @@ fn a_crash_loop_ends_in_errored_after_max_restarts() {
 #[test]
 fn a_killed_app_is_restarted_with_the_same_id() {
     let r = Rsup::new();
-    let app = fixture("app.js");
-    let out = r
-        .cmd()
-        .args(["start", app.to_str().unwrap(), "--name", "phoenix"])
-        .env("REPORT", r.path("report"))
-        .output()
-        .unwrap();
+    let out = r.start_fixture("app.js", "phoenix", &[], &[]);
     assert!(out.status.success());
     let before = r.process("phoenix");
     nix::sys::signal::kill(

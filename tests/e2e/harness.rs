@@ -65,6 +65,25 @@ impl Rsup {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Starts a fixture app as `name`, reporting its events to "report".
+    pub fn start_fixture(
+        &self,
+        fixture_name: &str,
+        name: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
+        let app = fixture(fixture_name);
+        let mut cmd = self.cmd();
+        cmd.args(["start", app.to_str().unwrap(), "--name", name])
+            .args(flags)
+            .env("REPORT", self.path("report"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("rsup runs")
+    }
+
     pub fn jlist(&self) -> Vec<ProcessInfo> {
         serde_json::from_str(&self.ok(&["jlist"])).expect("jlist is JSON")
     }

@@ -114,13 +114,7 @@ fn without_wait_ready_an_app_is_online_at_once_with_pm2_variables() {
 #[test]
 fn restart_keeps_the_instance_index_and_counts_restarts() {
     let r = Rsup::new();
-    let app = fixture("app.js");
-    let out = r
-        .cmd()
-        .args(["start", app.to_str().unwrap(), "--name", "keep"])
-        .env("REPORT", r.path("report"))
-        .output()
-        .unwrap();
+    let out = r.start_fixture("app.js", "keep", &[], &[]);
     assert!(out.status.success());
     // Restart only once the first process has set up its handlers.
     r.wait_report("report", "start pid=");

@@ -9,16 +9,8 @@ use std::sync::Arc;
 
 /// Starts tests/fixtures/http.js on a free port; returns the port.
 fn start_http(r: &Rsup, name: &str, extra: &[&str], env: &[(&str, &str)]) -> u16 {
-    let app = fixture("http.js");
-    let mut cmd = r.cmd();
-    cmd.args(["start", app.to_str().unwrap(), "--name", name])
-        .args(extra)
-        .env("REPORT", r.path("report"))
-        .env("PORT", "0");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
+    let env: Vec<(&str, &str)> = env.iter().copied().chain([("PORT", "0")]).collect();
+    let out = r.start_fixture("http.js", name, extra, &env);
     assert!(
         out.status.success(),
         "{}",

@@ -6,15 +6,7 @@ use rsup_proto::app::Status;
 use std::time::Instant;
 
 fn start(r: &Rsup, name: &str, mode: &str, extra: &[&str]) {
-    let app = fixture("app.js");
-    let out = r
-        .cmd()
-        .args(["start", app.to_str().unwrap(), "--name", name])
-        .args(extra)
-        .env("REPORT", r.path("report"))
-        .env("MODE", mode)
-        .output()
-        .unwrap();
+    let out = r.start_fixture("app.js", name, extra, &[("MODE", mode)]);
     assert!(
         out.status.success(),
         "{}",
@@ -70,14 +62,7 @@ fn shutdown_with_message_delivers_shutdown_instead_of_a_signal() {
 #[test]
 fn pm2_kill_signal_is_honoured() {
     let r = Rsup::new();
-    let app = fixture("app.js");
-    let out = r
-        .cmd()
-        .args(["start", app.to_str().unwrap(), "--name", "term"])
-        .env("REPORT", r.path("report"))
-        .env("PM2_KILL_SIGNAL", "SIGTERM")
-        .output()
-        .unwrap();
+    let out = r.start_fixture("app.js", "term", &[], &[("PM2_KILL_SIGNAL", "SIGTERM")]);
     assert!(
         out.status.success(),
         "{}",

@@ -5,6 +5,8 @@ mod config;
 mod daemon;
 mod home;
 mod lines;
+#[cfg(test)]
+mod test_support;
 
 fn main() {
     std::process::exit(cli::main());

@@ -422,8 +422,7 @@ fn char_width(c: char) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsup_proto::app::{defaults, AppSpec};
-    use std::collections::BTreeMap;
+    use rsup_proto::app::AppSpec;
     use std::path::PathBuf;
 
     const NOW: u64 = 1_700_000_000_000;
@@ -431,32 +430,7 @@ mod tests {
     fn spec(name: &str) -> AppSpec {
         AppSpec {
             name: name.into(),
-            script: "/srv/app/server.js".into(),
-            args: vec![],
-            cwd: PathBuf::from("/srv/app"),
-            interpreter: Some("node".into()),
-            node_args: vec![],
-            node: true,
-            instances: 1,
-            exec_mode: ExecMode::Fork,
-            env: BTreeMap::new(),
-            wait_ready: false,
-            listen_timeout_ms: defaults::LISTEN_TIMEOUT_MS,
-            kill_timeout_ms: defaults::KILL_TIMEOUT_MS,
-            kill_signal: defaults::KILL_SIGNAL.into(),
-            shutdown_with_message: false,
-            treekill: true,
-            autorestart: true,
-            max_restarts: defaults::MAX_RESTARTS,
-            min_uptime_ms: defaults::MIN_UPTIME_MS,
-            restart_delay_ms: 0,
-            exp_backoff_restart_delay_ms: 0,
-            instance_var: defaults::INSTANCE_VAR.into(),
-            out_file: None,
-            error_file: None,
-            merge_logs: false,
-            log_date_format: None,
-            time: false,
+            ..crate::test_support::spec()
         }
     }
 

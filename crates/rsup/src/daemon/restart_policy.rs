@@ -59,40 +59,8 @@ pub fn decide(spec: &AppSpec, uptime: Duration, history: &mut CrashHistory) -> D
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use rsup_proto::app::ExecMode;
-    use std::collections::BTreeMap;
 
-    pub fn spec() -> AppSpec {
-        AppSpec {
-            name: "t".into(),
-            script: "/bin/true".into(),
-            args: vec![],
-            cwd: "/".into(),
-            interpreter: None,
-            node_args: vec![],
-            node: false,
-            instances: 1,
-            exec_mode: ExecMode::Fork,
-            env: BTreeMap::new(),
-            wait_ready: false,
-            listen_timeout_ms: defaults::LISTEN_TIMEOUT_MS,
-            kill_timeout_ms: defaults::KILL_TIMEOUT_MS,
-            kill_signal: "SIGINT".into(),
-            shutdown_with_message: false,
-            treekill: true,
-            autorestart: true,
-            max_restarts: defaults::MAX_RESTARTS,
-            min_uptime_ms: defaults::MIN_UPTIME_MS,
-            restart_delay_ms: 0,
-            exp_backoff_restart_delay_ms: 0,
-            instance_var: defaults::INSTANCE_VAR.into(),
-            out_file: None,
-            error_file: None,
-            merge_logs: false,
-            log_date_format: None,
-            time: false,
-        }
-    }
+    pub use crate::test_support::spec;
 
     const FAST: Duration = Duration::from_millis(10);
 

@@ -1,0 +1,38 @@
+//! Values shared by unit tests in several modules.
+
+use rsup_proto::app::{defaults, AppSpec, ExecMode};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A Node app with PM2's defaults, for tests to adjust.
+pub fn spec() -> AppSpec {
+    AppSpec {
+        name: "app".into(),
+        script: "/srv/app/server.js".into(),
+        args: vec![],
+        cwd: PathBuf::from("/srv/app"),
+        interpreter: Some("node".into()),
+        node_args: vec![],
+        node: true,
+        instances: 1,
+        exec_mode: ExecMode::Fork,
+        env: BTreeMap::new(),
+        wait_ready: false,
+        listen_timeout_ms: defaults::LISTEN_TIMEOUT_MS,
+        kill_timeout_ms: defaults::KILL_TIMEOUT_MS,
+        kill_signal: defaults::KILL_SIGNAL.into(),
+        shutdown_with_message: false,
+        treekill: true,
+        autorestart: true,
+        max_restarts: defaults::MAX_RESTARTS,
+        min_uptime_ms: defaults::MIN_UPTIME_MS,
+        restart_delay_ms: 0,
+        exp_backoff_restart_delay_ms: 0,
+        instance_var: defaults::INSTANCE_VAR.into(),
+        out_file: None,
+        error_file: None,
+        merge_logs: false,
+        log_date_format: None,
+        time: false,
+    }
+}
