@@ -388,7 +388,7 @@ async function main() {
     node: process.version,
     pm2: wanted.includes('pm2') ? require(path.join(BENCH, 'node_modules', 'pm2', 'package.json')).version : '-',
     rsup: wanted.includes('rsup') ? (await run(RSUP, ['--version'])).stdout.trim() : '-',
-    wrk: (await run('wrk', ['-v'])).stdout.split('\n')[0].trim(),
+    wrk: (await run('wrk', ['-v'])).stdout.split('\n')[0].replace(/\s*Copyright.*/, '').trim(),
   };
 
   // Cluster first, then fork; PM2 and rsup alternate so that drift in the
