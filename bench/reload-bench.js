@@ -57,6 +57,7 @@ const PM2 = path.join(BENCH, 'node_modules', '.bin', 'pm2');
 const children = new Set();
 const homes = {};
 let cleaningUp = null;
+let stopping = false;
 
 const log = (...a) => console.error('[bench]', ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -68,8 +69,13 @@ const median = (xs) => {
 };
 
 // Runs a command to completion, killed after timeoutMs. Wall time in ms.
-function run(cmd, args, { env = process.env, timeoutMs = 60_000, signal = 'SIGTERM' } = {}) {
+function run(cmd, args, { env = process.env, timeoutMs = 60_000, signal = 'SIGTERM', cleanup = false } = {}) {
   return new Promise((resolve) => {
+    // Once cleanup has begun, the bench must not start anything more: a
+    // PM2 command would launch a new daemon.
+    if (stopping && !cleanup) {
+      return resolve({ code: null, sig: null, stdout: '', stderr: 'interrupted', ms: NaN, timedOut: false });
+    }
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, args, { env, cwd: BENCH, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
@@ -150,7 +156,7 @@ const supervisors = {
 async function cli(sup, args, timeoutMs = 60_000) {
   const env = sup.env();
   const r = await run(sup.cmd, args, { env, timeoutMs });
-  if (r.code !== 0) {
+  if (r.code !== 0 && !stopping) {
     log(`${sup.label} ${args.join(' ')}: exit ${r.code}${r.timedOut ? ' (timed out)' : ''}`);
     log((r.stderr || r.stdout).trim().split('\n').slice(-5).join('\n'));
   }
@@ -347,12 +353,13 @@ function table(results, daemons, meta) {
 
 async function cleanup() {
   if (cleaningUp) return cleaningUp;
+  stopping = true;
   cleaningUp = (async () => {
     for (const c of children) c.kill('SIGKILL');
     for (const key of Object.keys(homes)) {
       const sup = supervisors[key];
       const pid = daemonPid(sup);
-      await run(sup.cmd, ['kill'], { env: sup.env(), timeoutMs: 20_000 });
+      await run(sup.cmd, ['kill'], { env: sup.env(), timeoutMs: 20_000, cleanup: true });
       // The daemon we started, if `kill` did not end it.
       if (pid) {
         try {
