@@ -116,12 +116,17 @@ function http1Drainer(server) {
     });
   });
 
+  let graceOver = false;
+
   function endIfIdle(socket) {
     if (socket.destroyed) return;
     for (const other of responses.values()) if (other === socket) return; // pipelined
     // Headers went out before shutdown, so the client may still think the
-    // connection is reusable; end it now that nothing is in flight on it.
-    socket.end();
+    // connection is reusable and be sending its next request already. Within
+    // the idle grace it is left like any idle connection (that request is
+    // answered with `Connection: close`, or the grace's end closes it);
+    // after the grace nothing else would end it.
+    if (graceOver) socket.end();
   }
 
   return function drain(forceAt, idleGraceMs) {
@@ -132,7 +137,10 @@ function http1Drainer(server) {
     // The http server's own close: idle connections (by Node's own list,
     // 18.2+, which also knows requests whose headers are still arriving)
     // are closed, and its connection checks stop.
-    const idle = setTimeout(() => server.close(), Math.max(0, grace));
+    const idle = setTimeout(() => {
+      graceOver = true;
+      server.close();
+    }, Math.max(0, grace));
     closed.then(() => clearTimeout(idle));
 
     return untilClosedOr(closed, forceAt, () => {
