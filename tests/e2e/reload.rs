@@ -91,6 +91,10 @@ fn cluster_reloads_lose_no_request() {
     for pid in first_pids {
         assert!(!alive(pid), "old process {pid} survived the reload");
     }
+    // The old processes shut down cleanly through their own SIGINT handler.
+    for p in &after {
+        assert_eq!(p.last_exit.as_ref().and_then(|e| e.code), Some(0), "{p:?}");
+    }
     // Traffic was served by the old and the new generations.
     assert!(tally.pids.lock().unwrap().len() >= 4);
 }

@@ -331,7 +331,9 @@ impl Runner {
             s.status = Status::Online;
         });
         self.history = CrashHistory::default();
-        let _ = stop_process(&mut old, &old_spec, &self.shared.sockets).await;
+        let status = stop_process(&mut old, &old_spec, &self.shared.sockets).await;
+        let exit = exit_info(status);
+        self.state.send_modify(|s| s.last_exit = exit);
         Ok(())
     }
 
@@ -422,11 +424,7 @@ impl Runner {
     }
 
     fn record_exit(&self, status: std::io::Result<ExitStatus>) {
-        let exit = status.ok().map(|st| ExitInfo {
-            code: st.code(),
-            signal: st.signal().map(signal_name),
-            at_ms: now_ms(),
-        });
+        let exit = exit_info(status);
         self.state.send_modify(|s| {
             s.pid = None;
             s.last_exit = exit;
@@ -471,6 +469,14 @@ impl Runner {
             other => self.obey(other),
         }
     }
+}
+
+fn exit_info(status: std::io::Result<ExitStatus>) -> Option<ExitInfo> {
+    status.ok().map(|st| ExitInfo {
+        code: st.code(),
+        signal: st.signal().map(signal_name),
+        at_ms: now_ms(),
+    })
 }
 
 fn signal_name(n: i32) -> String {
