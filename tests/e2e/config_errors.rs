@@ -94,11 +94,7 @@ fn an_unknown_key_is_a_warning_not_a_failure() {
         ),
     );
     let out = r.run(&["start", &config]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
     assert_eq!(r.process("j").status, Status::Online);
 }

@@ -129,6 +129,15 @@ impl Drop for Rsup {
     }
 }
 
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Polls `f` until it returns Some, or panics naming what never happened.
 pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;

@@ -40,11 +40,7 @@ fn wait_ready_holds_online_back_until_the_app_says_ready() {
 
     std::fs::write(&trigger, "").unwrap();
     let out = start.join().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(r.process("w").status, Status::Online);
     assert!(r.report("report").contains(&"ready".to_string()));
 }
@@ -52,25 +48,13 @@ fn wait_ready_holds_online_back_until_the_app_says_ready() {
 #[test]
 fn listen_timeout_releases_an_app_that_never_says_ready() {
     let r = Rsup::new();
-    let app = fixture("app.js");
-    let out = r
-        .cmd()
-        .args([
-            "start",
-            app.to_str().unwrap(),
-            "--name",
-            "slow",
-            "--wait-ready",
-        ])
-        .args(["--listen-timeout", "800"])
-        .env("REPORT", r.path("report"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = r.start_fixture(
+        "app.js",
+        "slow",
+        &["--wait-ready", "--listen-timeout", "800"],
+        &[],
     );
+    assert_success(&out);
     assert_eq!(r.process("slow").status, Status::Online);
     assert!(!r.report("report").contains(&"ready".to_string()));
 }
@@ -78,18 +62,8 @@ fn listen_timeout_releases_an_app_that_never_says_ready() {
 #[test]
 fn without_wait_ready_an_app_is_online_at_once_with_pm2_variables() {
     let r = Rsup::new();
-    let app = fixture("app.js");
-    let out = r
-        .cmd()
-        .args(["start", app.to_str().unwrap(), "--name", "plain", "-i", "2"])
-        .env("REPORT", r.path("report"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = r.start_fixture("app.js", "plain", &["-i", "2"], &[]);
+    assert_success(&out);
     let procs = r.jlist();
     assert_eq!(procs.len(), 2);
     assert!(procs.iter().all(|p| p.status == Status::Online));

@@ -11,11 +11,7 @@ use std::sync::Arc;
 fn start_http(r: &Rsup, name: &str, extra: &[&str], env: &[(&str, &str)]) -> u16 {
     let env: Vec<(&str, &str)> = env.iter().copied().chain([("PORT", "0")]).collect();
     let out = r.start_fixture("http.js", name, extra, &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let lines = r.wait_report("report", "listening");
     port_of(&lines[0])
 }
@@ -160,11 +156,7 @@ fn strict_ready_refuses_a_release_that_never_becomes_ready() {
         .output()
         .unwrap();
     // SEND_READY is in the running spec, so this reload succeeds...
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_ne!(r.process("strict").pid, before);
 
     // ...and a release that drops it fails, keeping the old process.

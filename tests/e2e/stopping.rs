@@ -7,11 +7,7 @@ use std::time::Instant;
 
 fn start(r: &Rsup, name: &str, mode: &str, extra: &[&str]) {
     let out = r.start_fixture("app.js", name, extra, &[("MODE", mode)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     r.wait_report("report", "start");
 }
 
@@ -63,11 +59,7 @@ fn shutdown_with_message_delivers_shutdown_instead_of_a_signal() {
 fn pm2_kill_signal_is_honoured() {
     let r = Rsup::new();
     let out = r.start_fixture("app.js", "term", &[], &[("PM2_KILL_SIGNAL", "SIGTERM")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     r.wait_report("report", "start");
     r.ok(&["stop", "term"]);
     let lines = r.report("report");
