@@ -41,7 +41,11 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
         } => apply::apply(daemon, apps, action, options, &progress).await,
         Request::List => {
             let all = daemon.registry.lock().unwrap().all();
-            done(daemon, &all)
+            let processes = describe(daemon, &all);
+            // A full list sees every live pid: forget the others' samples.
+            let live: Vec<u32> = processes.iter().filter_map(|p| p.pid).collect();
+            daemon.sampler.lock().unwrap().retain(&live);
+            Reply::Done { processes }
         }
         Request::Kill => {
             stop_everything(daemon).await;
@@ -79,7 +83,7 @@ fn done(daemon: &Daemon, handles: &[InstanceHandle]) -> Reply {
 
 pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo> {
     let mut sampler = daemon.sampler.lock().unwrap();
-    let infos: Vec<ProcessInfo> = handles
+    handles
         .iter()
         .map(|h| {
             let state = h.state();
@@ -101,12 +105,7 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
                 spec: (*state.spec).clone(),
             }
         })
-        .collect();
-    let live: Vec<u32> = infos.iter().filter_map(|i| i.pid).collect();
-    if handles.len() == daemon.registry.lock().map(|r| r.all().len()).unwrap_or(0) {
-        sampler.retain(&live);
-    }
-    infos
+        .collect()
 }
 
 fn error(message: impl Into<String>) -> Reply {
