@@ -246,3 +246,63 @@ fn scale_adds_and_removes_instances() {
     assert_eq!(r.jlist().len(), 2);
     assert!(!alive(doomed));
 }
+
+#[test]
+fn start_or_graceful_reload_starts_new_apps_and_reloads_running_ones_with_new_env() {
+    let r = Rsup::new();
+    let app = fixture("http.js");
+    let config = r.path("ecosystem.config.js");
+    let write = |greeting: &str, with_worker: bool| {
+        let worker = if with_worker {
+            format!(
+                ", {{ name: 'worker', script: {:?} }}",
+                fixture("app.js").to_str().unwrap()
+            )
+        } else {
+            String::new()
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "module.exports = {{ apps: [{{ name: 'web', script: {app:?}, instances: 2, \
+                 env: {{ PORT: '0', REPORT: {rep:?}, GREETING: '{greeting}' }} }}{worker}] }};",
+                app = app.to_str().unwrap(),
+                rep = r.path("report").to_str().unwrap()
+            ),
+        )
+        .unwrap();
+    };
+    write("hello", false);
+    let config = config.to_str().unwrap().to_string();
+    r.ok(&["startOrGracefulReload", &config]);
+    let before = r.jlist();
+    assert_eq!(before.len(), 2);
+    wait_for("both instances to listen", || {
+        let n = r
+            .report("report")
+            .iter()
+            .filter(|l| l.starts_with("listening"))
+            .count();
+        (n == 2).then_some(())
+    });
+
+    write("bonjour", true);
+    let out = r.ok(&["startOrGracefulReload", &config]);
+    assert!(out.contains("replaced"), "{out}");
+    let after = r.jlist();
+    let web: Vec<_> = after.iter().filter(|p| p.name == "web").collect();
+    assert_eq!(web.len(), 2);
+    for p in &web {
+        assert_eq!(
+            p.spec.env.get("GREETING").map(String::as_str),
+            Some("bonjour")
+        );
+        assert!(
+            before.iter().all(|b| b.pid != p.pid),
+            "{} was not replaced",
+            p.id
+        );
+        assert!(before.iter().any(|b| b.id == p.id), "{} is a new id", p.id);
+    }
+    assert_eq!(r.process("worker").status, Status::Online);
+}
