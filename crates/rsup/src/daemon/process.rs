@@ -2,7 +2,7 @@
 //! told the supervisor so far.
 
 use super::channels::{Channels, ChildEvent};
-use super::sockets::SocketTable;
+use super::sockets::{resolve_host, SocketTable};
 use super::spawn::{launch, LaunchRequest, Launched};
 use rsup_proto::app::{AppSpec, ExecMode};
 use rsup_proto::worker::{ListenAddress, SupervisorMessage};
@@ -66,7 +66,10 @@ impl Proc {
                 if matches!(address, ListenAddress::Tcp { port: 0, .. }) {
                     self.ephemeral_requests += 1;
                 }
-                let socket = sockets.lock().unwrap().get(app, &address, index);
+                let socket = match resolve_host(&address).await {
+                    Ok(ip) => sockets.lock().unwrap().get(app, &address, ip, index),
+                    Err(e) => Err(e),
+                };
                 match socket {
                     Ok(fd) => {
                         let reply = SupervisorMessage::Listening {

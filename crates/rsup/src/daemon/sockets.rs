@@ -8,7 +8,7 @@
 use rsup_proto::worker::{ListenAddress, ListenError};
 use socket2::{Domain, Socket, Type};
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -37,6 +37,7 @@ impl SocketTable {
         &mut self,
         app: &str,
         address: &ListenAddress,
+        host_ip: Option<IpAddr>,
         ephemeral_index: usize,
     ) -> Result<OwnedFd, ListenError> {
         let sockets = self.apps.entry(app.to_string()).or_default();
@@ -44,14 +45,14 @@ impl SocketTable {
             ListenAddress::Tcp { host, port: 0 } => {
                 let key = (host.clone(), ephemeral_index);
                 if !sockets.ephemeral.contains_key(&key) {
-                    let fd = bind(address)?;
+                    let fd = bind(address, host_ip)?;
                     sockets.ephemeral.insert(key.clone(), fd);
                 }
                 &sockets.ephemeral[&key]
             }
             _ => {
                 if !sockets.bound.contains_key(address) {
-                    let fd = bind(address)?;
+                    let fd = bind(address, host_ip)?;
                     sockets.bound.insert(address.clone(), fd);
                 }
                 &sockets.bound[address]
@@ -72,15 +73,43 @@ impl SocketTable {
     }
 }
 
-fn bind(address: &ListenAddress) -> Result<OwnedFd, ListenError> {
+/// The address a TCP host name stands for, looked up without blocking the
+/// daemon (a slow resolver must not stall every other app). `None` for
+/// "every address" and for Unix sockets.
+pub async fn resolve_host(address: &ListenAddress) -> Result<Option<IpAddr>, ListenError> {
+    let ListenAddress::Tcp {
+        host: Some(host),
+        port,
+    } = address
+    else {
+        return Ok(None);
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(Some(ip));
+    }
+    let found = tokio::net::lookup_host((host.as_str(), *port))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next());
+    match found {
+        Some(addr) => Ok(Some(addr.ip())),
+        None => Err(ListenError {
+            code: "ENOTFOUND".into(),
+            errno: libc::EINVAL,
+            message: format!("getaddrinfo ENOTFOUND {host}"),
+        }),
+    }
+}
+
+fn bind(address: &ListenAddress, host_ip: Option<IpAddr>) -> Result<OwnedFd, ListenError> {
     let result = match address {
-        ListenAddress::Tcp { host, port } => bind_tcp(host.as_deref(), *port),
+        ListenAddress::Tcp { port, .. } => bind_tcp(host_ip, *port),
         ListenAddress::Unix { path } => bind_unix(Path::new(path)),
     };
     result.map_err(|e| listen_error(&e, address))
 }
 
-fn bind_tcp(host: Option<&str>, port: u16) -> std::io::Result<OwnedFd> {
+fn bind_tcp(host: Option<IpAddr>, port: u16) -> std::io::Result<OwnedFd> {
     match host {
         // Like Node: every address, IPv6 with IPv4 mapped, else IPv4 only.
         None => match bind_tcp_addr(SocketAddr::from(([0u16; 8], port)), true) {
@@ -96,12 +125,7 @@ fn bind_tcp(host: Option<&str>, port: u16) -> std::io::Result<OwnedFd> {
             }
             other => other,
         },
-        Some(host) => {
-            let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, "host has no address")
-            })?;
-            bind_tcp_addr(addr, false)
-        }
+        Some(ip) => bind_tcp_addr(SocketAddr::new(ip, port), false),
     }
 }
 
@@ -152,6 +176,13 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
 
+    fn ip(address: &ListenAddress) -> Option<IpAddr> {
+        match address {
+            ListenAddress::Tcp { host, .. } => host.as_deref().map(|h| h.parse().unwrap()),
+            ListenAddress::Unix { .. } => None,
+        }
+    }
+
     fn port_of(fd: &OwnedFd) -> u16 {
         let sock = socket2::SockRef::from(fd);
         sock.local_addr().unwrap().as_socket().unwrap().port()
@@ -164,15 +195,15 @@ mod tests {
             host: Some("127.0.0.1".into()),
             port: 0,
         };
-        let a = table.get("api", &any, 0).unwrap();
-        let b = table.get("api", &any, 0).unwrap();
+        let a = table.get("api", &any, ip(&any), 0).unwrap();
+        let b = table.get("api", &any, ip(&any), 0).unwrap();
         assert_ne!(a.as_raw_fd(), b.as_raw_fd());
         assert_eq!(port_of(&a), port_of(&b));
         // A second port-0 server in one process gets its own port.
-        let c = table.get("api", &any, 1).unwrap();
+        let c = table.get("api", &any, ip(&any), 1).unwrap();
         assert_ne!(port_of(&a), port_of(&c));
         // Another app never shares.
-        let d = table.get("web", &any, 0).unwrap();
+        let d = table.get("web", &any, ip(&any), 0).unwrap();
         assert_ne!(port_of(&a), port_of(&d));
     }
 
@@ -188,6 +219,7 @@ mod tests {
                     host: Some("127.0.0.1".into()),
                     port,
                 },
+                Some([127, 0, 0, 1].into()),
                 0,
             )
             .unwrap_err();
@@ -198,6 +230,26 @@ mod tests {
             .starts_with("listen EADDRINUSE: address already in use 127.0.0.1:"));
     }
 
+    #[tokio::test]
+    async fn host_names_are_resolved_and_unknown_ones_reported() {
+        let localhost = ListenAddress::Tcp {
+            host: Some("localhost".into()),
+            port: 0,
+        };
+        let ip = resolve_host(&localhost).await.unwrap().unwrap();
+        assert!(ip.is_loopback());
+        let nowhere = ListenAddress::Tcp {
+            host: Some("no-such-host.invalid".into()),
+            port: 0,
+        };
+        assert_eq!(resolve_host(&nowhere).await.unwrap_err().code, "ENOTFOUND");
+        let every = ListenAddress::Tcp {
+            host: None,
+            port: 0,
+        };
+        assert_eq!(resolve_host(&every).await.unwrap(), None);
+    }
+
     #[test]
     fn unix_sockets_are_bound_once_and_removed_on_release() {
         let dir = tempfile::tempdir().unwrap();
@@ -206,8 +258,8 @@ mod tests {
             path: path.to_str().unwrap().into(),
         };
         let mut table = SocketTable::default();
-        table.get("api", &address, 0).unwrap();
-        table.get("api", &address, 0).unwrap();
+        table.get("api", &address, ip(&address), 0).unwrap();
+        table.get("api", &address, ip(&address), 0).unwrap();
         assert!(path.exists());
         table.release("api");
         assert!(!path.exists());
