@@ -485,18 +485,26 @@ mod tests {
         }
     }
 
+    /// The trimmed cells of the table's first data row (below the header
+    /// and its divider).
+    fn first_row_cells(table: &str) -> Vec<&str> {
+        table
+            .lines()
+            .nth(3)
+            .unwrap()
+            .split('│')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
     #[test]
     fn table_has_every_column_and_value() {
         let t = process_table(&[proc_info(0, "api")], NOW, None, false);
         for h in HEADERS {
             assert!(t.contains(h), "missing header {h} in\n{t}");
         }
-        let data = t.lines().nth(3).unwrap();
-        let cells: Vec<&str> = data
-            .split('│')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
+        let cells = first_row_cells(&t);
         assert_eq!(
             cells,
             ["0", "api", "fork", "1234", "online", "3", "2m", "1.5%", "42.3mb"]
@@ -515,12 +523,7 @@ mod tests {
         p.memory_bytes = 0;
         p.spec.exec_mode = ExecMode::Cluster;
         let t = process_table(&[p], NOW, None, false);
-        let data = t.lines().nth(3).unwrap();
-        let cells: Vec<&str> = data
-            .split('│')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
+        let cells = first_row_cells(&t);
         assert_eq!(
             cells,
             ["1", "worker", "cluster", "N/A", "stopped", "3", "0", "0%", "0b"]
