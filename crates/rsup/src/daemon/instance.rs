@@ -199,8 +199,8 @@ impl Runner {
         self.state.send_modify(|s| s.status = status);
     }
 
-    fn launch(&self, spec: &AppSpec) -> std::io::Result<Proc> {
-        let restarts = self.state.borrow().restarts;
+    /// Starts a process; `restarts` is its PM2 `restart_time`.
+    fn launch(&self, spec: &AppSpec, restarts: u32) -> std::io::Result<Proc> {
         Proc::launch(&LaunchRequest {
             spec,
             id: self.identity.id,
@@ -215,7 +215,8 @@ impl Runner {
     /// Launches one process and supervises it until it exits or is stopped.
     async fn run_process(&mut self) -> Next {
         let mut spec = self.spec();
-        let mut proc = match self.launch(&spec) {
+        let restarts = self.state.borrow().restarts;
+        let mut proc = match self.launch(&spec, restarts) {
             Ok(p) => p,
             Err(e) => {
                 self.report_launch_failure(&spec, &e);
@@ -280,14 +281,11 @@ impl Runner {
         strict: bool,
     ) -> ReloadResult {
         let spec = new_spec.unwrap_or_else(|| self.spec());
-        self.state.send_modify(|s| s.restarts += 1);
-        let mut new = match self.launch(&spec) {
-            Ok(p) => p,
-            Err(e) => {
-                self.state.send_modify(|s| s.restarts -= 1);
-                return Err(format!("failed to start: {e}"));
-            }
-        };
+        // Counted only once the new process has taken over.
+        let restarts = self.state.borrow().restarts + 1;
+        let mut new = self
+            .launch(&spec, restarts)
+            .map_err(|e| format!("failed to start: {e}"))?;
         let timer = tokio::time::sleep(Duration::from_millis(spec.listen_timeout_ms));
         tokio::pin!(timer);
         let app = self.identity.name.clone();
@@ -298,7 +296,6 @@ impl Runner {
             tokio::select! {
                 status = new.child.wait() => {
                     new.drain_logs().await;
-                    self.state.send_modify(|s| s.restarts -= 1);
                     let how = describe_exit(status);
                     return Err(format!("the new process {how} before it was ready"));
                 }
@@ -313,7 +310,6 @@ impl Runner {
                         break;
                     }
                     let _ = stop_process(&mut new, &spec, &self.shared.sockets).await;
-                    self.state.send_modify(|s| s.restarts -= 1);
                     return Err(format!(
                         "the new process was not ready within listen_timeout ({} ms)",
                         spec.listen_timeout_ms
@@ -326,6 +322,7 @@ impl Runner {
         let old_spec = self.spec();
         self.state.send_modify(|s| {
             s.spec = spec;
+            s.restarts = restarts;
             s.pid = Some(current.pid);
             s.started_at_ms = Some(now_ms());
             s.status = Status::Online;
