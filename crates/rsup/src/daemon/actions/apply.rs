@@ -3,6 +3,7 @@
 
 use super::restart::reload_instances;
 use super::start::start_instances;
+use super::stop::shrink_to;
 use super::{done, error, for_each, Progress};
 use crate::daemon::instance::InstanceHandle;
 use crate::daemon::lifecycle::Daemon;
@@ -33,16 +34,8 @@ pub async fn apply(
             continue;
         }
         // Fewer instances than before: the highest indexes go.
-        running.sort_by_key(|h| h.identity.instance);
         let wanted = spec.instances as usize;
-        if running.len() > wanted {
-            let extra = running.split_off(wanted);
-            for_each(&extra, |h| async move { h.remove().await }).await;
-            let mut registry = daemon.registry.lock().unwrap();
-            for h in &extra {
-                registry.remove(h.identity.id);
-            }
-        }
+        shrink_to(daemon, &mut running, wanted).await;
         match action {
             ApplyAction::Restart => {
                 let new = spec.clone();

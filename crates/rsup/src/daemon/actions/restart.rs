@@ -2,6 +2,7 @@
 //! each replaced without a gap) and `scale`.
 
 use super::start::start_instances;
+use super::stop::shrink_to;
 use super::{done, error, for_each, targeted, Progress};
 use crate::daemon::instance::InstanceHandle;
 use crate::daemon::lifecycle::Daemon;
@@ -93,16 +94,9 @@ pub async fn scale(daemon: &Arc<Daemon>, name: &str, instances: u32) -> Reply {
         Ok(h) if !h.is_empty() => h,
         _ => return error(format!("app not found: {name}")),
     };
-    handles.sort_by_key(|h| h.identity.instance);
     let wanted = instances as usize;
-    if handles.len() > wanted {
-        let extra = handles.split_off(wanted);
-        for_each(&extra, |h| async move { h.remove().await }).await;
-        let mut registry = daemon.registry.lock().unwrap();
-        for h in &extra {
-            registry.remove(h.identity.id);
-        }
-    } else if handles.len() < wanted {
+    shrink_to(daemon, &mut handles, wanted).await;
+    if handles.len() < wanted {
         let mut spec = (*handles[0].state().spec).clone();
         spec.instances = instances;
         let missing = (wanted - handles.len()) as u32;

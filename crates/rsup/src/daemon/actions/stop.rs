@@ -1,6 +1,7 @@
 //! `stop`, `delete`, and stopping everything when the daemon exits.
 
 use super::{describe, done, for_each, targeted};
+use crate::daemon::instance::InstanceHandle;
 use crate::daemon::lifecycle::Daemon;
 use rsup_proto::control::{Reply, Target};
 use std::sync::Arc;
@@ -19,20 +20,36 @@ pub async fn delete(daemon: &Arc<Daemon>, target: &Target) -> Reply {
         Ok(h) => h,
         Err(e) => return super::error(e),
     };
-    for_each(&handles, |h| async move { h.remove().await }).await;
-    let processes = describe(daemon, &handles);
+    remove_instances(daemon, &handles).await;
+    Reply::Done {
+        processes: describe(daemon, &handles),
+    }
+}
+
+/// Stops `handles` and forgets them. An app left with no instance gives up
+/// its sockets.
+pub async fn remove_instances(daemon: &Daemon, handles: &[InstanceHandle]) {
+    for_each(handles, |h| async move { h.remove().await }).await;
     let mut registry = daemon.registry.lock().unwrap();
-    for h in &handles {
+    for h in handles {
         registry.remove(h.identity.id);
     }
-    // An app with no instance left gives up its sockets.
     let mut sockets = daemon.shared.sockets.lock().unwrap();
-    for h in &handles {
+    for h in handles {
         if registry.ids_of(&h.identity.name).is_empty() {
             sockets.release(&h.identity.name);
         }
     }
-    Reply::Done { processes }
+}
+
+/// Keeps the `wanted` instances with the lowest indexes in `handles` and
+/// removes the rest.
+pub async fn shrink_to(daemon: &Daemon, handles: &mut Vec<InstanceHandle>, wanted: usize) {
+    handles.sort_by_key(|h| h.identity.instance);
+    if handles.len() > wanted {
+        let extra = handles.split_off(wanted);
+        remove_instances(daemon, &extra).await;
+    }
 }
 
 /// Stops every instance gracefully, all at once, and forgets them.
