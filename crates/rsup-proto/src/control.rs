@@ -7,14 +7,93 @@ use serde::{Deserialize, Serialize};
 /// Name of the control socket inside `RSUP_HOME`.
 pub const SOCKET_FILE: &str = "rsup.sock";
 
-/// Which processes a command acts on: `all`, an app name or a numeric id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Target(pub String);
+/// Which processes a command acts on, parsed once from what the user typed
+/// ([`Target::parse`]) and resolved only by the daemon, so every verb picks
+/// the same processes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Every process.
+    All,
+    /// The process with this `pm_id`; an app with this name when no process
+    /// has the id.
+    Id(u32),
+    /// Every instance of the app.
+    Name(String),
+    /// Every app whose name matches the pattern (typed `/pattern/`, as PM2
+    /// takes it).
+    Regex(String),
+}
+
+impl Target {
+    /// PM2's reading of a target: `all`, a number, `/pattern/`, else a name.
+    pub fn parse(s: &str) -> Target {
+        if s == "all" {
+            return Target::All;
+        }
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(id) = s.parse() {
+                return Target::Id(id);
+            }
+        }
+        match s.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
+            Some(pattern) if !pattern.is_empty() => Target::Regex(pattern.to_string()),
+            _ => Target::Name(s.to_string()),
+        }
+    }
+}
 
 impl From<&str> for Target {
     fn from(s: &str) -> Self {
-        Target(s.to_string())
+        Target::parse(s)
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::All => f.write_str("all"),
+            Target::Id(id) => write!(f, "{id}"),
+            Target::Name(name) => f.write_str(name),
+            Target::Regex(pattern) => write!(f, "/{pattern}/"),
+        }
+    }
+}
+
+/// How many instances `scale` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleCount {
+    /// Exactly this many (`N`).
+    To(u32),
+    /// This many more (`+N`).
+    Add(u32),
+    /// This many fewer (`-N`), never below zero.
+    Remove(u32),
+}
+
+impl ScaleCount {
+    /// Reads `N`, `+N` or `-N`.
+    pub fn parse(s: &str) -> Result<ScaleCount, String> {
+        let bad = || format!("expected a number, +N or -N, got {s:?}");
+        let (make, digits): (fn(u32) -> ScaleCount, &str) = match s.as_bytes().first() {
+            Some(b'+') => (ScaleCount::Add, &s[1..]),
+            Some(b'-') => (ScaleCount::Remove, &s[1..]),
+            _ => (ScaleCount::To, s),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        digits.parse().map(make).map_err(|_| bad())
+    }
+
+    /// The instance count this asks for when `now` run.
+    pub fn apply(self, now: u32) -> u32 {
+        match self {
+            ScaleCount::To(n) => n,
+            ScaleCount::Add(n) => now.saturating_add(n),
+            ScaleCount::Remove(n) => now.saturating_sub(n),
+        }
     }
 }
 
@@ -75,12 +154,17 @@ pub enum Request {
         #[serde(default)]
         options: ReloadOptions,
     },
-    /// Runs `instances` instances of the app, starting or removing some.
+    /// Runs as many instances of the app as `count` says, starting or
+    /// removing some.
     Scale {
         name: String,
-        instances: u32,
+        count: ScaleCount,
     },
-    List,
+    /// The processes `target` names; every process when it is `None`.
+    List {
+        #[serde(default)]
+        target: Option<Target>,
+    },
     /// Stop every app, then the daemon.
     Kill,
 }
@@ -106,9 +190,36 @@ pub enum Reply {
     },
 }
 
-impl Reply {
-    /// Whether this reply ends the exchange.
-    pub fn is_final(&self) -> bool {
-        !matches!(self, Reply::Progress { .. })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_read_as_pm2_reads_them() {
+        assert_eq!(Target::parse("all"), Target::All);
+        assert_eq!(Target::parse("3"), Target::Id(3));
+        assert_eq!(Target::parse("api"), Target::Name("api".into()));
+        assert_eq!(Target::parse("/^api-/"), Target::Regex("^api-".into()));
+        // Not a pattern, not an id: names.
+        assert_eq!(Target::parse("/"), Target::Name("/".into()));
+        assert_eq!(Target::parse("//"), Target::Name("//".into()));
+        assert_eq!(Target::parse("-1"), Target::Name("-1".into()));
+        assert_eq!(
+            Target::parse("99999999999"),
+            Target::Name("99999999999".into())
+        );
+        for t in ["all", "3", "api", "/^a/"] {
+            assert_eq!(Target::parse(t).to_string(), t);
+        }
+    }
+
+    #[test]
+    fn scale_counts() {
+        assert_eq!(ScaleCount::parse("4"), Ok(ScaleCount::To(4)));
+        assert_eq!(ScaleCount::parse("+2").unwrap().apply(3), 5);
+        assert_eq!(ScaleCount::parse("-5").unwrap().apply(3), 0);
+        for bad in ["", "+", "x", "1.5", "+-1", " 2"] {
+            assert!(ScaleCount::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use crate::config::{self, Context as ConfigContext, Overrides};
 use crate::home::Home;
 use anyhow::{bail, Result};
 use rsup_proto::app::{AppSpec, ProcessInfo, Status};
-use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, Request, Target};
+use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, Request, ScaleCount, Target};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub fn run(command: Command) -> Result<i32> {
 }
 
 fn t(s: &str) -> Target {
-    Target::from(s)
+    Target::parse(s)
 }
 
 /// Sends a request, prints its progress, then the table; non-zero on error.
@@ -75,7 +75,17 @@ fn act(home: &Home, req: Request) -> Result<i32> {
 }
 
 fn list(home: &Home) -> Result<Vec<ProcessInfo>> {
-    request(home, &Request::List)
+    request(home, &Request::List { target: None })
+}
+
+/// The processes a target names, as the daemon resolves it for every verb.
+fn select(home: &Home, target: &str) -> Result<Vec<ProcessInfo>> {
+    request(
+        home,
+        &Request::List {
+            target: Some(t(target)),
+        },
+    )
 }
 
 fn print_table(procs: &[ProcessInfo]) {
@@ -192,27 +202,15 @@ fn report_failures(procs: &[ProcessInfo]) -> i32 {
     i32::from(!failed.is_empty())
 }
 
-/// The processes a target names, from the list (the CLI-side commands).
-fn select(procs: Vec<ProcessInfo>, target: &str) -> Result<Vec<ProcessInfo>> {
-    let chosen: Vec<ProcessInfo> = procs
-        .into_iter()
-        .filter(|p| target == "all" || p.name == target || p.id.to_string() == target)
-        .collect();
-    if chosen.is_empty() && target != "all" {
-        bail!("process or app not found: {target}");
-    }
-    Ok(chosen)
-}
-
 fn describe(home: &Home, target: &str) -> Result<i32> {
-    for p in select(list(home)?, target)? {
+    for p in select(home, target)? {
         println!("{}", render::describe(&p, crate::daemon::now_ms()));
     }
     Ok(0)
 }
 
 fn show_logs(home: &Home, target: &str, lines: usize, nostream: bool) -> Result<i32> {
-    let sources: Vec<logs::LogSource> = select(list(home)?, target)?
+    let sources: Vec<logs::LogSource> = select(home, target)?
         .into_iter()
         .flat_map(|p| {
             let label = format!("{}|{}", p.id, p.name);
@@ -281,20 +279,12 @@ impl From<ReloadFlags> for ReloadOptions {
 }
 
 fn scale(home: &Home, name: &str, count: &str) -> Result<i32> {
-    let bad = || anyhow::anyhow!("scale: expected a number or +N, got {count:?}");
-    let instances = match count.strip_prefix('+') {
-        Some(more) => {
-            let more: u32 = more.parse().map_err(|_| bad())?;
-            let now = list(home)?.iter().filter(|p| p.name == name).count() as u32;
-            now + more
-        }
-        None => count.parse().map_err(|_| bad())?,
-    };
+    let count = ScaleCount::parse(count).map_err(|e| anyhow::anyhow!("scale: {e}"))?;
     act(
         home,
         Request::Scale {
             name: name.to_string(),
-            instances,
+            count,
         },
     )
 }

@@ -5,7 +5,7 @@
 
 use super::process::Proc;
 use super::restart_policy::{self, CrashHistory, Decision};
-use super::sockets::SocketTable;
+use super::sockets::AppSockets;
 use super::spawn::LaunchRequest;
 use super::stop::stop_process;
 use rsup_proto::app::{AppSpec, ExitInfo, Status};
@@ -57,9 +57,10 @@ pub struct Identity {
     pub err_log: PathBuf,
 }
 
-/// What instances share with the daemon.
-pub struct Shared {
-    pub sockets: Mutex<SocketTable>,
+/// What an app's instances share: the app's listening sockets and how to
+/// launch Node.
+pub struct AppContext {
+    pub sockets: Mutex<AppSockets>,
     /// rsup's Node preload, given to Node apps with `-r`.
     pub preload: Option<PathBuf>,
 }
@@ -77,7 +78,7 @@ impl InstanceHandle {
     pub fn start(
         identity: Identity,
         spec: Arc<AppSpec>,
-        shared: Arc<Shared>,
+        context: Arc<AppContext>,
     ) -> (InstanceHandle, oneshot::Receiver<()>) {
         let (commands, rx) = mpsc::channel(8);
         let (state_tx, state) = watch::channel(InstanceState {
@@ -93,7 +94,7 @@ impl InstanceHandle {
         let (settled_tx, settled) = oneshot::channel();
         let runner = Runner {
             identity: identity.clone(),
-            shared,
+            context,
             commands: rx,
             state: state_tx,
             history: CrashHistory::default(),
@@ -160,7 +161,7 @@ enum Next {
 
 struct Runner {
     identity: Arc<Identity>,
-    shared: Arc<Shared>,
+    context: Arc<AppContext>,
     commands: mpsc::Receiver<Command>,
     state: watch::Sender<InstanceState>,
     history: CrashHistory,
@@ -208,7 +209,7 @@ impl Runner {
             restarts,
             out_log: &self.identity.out_log,
             err_log: &self.identity.err_log,
-            preload: self.shared.preload.as_deref(),
+            preload: self.context.preload.as_deref(),
         })
     }
 
@@ -243,7 +244,7 @@ impl Runner {
                     return self.after_exit(status, proc.started.elapsed());
                 }
                 Some(event) = proc.events.recv() => {
-                    proc.handle(event, &self.identity.name, &self.shared.sockets).await;
+                    proc.handle(event, &self.context.sockets).await;
                     if launching && proc.ready_for_start(&spec) {
                         self.mark_online();
                     }
@@ -257,7 +258,7 @@ impl Runner {
                     }
                     other => {
                         self.set_status(Status::Stopping);
-                        let status = stop_process(&mut proc, &spec, &self.shared.sockets).await;
+                        let status = stop_process(&mut proc, &spec, &self.context.sockets).await;
                         self.record_exit(status);
                         return self.obey(other);
                     }
@@ -288,7 +289,6 @@ impl Runner {
             .map_err(|e| format!("failed to start: {e}"))?;
         let timer = tokio::time::sleep(Duration::from_millis(spec.listen_timeout_ms));
         tokio::pin!(timer);
-        let app = self.identity.name.clone();
         loop {
             if new.ready_for_reload(&spec) {
                 break;
@@ -300,16 +300,16 @@ impl Runner {
                     return Err(format!("the new process {how} before it was ready"));
                 }
                 Some(event) = new.events.recv() => {
-                    new.handle(event, &app, &self.shared.sockets).await;
+                    new.handle(event, &self.context.sockets).await;
                 }
                 Some(event) = current.events.recv() => {
-                    current.handle(event, &app, &self.shared.sockets).await;
+                    current.handle(event, &self.context.sockets).await;
                 }
                 _ = &mut timer => {
                     if !strict {
                         break;
                     }
-                    let _ = stop_process(&mut new, &spec, &self.shared.sockets).await;
+                    let _ = stop_process(&mut new, &spec, &self.context.sockets).await;
                     return Err(format!(
                         "the new process was not ready within listen_timeout ({} ms)",
                         spec.listen_timeout_ms
@@ -328,7 +328,7 @@ impl Runner {
             s.status = Status::Online;
         });
         self.history = CrashHistory::default();
-        let status = stop_process(&mut old, &old_spec, &self.shared.sockets).await;
+        let status = stop_process(&mut old, &old_spec, &self.context.sockets).await;
         let exit = exit_info(status);
         self.state.send_modify(|s| s.last_exit = exit);
         Ok(())
@@ -408,10 +408,10 @@ impl Runner {
                 Next::Idle
             }
             Decision::GiveUp => {
-                eprintln!(
-                    "rsup: {} (id {}) exited {} times in a row within min_uptime; giving up",
-                    self.identity.name,
-                    self.identity.id,
+                tracing::warn!(
+                    app = %self.identity.name,
+                    id = self.identity.id,
+                    "exited {} times in a row within min_uptime; giving up",
                     spec.max_restarts + 1
                 );
                 self.set_status(Status::Errored);
@@ -430,8 +430,8 @@ impl Runner {
 
     fn report_launch_failure(&self, spec: &AppSpec, err: &std::io::Error) {
         let program = spec.interpreter.as_deref().unwrap_or(&spec.script);
+        tracing::error!(app = %self.identity.name, id = self.identity.id, "failed to start {program}: {err}");
         let line = format!("rsup: failed to start {program}: {err}\n");
-        eprint!("{line}");
         if let Ok(mut f) = super::log_writer::open_log(&self.identity.err_log) {
             use std::io::Write;
             let _ = f.write_all(line.as_bytes());

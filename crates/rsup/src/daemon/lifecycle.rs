@@ -2,11 +2,9 @@
 //! socket, signals, and stopping every app before it exits.
 
 use super::actions;
-use super::instance::Shared;
+use super::apps::{AppEnv, Apps};
 use super::metrics::Sampler;
-use super::registry::Registry;
 use super::server;
-use super::sockets::SocketTable;
 use crate::home::Home;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -21,12 +19,8 @@ use tokio::sync::Notify;
 
 /// State shared by every request handler.
 pub struct Daemon {
-    pub home: Home,
-    pub registry: Mutex<Registry>,
+    pub apps: Arc<Apps>,
     pub sampler: Mutex<Sampler>,
-    pub shared: Arc<Shared>,
-    /// Apps with a reload under way; a second reload of one is refused.
-    pub reloading: Mutex<std::collections::HashSet<String>>,
     /// Set by `rsup kill`: stop serving and exit.
     pub exit: Notify,
 }
@@ -35,6 +29,7 @@ pub struct Daemon {
 /// started at once (the foreground mode for containers).
 pub fn run(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     home.ensure()?;
+    init_tracing();
     let _lock = lock_pid_file(&home)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -68,6 +63,12 @@ fn lock_pid_file(home: &Home) -> Result<Flock<fs::File>> {
 }
 
 async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
+    // Signals first: a SIGTERM that comes while the first apps start must
+    // stop them, not kill the daemon and leave them running.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+
     let socket = home.socket();
     // The lock is ours, so any socket file left is a dead daemon's.
     let _ = fs::remove_file(&socket);
@@ -76,42 +77,62 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))?;
 
     let daemon = Arc::new(Daemon {
-        home,
-        registry: Mutex::new(Registry::default()),
+        apps: Apps::new(AppEnv::new(home, find_preload())),
         sampler: Mutex::new(Sampler::default()),
-        shared: Arc::new(Shared {
-            sockets: Mutex::new(SocketTable::default()),
-            preload: find_preload(),
-        }),
-        reloading: Mutex::new(Default::default()),
         exit: Notify::new(),
     });
-    if !apps.is_empty() {
-        let reply = actions::start(&daemon, apps).await;
-        if let rsup_proto::control::Reply::Error { message } = reply {
-            anyhow::bail!(message);
-        }
+    tracing::info!(pid = std::process::id(), "daemon started");
+
+    // The apps given on the command line (foreground mode) start while
+    // the loop below already answers signals and clients.
+    let (first_tx, mut first_apps) = tokio::sync::oneshot::channel();
+    let mut starting = !apps.is_empty();
+    if starting {
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            let _ = first_tx.send(actions::start(&daemon, apps).await);
+        });
     }
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     tokio::spawn(server::handle_connection(daemon.clone(), stream));
                 }
-                Err(e) => eprintln!("rsup: accept on control socket: {e}"),
+                Err(e) => tracing::warn!("accept on control socket: {e}"),
             },
+            started = &mut first_apps, if starting => {
+                starting = false;
+                if let Ok(rsup_proto::control::Reply::Error { message }) = started {
+                    anyhow::bail!(message);
+                }
+            }
             _ = daemon.exit.notified() => break,
-            _ = term.recv() => { actions::stop_everything(&daemon).await; break }
-            _ = int.recv() => { actions::stop_everything(&daemon).await; break }
+            _ = term.recv() => { stop_on_signal(&daemon, "SIGTERM").await; break }
+            _ = int.recv() => { stop_on_signal(&daemon, "SIGINT").await; break }
             // Detached from any terminal: a hangup is no reason to stop.
             _ = hup.recv() => {}
         }
     }
+    tracing::info!("daemon exiting");
     Ok(())
+}
+
+async fn stop_on_signal(daemon: &Daemon, signal: &str) {
+    tracing::info!("{signal}: stopping every app");
+    actions::stop_everything(daemon).await;
+}
+
+/// The daemon's log lines (to its stderr, which is `rsup.log` when it runs
+/// detached): a timestamp, a level, the message and its fields.
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
 }
 
 /// The daemon's own log, where its stdout and stderr go when it runs

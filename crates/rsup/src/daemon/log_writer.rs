@@ -30,7 +30,7 @@ where
         let mut file = match open_log(&target.path) {
             Ok(f) => Some(f),
             Err(e) => {
-                eprintln!("rsup: cannot open log {}: {e}", target.path.display());
+                tracing::warn!("cannot open log {}: {e}", target.path.display());
                 None
             }
         };
@@ -46,7 +46,7 @@ where
             if let Some(f) = file.as_mut() {
                 let out = stamper.stamp(&buf[..n]);
                 if let Err(e) = f.write_all(&out) {
-                    eprintln!("rsup: writing {}: {e}", target.path.display());
+                    tracing::warn!("writing {}: {e}", target.path.display());
                     file = None;
                 }
             }

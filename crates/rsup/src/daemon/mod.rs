@@ -2,25 +2,33 @@
 //! the control socket.
 //!
 //! Where each lifecycle step lives:
+//! - the daemon's own start and end, signals: [`lifecycle`]
 //! - accepting clients, checking who they are: [`server`]
 //! - what each request does (start, stop, reload, …): [`actions`]
+//! - the apps by name, and which processes a target names: [`apps`]
+//! - one app, the owner of its instances and sockets, running one
+//!   operation at a time: [`app`]
+//! - replacing an app's instances on reload: [`reload`]
 //! - one instance's life (launch → ready → exit → restart): [`instance`]
 //! - building the child process and its channels: [`spawn`], [`channels`],
 //!   [`process`]
 //! - listening sockets shared by an app's instances: [`sockets`]
 //! - stopping a process (signal, timeout, SIGKILL): [`stop`]
 //! - crash restarts and backoff: [`restart_policy`]
-//! - log files: [`log_writer`]; CPU/memory: [`metrics`]
+//! - log files: [`log_paths`], [`log_writer`]; CPU/memory: [`metrics`]
 
 mod actions;
+mod app;
+mod apps;
 mod channels;
 mod instance;
 mod lifecycle;
+mod log_paths;
 mod log_writer;
 mod metrics;
 mod pid1;
 mod process;
-mod registry;
+mod reload;
 mod restart_policy;
 mod server;
 mod sockets;

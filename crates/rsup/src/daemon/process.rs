@@ -2,7 +2,7 @@
 //! told the supervisor so far.
 
 use super::channels::{Channels, ChildEvent};
-use super::sockets::{resolve_host, SocketTable};
+use super::sockets::{resolve_host, AppSockets};
 use super::spawn::{launch, LaunchRequest, Launched};
 use rsup_proto::app::{AppSpec, ExecMode};
 use rsup_proto::worker::{ListenAddress, SupervisorMessage};
@@ -57,7 +57,7 @@ impl Proc {
     }
 
     /// Acts on what the process said: hands out sockets, notes readiness.
-    pub async fn handle(&mut self, event: ChildEvent, app: &str, sockets: &Mutex<SocketTable>) {
+    pub async fn handle(&mut self, event: ChildEvent, sockets: &Mutex<AppSockets>) {
         match event {
             ChildEvent::Ready => self.said_ready = true,
             ChildEvent::Drained => self.drained = true,
@@ -67,7 +67,7 @@ impl Proc {
                     self.ephemeral_requests += 1;
                 }
                 let socket = match resolve_host(&address).await {
-                    Ok(ip) => sockets.lock().unwrap().get(app, &address, ip, index),
+                    Ok(ip) => sockets.lock().unwrap().get(&address, ip, index),
                     Err(e) => Err(e),
                 };
                 match socket {

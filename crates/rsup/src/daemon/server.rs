@@ -72,10 +72,10 @@ fn check_peer(stream: &tokio::net::unix::OwnedWriteHalf) -> Result<(), String> {
     if cred.uid() == me || cred.uid() == 0 {
         Ok(())
     } else {
-        eprintln!(
-            "rsup: refused control connection from uid {} (pid {:?})",
-            cred.uid(),
-            cred.pid()
+        tracing::warn!(
+            uid = cred.uid(),
+            pid = ?cred.pid(),
+            "refused control connection from another user"
         );
         Err(format!(
             "permission denied: this rsup daemon belongs to uid {me}, not uid {}",

@@ -1,6 +1,6 @@
 //! The listening sockets the daemon owns. Each app's addresses are bound
 //! once, the first time an instance asks, and every instance gets a
-//! duplicate; they close only when the app is deleted. Because the daemon's
+//! duplicate; they close only when the app is gone. Because the daemon's
 //! copy stays open, the kernel's accept queue survives every restart and
 //! reload: a connection waiting in it is accepted by whichever instance
 //! accepts next, never refused.
@@ -24,52 +24,45 @@ pub struct AppSockets {
     ephemeral: HashMap<(Option<String>, usize), OwnedFd>,
 }
 
-#[derive(Default)]
-pub struct SocketTable {
-    apps: HashMap<String, AppSockets>,
-}
-
-impl SocketTable {
+impl AppSockets {
     /// A duplicate of the app's socket for `address`, binding it first if
     /// needed. `ephemeral_index` counts this process's earlier port-0
     /// requests.
     pub fn get(
         &mut self,
-        app: &str,
         address: &ListenAddress,
         host_ip: Option<IpAddr>,
         ephemeral_index: usize,
     ) -> Result<OwnedFd, ListenError> {
-        let sockets = self.apps.entry(app.to_string()).or_default();
         let fd = match address {
             ListenAddress::Tcp { host, port: 0 } => {
                 let key = (host.clone(), ephemeral_index);
-                if !sockets.ephemeral.contains_key(&key) {
+                if !self.ephemeral.contains_key(&key) {
                     let fd = bind(address, host_ip)?;
-                    sockets.ephemeral.insert(key.clone(), fd);
+                    self.ephemeral.insert(key.clone(), fd);
                 }
-                &sockets.ephemeral[&key]
+                &self.ephemeral[&key]
             }
             _ => {
-                if !sockets.bound.contains_key(address) {
+                if !self.bound.contains_key(address) {
                     let fd = bind(address, host_ip)?;
-                    sockets.bound.insert(address.clone(), fd);
+                    self.bound.insert(address.clone(), fd);
                 }
-                &sockets.bound[address]
+                &self.bound[address]
             }
         };
         fd.try_clone().map_err(|e| listen_error(&e, address))
     }
 
-    /// Closes an app's sockets (it was deleted), removing Unix socket files.
-    pub fn release(&mut self, app: &str) {
-        if let Some(sockets) = self.apps.remove(app) {
-            for address in sockets.bound.keys() {
-                if let ListenAddress::Unix { path } = address {
-                    let _ = std::fs::remove_file(path);
-                }
+    /// Closes every socket (the app is gone), removing Unix socket files.
+    pub fn release(&mut self) {
+        for address in self.bound.keys() {
+            if let ListenAddress::Unix { path } = address {
+                let _ = std::fs::remove_file(path);
             }
         }
+        self.bound.clear();
+        self.ephemeral.clear();
     }
 }
 
@@ -190,20 +183,20 @@ mod tests {
 
     #[test]
     fn instances_of_an_app_share_one_socket_and_port_zero_is_shared() {
-        let mut table = SocketTable::default();
+        let mut api = AppSockets::default();
         let any = ListenAddress::Tcp {
             host: Some("127.0.0.1".into()),
             port: 0,
         };
-        let a = table.get("api", &any, ip(&any), 0).unwrap();
-        let b = table.get("api", &any, ip(&any), 0).unwrap();
+        let a = api.get(&any, ip(&any), 0).unwrap();
+        let b = api.get(&any, ip(&any), 0).unwrap();
         assert_ne!(a.as_raw_fd(), b.as_raw_fd());
         assert_eq!(port_of(&a), port_of(&b));
         // A second port-0 server in one process gets its own port.
-        let c = table.get("api", &any, ip(&any), 1).unwrap();
+        let c = api.get(&any, ip(&any), 1).unwrap();
         assert_ne!(port_of(&a), port_of(&c));
         // Another app never shares.
-        let d = table.get("web", &any, ip(&any), 0).unwrap();
+        let d = AppSockets::default().get(&any, ip(&any), 0).unwrap();
         assert_ne!(port_of(&a), port_of(&d));
     }
 
@@ -211,10 +204,8 @@ mod tests {
     fn a_port_in_use_is_reported_as_node_would() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
-        let mut table = SocketTable::default();
-        let err = table
+        let err = AppSockets::default()
             .get(
-                "api",
                 &ListenAddress::Tcp {
                     host: Some("127.0.0.1".into()),
                     port,
@@ -257,11 +248,11 @@ mod tests {
         let address = ListenAddress::Unix {
             path: path.to_str().unwrap().into(),
         };
-        let mut table = SocketTable::default();
-        table.get("api", &address, ip(&address), 0).unwrap();
-        table.get("api", &address, ip(&address), 0).unwrap();
+        let mut api = AppSockets::default();
+        api.get(&address, ip(&address), 0).unwrap();
+        api.get(&address, ip(&address), 0).unwrap();
         assert!(path.exists());
-        table.release("api");
+        api.release();
         assert!(!path.exists());
     }
 }

@@ -108,7 +108,11 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         }
         None => None,
     };
-    let pid = child.id().unwrap_or(0);
+    // Tokio has no pid only for a child already reaped, which cannot happen
+    // before we wait for it; never let a made-up pid reach kill().
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("the process exited before it could be watched"))?;
     let stamp = timestamp_format(spec);
     let mut log_copiers = Vec::new();
     if let Some(out) = child.stdout.take() {

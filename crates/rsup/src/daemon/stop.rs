@@ -3,7 +3,7 @@
 //! the tree is left when `kill_timeout` runs out.
 
 use super::process::Proc;
-use super::sockets::SocketTable;
+use super::sockets::AppSockets;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rsup_proto::app::AppSpec;
@@ -23,7 +23,7 @@ const GROUP_POLL: Duration = Duration::from_millis(50);
 pub async fn stop_process(
     proc: &mut Proc,
     spec: &AppSpec,
-    sockets: &Mutex<SocketTable>,
+    sockets: &Mutex<AppSockets>,
 ) -> std::io::Result<ExitStatus> {
     let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
     let target = Target::new(proc.pid, spec.treekill);
@@ -42,7 +42,7 @@ pub async fn stop_process(
     // exits at once loses no request.
     if proc.listened {
         let drain_deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms / 2);
-        if let Some(status) = serve_until(proc, spec, sockets, drain_deadline, true).await {
+        if let Some(status) = serve_until(proc, sockets, drain_deadline, true).await {
             return finish(proc, status, &target, spec, deadline).await;
         }
     }
@@ -54,7 +54,7 @@ pub async fn stop_process(
         let signal = Signal::from_str(&spec.kill_signal).unwrap_or(Signal::SIGINT);
         target.signal(signal);
     }
-    let status = match serve_until(proc, spec, sockets, deadline, false).await {
+    let status = match serve_until(proc, sockets, deadline, false).await {
         Some(status) => status,
         None => {
             target.signal(Signal::SIGKILL);
@@ -70,8 +70,7 @@ pub async fn stop_process(
 /// process reports it has drained.
 async fn serve_until(
     proc: &mut Proc,
-    spec: &AppSpec,
-    sockets: &Mutex<SocketTable>,
+    sockets: &Mutex<AppSockets>,
     until: Instant,
     until_drained: bool,
 ) -> Option<std::io::Result<ExitStatus>> {
@@ -83,7 +82,7 @@ async fn serve_until(
         tokio::select! {
             status = proc.child.wait() => return Some(status),
             event = proc.events.recv(), if events_open => match event {
-                Some(event) => proc.handle(event, &spec.name, sockets).await,
+                Some(event) => proc.handle(event, sockets).await,
                 None => events_open = false,
             },
             _ = sleep_until(until) => return None,
@@ -125,7 +124,17 @@ impl Target {
         }
     }
 
+    /// Whether the pid can be signalled safely: 0 would be the daemon's
+    /// own group and -1 (the group of 1) every process the daemon may
+    /// signal.
+    fn valid(&self) -> bool {
+        self.pid.as_raw() > 1
+    }
+
     fn signal(&self, signal: Signal) {
+        if !self.valid() {
+            return;
+        }
         // ESRCH (already gone) is the expected race, not an error.
         if self.tree {
             let _ = kill(Pid::from_raw(-self.pid.as_raw()), signal);
@@ -135,6 +144,6 @@ impl Target {
     }
 
     fn group_alive(&self) -> bool {
-        kill(Pid::from_raw(-self.pid.as_raw()), None).is_ok()
+        self.valid() && kill(Pid::from_raw(-self.pid.as_raw()), None).is_ok()
     }
 }

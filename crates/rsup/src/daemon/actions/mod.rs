@@ -1,24 +1,19 @@
-//! What each control request does. One file per family of commands; the
-//! instance tasks do the actual process work.
+//! What each control request does: find the apps it names, hand each the
+//! operation, and describe the result. The apps do the work, one operation
+//! at a time each (see [`super::app`]).
 
-mod apply;
-mod restart;
+mod list;
+mod reload;
+mod scale;
 mod start;
-mod stop;
 
+pub use list::describe;
 pub use start::start;
-pub use stop::stop_everything;
 
-use super::instance::InstanceHandle;
+use super::app::{Op, Outcome, Progress, Selection};
 use super::lifecycle::Daemon;
-use rsup_proto::app::ProcessInfo;
 use rsup_proto::control::{Reply, Request, Target};
-use std::future::Future;
 use std::sync::Arc;
-use tokio::sync::mpsc::UnboundedSender;
-
-/// Where an action reports its steps as they happen.
-pub type Progress = UnboundedSender<Reply>;
 
 pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) -> Reply {
     match request {
@@ -27,26 +22,19 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
             version: env!("CARGO_PKG_VERSION").to_string(),
         },
         Request::Start { apps } => start::start(daemon, apps).await,
-        Request::Stop { target } => stop::stop(daemon, &target).await,
-        Request::Restart { target } => restart::restart(daemon, &target).await,
+        Request::Stop { target } => on_each_app(daemon, &target, Op::Stop).await,
+        Request::Restart { target } => on_each_app(daemon, &target, Op::Restart).await,
         Request::Reload { target, options } => {
-            restart::reload(daemon, &target, options, &progress).await
+            reload::reload(daemon, &target, options, &progress).await
         }
-        Request::Scale { name, instances } => restart::scale(daemon, &name, instances).await,
-        Request::Delete { target } => stop::delete(daemon, &target).await,
+        Request::Scale { name, count } => scale::scale(daemon, &name, count).await,
+        Request::Delete { target } => on_each_app(daemon, &target, Op::Remove).await,
         Request::Apply {
             apps,
             action,
             options,
-        } => apply::apply(daemon, apps, action, options, &progress).await,
-        Request::List => {
-            let all = daemon.registry.lock().unwrap().all();
-            let processes = describe(daemon, &all);
-            // A full list sees every live pid: forget the others' samples.
-            let live: Vec<u32> = processes.iter().filter_map(|p| p.pid).collect();
-            daemon.sampler.lock().unwrap().retain(&live);
-            Reply::Done { processes }
-        }
+        } => start::apply(daemon, apps, action, options, &progress).await,
+        Request::List { target } => list::list(daemon, target.as_ref()),
         Request::Kill => {
             stop_everything(daemon).await;
             Reply::Done { processes: vec![] }
@@ -54,58 +42,48 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
     }
 }
 
-/// The instances a target names.
-fn targeted(daemon: &Daemon, target: &Target) -> Result<Vec<InstanceHandle>, String> {
-    let registry = daemon.registry.lock().unwrap();
-    let ids = registry.resolve(target)?;
-    Ok(registry.handles(&ids))
-}
-
-/// Runs `f` on every handle at once and waits for all of them.
-async fn for_each<F, Fut>(handles: &[InstanceHandle], f: F)
-where
-    F: Fn(InstanceHandle) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
+/// Gives every app the target names its operation, all at once, and
+/// answers once all are done.
+async fn on_each_app(daemon: &Daemon, target: &Target, op: impl Fn(Selection) -> Op) -> Reply {
+    let chosen = match daemon.apps.resolve(target) {
+        Ok(chosen) => chosen,
+        Err(message) => return error(message),
+    };
     let mut set = tokio::task::JoinSet::new();
-    for h in handles {
-        set.spawn(f(h.clone()));
+    for (app, selection) in chosen {
+        let op = op(selection);
+        set.spawn(async move { app.run(op).await });
     }
-    while set.join_next().await.is_some() {}
+    let mut outcomes = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        outcomes.push(joined.unwrap_or_else(|e| Err(format!("internal error: {e}"))));
+    }
+    reply(daemon, outcomes)
 }
 
-/// The final reply describing `handles`.
-fn done(daemon: &Daemon, handles: &[InstanceHandle]) -> Reply {
+/// One reply for the outcomes of several apps: every failure, or the
+/// instances they concerned.
+fn reply(daemon: &Daemon, outcomes: Vec<Outcome>) -> Reply {
+    let mut handles = Vec::new();
+    let mut failures = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Ok(h) => handles.extend(h),
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return error(failures.join("\n"));
+    }
+    handles.sort_by_key(|h| h.identity.id);
     Reply::Done {
-        processes: describe(daemon, handles),
+        processes: describe(daemon, &handles),
     }
 }
 
-pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo> {
-    let mut sampler = daemon.sampler.lock().unwrap();
-    handles
-        .iter()
-        .map(|h| {
-            let state = h.state();
-            let usage = state.pid.map(|pid| sampler.sample(pid));
-            ProcessInfo {
-                id: h.identity.id,
-                name: h.identity.name.clone(),
-                instance: h.identity.instance,
-                status: state.status,
-                pid: state.pid,
-                restarts: state.restarts,
-                unstable_restarts: state.unstable_restarts,
-                started_at_ms: state.started_at_ms,
-                cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
-                memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
-                last_exit: state.last_exit,
-                out_log: h.identity.out_log.clone(),
-                err_log: h.identity.err_log.clone(),
-                spec: (*state.spec).clone(),
-            }
-        })
-        .collect()
+/// Stops every instance gracefully, all at once, and forgets them.
+pub async fn stop_everything(daemon: &Daemon) {
+    let _ = on_each_app(daemon, &Target::All, Op::Remove).await;
 }
 
 fn error(message: impl Into<String>) -> Reply {

@@ -1,51 +1,61 @@
-//! `start`: new apps, each with its instances.
+//! `start` (new apps only) and `startOrRestart`/`startOrReload` (start what
+//! is new, restart or reload what runs with the file's new options).
 
-use super::{done, error};
-use crate::daemon::instance::InstanceHandle;
+use super::{error, reply};
+use crate::daemon::app::{Op, Progress};
 use crate::daemon::lifecycle::Daemon;
 use rsup_proto::app::AppSpec;
-use rsup_proto::control::Reply;
+use rsup_proto::control::{ApplyAction, ReloadOptions, Reply};
 use std::sync::Arc;
 
-/// Starts every app, refusing all of them if any name already runs, and
-/// returns once each instance is ready or has failed.
-pub async fn start(daemon: &Arc<Daemon>, apps: Vec<AppSpec>) -> Reply {
-    {
-        let registry = daemon.registry.lock().unwrap();
-        if let Some(app) = apps.iter().find(|a| !registry.ids_of(&a.name).is_empty()) {
-            return error(format!(
-                "app \"{}\" is already running; use restart, reload or delete",
-                app.name
-            ));
-        }
+/// Starts every app, refusing all of them if any name is taken (names are
+/// taken at once, before anything starts), and answers once each instance
+/// is ready or has failed.
+pub async fn start(daemon: &Daemon, apps: Vec<AppSpec>) -> Reply {
+    let counts: Vec<u32> = apps.iter().map(|a| a.instances).collect();
+    let created = match daemon.apps.create(apps) {
+        Ok(created) => created,
+        Err(message) => return error(message),
+    };
+    // In file order, so that ids follow it as PM2's do.
+    let mut outcomes = Vec::new();
+    for (app, count) in created.into_iter().zip(counts) {
+        outcomes.push(app.run(Op::Start(count)).await);
     }
-    let mut started = Vec::new();
-    for app in apps {
-        let app = Arc::new(app);
-        started.extend(start_instances(daemon, &app, app.instances).await);
-    }
-    done(daemon, &started)
+    reply(daemon, outcomes)
 }
 
-/// Adds `count` instances of `spec` and waits until each is ready or has
-/// failed.
-pub async fn start_instances(
-    daemon: &Arc<Daemon>,
-    spec: &Arc<AppSpec>,
-    count: u32,
-) -> Vec<InstanceHandle> {
-    let mut handles = Vec::new();
-    let mut settled = Vec::new();
-    for _ in 0..count {
-        let mut registry = daemon.registry.lock().unwrap();
-        let identity = registry.new_identity(spec, &daemon.home);
-        let (handle, ready) = InstanceHandle::start(identity, spec.clone(), daemon.shared.clone());
-        registry.insert(handle.clone());
-        handles.push(handle);
-        settled.push(ready);
+/// Brings the running apps in line with a config file, app by app; the
+/// first failure ends it.
+pub async fn apply(
+    daemon: &Daemon,
+    apps: Vec<AppSpec>,
+    action: ApplyAction,
+    options: ReloadOptions,
+    progress: &Progress,
+) -> Reply {
+    let mut outcomes = Vec::new();
+    for spec in apps {
+        let (app, created) = daemon.apps.get_or_create(&spec);
+        let op = if created {
+            let _ = progress.send(Reply::Progress {
+                message: format!("starting {}", spec.name),
+            });
+            Op::Start(spec.instances)
+        } else {
+            Op::Apply {
+                spec: Arc::new(spec),
+                action,
+                options,
+                progress: progress.clone(),
+            }
+        };
+        let outcome = app.run(op).await;
+        let failed = outcome.is_err();
+        outcomes.push(outcome);
+        if failed {
+            break;
+        }
     }
-    for ready in settled {
-        let _ = ready.await;
-    }
-    handles
+    reply(daemon, outcomes)
 }

@@ -1,0 +1,36 @@
+//! `reload`: each named app replaces its instances without a gap. Apps go
+//! one after another, and the first failure ends the reload: what was not
+//! reached keeps its old processes.
+
+use super::{error, reply};
+use crate::daemon::app::{Op, Progress};
+use crate::daemon::lifecycle::Daemon;
+use rsup_proto::control::{ReloadOptions, Reply, Target};
+
+pub async fn reload(
+    daemon: &Daemon,
+    target: &Target,
+    options: ReloadOptions,
+    progress: &Progress,
+) -> Reply {
+    let chosen = match daemon.apps.resolve(target) {
+        Ok(chosen) => chosen,
+        Err(message) => return error(message),
+    };
+    let mut outcomes = Vec::new();
+    for (app, selection) in chosen {
+        let outcome = app
+            .run(Op::Reload {
+                selection,
+                options,
+                progress: progress.clone(),
+            })
+            .await;
+        let failed = outcome.is_err();
+        outcomes.push(outcome);
+        if failed {
+            break;
+        }
+    }
+    reply(daemon, outcomes)
+}

@@ -1,0 +1,365 @@
+//! One app: the unit that owns its instances and its listening sockets, and
+//! runs every operation on them (start, stop, restart, reload, scale,
+//! remove, new options) one at a time, in the order they were asked for.
+//! No two operations on an app interleave, so none can stop a process
+//! another has just started; operations on different apps never wait for
+//! each other. Each instance's own life (crash restarts included) is its
+//! task's business, in [`super::instance`].
+
+use super::apps::AppEnv;
+use super::instance::{AppContext, Identity, InstanceHandle};
+use super::log_paths::log_paths;
+use super::reload::replace_instances;
+use rsup_proto::app::AppSpec;
+use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, ScaleCount};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::{oneshot, watch};
+
+/// Where an operation reports its steps as they happen.
+pub type Progress = UnboundedSender<Reply>;
+
+/// Which of an app's instances an operation concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    All,
+    Ids(Vec<u32>),
+}
+
+impl Selection {
+    /// The chosen ones among `instances`, in their order.
+    pub fn pick(&self, instances: Vec<InstanceHandle>) -> Vec<InstanceHandle> {
+        match self {
+            Selection::All => instances,
+            Selection::Ids(ids) => instances
+                .into_iter()
+                .filter(|h| ids.contains(&h.identity.id))
+                .collect(),
+        }
+    }
+}
+
+pub enum Op {
+    /// Starts this many more instances with the app's options.
+    Start(u32),
+    Stop(Selection),
+    /// Stops and starts the instances, all at once.
+    Restart(Selection),
+    /// Replaces the instances without a gap, a few at a time.
+    Reload {
+        selection: Selection,
+        options: ReloadOptions,
+        progress: Progress,
+    },
+    /// Runs as many instances as asked: new ones get the lowest free
+    /// indexes, and the highest indexes go first.
+    Scale(ScaleCount),
+    /// Stops the instances and forgets them; the app ends with its last.
+    Remove(Selection),
+    /// New options (from a config file): the instance count follows them,
+    /// and the running instances are restarted or reloaded with them.
+    Apply {
+        spec: Arc<AppSpec>,
+        action: ApplyAction,
+        options: ReloadOptions,
+        progress: Progress,
+    },
+}
+
+impl Op {
+    fn is_reload(&self) -> bool {
+        matches!(
+            self,
+            Op::Reload { .. }
+                | Op::Apply {
+                    action: ApplyAction::Reload,
+                    ..
+                }
+        )
+    }
+}
+
+/// The instances an operation concerned, or why it failed.
+pub type Outcome = Result<Vec<InstanceHandle>, String>;
+
+struct Job {
+    op: Op,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// How the rest of the daemon reaches an app.
+#[derive(Clone)]
+pub struct AppHandle {
+    pub name: Arc<str>,
+    /// Tells this app from an earlier one of the same name.
+    pub generation: u64,
+    jobs: mpsc::UnboundedSender<Job>,
+    instances: watch::Receiver<Vec<InstanceHandle>>,
+    /// A reload is queued or running: a second one is refused rather than
+    /// queued, since it would replace what the first has just started.
+    reloading: Arc<AtomicBool>,
+}
+
+impl AppHandle {
+    /// Starts the app's task, with no instance yet. `on_empty` runs once
+    /// the app has lost its last instance, before the operation that
+    /// removed it is answered.
+    pub fn spawn(
+        spec: AppSpec,
+        env: Arc<AppEnv>,
+        generation: u64,
+        on_empty: impl FnOnce(&str) + Send + 'static,
+    ) -> AppHandle {
+        let name: Arc<str> = spec.name.as_str().into();
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let (published, instances) = watch::channel(Vec::new());
+        let reloading = Arc::new(AtomicBool::new(false));
+        let app = App {
+            spec: Arc::new(spec),
+            context: Arc::new(AppContext {
+                sockets: Mutex::default(),
+                preload: env.preload.clone(),
+            }),
+            env,
+            instances: BTreeMap::new(),
+            published,
+            reloading: reloading.clone(),
+        };
+        tokio::spawn(app.run(rx, on_empty));
+        AppHandle {
+            name,
+            generation,
+            jobs,
+            instances,
+            reloading,
+        }
+    }
+
+    /// The app's instances now, by id; cheap, and never waits for an
+    /// operation.
+    pub fn instances(&self) -> Vec<InstanceHandle> {
+        self.instances.borrow().clone()
+    }
+
+    /// Queues `op` and returns once the app has done it.
+    pub async fn run(&self, op: Op) -> Outcome {
+        let reload = op.is_reload();
+        if reload && self.reloading.swap(true, Ordering::SeqCst) {
+            return Err(format!(
+                "a reload of {} is already in progress; wait for it to finish",
+                self.name
+            ));
+        }
+        let (done, rx) = oneshot::channel();
+        if self.jobs.send(Job { op, done }).is_err() {
+            return Err(self.gone());
+        }
+        rx.await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    fn gone(&self) -> String {
+        format!("app {} was deleted", self.name)
+    }
+}
+
+struct App {
+    /// Options for new instances; each instance keeps its own copy, which
+    /// changes only when it is restarted or reloaded with new options.
+    spec: Arc<AppSpec>,
+    context: Arc<AppContext>,
+    env: Arc<AppEnv>,
+    instances: BTreeMap<u32, InstanceHandle>,
+    published: watch::Sender<Vec<InstanceHandle>>,
+    reloading: Arc<AtomicBool>,
+}
+
+impl App {
+    async fn run(
+        mut self,
+        mut jobs: mpsc::UnboundedReceiver<Job>,
+        on_empty: impl FnOnce(&str) + Send,
+    ) {
+        let mut started = false;
+        while let Some(Job { op, done }) = jobs.recv().await {
+            let reload = op.is_reload();
+            let outcome = self.perform(op).await;
+            if reload {
+                self.reloading.store(false, Ordering::SeqCst);
+            }
+            self.publish();
+            started |= !self.instances.is_empty();
+            if started && self.instances.is_empty() {
+                // Gone before anyone hears so: a start of the same name
+                // right after the answer must find the name free.
+                self.context.sockets.lock().unwrap().release();
+                on_empty(&self.spec.name);
+                let _ = done.send(outcome);
+                tracing::info!(app = %self.spec.name, "app removed");
+                return;
+            }
+            let _ = done.send(outcome);
+        }
+        // Every handle is gone: the daemon itself is ending.
+    }
+
+    fn publish(&self) {
+        let all: Vec<InstanceHandle> = self.instances.values().cloned().collect();
+        self.published.send_replace(all);
+    }
+
+    fn chosen(&self, selection: &Selection) -> Vec<InstanceHandle> {
+        selection.pick(self.instances.values().cloned().collect())
+    }
+
+    async fn perform(&mut self, op: Op) -> Outcome {
+        match op {
+            Op::Start(count) => Ok(self.start_instances(count).await),
+            Op::Stop(selection) => {
+                let chosen = self.chosen(&selection);
+                for_each(&chosen, |h| async move { h.stop().await }).await;
+                Ok(chosen)
+            }
+            Op::Restart(selection) => {
+                let chosen = self.chosen(&selection);
+                for_each(&chosen, |h| async move { h.restart(None).await }).await;
+                Ok(chosen)
+            }
+            Op::Reload {
+                selection,
+                options,
+                progress,
+            } => {
+                let chosen = self.chosen(&selection);
+                replace_instances(&chosen, None, options, &progress).await?;
+                Ok(chosen)
+            }
+            Op::Scale(count) => {
+                self.scale(count.apply(self.instances.len() as u32)).await;
+                Ok(self.instances.values().cloned().collect())
+            }
+            Op::Remove(selection) => {
+                let chosen = self.chosen(&selection);
+                self.remove(&chosen).await;
+                Ok(chosen)
+            }
+            Op::Apply {
+                spec,
+                action,
+                options,
+                progress,
+            } => self.apply(spec, action, options, &progress).await,
+        }
+    }
+
+    /// Adds `count` instances and returns them once each is ready or has
+    /// failed. They are listed from the moment they launch.
+    async fn start_instances(&mut self, count: u32) -> Vec<InstanceHandle> {
+        let mut started = Vec::new();
+        let mut settled = Vec::new();
+        for _ in 0..count {
+            let identity = self.new_identity();
+            let (handle, ready) =
+                InstanceHandle::start(identity, self.spec.clone(), self.context.clone());
+            self.instances.insert(handle.identity.id, handle.clone());
+            started.push(handle);
+            settled.push(ready);
+        }
+        self.publish();
+        for ready in settled {
+            let _ = ready.await;
+        }
+        started
+    }
+
+    /// A new id and the lowest instance index no instance of the app has.
+    fn new_identity(&self) -> Identity {
+        let id = self.env.next_id();
+        let taken: Vec<u32> = self
+            .instances
+            .values()
+            .map(|h| h.identity.instance)
+            .collect();
+        let instance = (0..).find(|i| !taken.contains(i)).unwrap_or(0);
+        let (out_log, err_log) = log_paths(&self.spec, id, &self.env.home);
+        Identity {
+            id,
+            name: self.spec.name.clone(),
+            instance,
+            out_log,
+            err_log,
+        }
+    }
+
+    async fn scale(&mut self, count: u32) {
+        if count as usize != self.instances.len() {
+            let mut spec = (*self.spec).clone();
+            spec.instances = count;
+            self.spec = Arc::new(spec);
+        }
+        self.shrink_to(count as usize).await;
+        let missing = (count as usize).saturating_sub(self.instances.len());
+        self.start_instances(missing as u32).await;
+    }
+
+    /// Removes the instances with the highest indexes beyond `wanted`.
+    async fn shrink_to(&mut self, wanted: usize) {
+        let mut by_index: Vec<InstanceHandle> = self.instances.values().cloned().collect();
+        by_index.sort_by_key(|h| h.identity.instance);
+        if by_index.len() > wanted {
+            let extra = by_index.split_off(wanted);
+            self.remove(&extra).await;
+        }
+    }
+
+    async fn remove(&mut self, chosen: &[InstanceHandle]) {
+        for_each(chosen, |h| async move { h.remove().await }).await;
+        for h in chosen {
+            self.instances.remove(&h.identity.id);
+        }
+    }
+
+    async fn apply(
+        &mut self,
+        spec: Arc<AppSpec>,
+        action: ApplyAction,
+        options: ReloadOptions,
+        progress: &Progress,
+    ) -> Outcome {
+        let wanted = spec.instances as usize;
+        self.shrink_to(wanted).await;
+        let running: Vec<InstanceHandle> = self.instances.values().cloned().collect();
+        match action {
+            ApplyAction::Restart => {
+                let new = spec.clone();
+                for_each(&running, move |h| {
+                    let new = new.clone();
+                    async move { h.restart(Some(new)).await }
+                })
+                .await;
+            }
+            ApplyAction::Reload => {
+                replace_instances(&running, Some(spec.clone()), options, progress).await?
+            }
+        }
+        self.spec = spec;
+        let missing = wanted.saturating_sub(self.instances.len());
+        self.start_instances(missing as u32).await;
+        Ok(self.instances.values().cloned().collect())
+    }
+}
+
+/// Runs `f` on every handle at once and waits for all of them.
+async fn for_each<F, Fut>(handles: &[InstanceHandle], f: F)
+where
+    F: Fn(InstanceHandle) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for h in handles {
+        set.spawn(f(h.clone()));
+    }
+    while set.join_next().await.is_some() {}
+}

@@ -1,0 +1,112 @@
+//! Reload across an app's instances: replace them a few at a time, each
+//! without a gap (the per-process step is [`InstanceHandle::reload`]), and
+//! stop at the first failure so that the old processes keep serving.
+
+use super::app::Progress;
+use super::instance::InstanceHandle;
+use rsup_proto::app::AppSpec;
+use rsup_proto::control::{ReloadOptions, Reply};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Replaces `handles` `options.parallel` at a time, giving each `spec` if
+/// set. Stops at the first batch with a failure: a failed instance keeps
+/// its old process, and so do all not yet reached.
+pub async fn replace_instances(
+    handles: &[InstanceHandle],
+    spec: Option<Arc<AppSpec>>,
+    options: ReloadOptions,
+    progress: &Progress,
+) -> Result<(), String> {
+    let parallel = options.parallel.max(1) as usize;
+    for batch in handles.chunks(parallel) {
+        let mut set = tokio::task::JoinSet::new();
+        for h in batch {
+            let (h, spec, progress) = (h.clone(), spec.clone(), progress.clone());
+            set.spawn(async move {
+                let result = replace_one(&h, spec, options, &progress).await;
+                (h, result)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((h, Err(reason))) => failures.push(failure_report(&h, &reason)),
+                // A task that panicked replaced nothing for certain.
+                Err(e) => failures.push(format!("reload failed: internal error: {e}")),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(failures.join("\n"));
+        }
+    }
+    Ok(())
+}
+
+async fn replace_one(
+    h: &InstanceHandle,
+    spec: Option<Arc<AppSpec>>,
+    options: ReloadOptions,
+    progress: &Progress,
+) -> Result<(), String> {
+    let (name, id) = (&h.identity.name, h.identity.id);
+    let old_pid = h.state().pid;
+    say(
+        progress,
+        format!("{name} (id {id}): starting a new process"),
+    );
+    h.reload(spec, options.strict_ready).await?;
+    let new_pid = h.state().pid;
+    say(
+        progress,
+        format!(
+            "{name} (id {id}): replaced, pid {} -> {}",
+            pid_text(old_pid),
+            pid_text(new_pid)
+        ),
+    );
+    Ok(())
+}
+
+fn say(progress: &Progress, message: String) {
+    let _ = progress.send(Reply::Progress { message });
+}
+
+fn pid_text(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "none".into(), |p| p.to_string())
+}
+
+/// Why an instance's reload failed, with the last lines it logged.
+fn failure_report(h: &InstanceHandle, reason: &str) -> String {
+    let id = &h.identity;
+    let mut report = format!(
+        "{} (id {}): reload failed: {reason}; the old process keeps serving",
+        id.name, id.id
+    );
+    for path in [&id.err_log, &id.out_log] {
+        let lines = last_lines(path, 10);
+        if !lines.is_empty() {
+            report.push_str(&format!(
+                "\n--- last lines of {} ---\n{lines}",
+                path.display()
+            ));
+        }
+    }
+    report
+}
+
+/// The last `n` lines of a log file, reading only its end.
+fn last_lines(path: &Path, n: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(8192)));
+    let mut tail = Vec::new();
+    let _ = file.read_to_end(&mut tail);
+    let text = String::from_utf8_lossy(&tail);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
