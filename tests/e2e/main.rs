@@ -4,6 +4,7 @@
 mod harness;
 mod http_client;
 
+mod apps;
 mod config_errors;
 mod control_socket;
 mod crash_restart;

@@ -32,8 +32,12 @@ pub enum Command {
         #[command(flatten)]
         options: ReloadFlags,
     },
-    /// Run N instances of an app ("N", or "+N" for N more)
-    Scale { name: String, count: String },
+    /// Run N instances of an app ("N", "+N" for N more, "-N" for N fewer)
+    Scale {
+        name: String,
+        #[arg(allow_hyphen_values = true)]
+        count: String,
+    },
     /// Stop processes and forget them
     #[command(visible_alias = "del")]
     Delete { target: String },
