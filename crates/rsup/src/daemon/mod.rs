@@ -18,6 +18,7 @@ mod instance;
 mod lifecycle;
 mod log_writer;
 mod metrics;
+mod own_listeners;
 mod pid1;
 mod process;
 mod registry;
