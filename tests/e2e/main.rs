@@ -11,5 +11,6 @@ mod crash_restart;
 mod logs;
 mod readiness;
 mod reload;
+mod reload_own_port;
 mod security;
 mod stopping;

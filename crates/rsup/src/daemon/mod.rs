@@ -26,6 +26,7 @@ mod lifecycle;
 mod log_paths;
 mod log_writer;
 mod metrics;
+mod own_listeners;
 mod pid1;
 mod process;
 mod reload;
