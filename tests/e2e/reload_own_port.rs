@@ -41,7 +41,6 @@ fn assert_served_by(port: u16, pid: u32) {
 }
 
 #[test]
-#[ignore = "needs own_listeners wired into reload"]
 fn an_app_binding_its_own_port_is_restarted_by_reload() {
     let r = Rsup::new();
     let port = free_port();

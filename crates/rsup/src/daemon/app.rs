@@ -233,7 +233,7 @@ impl App {
                 progress,
             } => {
                 let chosen = self.chosen(&selection);
-                replace_instances(&chosen, None, options, &progress).await?;
+                replace_instances(&self.context, &chosen, None, options, &progress).await?;
                 Ok(chosen)
             }
             Op::Scale(count) => {
@@ -341,7 +341,14 @@ impl App {
                 .await;
             }
             ApplyAction::Reload => {
-                replace_instances(&running, Some(spec.clone()), options, progress).await?
+                replace_instances(
+                    &self.context,
+                    &running,
+                    Some(spec.clone()),
+                    options,
+                    progress,
+                )
+                .await?
             }
         }
         self.spec = spec;

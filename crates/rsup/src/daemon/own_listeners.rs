@@ -20,9 +20,6 @@
 //! cannot be read, is skipped. Nothing here panics on odd `/proc` contents:
 //! a line that does not parse is ignored.
 
-// Reload is not wired to this yet; the tests below exercise all of it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io;

@@ -3,8 +3,9 @@
 //! stop at the first failure so that the old processes keep serving.
 
 use super::app::Progress;
-use super::instance::InstanceHandle;
-use rsup_proto::app::AppSpec;
+use super::instance::{AppContext, InstanceHandle};
+use super::own_listeners::{own_listeners, OwnListener};
+use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::{ReloadOptions, Reply};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 /// set. Stops at the first batch with a failure: a failed instance keeps
 /// its old process, and so do all not yet reached.
 pub async fn replace_instances(
+    context: &Arc<AppContext>,
     handles: &[InstanceHandle],
     spec: Option<Arc<AppSpec>>,
     options: ReloadOptions,
@@ -23,8 +25,9 @@ pub async fn replace_instances(
         let mut set = tokio::task::JoinSet::new();
         for h in batch {
             let (h, spec, progress) = (h.clone(), spec.clone(), progress.clone());
+            let context = context.clone();
             set.spawn(async move {
-                let result = replace_one(&h, spec, options, &progress).await;
+                let result = replace_one(&context, &h, spec, options, &progress).await;
                 (h, result)
             });
         }
@@ -45,6 +48,7 @@ pub async fn replace_instances(
 }
 
 async fn replace_one(
+    context: &Arc<AppContext>,
     h: &InstanceHandle,
     spec: Option<Arc<AppSpec>>,
     options: ReloadOptions,
@@ -52,11 +56,34 @@ async fn replace_one(
 ) -> Result<(), String> {
     let (name, id) = (&h.identity.name, h.identity.id);
     let old_pid = h.state().pid;
-    say(
-        progress,
-        format!("{name} (id {id}): starting a new process"),
-    );
-    h.reload(spec, options.strict_ready).await?;
+    let own = match old_pid {
+        Some(pid) => listeners_of(context, h, pid).await,
+        None => Vec::new(),
+    };
+    if own.is_empty() {
+        say(
+            progress,
+            format!("{name} (id {id}): starting a new process"),
+        );
+        h.reload(spec, options.strict_ready).await?;
+    } else {
+        let listed: Vec<String> = own.iter().map(ToString::to_string).collect();
+        say(
+            progress,
+            format!(
+                "{name} (id {id}): binds its own port ({}), which two processes cannot share; restarted instead of reloaded",
+                listed.join(", ")
+            ),
+        );
+        h.restart(spec).await;
+        let status = h.state().status;
+        if !matches!(status, Status::Online | Status::Launching) {
+            return Err(format!(
+                "the restarted process did not come back ({})",
+                status.as_str()
+            ));
+        }
+    }
     let new_pid = h.state().pid;
     say(
         progress,
@@ -67,6 +94,19 @@ async fn replace_one(
         ),
     );
     Ok(())
+}
+
+/// The listening sockets the instance's process (its whole group with
+/// treekill) opened itself rather than taking them from the daemon.
+async fn listeners_of(context: &AppContext, h: &InstanceHandle, pid: u32) -> Vec<OwnListener> {
+    let handed = context.sockets.lock().unwrap().inodes();
+    let group = h.state().spec.treekill.then_some(pid);
+    // A group scan reads every /proc/*/stat: off the daemon's thread.
+    tokio::task::spawn_blocking(move || own_listeners(pid, group, &handed))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
 }
 
 fn say(progress: &Progress, message: String) {

@@ -5,11 +5,12 @@
 //! reload: a connection waiting in it is accepted by whichever instance
 //! accepts next, never refused.
 
+use super::own_listeners::socket_inodes;
 use rsup_proto::worker::{ListenAddress, ListenError};
 use socket2::{Domain, Socket, Type};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 /// Node's default backlog.
@@ -52,6 +53,17 @@ impl AppSockets {
             }
         };
         fd.try_clone().map_err(|e| listen_error(&e, address))
+    }
+
+    /// The inodes of every socket handed out, to tell them from sockets
+    /// an instance opened itself.
+    pub fn inodes(&self) -> HashSet<u64> {
+        socket_inodes(
+            self.bound
+                .values()
+                .chain(self.ephemeral.values())
+                .map(|fd| fd.as_fd()),
+        )
     }
 
     /// Closes every socket (the app is gone), removing Unix socket files.
