@@ -106,11 +106,8 @@ fn overrides(a: &StartArgs) -> Overrides {
         env_name: a.env.clone(),
         cwd: a.cwd.clone(),
         interpreter: a.interpreter.clone(),
-        node_args: a
-            .node_args
-            .as_deref()
-            .map(|s| s.split_whitespace().map(String::from).collect())
-            .unwrap_or_default(),
+        // Split with the config's shell rules, so quotes work as in the file.
+        node_args: a.node_args.clone(),
         autorestart: a.no_autorestart.then_some(false),
         max_restarts: a.max_restarts,
         min_uptime_ms: a.min_uptime,
@@ -123,7 +120,6 @@ fn overrides(a: &StartArgs) -> Overrides {
         error_file: a.error_file.clone(),
         args: a.args.clone(),
         only: a.only.clone(),
-        ..Overrides::default()
     }
 }
 
