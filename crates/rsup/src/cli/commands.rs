@@ -82,7 +82,7 @@ fn print_table(procs: &[ProcessInfo]) {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!(
         "{}",
-        render::process_table(procs, crate::daemon::now_ms(), None, color)
+        render::process_table(procs, crate::daemon::now_ms(), color)
     );
 }
 
