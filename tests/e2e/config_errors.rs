@@ -110,3 +110,26 @@ fn starting_a_running_name_again_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
     assert_eq!(r.jlist().len(), 1);
 }
+
+#[test]
+fn node_args_on_the_command_line_honour_quotes() {
+    let r = Rsup::new();
+    let app = fixture("app.js");
+    let app = app.to_str().unwrap();
+    let out = r.run(&["start", app, "--node-args", "--title 'a b"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--node-args: unterminated quote"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    r.ok(&[
+        "start",
+        app,
+        "--name",
+        "quoted",
+        "--node-args",
+        "--title 'a b'",
+    ]);
+    let p = r.wait_status("quoted", Status::Online);
+    assert_eq!(p.spec.node_args, ["--title", "a b"]);
+}

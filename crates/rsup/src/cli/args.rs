@@ -112,7 +112,7 @@ pub struct StartArgs {
     pub cwd: Option<PathBuf>,
     #[arg(long)]
     pub interpreter: Option<String>,
-    /// Arguments for the interpreter, space separated
+    /// Arguments for the interpreter, split as a shell would: "--title 'a b' --inspect"
     #[arg(long, allow_hyphen_values = true, value_name = "ARGS")]
     pub node_args: Option<String>,
     /// Do not restart the app when it exits

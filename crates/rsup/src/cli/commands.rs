@@ -92,7 +92,7 @@ fn print_table(procs: &[ProcessInfo]) {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!(
         "{}",
-        render::process_table(procs, crate::daemon::now_ms(), None, color)
+        render::process_table(procs, crate::daemon::now_ms(), color)
     );
 }
 
@@ -116,11 +116,8 @@ fn overrides(a: &StartArgs) -> Overrides {
         env_name: a.env.clone(),
         cwd: a.cwd.clone(),
         interpreter: a.interpreter.clone(),
-        node_args: a
-            .node_args
-            .as_deref()
-            .map(|s| s.split_whitespace().map(String::from).collect())
-            .unwrap_or_default(),
+        // Split with the config's shell rules, so quotes work as in the file.
+        node_args: a.node_args.clone(),
         autorestart: a.no_autorestart.then_some(false),
         max_restarts: a.max_restarts,
         min_uptime_ms: a.min_uptime,
@@ -133,7 +130,6 @@ fn overrides(a: &StartArgs) -> Overrides {
         error_file: a.error_file.clone(),
         args: a.args.clone(),
         only: a.only.clone(),
-        ..Overrides::default()
     }
 }
 

@@ -1,58 +1,41 @@
 //! Human-readable output: the process table and `describe`.
 //!
-//! Everything here is pure: the caller supplies the clock, the terminal width
-//! and whether colour is wanted, so the output is deterministic and testable.
-
-// `rsup list` and `rsup describe` call these; unused until they are wired.
+//! Everything here is pure: the caller supplies the clock and whether colour
+//! is wanted, so the output is deterministic and testable.
 
 use chrono::{Local, TimeZone};
+use comfy_table::{Attribute, Cell, Color, ContentLineStyle, LineStyle, Table, TableStyle};
 use rsup_proto::app::{ExecMode, ExitInfo, ProcessInfo, Status};
-
-const GREEN: &str = "\x1b[32m";
-const RED: &str = "\x1b[31m";
-const YELLOW: &str = "\x1b[33m";
-const HEADER: &str = "\x1b[1;36m";
-const RESET: &str = "\x1b[0m";
 
 const HEADERS: [&str; 9] = [
     "id", "name", "mode", "pid", "status", "↺", "uptime", "cpu", "mem",
 ];
-const NAME_COL: usize = 1;
-/// The name column never shrinks below its header.
-const MIN_NAME_WIDTH: usize = 4;
 
-/// The `rsup list` table, sorted by id.
-///
-/// `width` is the terminal width when known: if the table would be wider,
-/// the name column is shortened (with `…`) so lines don't wrap. `color`
-/// should be true only when stdout is a terminal and `NO_COLOR` is unset.
-pub fn process_table(
-    procs: &[ProcessInfo],
-    now_ms: u64,
-    width: Option<usize>,
-    color: bool,
-) -> String {
+/// PM2's box: single lines, a rule under the header, none between rows.
+const BOX: TableStyle = TableStyle::new()
+    .top_border(LineStyle::new('┌', '─', '┬', '┐'))
+    .header_lines(ContentLineStyle::new('│', '│', '│'))
+    .header_separator(LineStyle::new('├', '─', '┼', '┤'))
+    .content_lines(ContentLineStyle::new('│', '│', '│'))
+    .bottom_border(LineStyle::new('└', '─', '┴', '┘'));
+
+/// The `rsup list` table, sorted by id. `color` should be true only when
+/// stdout is a terminal and `NO_COLOR` is unset.
+pub fn process_table(procs: &[ProcessInfo], now_ms: u64, color: bool) -> String {
     let mut sorted: Vec<&ProcessInfo> = procs.iter().collect();
     sorted.sort_by_key(|p| p.id);
-    let rows: Vec<Vec<Cell>> = sorted.iter().map(|p| row(p, now_ms, color)).collect();
-
-    let mut widths: Vec<usize> = HEADERS.iter().map(|h| display_width(h)).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(display_width(&c.text));
-        }
+    let mut table = new_table(color);
+    table.set_header(HEADERS.iter().map(|h| {
+        Cell::new(h)
+            .fg(Color::DarkCyan)
+            .add_attribute(Attribute::Bold)
+    }));
+    table.add_rows(sorted.iter().map(|p| row(p, now_ms)));
+    if sorted.is_empty() {
+        // An empty list closes right under the header.
+        table.style_mut().header_separator = LineStyle::none();
     }
-    if let Some(max) = width {
-        let excess = table_width(&widths).saturating_sub(max);
-        let name = &mut widths[NAME_COL];
-        *name = name.saturating_sub(excess).max(MIN_NAME_WIDTH);
-    }
-
-    let header: Vec<Cell> = HEADERS
-        .iter()
-        .map(|h| Cell::styled(*h, color.then_some(HEADER)))
-        .collect();
-    draw(&widths, Some(&header), &rows)
+    lines(&table)
 }
 
 /// A two-column block about one instance, in the manner of `pm2 describe`.
@@ -119,23 +102,14 @@ pub fn describe(p: &ProcessInfo, now_ms: u64) -> String {
         ),
     ];
 
-    let rows: Vec<Vec<Cell>> = rows
-        .into_iter()
-        .map(|(k, v)| vec![Cell::plain(k), Cell::plain(v)])
-        .collect();
-    let mut widths = vec![0, 0];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(display_width(&c.text));
-        }
-    }
-    let mut out = format!(
-        " Describing process with id {} - name {}\n",
+    let mut table = new_table(false);
+    table.add_rows(rows.into_iter().map(|(k, v)| [text(k), text(v)]));
+    format!(
+        " Describing process with id {} - name {}\n{}",
         p.id,
-        sanitize(&p.name)
-    );
-    out.push_str(&draw(&widths, None, &rows));
-    out
+        sanitize(&p.name),
+        lines(&table)
+    )
 }
 
 /// PM2's short uptime form: `45s`, `12m`, `3h`, `2D`, `1Y` (whole units,
@@ -181,28 +155,29 @@ pub(crate) fn humanize_bytes(bytes: u64) -> String {
     format!("{}{}", one_decimal(v), UNITS[unit])
 }
 
-fn row(p: &ProcessInfo, now_ms: u64, color: bool) -> Vec<Cell> {
-    vec![
-        Cell::plain(p.id.to_string()),
-        Cell::plain(p.name.as_str()),
-        Cell::plain(match p.spec.exec_mode {
+fn row(p: &ProcessInfo, now_ms: u64) -> [Cell; 9] {
+    [
+        text(p.id.to_string()),
+        text(&p.name),
+        text(match p.spec.exec_mode {
             ExecMode::Fork => "fork",
             ExecMode::Cluster => "cluster",
         }),
-        Cell::plain(pid_text(p.pid)),
-        Cell::styled(p.status.as_str(), color.then_some(status_color(p.status))),
-        Cell::plain(p.restarts.to_string()),
-        Cell::plain(uptime_text(p, now_ms)),
-        Cell::plain(cpu_text(p.cpu_percent)),
-        Cell::plain(humanize_bytes(p.memory_bytes)),
+        text(pid_text(p.pid)),
+        text(p.status.as_str()).fg(status_color(p.status)),
+        text(p.restarts.to_string()),
+        text(uptime_text(p, now_ms)),
+        text(cpu_text(p.cpu_percent)),
+        text(humanize_bytes(p.memory_bytes)),
     ]
 }
 
-fn status_color(s: Status) -> &'static str {
+/// The standard terminal colours (SGR 31-33), not their bright variants.
+fn status_color(s: Status) -> Color {
     match s {
-        Status::Online => GREEN,
-        Status::Errored | Status::Stopped => RED,
-        Status::Launching | Status::Stopping | Status::WaitingRestart => YELLOW,
+        Status::Online => Color::DarkGreen,
+        Status::Errored | Status::Stopped => Color::DarkRed,
+        Status::Launching | Status::Stopping | Status::WaitingRestart => Color::DarkYellow,
     }
 }
 
@@ -294,129 +269,35 @@ fn one_decimal(v: f64) -> String {
     }
 }
 
-struct Cell {
-    text: String,
-    style: Option<&'static str>,
+/// A table that never looks at the terminal: colour is the caller's choice
+/// (and styles are applied only with it), and columns are as wide as their
+/// content, measured in terminal columns.
+fn new_table(color: bool) -> Table {
+    let mut table = Table::new();
+    table.load_style(BOX).force_no_tty();
+    if color {
+        table.enforce_styling();
+        // Colour the text, not the padding around it.
+        table.style_text_only();
+    }
+    table
 }
 
-impl Cell {
-    fn plain(text: impl AsRef<str>) -> Cell {
-        Cell::styled(text, None)
-    }
+/// The drawn table, one line per row, ending in a newline.
+fn lines(table: &Table) -> String {
+    format!("{table}\n")
+}
 
-    fn styled(text: impl AsRef<str>, style: Option<&'static str>) -> Cell {
-        Cell {
-            text: sanitize(text.as_ref()),
-            style,
-        }
-    }
+fn text(s: impl AsRef<str>) -> Cell {
+    Cell::new(sanitize(s.as_ref()))
 }
 
 /// Control characters in user-supplied names would move the cursor or
-/// inject escapes; show them as `?`.
+/// inject escapes (and a newline would split the row); show them as `?`.
 fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
-}
-
-/// Total width of a table with these column widths: `│ x │ y │`.
-fn table_width(widths: &[usize]) -> usize {
-    widths.iter().map(|w| w + 3).sum::<usize>() + 1
-}
-
-fn draw(widths: &[usize], header: Option<&[Cell]>, rows: &[Vec<Cell>]) -> String {
-    let mut s = String::new();
-    border(&mut s, widths, '┌', '┬', '┐');
-    if let Some(h) = header {
-        line(&mut s, widths, h);
-        // An empty list closes right under the header.
-        if !rows.is_empty() {
-            border(&mut s, widths, '├', '┼', '┤');
-        }
-    }
-    for r in rows {
-        line(&mut s, widths, r);
-    }
-    border(&mut s, widths, '└', '┴', '┘');
-    s
-}
-
-fn border(s: &mut String, widths: &[usize], left: char, mid: char, right: char) {
-    s.push(left);
-    for (i, w) in widths.iter().enumerate() {
-        if i > 0 {
-            s.push(mid);
-        }
-        s.push_str(&"─".repeat(w + 2));
-    }
-    s.push(right);
-    s.push('\n');
-}
-
-fn line(s: &mut String, widths: &[usize], cells: &[Cell]) {
-    for (w, c) in widths.iter().zip(cells) {
-        s.push_str("│ ");
-        let text = fit(&c.text, *w);
-        match c.style {
-            Some(code) => {
-                s.push_str(code);
-                s.push_str(&text);
-                s.push_str(RESET);
-            }
-            None => s.push_str(&text),
-        }
-        let pad = w.saturating_sub(display_width(&text)) + 1;
-        s.push_str(&" ".repeat(pad));
-    }
-    s.push_str("│\n");
-}
-
-/// `text` cut to `width` columns, ending in `…` when cut.
-fn fit(text: &str, width: usize) -> String {
-    if display_width(text) <= width {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let cw = char_width(c);
-        if used + cw + 1 > width {
-            break;
-        }
-        used += cw;
-        out.push(c);
-    }
-    out.push('…');
-    out
-}
-
-fn display_width(s: &str) -> usize {
-    s.chars().map(char_width).sum()
-}
-
-/// Terminal columns taken by `c`: a small approximation of Unicode's East
-/// Asian Width (wide CJK and emoji, zero-width combining marks), enough to
-/// keep names in those scripts aligned without another dependency.
-fn char_width(c: char) -> usize {
-    match c as u32 {
-        0x0300..=0x036F | 0x200B..=0x200F | 0x20D0..=0x20FF | 0xFE00..=0xFE0F => 0,
-        0x1100..=0x115F
-        | 0x2E80..=0x303E
-        | 0x3041..=0x33FF
-        | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF
-        | 0xA000..=0xA4CF
-        | 0xAC00..=0xD7A3
-        | 0xF900..=0xFAFF
-        | 0xFE30..=0xFE4F
-        | 0xFF00..=0xFF60
-        | 0xFFE0..=0xFFE6
-        | 0x1F300..=0x1F64F
-        | 0x1F900..=0x1F9FF
-        | 0x20000..=0x3FFFD => 2,
-        _ => 1,
-    }
 }
 
 #[cfg(test)]
@@ -424,6 +305,7 @@ mod tests {
     use super::*;
     use rsup_proto::app::AppSpec;
     use std::path::PathBuf;
+    use unicode_width::UnicodeWidthStr;
 
     const NOW: u64 = 1_700_000_000_000;
 
@@ -475,9 +357,9 @@ mod tests {
     fn assert_aligned(table: &str) {
         let plain = strip_ansi(table);
         let lines: Vec<&str> = plain.lines().collect();
-        let w = display_width(lines[0]);
+        let w = lines[0].width();
         for l in &lines {
-            assert_eq!(display_width(l), w, "misaligned line {l:?} in\n{plain}");
+            assert_eq!(l.width(), w, "misaligned line {l:?} in\n{plain}");
         }
         let seps = |l: &str| l.chars().filter(|c| "│┌┬┐├┼┤└┴┘".contains(*c)).count();
         for l in &lines {
@@ -500,7 +382,7 @@ mod tests {
 
     #[test]
     fn table_has_every_column_and_value() {
-        let t = process_table(&[proc_info(0, "api")], NOW, None, false);
+        let t = process_table(&[proc_info(0, "api")], NOW, false);
         for h in HEADERS {
             assert!(t.contains(h), "missing header {h} in\n{t}");
         }
@@ -522,7 +404,7 @@ mod tests {
         p.cpu_percent = 0.0;
         p.memory_bytes = 0;
         p.spec.exec_mode = ExecMode::Cluster;
-        let t = process_table(&[p], NOW, None, false);
+        let t = process_table(&[p], NOW, false);
         let cells = first_row_cells(&t);
         assert_eq!(
             cells,
@@ -532,7 +414,7 @@ mod tests {
 
     #[test]
     fn table_sorts_by_id() {
-        let t = process_table(&[proc_info(2, "b"), proc_info(1, "a")], NOW, None, false);
+        let t = process_table(&[proc_info(2, "b"), proc_info(1, "a")], NOW, false);
         assert!(t.find("│ 1 ").unwrap() < t.find("│ 2 ").unwrap());
     }
 
@@ -544,31 +426,26 @@ mod tests {
             proc_info(1, long),
             proc_info(2, "サーバー"),
         ];
-        let t = process_table(&procs, NOW, None, false);
-        assert!(t.contains(long));
-        assert_aligned(&t);
-
-        let t = process_table(&procs, NOW, Some(80), true);
-        assert_aligned(&t);
-        let plain = strip_ansi(&t);
-        assert!(plain.lines().all(|l| display_width(l) <= 80), "\n{plain}");
-        assert!(plain.contains("a-very-long-"));
-        assert!(plain.contains('…'));
-        assert!(!plain.contains(long));
-    }
-
-    #[test]
-    fn narrow_terminal_keeps_name_header() {
-        let t = process_table(&[proc_info(0, "application")], NOW, Some(10), false);
-        assert_aligned(&t);
-        assert!(t.contains("name"));
+        for color in [false, true] {
+            let t = process_table(&procs, NOW, color);
+            assert!(t.contains(long));
+            assert!(t.contains("サーバー"));
+            assert_aligned(&t);
+        }
     }
 
     #[test]
     fn control_characters_in_names_are_neutralised() {
-        let t = process_table(&[proc_info(0, "evil\x1b[2Jname\n")], NOW, None, false);
+        let t = process_table(&[proc_info(0, "evil\x1b[2Jname\n")], NOW, false);
         assert!(!t.contains('\x1b'));
         assert_aligned(&t);
+    }
+
+    /// The escape sequence just before `text` in `table`, if any.
+    fn style_before<'a>(table: &'a str, text: &str) -> Option<&'a str> {
+        let before = &table[..table.find(text)?];
+        let start = before.rfind('\x1b')?;
+        before[start..].ends_with('m').then(|| &before[start..])
     }
 
     #[test]
@@ -576,18 +453,24 @@ mod tests {
         let mut procs = vec![proc_info(0, "a"), proc_info(1, "b"), proc_info(2, "c")];
         procs[1].status = Status::Errored;
         procs[2].status = Status::WaitingRestart;
-        let t = process_table(&procs, NOW, None, true);
-        assert!(t.contains(&format!("{GREEN}online{RESET}")));
-        assert!(t.contains(&format!("{RED}errored{RESET}")));
-        assert!(t.contains(&format!("{YELLOW}waiting restart{RESET}")));
+        let t = process_table(&procs, NOW, true);
+        // The standard green, red and yellow (SGR 32, 31, 33 in 256-colour form).
+        assert_eq!(style_before(&t, "online"), Some("\x1b[38;5;2m"));
+        assert_eq!(style_before(&t, "errored"), Some("\x1b[38;5;1m"));
+        assert_eq!(style_before(&t, "waiting restart"), Some("\x1b[38;5;3m"));
+        // Only the text is coloured, and the colour ends with it.
+        assert!(t.contains("online\x1b[39m "), "{t:?}");
+        // Names and numbers stay plain.
+        assert_eq!(style_before(&t, "│ a "), None);
+        assert_eq!(strip_ansi(&t), process_table(&procs, NOW, false));
         assert_aligned(&t);
-        let t = process_table(&procs, NOW, None, false);
+        let t = process_table(&procs, NOW, false);
         assert!(!t.contains('\x1b'));
     }
 
     #[test]
     fn empty_list_is_header_only() {
-        let t = process_table(&[], NOW, None, false);
+        let t = process_table(&[], NOW, false);
         assert_eq!(t.lines().count(), 3, "\n{t}");
         assert!(t.lines().nth(1).unwrap().contains("name"));
         assert_aligned(&t);

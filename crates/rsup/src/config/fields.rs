@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use rsup_proto::app::ExecMode;
 use serde_json::{Map, Value};
 
+use super::date_format;
 use super::keys::{self, Known};
-use super::{date_format, shell_words};
 
 /// Variable name → value; `None` removes a variable inherited from the CLI.
 pub type EnvMap = BTreeMap<String, Option<String>>;
@@ -261,7 +261,7 @@ fn duration(key: &str, v: &Value) -> Result<u64, String> {
 /// A list of arguments: an array, or one string split as a shell would.
 fn words(key: &str, v: &Value) -> Result<Vec<String>, String> {
     match v {
-        Value::String(s) => shell_words::split(s).map_err(|e| format!("\"{key}\": {e}")),
+        Value::String(s) => split_words(s).map_err(|e| format!("\"{key}\": {e}")),
         Value::Array(items) => items
             .iter()
             .map(|item| match item {
@@ -279,6 +279,13 @@ fn words(key: &str, v: &Value) -> Result<Vec<String>, String> {
             got(v)
         )),
     }
+}
+
+/// Splits `args: "--port 80 --name 'a b'"` into words as a POSIX shell
+/// would, without expansion: quotes group, backslash escapes.
+pub fn split_words(line: &str) -> Result<Vec<String>, &'static str> {
+    // The crate's only error is a quote left open.
+    shell_words::split(line).map_err(|_| "unterminated quote")
 }
 
 /// An `env`/`env_<name>` object. Scalars become strings; objects and arrays
@@ -310,6 +317,30 @@ mod tests {
 
     fn read_json(v: Value) -> Result<Read, String> {
         read(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn words_split_as_a_shell_would() {
+        assert_eq!(
+            split_words("  --port  80 -v ").unwrap(),
+            ["--port", "80", "-v"]
+        );
+        assert!(split_words("").unwrap().is_empty());
+        assert_eq!(
+            split_words(r#"--name 'a b' --msg "say \"hi\"" x\ y --e=''"#).unwrap(),
+            ["--name", "a b", "--msg", "say \"hi\"", "x y", "--e="]
+        );
+        assert_eq!(split_words(r#"key="v w""#).unwrap(), ["key=v w"]);
+        assert_eq!(split_words("''").unwrap(), [""]);
+        for open in ["'abc", "\"abc", "a \"b\\\""] {
+            assert_eq!(split_words(open), Err("unterminated quote"), "{open}");
+        }
+    }
+
+    #[test]
+    fn unterminated_quote_names_the_key() {
+        let e = read_json(json!({"script": "a.js", "args": "--name 'a b"})).unwrap_err();
+        assert_eq!(e, "\"args\": unterminated quote");
     }
 
     #[test]

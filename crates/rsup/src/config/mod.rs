@@ -12,7 +12,6 @@ mod fields;
 mod interpreter;
 mod keys;
 mod resolve;
-mod shell_words;
 mod signal;
 #[cfg(test)]
 mod tests;
@@ -42,7 +41,6 @@ pub struct Overrides {
     pub name: Option<String>,
     /// As typed: "4", "max", "0", "-1".
     pub instances: Option<String>,
-    pub exec_mode: Option<String>,
     pub wait_ready: Option<bool>,
     pub listen_timeout_ms: Option<u64>,
     pub kill_timeout_ms: Option<u64>,
@@ -51,7 +49,8 @@ pub struct Overrides {
     pub env_name: Option<String>,
     pub cwd: Option<PathBuf>,
     pub interpreter: Option<String>,
-    pub node_args: Vec<String>,
+    /// As typed, one string split as a shell would: `--node-args "--title 'a b'"`.
+    pub node_args: Option<String>,
     pub autorestart: Option<bool>,
     pub max_restarts: Option<u32>,
     pub min_uptime_ms: Option<u64>,

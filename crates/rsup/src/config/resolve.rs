@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rsup_proto::app::{defaults, AppSpec, ExecMode};
 
-use super::fields::{EnvMap, RawApp};
+use super::fields::{self, EnvMap, RawApp};
 use super::interpreter::{self, which};
 use super::{date_format, signal, Context, Overrides};
 
@@ -69,15 +69,16 @@ pub fn resolve(
         Some(text) => Some(parse_instances_flag(text)?),
         None => raw.instances,
     };
-    let explicit_mode = match &ov.exec_mode {
-        Some(text) => Some(parse_exec_mode_flag(text)?),
-        None => raw.exec_mode,
-    };
+    let explicit_mode = raw.exec_mode;
     if ov.interpreter.is_some() {
         raw.interpreter = ov.interpreter.clone();
     }
-    if !ov.node_args.is_empty() {
-        raw.node_args = Some(ov.node_args.clone());
+    if let Some(text) = &ov.node_args {
+        let words = fields::split_words(text).map_err(|e| format!("--node-args: {e}"))?;
+        // `--node-args ""` leaves the file's value, as an absent flag does.
+        if !words.is_empty() {
+            raw.node_args = Some(words);
+        }
     }
     if !ov.args.is_empty() {
         raw.args = Some(ov.args.clone());
@@ -236,16 +237,6 @@ pub fn parse_instances_flag(text: &str) -> Result<i64, String> {
     }
     t.parse()
         .map_err(|_| format!("--instances must be a number or \"max\", got {text:?}"))
-}
-
-fn parse_exec_mode_flag(text: &str) -> Result<ExecMode, String> {
-    match text.trim() {
-        "fork" | "fork_mode" => Ok(ExecMode::Fork),
-        "cluster" | "cluster_mode" => Ok(ExecMode::Cluster),
-        _ => Err(format!(
-            "--exec-mode must be \"fork\" or \"cluster\", got {text:?}"
-        )),
-    }
 }
 
 /// PM2's God.prepare: 0 → one per CPU, negative → CPUs minus n, at least 1.

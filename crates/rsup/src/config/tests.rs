@@ -451,7 +451,6 @@ fn flags_win_over_file() {
     );
     let ov = Overrides {
         instances: Some("max".into()),
-        exec_mode: Some("fork".into()),
         kill_timeout_ms: Some(9000),
         kill_signal: Some("SIGUSR2".into()),
         args: vec!["y".into()],
@@ -462,7 +461,7 @@ fn flags_win_over_file() {
     };
     let a = f.load_one("ecosystem.config.js", &ov);
     assert_eq!(a.instances, 4);
-    assert_eq!(a.exec_mode, ExecMode::Fork);
+    assert_eq!(a.exec_mode, ExecMode::Cluster);
     assert_eq!(a.kill_timeout_ms, 9000);
     assert_eq!(a.kill_signal, "SIGUSR2");
     assert_eq!(a.args, ["y"]);
@@ -590,7 +589,7 @@ fn script_mode() {
         instances: Some("-1".into()),
         name: Some("web".into()),
         args: vec!["--port".into(), "3000".into()],
-        node_args: vec!["--inspect".into()],
+        node_args: Some("--inspect --title 'a b'".into()),
         log_date_format: Some("YYYY-MM-DD".into()),
         ..Default::default()
     };
@@ -603,7 +602,7 @@ fn script_mode() {
     assert_eq!(a.exec_mode, ExecMode::Cluster);
     assert!(!a.merge_logs);
     assert_eq!(a.args, ["--port", "3000"]);
-    assert_eq!(a.node_args, ["--inspect"]);
+    assert_eq!(a.node_args, ["--inspect", "--title", "a b"]);
     assert_eq!(a.log_date_format.as_deref(), Some("%Y-%m-%d"));
     assert!(a.time);
 
@@ -616,6 +615,44 @@ fn script_mode() {
             .unwrap_err()
             .to_string(),
         "server.js: --instances must be a number or \"max\", got \"lots\""
+    );
+}
+
+#[test]
+fn node_args_flag_honours_quotes_and_rejects_open_ones() {
+    let f = Fixture::new();
+    f.write("server.js", "");
+    f.ecosystem("[{ name: 'api', script: 'server.js', node_args: '--inspect' }]");
+    let ov = Overrides {
+        node_args: Some(r#"--title "a b" --max-old-space-size=64"#.into()),
+        ..Default::default()
+    };
+    let a = f.load_one("ecosystem.config.js", &ov);
+    assert_eq!(a.node_args, ["--title", "a b", "--max-old-space-size=64"]);
+
+    // An empty flag leaves the file's value.
+    let ov = Overrides {
+        node_args: Some(" ".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        f.load_one("ecosystem.config.js", &ov).node_args,
+        ["--inspect"]
+    );
+
+    let bad = Overrides {
+        node_args: Some("--title 'a b".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        app_from_script("server.js", &bad, &f.ctx)
+            .unwrap_err()
+            .to_string(),
+        "server.js: --node-args: unterminated quote"
+    );
+    assert_eq!(
+        f.load("ecosystem.config.js", &bad).unwrap_err().to_string(),
+        "ecosystem.config.js: app \"api\": --node-args: unterminated quote"
     );
 }
 
