@@ -6,6 +6,8 @@
 //! `tokio`) wrapping it for buffered readers.
 
 mod line_buffer;
+#[cfg(test)]
+mod proptests;
 mod read;
 
 pub use line_buffer::{LineBuffer, Lines};
