@@ -4,7 +4,7 @@
 //! passes `shutdown` on.
 
 use crate::scm_rights::recv_with_fds;
-use rsup_proto::framing::{decode, MAX_LINE};
+use rsup_proto::framing::{decode, LineBuffer};
 use rsup_proto::worker::{ListenError, SupervisorMessage};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
@@ -79,7 +79,7 @@ impl Replies {
 /// Reads `socket` until it closes, then marks `replies` closed.
 /// `on_shutdown` gets each shutdown message's deadline in milliseconds.
 pub fn read_messages(socket: RawFd, replies: &Replies, on_shutdown: impl Fn(u64)) {
-    let mut lines = LineSplitter::default();
+    let mut lines = LineBuffer::new();
     let mut fds: VecDeque<OwnedFd> = VecDeque::new();
     let mut received = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -94,9 +94,9 @@ pub fn read_messages(socket: RawFd, replies: &Replies, on_shutdown: impl Fn(u64)
         // before that line can be complete.
         fds.extend(received.drain(..));
         for line in lines.push(&buf[..n]) {
-            // Messages this version does not know are skipped, so a newer
-            // supervisor can add some.
-            match decode::<SupervisorMessage>(&line) {
+            // Lines too long and messages this version does not know are
+            // skipped, so a newer supervisor can add some.
+            match line.and_then(|line| decode::<SupervisorMessage>(&line)) {
                 Ok(SupervisorMessage::Shutdown { deadline_ms }) => on_shutdown(deadline_ms),
                 Ok(SupervisorMessage::Listening { request, error }) => {
                     let reply = match error {
@@ -123,41 +123,12 @@ fn missing_descriptor() -> ListenError {
     }
 }
 
-/// Cuts a byte stream into lines, dropping any longer than [`MAX_LINE`] so a
-/// misbehaving peer cannot grow the buffer without end.
-#[derive(Default)]
-struct LineSplitter {
-    partial: Vec<u8>,
-    skipping: bool,
-}
-
-impl LineSplitter {
-    fn push(&mut self, mut bytes: &[u8]) -> Vec<Vec<u8>> {
-        let mut lines = Vec::new();
-        while let Some(end) = bytes.iter().position(|b| *b == b'\n') {
-            if !self.skipping {
-                self.partial.extend_from_slice(&bytes[..end]);
-                lines.push(std::mem::take(&mut self.partial));
-            }
-            self.skipping = false;
-            self.partial.clear();
-            bytes = &bytes[end + 1..];
-        }
-        if !self.skipping {
-            self.partial.extend_from_slice(bytes);
-            if self.partial.len() > MAX_LINE {
-                self.partial = Vec::new();
-                self.skipping = true;
-            }
-        }
-        lines
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use proptest::prelude::*;
+    use rsup_proto::framing::{encode, MAX_LINE};
     use std::io::{IoSlice, Write};
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
@@ -173,16 +144,76 @@ mod tests {
         }
     }
 
+    /// The shutdown deadlines the reader passes on when the supervisor
+    /// writes `chunks` and closes.
+    fn shutdowns_read_from(chunks: &[Vec<u8>]) -> Vec<u64> {
+        let (supervisor, worker) = UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (replies, seen) = (Replies::default(), Mutex::new(Vec::new()));
+            read_messages(worker.as_raw_fd(), &replies, |ms| {
+                seen.lock().unwrap().push(ms)
+            });
+            assert_eq!(
+                replies.wait(1, Duration::ZERO).unwrap_err(),
+                WaitError::Closed
+            );
+            seen.into_inner().unwrap()
+        });
+        for chunk in chunks {
+            (&supervisor).write_all(chunk).unwrap();
+        }
+        drop(supervisor);
+        reader.join().unwrap()
+    }
+
+    fn shutdown(deadline_ms: u64) -> Vec<u8> {
+        encode(&SupervisorMessage::Shutdown { deadline_ms })
+    }
+
     #[test]
-    fn splits_lines_across_reads_and_drops_overlong_ones() {
-        let mut s = LineSplitter::default();
-        assert!(s.push(b"{\"a\"").is_empty());
+    fn skips_a_line_longer_than_the_limit_and_reads_on() {
+        let mut long = vec![b'x'; MAX_LINE + 1];
+        long.push(b'\n');
         assert_eq!(
-            s.push(b":1}\n{\"b\":2}\n{"),
-            vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]
+            shutdowns_read_from(&[shutdown(1), long, shutdown(2)]),
+            [1, 2]
         );
-        assert!(s.push(&vec![b'x'; MAX_LINE + 1]).is_empty());
-        assert_eq!(s.push(b"rest\nok\n"), vec![b"ok".to_vec()]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Garbage lines between messages, cut anywhere, neither stop the
+        /// reader nor turn into messages.
+        #[test]
+        fn reads_the_messages_among_garbage_however_cut(
+            lines in prop::collection::vec(
+                prop_oneof![
+                    any::<u64>().prop_map(Ok),
+                    prop::collection::vec(any::<u8>(), 0..80)
+                        .prop_map(|mut l| { l.retain(|b| *b != b'\n'); Err(l) })
+                        .prop_filter("not a message", |l| {
+                            decode::<SupervisorMessage>(l.as_ref().unwrap_err()).is_err()
+                        }),
+                ],
+                0..20,
+            ),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let mut stream = Vec::new();
+            for line in &lines {
+                match line {
+                    Ok(deadline) => stream.extend(shutdown(*deadline)),
+                    Err(garbage) => stream.extend(garbage.iter().chain(b"\n")),
+                }
+            }
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+            cuts.extend([0, stream.len()]);
+            cuts.sort_unstable();
+            let chunks: Vec<Vec<u8>> = cuts.windows(2).map(|w| stream[w[0]..w[1]].to_vec()).collect();
+            let want: Vec<u64> = lines.iter().filter_map(|l| l.as_ref().ok().copied()).collect();
+            prop_assert_eq!(shutdowns_read_from(&chunks), want);
+        }
     }
 
     #[test]

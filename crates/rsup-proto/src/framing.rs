@@ -1,4 +1,19 @@
 //! JSON-lines framing: one message per line, `\n`-terminated, UTF-8 JSON.
+//!
+//! [`encode`] and [`decode`] turn messages into lines and back;
+//! [`LineBuffer`] cuts a byte stream into lines for every reader of a peer
+//! (daemon, CLI, addon), with [`read_line`] and `read_line_async` (feature
+//! `tokio`) wrapping it for buffered readers.
+
+mod line_buffer;
+#[cfg(test)]
+mod proptests;
+mod read;
+
+pub use line_buffer::{LineBuffer, Lines};
+pub use read::read_line;
+#[cfg(feature = "tokio")]
+pub use read::read_line_async;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -23,12 +38,13 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     out
 }
 
-/// Parses one line (with or without its trailing newline).
+/// Parses one line (with or without its trailing newline), of at most
+/// [`MAX_LINE`] bytes without it, as [`LineBuffer`] counts.
 pub fn decode<T: DeserializeOwned>(line: &[u8]) -> Result<T, FrameError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
     if line.len() > MAX_LINE {
         return Err(FrameError::TooLong);
     }
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     Ok(serde_json::from_slice(line)?)
 }

@@ -4,8 +4,8 @@
 use crate::home::Home;
 use anyhow::{bail, Context, Result};
 use rsup_proto::control::{Reply, Request};
-use rsup_proto::framing::{decode, encode};
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use rsup_proto::framing::{decode, encode, read_line, MAX_LINE};
+use std::io::{BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -90,15 +90,74 @@ pub fn send(
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            sent?;
-            bail!("the rsup daemon closed the connection without answering");
+        match read_line(&mut reader, &mut line) {
+            Ok(true) => {}
+            Ok(false) => {
+                sent?;
+                bail!("the rsup daemon closed the connection without answering");
+            }
+            // The only bad data a line reader reports is a line too long.
+            Err(e) if e.kind() == ErrorKind::InvalidData => {
+                bail!("the rsup daemon sent a reply longer than {MAX_LINE} bytes")
+            }
+            Err(e) => return Err(e).context("reading the rsup daemon's reply"),
         }
         let reply: Reply = decode(&line).context("unreadable reply from the rsup daemon")?;
         match reply {
             Reply::Progress { message } => on_progress(&message),
             other => return Ok(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// Runs `send` against a fake daemon that reads the request, then
+    /// writes `answer` and closes.
+    fn send_to(answer: Vec<u8>) -> (Result<Reply>, Vec<String>) {
+        let (client, mut daemon) = UnixStream::pair().unwrap();
+        let fake = std::thread::spawn(move || {
+            let mut request = [0u8; 64];
+            let _ = daemon.read(&mut request).unwrap();
+            let _ = daemon.write_all(&answer);
+        });
+        let mut progress = Vec::new();
+        let reply = send(client, &Request::Ping, |m| progress.push(m.to_string()));
+        fake.join().unwrap();
+        (reply, progress)
+    }
+
+    #[test]
+    fn relays_progress_and_returns_the_final_reply() {
+        let mut answer = encode(&Reply::Progress {
+            message: "step".into(),
+        });
+        answer.extend(encode(&Reply::Error {
+            message: "done".into(),
+        }));
+        let (reply, progress) = send_to(answer);
+        assert_eq!(
+            reply.unwrap(),
+            Reply::Error {
+                message: "done".into()
+            }
+        );
+        assert_eq!(progress, ["step"]);
+    }
+
+    #[test]
+    fn refuses_a_reply_longer_than_the_limit() {
+        let (reply, _) = send_to(vec![b' '; MAX_LINE + 1]);
+        let message = reply.unwrap_err().to_string();
+        assert!(message.contains("longer than"), "{message}");
+    }
+
+    #[test]
+    fn reports_a_daemon_that_closes_without_answering() {
+        let (reply, _) = send_to(Vec::new());
+        assert!(reply.unwrap_err().to_string().contains("without answering"));
     }
 }
