@@ -5,6 +5,7 @@ mod config;
 mod daemon;
 mod home;
 mod lines;
+mod log_tail;
 #[cfg(test)]
 mod test_support;
 

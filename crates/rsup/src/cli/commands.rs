@@ -214,12 +214,10 @@ fn show_logs(home: &Home, target: &str, lines: usize, nostream: bool) -> Result<
                 logs::LogSource {
                     label: label.clone(),
                     path: p.out_log,
-                    stream: logs::Stream::Out,
                 },
                 logs::LogSource {
                     label,
                     path: p.err_log,
-                    stream: logs::Stream::Err,
                 },
             ]
         })

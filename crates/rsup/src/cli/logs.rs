@@ -5,8 +5,7 @@
 //! Following polls the files: it is portable, needs no dependency, and a
 //! delay of a poll interval is invisible to someone reading logs.
 
-// `rsup logs` calls these; unused until it is wired.
-
+use crate::log_tail::last_lines;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
@@ -23,19 +22,12 @@ const MAX_READ_PER_POLL: u64 = 1 << 20;
 /// A line this long without a newline is printed anyway rather than held.
 const MAX_PENDING: usize = 1 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Out,
-    Err,
-}
-
 /// One log file of one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSource {
     /// Printed before each line, e.g. `0|api`.
     pub label: String,
     pub path: PathBuf,
-    pub stream: Stream,
 }
 
 /// For each log file, a header (`/path/api-out.log last 15 lines:`) and its
@@ -162,40 +154,6 @@ fn print_block(
         write_line(out, &log.label, width, line)?;
     }
     writeln!(out)
-}
-
-/// The bytes of the last `n` lines among the first `end` bytes of `file`,
-/// found by reading backwards `chunk` bytes at a time so a large log is
-/// never loaded whole. A final line without a newline counts as a line.
-fn last_lines(file: &mut File, n: usize, end: u64, chunk: usize) -> io::Result<Vec<u8>> {
-    if n == 0 || end == 0 {
-        return Ok(Vec::new());
-    }
-    let mut buf = vec![0; chunk];
-    let mut pos = end;
-    let mut start = 0;
-    let mut newlines = 0;
-    'scan: while pos > 0 {
-        let len = chunk.min(usize::try_from(pos).unwrap_or(usize::MAX));
-        pos -= len as u64;
-        file.seek(SeekFrom::Start(pos))?;
-        file.read_exact(&mut buf[..len])?;
-        for i in (0..len).rev() {
-            let at = pos + i as u64;
-            // The newline ending the last line does not start another one.
-            if buf[i] == b'\n' && at != end - 1 {
-                newlines += 1;
-                if newlines == n {
-                    start = at + 1;
-                    break 'scan;
-                }
-            }
-        }
-    }
-    file.seek(SeekFrom::Start(start))?;
-    let mut data = Vec::new();
-    file.take(end - start).read_to_end(&mut data)?;
-    Ok(data)
 }
 
 /// Lines of `data`, without their newlines; no empty line after a final
@@ -383,11 +341,10 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
-    fn source(label: &str, path: &Path, stream: Stream) -> LogSource {
+    fn source(label: &str, path: &Path) -> LogSource {
         LogSource {
             label: label.into(),
             path: path.to_path_buf(),
-            stream,
         }
     }
 
@@ -423,7 +380,7 @@ mod tests {
         assert!(body.len() > 2 * TAIL_CHUNK);
         append(&path, &body);
 
-        let got = tail_string(&[source("0|api", &path, Stream::Out)], 15);
+        let got = tail_string(&[source("0|api", &path)], 15);
         let mut want = format!("{} last 15 lines:\n", path.display());
         for i in 19_985..20_000 {
             want.push_str(&format!("0|api | line {i}\n"));
@@ -463,7 +420,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api-out.log");
         append(&path, "a\nb\nc");
-        let got = tail_string(&[source("0|api", &path, Stream::Out)], 2);
+        let got = tail_string(&[source("0|api", &path)], 2);
         assert!(got.ends_with("0|api | b\n0|api | c\n\n"), "{got:?}");
     }
 
@@ -474,10 +431,10 @@ mod tests {
         let missing = dir.path().join("web-out.log");
         append(&merged, "from both\n");
         let sources = [
-            source("0|api", &merged, Stream::Out),
-            source("0|api", &merged, Stream::Err),
-            source("1|api", &merged, Stream::Out),
-            source("2|web", &missing, Stream::Out),
+            source("0|api", &merged),
+            source("0|api", &merged),
+            source("1|api", &merged),
+            source("2|web", &missing),
         ];
         let got = tail_string(&sources, 10);
         assert_eq!(
@@ -495,13 +452,7 @@ mod tests {
         let b = dir.path().join("b.log");
         append(&a, "x\n");
         append(&b, "y\r\n");
-        let got = tail_string(
-            &[
-                source("0|a", &a, Stream::Out),
-                source("10|longer", &b, Stream::Err),
-            ],
-            1,
-        );
+        let got = tail_string(&[source("0|a", &a), source("10|longer", &b)], 1);
         assert!(got.contains("\n0|a       | x\n"), "{got:?}");
         assert!(got.contains("\n10|longer | y\n"), "{got:?}");
     }
@@ -653,10 +604,8 @@ mod tests {
         let out_log = dir.path().join("api-out.log");
         let err_log = dir.path().join("api-error.log");
         append(&out_log, "already there\n");
-        let (buf, stop, handle) = spawn_follow(&[
-            source("0|api", &out_log, Stream::Out),
-            source("0|api", &err_log, Stream::Err),
-        ]);
+        let (buf, stop, handle) =
+            spawn_follow(&[source("0|api", &out_log), source("0|api", &err_log)]);
         append(&out_log, "hello\npart");
         buf.wait_for("0|api | hello\n");
         append(&err_log, "oops\n");
@@ -675,7 +624,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api-out.log");
         append(&path, "some earlier output, longer than what follows\n");
-        let (buf, stop, handle) = spawn_follow(&[source("0|api", &path, Stream::Out)]);
+        let (buf, stop, handle) = spawn_follow(&[source("0|api", &path)]);
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
@@ -694,7 +643,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api-out.log");
         append(&path, "old\n");
-        let (buf, stop, handle) = spawn_follow(&[source("0|api", &path, Stream::Out)]);
+        let (buf, stop, handle) = spawn_follow(&[source("0|api", &path)]);
         append(&path, "before rotation\n");
         buf.wait_for("0|api | before rotation\n");
         std::fs::rename(&path, dir.path().join("api-out.log.1")).unwrap();
@@ -714,7 +663,7 @@ mod tests {
     fn follow_picks_up_a_file_created_later() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api-out.log");
-        let (buf, stop, handle) = spawn_follow(&[source("0|api", &path, Stream::Out)]);
+        let (buf, stop, handle) = spawn_follow(&[source("0|api", &path)]);
         append(&path, "first words\n");
         buf.wait_for("0|api | first words\n");
         stop.store(true, Ordering::Relaxed);
@@ -726,7 +675,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api-out.log");
         append(&path, "before\n");
-        let sources = [source("0|api", &path, Stream::Out)];
+        let sources = [source("0|api", &path)];
         let (buf, stop, handle) = spawn(move |out, stop| follow(&sources, out, stop));
         // `follow` starts at the end of the file whenever its thread gets to
         // run, so keep writing until a line shows up.
@@ -748,7 +697,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api-out.log");
         append(&path, "one\ntwo\nthree\n");
-        let sources = [source("0|api", &path, Stream::Out)];
+        let sources = [source("0|api", &path)];
         let (buf, stop, handle) = spawn(move |out, stop| tail_then_follow(&sources, 2, out, stop));
         buf.wait_for("last 2 lines:");
         append(&path, "four\n");

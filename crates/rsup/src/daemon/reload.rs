@@ -5,9 +5,9 @@
 use super::app::Progress;
 use super::instance::{AppContext, InstanceHandle};
 use super::own_listeners::{own_listeners, OwnListener};
+use crate::log_tail::last_lines_text;
 use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::{ReloadOptions, Reply};
-use std::path::Path;
 use std::sync::Arc;
 
 /// Replaces `handles` `options.parallel` at a time, giving each `spec` if
@@ -125,7 +125,7 @@ fn failure_report(h: &InstanceHandle, reason: &str) -> String {
         id.name, id.id
     );
     for path in [&id.err_log, &id.out_log] {
-        let lines = last_lines(path, 10);
+        let lines = last_lines_text(path, 10);
         if !lines.is_empty() {
             report.push_str(&format!(
                 "\n--- last lines of {} ---\n{lines}",
@@ -134,19 +134,4 @@ fn failure_report(h: &InstanceHandle, reason: &str) -> String {
         }
     }
     report
-}
-
-/// The last `n` lines of a log file, reading only its end.
-fn last_lines(path: &Path, n: usize) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(8192)));
-    let mut tail = Vec::new();
-    let _ = file.read_to_end(&mut tail);
-    let text = String::from_utf8_lossy(&tail);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
