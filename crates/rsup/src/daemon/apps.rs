@@ -171,3 +171,159 @@ fn named(apps: Vec<AppHandle>, name: &str) -> Vec<(AppHandle, Selection)> {
         .map(|a| (a, Selection::All))
         .collect()
 }
+
+/// The app and instance logic in-process, with real (tiny) processes: no
+/// CLI, no control socket.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::app::Op;
+    use rsup_proto::app::Status;
+    use rsup_proto::control::ScaleCount;
+
+    fn apps(home: &tempfile::TempDir) -> Arc<Apps> {
+        Apps::new(AppEnv::new(
+            Home {
+                dir: home.path().to_path_buf(),
+            },
+            None,
+        ))
+    }
+
+    /// An app whose instances sleep until stopped.
+    fn sleeper(name: &str, instances: u32) -> AppSpec {
+        let mut spec = crate::test_support::spec();
+        spec.name = name.into();
+        spec.script = "sleep".into();
+        spec.args = vec!["1000".into()];
+        spec.interpreter = None;
+        spec.node = false;
+        spec.cwd = "/".into();
+        spec.env = [("PATH".to_string(), "/usr/bin:/bin".to_string())].into();
+        spec.instances = instances;
+        spec
+    }
+
+    fn pids(app: &AppHandle) -> Vec<u32> {
+        app.instances()
+            .iter()
+            .filter_map(|h| h.state().pid)
+            .collect()
+    }
+
+    fn alive(pid: u32) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rfind(')').and_then(|i| stat[i + 2..].chars().next());
+        matches!(state, Some(s) if s != 'Z')
+    }
+
+    #[tokio::test]
+    async fn names_are_taken_all_or_nothing() {
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        apps.create(vec![sleeper("a", 1)]).unwrap();
+        let err = apps
+            .create(vec![sleeper("b", 1), sleeper("a", 1)])
+            .err()
+            .unwrap();
+        assert!(err.contains("\"a\" is already running"), "{err}");
+        let err = apps
+            .create(vec![sleeper("c", 1), sleeper("c", 1)])
+            .err()
+            .unwrap();
+        assert!(err.contains("\"c\" is given twice"), "{err}");
+        let names: Vec<String> = apps.all().iter().map(|a| a.name.to_string()).collect();
+        assert_eq!(names, ["a"]);
+    }
+
+    #[tokio::test]
+    async fn targets_name_apps_and_instances() {
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        let created = apps
+            .create(vec![
+                sleeper("api-1", 2),
+                sleeper("web", 1),
+                sleeper("5", 1),
+            ])
+            .unwrap();
+        for (app, count) in created.iter().zip([2, 1, 1]) {
+            app.run(Op::Start(count)).await.unwrap();
+        }
+        // ids: api-1 0 and 1, web 2, "5" 3.
+        let ids = |t: &str| -> Result<Vec<u32>, String> {
+            Ok(apps
+                .resolve_instances(&Target::parse(t))?
+                .iter()
+                .map(|h| h.identity.id)
+                .collect())
+        };
+        assert_eq!(ids("all").unwrap(), [0, 1, 2, 3]);
+        assert_eq!(ids("1").unwrap(), [1]);
+        assert_eq!(ids("web").unwrap(), [2]);
+        assert_eq!(ids("/^api-/").unwrap(), [0, 1]);
+        // No process has id 5: the app named "5".
+        assert_eq!(ids("5").unwrap(), [3]);
+        assert!(ids("nope").unwrap_err().contains("not found: nope"));
+        assert!(ids("/(/").unwrap_err().contains("invalid pattern"));
+        for app in apps.all() {
+            app.run(Op::Remove(Selection::All)).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn operations_on_one_app_run_in_order_and_the_last_removal_frees_the_name() {
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        let app = apps.create(vec![sleeper("s", 2)]).unwrap().remove(0);
+        app.run(Op::Start(2)).await.unwrap();
+        let first = pids(&app);
+        assert_eq!(first.len(), 2);
+
+        // Sent together: the scale finishes before the removal starts, so
+        // the removal takes every instance the scale made.
+        let (scaled, removed) = tokio::join!(
+            app.run(Op::Scale(ScaleCount::To(4))),
+            app.run(Op::Remove(Selection::All))
+        );
+        assert_eq!(scaled.unwrap().len(), 4);
+        let removed = removed.unwrap();
+        assert_eq!(removed.len(), 4);
+        assert!(removed.iter().all(|h| h.state().status == Status::Stopped));
+        for h in &removed {
+            assert!(h.state().pid.is_none());
+        }
+        for pid in first {
+            assert!(!alive(pid), "pid {pid} outlived its app");
+        }
+        assert!(apps.all().is_empty());
+        let late = app.run(Op::Start(1)).await.err().unwrap();
+        assert!(late.contains("deleted"), "{late}");
+        // The name is free again.
+        apps.create(vec![sleeper("s", 1)]).unwrap();
+    }
+
+    #[tokio::test]
+    async fn scale_keeps_the_lowest_indexes() {
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        let app = apps.create(vec![sleeper("s", 3)]).unwrap().remove(0);
+        app.run(Op::Start(3)).await.unwrap();
+        app.run(Op::Scale(ScaleCount::Remove(2))).await.unwrap();
+        let left: Vec<u32> = app
+            .instances()
+            .iter()
+            .map(|h| h.identity.instance)
+            .collect();
+        assert_eq!(left, [0]);
+        app.run(Op::Scale(ScaleCount::Add(1))).await.unwrap();
+        let mut indexes: Vec<u32> = app
+            .instances()
+            .iter()
+            .map(|h| h.identity.instance)
+            .collect();
+        indexes.sort();
+        assert_eq!(indexes, [0, 1]);
+        app.run(Op::Remove(Selection::All)).await.unwrap();
+    }
+}
