@@ -10,6 +10,7 @@ mod control_socket;
 mod crash_restart;
 mod logs;
 mod readiness;
+mod recovery;
 mod reload;
 mod reload_own_port;
 mod security;

@@ -121,6 +121,7 @@ impl AppHandle {
             spec: Arc::new(spec),
             context: Arc::new(AppContext {
                 sockets: Mutex::default(),
+                changed: env.changed.clone(),
                 preload: env.preload.clone(),
             }),
             env,
@@ -208,6 +209,7 @@ impl App {
     fn publish(&self) {
         let all: Vec<InstanceHandle> = self.instances.values().cloned().collect();
         self.published.send_replace(all);
+        self.env.changed.notify_one();
     }
 
     fn chosen(&self, selection: &Selection) -> Vec<InstanceHandle> {

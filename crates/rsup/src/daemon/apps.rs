@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// What every app needs from the daemon.
 pub struct AppEnv {
@@ -20,6 +21,8 @@ pub struct AppEnv {
     pub preload: Option<PathBuf>,
     /// The next `pm_id`: unique in the daemon, never reused.
     next_id: AtomicU32,
+    /// Told of every change worth writing to the state file.
+    pub changed: Arc<Notify>,
 }
 
 impl AppEnv {
@@ -28,11 +31,21 @@ impl AppEnv {
             home,
             preload,
             next_id: AtomicU32::new(0),
+            changed: Arc::new(Notify::new()),
         }
     }
 
     pub fn next_id(&self) -> u32 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Ids continue after those a previous daemon gave out.
+    pub fn ids_from(&self, next: u32) {
+        self.next_id.fetch_max(next, Ordering::Relaxed);
+    }
+
+    pub fn peek_next_id(&self) -> u32 {
+        self.next_id.load(Ordering::Relaxed)
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 /// Everything reported about an instance, published on every change.
 #[derive(Debug, Clone)]
@@ -61,6 +61,8 @@ pub struct Identity {
 /// launch Node.
 pub struct AppContext {
     pub sockets: Mutex<AppSockets>,
+    /// Told of every change of an instance's state (see `state_file`).
+    pub changed: Arc<Notify>,
     /// rsup's Node preload, given to Node apps with `-r`.
     pub preload: Option<PathBuf>,
 }
@@ -197,7 +199,14 @@ impl Runner {
     }
 
     fn set_status(&self, status: Status) {
-        self.state.send_modify(|s| s.status = status);
+        self.update(|s| s.status = status);
+    }
+
+    /// Publishes a change of the instance's state, and marks the daemon's
+    /// state file as due for a write.
+    fn update(&self, change: impl FnOnce(&mut InstanceState)) {
+        self.state.send_modify(change);
+        self.context.changed.notify_one();
     }
 
     /// Starts a process; `restarts` is its PM2 `restart_time`.
@@ -224,7 +233,7 @@ impl Runner {
                 return Next::Idle;
             }
         };
-        self.state.send_modify(|s| {
+        self.update(|s| {
             s.status = Status::Launching;
             s.pid = Some(proc.pid);
             s.started_at_ms = Some(now_ms());
@@ -320,7 +329,7 @@ impl Runner {
         // The new process serves; the old one drains and goes.
         let mut old = std::mem::replace(current, new);
         let old_spec = self.spec();
-        self.state.send_modify(|s| {
+        self.update(|s| {
             s.spec = spec;
             s.restarts = restarts;
             s.pid = Some(current.pid);
@@ -330,7 +339,7 @@ impl Runner {
         self.history = CrashHistory::default();
         let status = stop_process(&mut old, &old_spec, &self.context.sockets).await;
         let exit = exit_info(status);
-        self.state.send_modify(|s| s.last_exit = exit);
+        self.update(|s| s.last_exit = exit);
         Ok(())
     }
 
@@ -380,7 +389,7 @@ impl Runner {
     fn prepare_restart(&mut self, spec: Option<Arc<AppSpec>>, count: bool) {
         // A restart a user asked for starts the crash accounting over.
         self.history = CrashHistory::default();
-        self.state.send_modify(|s| {
+        self.update(|s| {
             if let Some(spec) = spec {
                 s.spec = spec;
             }
@@ -397,10 +406,10 @@ impl Runner {
         let spec = self.spec();
         let decision = restart_policy::decide(&spec, uptime, &mut self.history);
         let unstable = self.history.unstable_restarts;
-        self.state.send_modify(|s| s.unstable_restarts = unstable);
+        self.update(|s| s.unstable_restarts = unstable);
         match decision {
             Decision::Restart(delay) => {
-                self.state.send_modify(|s| s.restarts += 1);
+                self.update(|s| s.restarts += 1);
                 Next::Backoff(delay)
             }
             Decision::Stay => {
@@ -422,7 +431,7 @@ impl Runner {
 
     fn record_exit(&self, status: std::io::Result<ExitStatus>) {
         let exit = exit_info(status);
-        self.state.send_modify(|s| {
+        self.update(|s| {
             s.pid = None;
             s.last_exit = exit;
         });

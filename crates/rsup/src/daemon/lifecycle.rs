@@ -5,6 +5,7 @@ use super::actions;
 use super::apps::{AppEnv, Apps};
 use super::metrics::Sampler;
 use super::server;
+use super::{recover, state_file};
 use crate::home::Home;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -36,6 +37,8 @@ pub fn run(home: Home, apps: Vec<AppSpec>) -> Result<()> {
         .build()?;
     let result = runtime.block_on(serve(home.clone(), apps));
     let _ = fs::remove_file(home.socket());
+    // Every app was stopped: nothing for a later daemon to recover.
+    let _ = fs::remove_file(state_file::path(&home.dir));
     let _ = fs::remove_file(home.pid_file());
     result
 }
@@ -82,6 +85,21 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
         exit: Notify::new(),
     });
     tracing::info!(pid = std::process::id(), "daemon started");
+
+    // What a killed daemon left: read before anything overwrites it.
+    let state_path = state_file::path(&daemon.apps.env.home.dir);
+    let previous = match state_file::read(&state_path) {
+        Ok(previous) => previous.filter(recover::worth_recovering),
+        Err(e) => {
+            tracing::warn!("{e}; not recovering from it");
+            None
+        }
+    };
+    tokio::spawn(state_file::keep_written(daemon.apps.clone(), state_path));
+    if let Some(previous) = previous {
+        let daemon = daemon.clone();
+        tokio::spawn(async move { recover::recover(&daemon, previous).await });
+    }
 
     // The apps given on the command line (foreground mode) start while
     // the loop below already answers signals and clients.

@@ -16,6 +16,8 @@
 //! - stopping a process (signal, timeout, SIGKILL): [`stop`]
 //! - crash restarts and backoff: [`restart_policy`]
 //! - log files: [`log_paths`], [`log_writer`]; CPU/memory: [`metrics`]
+//! - the state on disk, and recovering after a killed daemon:
+//!   [`state_file`], [`recover`]
 
 mod actions;
 mod app;
@@ -29,11 +31,13 @@ mod metrics;
 mod own_listeners;
 mod pid1;
 mod process;
+mod recover;
 mod reload;
 mod restart_policy;
 mod server;
 mod sockets;
 mod spawn;
+mod state_file;
 mod stop;
 
 pub use instance::now_ms;
