@@ -10,5 +10,6 @@ mod crash_restart;
 mod logs;
 mod readiness;
 mod reload;
+mod reload_preload;
 mod security;
 mod stopping;
