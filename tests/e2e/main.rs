@@ -13,5 +13,6 @@ mod readiness;
 mod recovery;
 mod reload;
 mod reload_own_port;
+mod reload_preload;
 mod security;
 mod stopping;

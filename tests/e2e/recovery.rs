@@ -51,7 +51,11 @@ fn the_next_daemon_stops_what_a_killed_one_left_and_starts_its_apps_again() {
         assert!(!alive(*pid), "pid {pid} left running");
     }
     // Stopped gracefully, with the app's kill signal.
-    let signals = r.report("report").iter().filter(|l| *l == "signal SIGINT").count();
+    let signals = r
+        .report("report")
+        .iter()
+        .filter(|l| *l == "signal SIGINT")
+        .count();
     assert_eq!(signals, 2);
     // Ids go on from the old daemon's.
     assert!(procs.iter().all(|p| p.id >= 2), "{procs:?}");
@@ -65,5 +69,11 @@ fn a_daemon_stopped_with_kill_leaves_nothing_to_recover() {
     r.ok(&["kill"]);
     assert!(!r.home.path().join("state.json").exists());
     assert!(r.jlist().is_empty());
-    assert_eq!(r.report("report").iter().filter(|l| l.starts_with("start")).count(), 1);
+    assert_eq!(
+        r.report("report")
+            .iter()
+            .filter(|l| l.starts_with("start"))
+            .count(),
+        1
+    );
 }

@@ -6,7 +6,7 @@
 //! children do not inherit it. The JS side removes the variable from
 //! `process.env`, which Node keeps apart from the C environment.
 
-use crate::worker_reader::{read_messages, Replies, Reply, WaitError};
+use crate::worker_reader::{read_messages, Notice, Replies, Reply, WaitError};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -23,11 +23,21 @@ static CHANNEL: OnceLock<Option<UnixStream>> = OnceLock::new();
 static READER: OnceLock<io::Result<()>> = OnceLock::new();
 static REPLIES: LazyLock<Replies> = LazyLock::new(Replies::default);
 static SHUTDOWN: Mutex<ShutdownSink> = Mutex::new(ShutdownSink::Unwatched(None));
+static ACCEPT: Mutex<AcceptSink> = Mutex::new(AcceptSink::Unwatched(false));
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// Called with the supervisor's deadline in milliseconds. Weak: a process
 /// waiting for a message that may never come must still be free to exit.
 type ShutdownCallback = ThreadsafeFunction<f64, (), f64, Status, false, true>;
+
+/// Called when the supervisor says to accept connections. Weak, as above.
+type AcceptCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// Where accept messages go; one that came before anyone watched is kept.
+enum AcceptSink {
+    Unwatched(bool),
+    Watched(AcceptCallback),
+}
 
 /// Where shutdown messages go. The reader may start (for a listen) before
 /// anyone watches; the last deadline seen is kept for the watcher.
@@ -63,7 +73,7 @@ fn start_reader(stream: &'static UnixStream) -> Result<()> {
     let started = READER.get_or_init(|| {
         std::thread::Builder::new()
             .name("rsup-channel".into())
-            .spawn(move || read_messages(stream.as_raw_fd(), &REPLIES, on_shutdown))
+            .spawn(move || read_messages(stream.as_raw_fd(), &REPLIES, on_notice))
             .map(drop)
     });
     match started {
@@ -71,6 +81,18 @@ fn start_reader(stream: &'static UnixStream) -> Result<()> {
         Err(e) => Err(Error::from_reason(format!(
             "rsup worker channel: reader: {e}"
         ))),
+    }
+}
+
+fn on_notice(notice: Notice) {
+    match notice {
+        Notice::Shutdown(deadline_ms) => on_shutdown(deadline_ms),
+        Notice::Accept => match &mut *ACCEPT.lock().unwrap() {
+            AcceptSink::Watched(callback) => {
+                callback.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+            AcceptSink::Unwatched(seen) => *seen = true,
+        },
     }
 }
 
@@ -112,8 +134,36 @@ pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain fcntl on a descriptor we checked is open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn channel_error(e: io::Error) -> Error {
     Error::from_reason(format!("rsup worker channel: {e}"))
+}
+
+/// Keeps the worker channel's descriptor open across exec, without
+/// claiming it, for a process that does not use the channel but starts the
+/// one that will (a package manager's node running the app's). Node marks
+/// every inherited descriptor close-on-exec at start-up. Returns whether
+/// there was such a descriptor to pass on.
+#[napi]
+pub fn worker_channel_pass_on() -> bool {
+    if CHANNEL.get().is_some() {
+        return false; // claimed here: the app's children are not workers
+    }
+    let Some(fd) = std::env::var(FD_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<RawFd>().ok())
+    else {
+        return false;
+    };
+    fd >= 3 && is_stream_socket(fd) && clear_cloexec(fd).is_ok()
 }
 
 /// Whether rsup gave this process a worker channel. The first call claims
@@ -162,6 +212,33 @@ pub fn worker_watch_shutdown(on_shutdown: Function<f64, ()>) -> Result<bool> {
         callback.call(deadline_ms as f64, ThreadsafeFunctionCallMode::NonBlocking);
     }
     *sink = ShutdownSink::Watched(callback);
+    drop(sink);
+    start_reader(stream)?;
+    Ok(true)
+}
+
+/// Calls `on_accept()` for each accept message (the supervisor treats the
+/// worker as ready and wants it to accept connections), including one that
+/// came before this call. Returns false when there is no channel or it is
+/// already watched.
+#[napi]
+pub fn worker_watch_accept(on_accept: Function<(), ()>) -> Result<bool> {
+    let Some(stream) = channel() else {
+        return Ok(false);
+    };
+    let mut sink = ACCEPT.lock().unwrap();
+    let AcceptSink::Unwatched(missed) = &*sink else {
+        return Ok(false);
+    };
+    let missed = *missed;
+    let callback: AcceptCallback = on_accept
+        .build_threadsafe_function::<()>()
+        .weak::<true>()
+        .build()?;
+    if missed {
+        callback.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    *sink = AcceptSink::Watched(callback);
     drop(sink);
     start_reader(stream)?;
     Ok(true)
@@ -241,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn marks_the_descriptor_close_on_exec() {
+    fn marks_the_descriptor_close_on_exec_and_back() {
         let (a, _b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
         // SAFETY: plain fcntl on a descriptor this test owns.
@@ -249,5 +326,8 @@ mod tests {
         set_cloexec(fd).unwrap();
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
         assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        clear_cloexec(fd).unwrap();
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, 0);
     }
 }

@@ -1,7 +1,7 @@
 //! The reader of the worker channel: splits what the supervisor sends into
 //! lines, pairs each successful `listening` line with the next received
 //! descriptor, hands replies to the `listen` call waiting for them and
-//! passes `shutdown` on.
+//! passes `shutdown` and `accept` on.
 
 use crate::scm_rights::recv_with_fds;
 use rsup_proto::framing::{decode, LineBuffer};
@@ -76,9 +76,18 @@ impl Replies {
     }
 }
 
+/// What the supervisor says that no call waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Shut down; SIGKILL comes this many milliseconds later.
+    Shutdown(u64),
+    /// Start accepting connections, ready or not.
+    Accept,
+}
+
 /// Reads `socket` until it closes, then marks `replies` closed.
-/// `on_shutdown` gets each shutdown message's deadline in milliseconds.
-pub fn read_messages(socket: RawFd, replies: &Replies, on_shutdown: impl Fn(u64)) {
+/// `on_notice` gets each shutdown and accept message.
+pub fn read_messages(socket: RawFd, replies: &Replies, on_notice: impl Fn(Notice)) {
     let mut lines = LineBuffer::new();
     let mut fds: VecDeque<OwnedFd> = VecDeque::new();
     let mut received = Vec::new();
@@ -97,7 +106,10 @@ pub fn read_messages(socket: RawFd, replies: &Replies, on_shutdown: impl Fn(u64)
             // Lines too long and messages this version does not know are
             // skipped, so a newer supervisor can add some.
             match line.and_then(|line| decode::<SupervisorMessage>(&line)) {
-                Ok(SupervisorMessage::Shutdown { deadline_ms }) => on_shutdown(deadline_ms),
+                Ok(SupervisorMessage::Shutdown { deadline_ms }) => {
+                    on_notice(Notice::Shutdown(deadline_ms))
+                }
+                Ok(SupervisorMessage::Accept) => on_notice(Notice::Accept),
                 Ok(SupervisorMessage::Listening { request, error }) => {
                     let reply = match error {
                         Some(error) => Reply::Failed(error),
@@ -150,8 +162,10 @@ mod tests {
         let (supervisor, worker) = UnixStream::pair().unwrap();
         let reader = std::thread::spawn(move || {
             let (replies, seen) = (Replies::default(), Mutex::new(Vec::new()));
-            read_messages(worker.as_raw_fd(), &replies, |ms| {
-                seen.lock().unwrap().push(ms)
+            read_messages(worker.as_raw_fd(), &replies, |notice| {
+                if let Notice::Shutdown(ms) = notice {
+                    seen.lock().unwrap().push(ms)
+                }
             });
             assert_eq!(
                 replies.wait(1, Duration::ZERO).unwrap_err(),
@@ -217,15 +231,19 @@ mod tests {
     }
 
     #[test]
-    fn pairs_descriptors_with_successful_replies_and_passes_shutdown_on() {
+    fn pairs_descriptors_with_successful_replies_and_passes_shutdown_and_accept_on() {
         let (supervisor, worker) = UnixStream::pair().unwrap();
         let replies = Arc::new(Replies::default());
         let deadline = Arc::new(AtomicU64::new(0));
+        let accepts = Arc::new(AtomicU64::new(0));
         let reader = {
-            let (replies, deadline) = (replies.clone(), deadline.clone());
+            let (replies, deadline, accepts) = (replies.clone(), deadline.clone(), accepts.clone());
             std::thread::spawn(move || {
-                read_messages(worker.as_raw_fd(), &replies, |ms| {
-                    deadline.store(ms, Ordering::SeqCst)
+                read_messages(worker.as_raw_fd(), &replies, |notice| match notice {
+                    Notice::Shutdown(ms) => deadline.store(ms, Ordering::SeqCst),
+                    Notice::Accept => {
+                        accepts.fetch_add(1, Ordering::SeqCst);
+                    }
                 });
                 drop(worker);
             })
@@ -257,6 +275,10 @@ mod tests {
                 None => (&supervisor).write_all(line).unwrap(),
             }
         }
+        // A message this version does not know is skipped.
+        (&supervisor)
+            .write_all(b"{\"type\":\"accept\"}\n{\"type\":\"someday\"}\n")
+            .unwrap();
         (&supervisor)
             .write_all(b"{\"type\":\"shutdown\",\"deadline_ms\":1600}\n")
             .unwrap();
@@ -277,6 +299,7 @@ mod tests {
         drop(supervisor);
         reader.join().unwrap();
         assert_eq!(deadline.load(Ordering::SeqCst), 1600);
+        assert_eq!(accepts.load(Ordering::SeqCst), 1);
         assert_eq!(
             replies.wait(4, Duration::from_secs(5)).unwrap_err(),
             WaitError::Closed

@@ -16,6 +16,16 @@ pub const FD_ENV: &str = "RSUP_FD";
 pub const KILL_TIMEOUT_ENV: &str = "RSUP_KILL_TIMEOUT_MS";
 /// Variable holding the signal the supervisor will send to stop the worker.
 pub const KILL_SIGNAL_ENV: &str = "RSUP_KILL_SIGNAL";
+/// Set to `1` when the app runs with `wait_ready`: a worker that can defer
+/// accepting (rsup's Node preload) takes no connection on the supervisor's
+/// sockets until it says [`WorkerMessage::Ready`] or is told
+/// [`SupervisorMessage::Accept`].
+pub const WAIT_READY_ENV: &str = "RSUP_WAIT_READY";
+/// Variable holding the instance's `listen_timeout` in milliseconds: with
+/// `wait_ready`, a worker that has not said ready starts accepting on its
+/// own this long after it started, as the supervisor then treats it as
+/// ready anyway.
+pub const LISTEN_TIMEOUT_ENV: &str = "RSUP_LISTEN_TIMEOUT_MS";
 
 /// Worker → supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +89,12 @@ pub enum SupervisorMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<ListenError>,
     },
+    /// With `wait_ready`: start accepting connections on the supervisor's
+    /// sockets now, ready or not. The supervisor sends it when it treats
+    /// the worker as ready without a [`WorkerMessage::Ready`] from it (at
+    /// `listen_timeout`). Workers that do not defer accepting ignore it, as
+    /// they ignore every message they do not know.
+    Accept,
 }
 
 #[cfg(test)]
@@ -116,6 +132,10 @@ mod tests {
                 error: None
             }),
             b"{\"type\":\"listening\",\"request\":7}\n"
+        );
+        assert_eq!(
+            encode(&SupervisorMessage::Accept),
+            b"{\"type\":\"accept\"}\n"
         );
     }
 }

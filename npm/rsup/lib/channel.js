@@ -31,6 +31,10 @@ function open() {
   const env = process.env;
   const killTimeoutMs = positive(env.RSUP_KILL_TIMEOUT_MS) ?? 1600;
   const killSignal = env.RSUP_KILL_SIGNAL || 'SIGINT';
+  // With wait_ready the preload holds its servers' accepting until ready,
+  // or until listen_timeout when the supervisor treats it as ready anyway.
+  const waitReady = env.RSUP_WAIT_READY === '1';
+  const listenTimeoutMs = positive(env.RSUP_LISTEN_TIMEOUT_MS) ?? 8000;
   // The addon reads RSUP_FD from the C environment, so it claims the
   // channel before the variables go.
   const { binding, errors } = loadBinding();
@@ -40,20 +44,30 @@ function open() {
   delete env.RSUP_FD;
   delete env.RSUP_KILL_TIMEOUT_MS;
   delete env.RSUP_KILL_SIGNAL;
+  delete env.RSUP_WAIT_READY;
+  delete env.RSUP_LISTEN_TIMEOUT_MS;
 
   if (!native) {
     // rsup also accepts PM2's `ready` over Node's channel.
     if (typeof process.send !== 'function') return null; // a stale variable
     if (!binding) log(`native addon unavailable, using Node IPC: ${errors.join('; ')}`);
-    return {
+    const fallback = {
       native: false,
       killTimeoutMs,
       killSignal,
-      ready: () => process.send('ready'),
+      waitReady,
+      listenTimeoutMs,
+      readySent: false,
+      ready() {
+        fallback.readySent = true;
+        process.send('ready');
+      },
       listen: null,
       drained() {},
       onShutdown: () => () => {},
+      onAccept: () => () => {},
     };
+    return fallback;
   }
 
   const listeners = new Set();
@@ -64,11 +78,28 @@ function open() {
     for (const fn of [...listeners]) fn(deadlineMs);
   });
 
-  return {
+  const acceptListeners = new Set();
+  let accepted = false;
+  // An addon older than the `accept` message has no watcher for it.
+  if (typeof binding.workerWatchAccept === 'function') {
+    binding.workerWatchAccept(() => {
+      accepted = true;
+      for (const fn of [...acceptListeners]) fn();
+    });
+  }
+
+  const channel = {
     native: true,
     killTimeoutMs,
     killSignal,
-    ready: () => binding.workerSendReady(),
+    waitReady,
+    listenTimeoutMs,
+    // Set by ready(), so a listener added later knows it was said.
+    readySent: false,
+    ready() {
+      channel.readySent = true;
+      binding.workerSendReady();
+    },
     // { fd } or { code, errno, message }; throws if the supervisor does
     // not answer (one that does not hand out sockets never does).
     listen: (target) => binding.workerListen(target, LISTEN_TIMEOUT_MS),
@@ -79,7 +110,15 @@ function open() {
       if (lastDeadlineMs !== null) process.nextTick(fn, lastDeadlineMs);
       return () => listeners.delete(fn);
     },
+    // Calls fn() when the supervisor says to accept connections (it treats
+    // the app as ready without its `ready`), at once if it already did.
+    onAccept(fn) {
+      acceptListeners.add(fn);
+      if (accepted) process.nextTick(fn);
+      return () => acceptListeners.delete(fn);
+    },
   };
+  return channel;
 }
 
 module.exports = { claimChannel };

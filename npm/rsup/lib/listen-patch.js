@@ -4,7 +4,8 @@
 // the app's socket for that address (bound once, shared by every instance)
 // and hands the descriptor to Node's own listen({ fd }), so 'listening', the
 // callback and server.address() are Node's. Bind errors are emitted as the
-// 'error' Node would emit.
+// 'error' Node would emit. With wait_ready, accepting waits for the app's
+// ready (accept-gate.js).
 
 const fs = require('node:fs');
 const net = require('node:net');
@@ -12,8 +13,12 @@ const util = require('node:util');
 const { listenTarget } = require('./listen-target');
 const { log } = require('./log');
 
-// onSocket(server) runs before the server can accept its first connection.
-function patchListen(channel, onSocket) {
+// connect() gives { channel, adopt, gate } on the first listen() that
+// wants a supervisor's socket (claiming the worker channel then), or null
+// when this process has none. adopt(server) runs before the server can
+// accept its first connection; gate, when there is one, holds accepting
+// back until the app is ready.
+function patchListen(connect) {
   const original = net.Server.prototype.listen;
   let usable = true;
 
@@ -21,6 +26,12 @@ function patchListen(channel, onSocket) {
     // Already listening: Node throws ERR_SERVER_ALREADY_LISTEN.
     const parsed = usable && !this._handle ? listenTarget(args) : null;
     if (!parsed) return original.apply(this, args);
+    const session = connect();
+    if (!session || !session.channel.listen) {
+      usable = false;
+      return original.apply(this, args);
+    }
+    const { channel, adopt, gate } = session;
 
     let outcome;
     try {
@@ -42,17 +53,20 @@ function patchListen(channel, onSocket) {
       return this;
     }
 
-    onSocket(this);
+    adopt(this);
     const options = { fd: outcome.fd };
     if (parsed.signal) options.signal = parsed.signal;
     const rest = [];
     if (parsed.backlog) rest.push(parsed.backlog);
     if (parsed.cb) rest.push(parsed.cb);
+    const release = gate ? gate.hold(this) : () => {};
     try {
       original.call(this, options, ...rest);
     } catch (err) {
       fs.closeSync(outcome.fd);
       throw err;
+    } finally {
+      release();
     }
     // Node answers address() for Unix sockets from the name it was given.
     if (parsed.pipeName !== undefined) this._pipeName = parsed.pipeName;

@@ -98,6 +98,55 @@ pub fn is_node(interpreter: &str) -> bool {
     trimmed == "nodejs" || trimmed.ends_with("node")
 }
 
+/// Programs that run the app's Node as a child of their own (package
+/// managers and their launchers), by the file name a user or a shim gives
+/// them: the commands, and the scripts they are links to.
+const PACKAGE_MANAGERS: &[&str] = &[
+    "npm",
+    "npx",
+    "npm-cli.js",
+    "npx-cli.js",
+    "yarn",
+    "yarnpkg",
+    "yarn.js",
+    "yarn.cjs",
+    "pnpm",
+    "pnpx",
+    "pnpm.cjs",
+    "pnpx.cjs",
+    "corepack",
+    "corepack.cjs",
+];
+
+/// Whether `program` is a package manager (`npm`, `npx`, `yarn`, `pnpm`,
+/// `corepack` and their shims), which starts the app's Node in a process
+/// of its own rather than being it.
+pub fn is_package_manager(program: &str) -> bool {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    PACKAGE_MANAGERS.contains(&base)
+}
+
+/// Whether the app's command is a package manager: its script (`rsup start
+/// npm -- start`, `script: 'yarn'`), or the first word of a command line
+/// run by a shell (`script: 'npm run serve'`).
+pub fn runs_package_manager(spec: &rsup_proto::app::AppSpec) -> bool {
+    if is_package_manager(&spec.script) {
+        return true;
+    }
+    let shell = spec.interpreter.is_none()
+        && matches!(
+            spec.script.rsplit('/').next(),
+            Some("bash" | "sh" | "dash" | "zsh")
+        );
+    match (shell, spec.args.as_slice()) {
+        (true, [flag, line]) if flag == "-c" => line
+            .split_whitespace()
+            .next()
+            .is_some_and(is_package_manager),
+        _ => false,
+    }
+}
+
 fn strip_version(name: &str) -> &str {
     // Drop a trailing `[-@_.]?v?<digits>(.<digits>)*`.
     let bytes = name.as_bytes();
@@ -143,6 +192,48 @@ mod tests {
         ] {
             assert!(!is_node(no), "{no}");
         }
+    }
+
+    #[test]
+    fn package_managers() {
+        for yes in [
+            "npm",
+            "/usr/bin/npm",
+            "/usr/lib/node_modules/npm/bin/npm-cli.js",
+            "npx",
+            "yarn",
+            "/home/u/.cache/node/corepack/yarn/4.1.0/bin/yarn.js",
+            "pnpm",
+            "/x/pnpm.cjs",
+            "corepack",
+        ] {
+            assert!(is_package_manager(yes), "{yes}");
+        }
+        for no in [
+            "node",
+            "/usr/bin/node",
+            "server.js",
+            "npm-run-all",
+            "bun",
+            "nodemon",
+        ] {
+            assert!(!is_package_manager(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn apps_run_through_a_package_manager() {
+        let mut spec = crate::test_support::spec();
+        assert!(!runs_package_manager(&spec));
+        spec.script = "/usr/bin/npm".into();
+        spec.args = vec!["start".into()];
+        assert!(runs_package_manager(&spec));
+        spec.script = "/bin/bash".into();
+        spec.interpreter = None;
+        spec.args = vec!["-c".into(), "yarn run serve".into()];
+        assert!(runs_package_manager(&spec));
+        spec.args = vec!["-c".into(), "node server.js".into()];
+        assert!(!runs_package_manager(&spec));
     }
 
     #[test]

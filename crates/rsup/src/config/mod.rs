@@ -9,7 +9,7 @@ mod date_format;
 mod error;
 mod evaluate;
 mod fields;
-mod interpreter;
+pub(crate) mod interpreter;
 mod keys;
 mod resolve;
 mod signal;

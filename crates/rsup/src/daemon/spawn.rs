@@ -3,6 +3,7 @@
 //! channel, the rsup worker channel, and stdout/stderr into the logs.
 
 use super::log_writer::{spawn_copier, LogTarget};
+use crate::config::interpreter;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use rsup_proto::app::{defaults, AppSpec};
 use rsup_proto::worker;
@@ -47,12 +48,17 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         None
     };
 
+    // A package manager runs the app's node as a grandchild: the preload
+    // reaches it through NODE_OPTIONS, and claims the worker channel only
+    // in the process that listens or says ready.
+    let through_package_manager = interpreter::runs_package_manager(spec);
     let mut cmd = match &spec.interpreter {
         Some(interpreter) => {
             let mut c = Command::new(interpreter);
             // `-r` rather than NODE_OPTIONS: it does not leak into the
             // app's own child processes.
-            if let (true, Some(preload)) = (spec.node, req.preload) {
+            if let (true, false, Some(preload)) = (spec.node, through_package_manager, req.preload)
+            {
                 c.arg("-r").arg(preload);
             }
             c.args(&spec.node_args).arg(&spec.script);
@@ -68,6 +74,10 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         .env(worker::FD_ENV, worker_child.as_raw_fd().to_string())
         .env(worker::KILL_TIMEOUT_ENV, spec.kill_timeout_ms.to_string())
         .env(worker::KILL_SIGNAL_ENV, &spec.kill_signal)
+        .env(
+            worker::LISTEN_TIMEOUT_ENV,
+            spec.listen_timeout_ms.to_string(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -75,6 +85,15 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         // Ctrl-C meant for a foreground rsup does not.
         .process_group(0)
         .kill_on_drop(false);
+    if spec.wait_ready {
+        cmd.env(worker::WAIT_READY_ENV, "1");
+    }
+    if let (true, Some(preload)) = (through_package_manager, req.preload) {
+        cmd.env(
+            "NODE_OPTIONS",
+            with_preload(spec.env.get("NODE_OPTIONS").map(String::as_str), preload),
+        );
+    }
 
     let mut inherited: Vec<RawFd> = vec![worker_child.as_raw_fd()];
     if let Some((_, node_child)) = &node_pair {
@@ -160,6 +179,22 @@ fn pm2_variables(req: &LaunchRequest) -> Vec<(String, String)> {
     ]
 }
 
+/// `NODE_OPTIONS` with `--require <preload>` appended, the path quoted as
+/// Node's parser of that variable reads it (double quotes, `\\` and `\"`
+/// escaped).
+fn with_preload(existing: Option<&str>, preload: &Path) -> String {
+    let path = preload.to_string_lossy();
+    let quoted = if path.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
+        format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        path.into_owned()
+    };
+    match existing.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(before) => format!("{before} --require {quoted}"),
+        None => format!("--require {quoted}"),
+    }
+}
+
 pub fn timestamp_format(spec: &AppSpec) -> Option<String> {
     match (&spec.log_date_format, spec.time) {
         (Some(f), _) => Some(f.clone()),
@@ -184,4 +219,27 @@ fn into_tokio(fd: OwnedFd) -> std::io::Result<UnixStream> {
     let std = std::os::unix::net::UnixStream::from(fd);
     std.set_nonblocking(true)?;
     UnixStream::from_std(std)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_is_appended_to_node_options() {
+        let p = Path::new("/opt/rsup/preload.js");
+        assert_eq!(with_preload(None, p), "--require /opt/rsup/preload.js");
+        assert_eq!(
+            with_preload(Some("  "), p),
+            "--require /opt/rsup/preload.js"
+        );
+        assert_eq!(
+            with_preload(Some("--max-old-space-size=512"), p),
+            "--max-old-space-size=512 --require /opt/rsup/preload.js"
+        );
+        assert_eq!(
+            with_preload(None, Path::new("/my apps/a\"b/preload.js")),
+            "--require \"/my apps/a\\\"b/preload.js\""
+        );
+    }
 }
