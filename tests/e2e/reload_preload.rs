@@ -158,3 +158,18 @@ fn an_app_started_by_npm_reloads_without_downtime() {
         assert_eq!(line, "inherits NODE_OPTIONS=null RSUP_FD=null", "{line}");
     }
 }
+
+#[test]
+fn with_wait_ready_an_app_that_never_says_ready_serves_after_listen_timeout() {
+    let r = Rsup::new();
+    let flags = ["--wait-ready", "--listen-timeout", "1500"];
+    assert_success(&r.start_fixture("http.js", "mute", &flags, &[("PORT", "0")]));
+    let line = report_lines(&r, "listening", 1).remove(0);
+    let port: u16 = field(&line, "port").parse().unwrap();
+    let pid = r
+        .wait_status("mute", rsup_proto::app::Status::Online)
+        .pid
+        .unwrap();
+    let tally = under_load(port, |tally| wait_served_by(tally, &[pid]));
+    assert_eq!(tally.failed.load(Ordering::SeqCst), 0);
+}

@@ -9,6 +9,7 @@ use super::sockets::AppSockets;
 use super::spawn::LaunchRequest;
 use super::stop::stop_process;
 use rsup_proto::app::{AppSpec, ExitInfo, Status};
+use rsup_proto::worker::SupervisorMessage;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -258,7 +259,12 @@ impl Runner {
                         self.mark_online();
                     }
                 }
-                _ = &mut ready_timer, if launching => self.mark_online(),
+                _ = &mut ready_timer, if launching => {
+                    // Ready by PM2's rule, said or not: a preload holding
+                    // its listeners until `ready` opens them now.
+                    proc.channels.send_worker(&SupervisorMessage::Accept).await;
+                    self.mark_online();
+                }
                 command = self.commands.recv() => match command {
                     Some(Command::Reload { spec: new_spec, strict, done }) => {
                         let result = self.replace(&mut proc, new_spec, strict).await;
@@ -316,6 +322,9 @@ impl Runner {
                 }
                 _ = &mut timer => {
                     if !strict {
+                        // Taken as ready: it must accept before the old
+                        // process stops.
+                        new.channels.send_worker(&SupervisorMessage::Accept).await;
                         break;
                     }
                     let _ = stop_process(&mut new, &spec, &self.context.sockets).await;
