@@ -64,6 +64,8 @@ pub struct AppContext {
     pub sockets: Mutex<AppSockets>,
     /// Told of every change of an instance's state (see `state_file`).
     pub changed: Arc<Notify>,
+    /// Told of every change of one of this app's instances.
+    pub instance_changed: Notify,
     /// rsup's Node preload, given to Node apps with `-r`.
     pub preload: Option<PathBuf>,
 }
@@ -208,6 +210,7 @@ impl Runner {
     fn update(&self, change: impl FnOnce(&mut InstanceState)) {
         self.state.send_modify(change);
         self.context.changed.notify_one();
+        self.context.instance_changed.notify_one();
     }
 
     /// Starts a process; `restarts` is its PM2 `restart_time`.
