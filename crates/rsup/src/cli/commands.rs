@@ -183,19 +183,34 @@ fn apply(home: &Home, a: ApplyArgs, action: ApplyAction) -> Result<i32> {
 
 /// Names instances that did not come up; exit code 1 if any.
 fn report_failures(procs: &[ProcessInfo]) -> i32 {
-    let failed: Vec<&ProcessInfo> = procs
-        .iter()
-        .filter(|p| p.status == Status::Errored)
-        .collect();
-    for p in &failed {
+    let mut failed = false;
+    for p in procs {
+        let why = match p.status {
+            Status::Online => continue,
+            Status::Errored => format!("failed to start (errored after {} restarts)", p.restarts),
+            Status::Stopped => match &p.last_exit {
+                Some(exit) if exit.code == Some(0) => continue,
+                Some(exit) => match (&exit.signal, exit.code) {
+                    (Some(signal), _) => format!("was killed by {signal}"),
+                    (None, code) => format!("exited with code {}", code.unwrap_or(-1)),
+                },
+                None => continue,
+            },
+            other => format!(
+                "is not online ({}, {} restarts)",
+                other.as_str(),
+                p.restarts
+            ),
+        };
+        failed = true;
         eprintln!(
-            "rsup: {} (id {}) failed to start; see {}",
+            "rsup: {} (id {}) {why}; see {}",
             p.name,
             p.id,
             p.err_log.display()
         );
     }
-    i32::from(!failed.is_empty())
+    i32::from(failed)
 }
 
 fn describe(home: &Home, target: &str) -> Result<i32> {

@@ -16,8 +16,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::{oneshot, watch, Notify};
+
+/// How long `start` waits for a crash-looping instance to come online or
+/// give up (`max_restarts`) before it answers anyway.
+const START_SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Where an operation reports its steps as they happen.
 pub type Progress = UnboundedSender<Reply>;
@@ -246,7 +251,16 @@ impl App {
 
     async fn perform(&mut self, op: Op) -> Outcome {
         match op {
-            Op::Start(count) => Ok(self.start_instances(count).await),
+            Op::Start(count) => {
+                let started = self.start_instances(count).await;
+                // A process that died before it was ready is restarting:
+                // answer once it is online or has failed for good, so that
+                // `start` can say which.
+                for h in &started {
+                    h.settle(START_SETTLE_LIMIT).await;
+                }
+                Ok(started)
+            }
             Op::Stop(selection) => {
                 let chosen = self.chosen(&selection);
                 for_each(&chosen, |h| async move { h.stop().await }).await;

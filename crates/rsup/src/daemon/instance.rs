@@ -120,6 +120,27 @@ impl InstanceHandle {
         self.state.borrow().clone()
     }
 
+    /// Waits until the instance has settled: online, stopped or errored,
+    /// not launching or between crash restarts; or until `limit` passes.
+    /// Returns its status then.
+    pub async fn settle(&self, limit: Duration) -> Status {
+        let mut state = self.state.clone();
+        let settled = async {
+            loop {
+                let status = state.borrow_and_update().status;
+                if matches!(status, Status::Online | Status::Stopped | Status::Errored) {
+                    return status;
+                }
+                if state.changed().await.is_err() {
+                    return state.borrow().status;
+                }
+            }
+        };
+        tokio::time::timeout(limit, settled)
+            .await
+            .unwrap_or_else(|_| self.state().status)
+    }
+
     /// Stops the process; returns once it is gone.
     pub async fn stop(&self) {
         self.ask(Command::Stop).await
