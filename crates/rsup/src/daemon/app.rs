@@ -281,7 +281,9 @@ impl App {
                 Ok(chosen)
             }
             Op::Scale(count) => {
-                self.scale(count.apply(self.instances.len() as u32)).await;
+                let count = count.apply(self.instances.len() as u32);
+                self.env.check_instances(&self.spec, count)?;
+                self.scale(count).await;
                 Ok(self.instances.values().cloned().collect())
             }
             Op::Remove(selection) => {
@@ -372,6 +374,7 @@ impl App {
         options: ReloadOptions,
         progress: &Progress,
     ) -> Outcome {
+        self.env.check_instances(&spec, spec.instances)?;
         let wanted = spec.instances as usize;
         self.shrink_to(wanted).await;
         let running: Vec<InstanceHandle> = self.instances.values().cloned().collect();

@@ -30,6 +30,7 @@ mod log_writer;
 mod metrics;
 mod own_listeners;
 mod pid1;
+mod preload;
 mod process;
 mod recover;
 mod reload;
