@@ -145,3 +145,69 @@ async fn read_worker_channel(
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// What a reader turns `bytes` into when a child writes them and exits.
+    fn events_of(
+        bytes: &[u8],
+        read: fn(tokio::net::unix::OwnedReadHalf, mpsc::Sender<ChildEvent>) -> BoxedRead,
+    ) -> Vec<ChildEvent> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (ours, mut theirs) = UnixStream::pair().unwrap();
+            let (tx, mut rx) = mpsc::channel(1024);
+            let (r, _w) = ours.into_split();
+            let reader = tokio::spawn(read(r, tx));
+            theirs.write_all(bytes).await.unwrap();
+            drop(theirs);
+            let _ = reader.await;
+            let mut events = Vec::new();
+            while let Ok(e) = rx.try_recv() {
+                events.push(e);
+            }
+            events
+        })
+    }
+
+    type BoxedRead = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+    fn worker(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChildEvent>) -> BoxedRead {
+        Box::pin(read_worker_channel(r, tx))
+    }
+
+    fn node(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChildEvent>) -> BoxedRead {
+        Box::pin(read_node_channel(r, tx))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a child writes, the readers end at its close without a
+        /// panic; garbage becomes no event, and a `ready` line among
+        /// garbage lines still arrives.
+        #[test]
+        fn children_cannot_make_the_readers_misbehave(
+            garbage in prop::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let junk: Vec<u8> = garbage.iter().copied().filter(|b| *b != b'\n').collect();
+            let mut stream = junk.clone();
+            stream.extend_from_slice(b"\n\"ready\"\n{\"type\":\"ready\"}\n");
+            stream.extend_from_slice(&junk);
+            let from_node = events_of(&stream, node);
+            prop_assert!(from_node.iter().all(|e| *e == ChildEvent::Ready));
+            prop_assert!(!from_node.is_empty());
+            let from_worker = events_of(&stream, worker);
+            prop_assert!(from_worker.contains(&ChildEvent::Ready));
+            let _ = events_of(&garbage, node);
+            let _ = events_of(&garbage, worker);
+        }
+    }
+}
