@@ -137,11 +137,7 @@ fn http_get(port: u16) -> String {
 #[test]
 fn a_stopped_app_refuses_connections_and_serves_again_once_started() {
     let r = Rsup::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let port_env = port.to_string();
     let out = r.start_fixture("http.js", "web", &["-i", "2"], &[("PORT", &port_env)]);
     assert_success(&out);
@@ -169,11 +165,7 @@ fn a_stopped_app_refuses_connections_and_serves_again_once_started() {
 #[test]
 fn an_errored_app_refuses_connections() {
     let r = Rsup::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let port_env = port.to_string();
     let breaker = r.path("broken");
     let out = r.start_fixture(
