@@ -102,3 +102,22 @@ pub fn send(
         }
     }
 }
+
+/// Like [`send`] without progress, returning the final reply's line as the
+/// daemon wrote it, for output that passes the daemon's JSON through.
+pub fn send_raw(stream: UnixStream, request: &Request) -> Result<Vec<u8>> {
+    let mut writer = stream.try_clone()?;
+    let sent = writer.write_all(&encode(request));
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            sent?;
+            bail!("the rsup daemon closed the connection without answering");
+        }
+        if !line.starts_with(br#"{"reply":"progress""#) {
+            return Ok(line);
+        }
+    }
+}
