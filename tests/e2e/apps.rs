@@ -205,3 +205,22 @@ fn foreground_mode_stops_apps_that_are_still_starting_on_sigterm() {
     wait_for("the app to be gone", || (!alive(pid)).then_some(()));
     assert!(r.report("report").contains(&"signal SIGINT".to_string()));
 }
+
+#[test]
+fn start_of_a_known_name_or_id_starts_it_again() {
+    let r = Rsup::new();
+    assert_success(&r.start_fixture("app.js", "api", &["-i", "2"], &[]));
+    r.ok(&["stop", "api"]);
+    assert!(r.jlist().iter().all(|p| p.status == Status::Stopped));
+    let out = r.run(&["start", "api"]);
+    assert_success(&out);
+    let procs = r.jlist();
+    assert_eq!(procs.len(), 2, "no second app was made");
+    assert!(procs.iter().all(|p| p.status == Status::Online));
+    r.ok(&["stop", "1"]);
+    assert_success(&r.run(&["start", "1"]));
+    assert_eq!(r.process("api").status, Status::Online);
+    // A name that is neither a file nor a process is still an error.
+    let out = r.run(&["start", "nothing-here"]);
+    assert!(!out.status.success());
+}

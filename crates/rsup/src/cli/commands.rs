@@ -178,6 +178,19 @@ fn load(script: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
 }
 
 fn start(home: &Home, args: StartArgs) -> Result<i32> {
+    if !args.no_daemon {
+        if names_known_processes(home, &args.script)? {
+            // PM2's `start <name|id>`: what is already known starts again.
+            let started = request(
+                home,
+                &Request::Restart {
+                    target: t(&args.script),
+                },
+            )?;
+            print_table(&list(home)?);
+            return Ok(report_failures(&started));
+        }
+    }
     let apps = load(&args.script, &overrides(&args))?;
     if args.no_daemon {
         crate::daemon::become_reaper_if_pid1();
@@ -187,6 +200,25 @@ fn start(home: &Home, args: StartArgs) -> Result<i32> {
     let started = request(home, &Request::Start { apps })?;
     print_table(&list(home)?);
     Ok(report_failures(&started))
+}
+
+/// Whether `arg` is no file here but names processes the daemon runs (a
+/// name, an id, `all`, `/regex/`); false when no daemon runs.
+fn names_known_processes(home: &Home, arg: &str) -> Result<bool> {
+    if std::path::Path::new(arg).exists() {
+        return Ok(false);
+    }
+    let Some(stream) = connect_existing(home)? else {
+        return Ok(false);
+    };
+    let reply = send(
+        stream,
+        &Request::List {
+            target: Some(t(arg)),
+        },
+        |_| {},
+    )?;
+    Ok(matches!(reply, Reply::Done { processes } if !processes.is_empty()))
 }
 
 fn apply(home: &Home, a: ApplyArgs, action: ApplyAction) -> Result<i32> {
