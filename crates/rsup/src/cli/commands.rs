@@ -178,18 +178,16 @@ fn load(script: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
 }
 
 fn start(home: &Home, args: StartArgs) -> Result<i32> {
-    if !args.no_daemon {
-        if names_known_processes(home, &args.script)? {
-            // PM2's `start <name|id>`: what is already known starts again.
-            let started = request(
-                home,
-                &Request::Restart {
-                    target: t(&args.script),
-                },
-            )?;
-            print_table(&list(home)?);
-            return Ok(report_failures(&started));
-        }
+    // PM2's `start <name|id>`: what is already known starts again.
+    if !args.no_daemon && names_known_processes(home, &args.script)? {
+        let started = request(
+            home,
+            &Request::Restart {
+                target: t(&args.script),
+            },
+        )?;
+        print_table(&list(home)?);
+        return Ok(report_failures(&started));
     }
     let apps = load(&args.script, &overrides(&args))?;
     if args.no_daemon {
