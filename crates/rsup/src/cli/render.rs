@@ -96,9 +96,7 @@ pub fn describe(p: &ProcessInfo, now_ms: u64) -> String {
             "log writing",
             match &p.log_error {
                 None => "ok".into(),
-                Some(e) => format!(
-                    "failing: {e}; output is held (up to 1mb per stream) and retried every second"
-                ),
+                Some(e) => format!("failing: {e} (output held, retried every second)"),
             },
         ),
         (
@@ -662,7 +660,9 @@ mod tests {
         assert_aligned(table);
         let d = describe(&bad, NOW);
         assert!(
-            d.contains("failing: cannot write /l/api-out.log: No space left on device;"),
+            d.contains(
+                "failing: cannot write /l/api-out.log: No space left on device (output held"
+            ),
             "{d}"
         );
         assert!(d.contains("│ log output dropped "), "{d}");

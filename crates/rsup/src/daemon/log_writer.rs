@@ -90,7 +90,15 @@ pub fn open_log(path: &Path) -> std::io::Result<File> {
 /// instances of a `merge_logs` app, both processes during a reload) and by
 /// the instances that report on it.
 #[derive(Debug, Default)]
-pub struct LogHealth(Mutex<HealthReport>);
+pub struct LogHealth(Mutex<HealthState>);
+
+#[derive(Debug, Default)]
+struct HealthState {
+    report: HealthReport,
+    /// Dropped at the end of a stream, not yet said in the file: the next
+    /// copier of the file says it.
+    unsaid: u64,
+}
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HealthReport {
@@ -102,26 +110,40 @@ pub struct HealthReport {
 
 impl LogHealth {
     pub fn report(&self) -> HealthReport {
-        self.0.lock().unwrap().clone()
+        self.0.lock().unwrap().report.clone()
     }
 
     pub(super) fn failing(&self, error: &str) {
-        self.0.lock().unwrap().error = Some(error.to_string());
+        self.0.lock().unwrap().report.error = Some(error.to_string());
     }
 
     pub(super) fn writing(&self) {
-        self.0.lock().unwrap().error = None;
+        self.0.lock().unwrap().report.error = None;
     }
 
     pub(super) fn dropped(&self, bytes: u64) {
-        self.0.lock().unwrap().dropped_bytes += bytes;
+        self.0.lock().unwrap().report.dropped_bytes += bytes;
+    }
+
+    /// A stream ended with output still held (`held`, lost now) and
+    /// `unsaid` bytes dropped earlier that the file does not mention yet.
+    fn ended_failing(&self, held: u64, unsaid: u64) {
+        let mut state = self.0.lock().unwrap();
+        state.report.dropped_bytes += held;
+        state.unsaid += held + unsaid;
+    }
+
+    fn take_unsaid(&self) -> u64 {
+        std::mem::take(&mut self.0.lock().unwrap().unsaid)
     }
 }
 
 /// Every log file's health, by path. The copiers are started from a path
 /// alone, and so is the instance that reports on them: the path is what
 /// they share. Entries live as long as someone holds them.
-static HEALTH: LazyLock<Mutex<HashMap<PathBuf, Weak<LogHealth>>>> = LazyLock::new(Default::default);
+static HEALTH: LazyLock<Mutex<HealthByPath>> = LazyLock::new(Default::default);
+
+type HealthByPath = HashMap<PathBuf, Weak<LogHealth>>;
 
 /// The health of the log file at `path`, the same for every caller while
 /// any of them holds it.
@@ -217,6 +239,10 @@ impl Backlog {
 
     fn consume(&mut self, n: usize) {
         self.bytes.drain(..n);
+        // An outage's backlog is not kept allocated once written.
+        if self.bytes.is_empty() && self.bytes.capacity() > 64 * 1024 {
+            self.bytes = VecDeque::new();
+        }
     }
 }
 
@@ -240,10 +266,12 @@ struct LogFile<S: Sink> {
 impl<S: Sink> LogFile<S> {
     /// Opens the file at once, so a failure is known from the start.
     fn open(sink: S, health: Arc<LogHealth>, limit: usize, now: Instant) -> Self {
+        let mut backlog = Backlog::new(limit);
+        backlog.dropped = health.take_unsaid();
         let mut log = LogFile {
             sink,
             file: None,
-            backlog: Backlog::new(limit),
+            backlog,
             failure: None,
             retry_at: now,
             check_at: now + MOVE_CHECK_EVERY,
@@ -289,13 +317,15 @@ impl<S: Sink> LogFile<S> {
         if self.failure.is_some() || !self.backlog.bytes.is_empty() {
             self.attempt(now);
         }
-        let lost = self.backlog.bytes.len() as u64;
-        if lost > 0 {
-            self.health.dropped(lost);
-            tracing::warn!(
-                "{}: {lost} bytes of output lost: the stream ended while the log could not be written",
-                self.sink.name()
-            );
+        let held = self.backlog.bytes.len() as u64;
+        if self.failure.is_some() {
+            self.health.ended_failing(held, self.backlog.dropped);
+            if held > 0 {
+                tracing::warn!(
+                    "{}: {held} bytes of output lost: the stream ended while the log could not be written",
+                    self.sink.name()
+                );
+            }
         }
     }
 
@@ -304,8 +334,10 @@ impl<S: Sink> LogFile<S> {
             Ok(()) => {
                 if let Some(was) = self.failure.take() {
                     tracing::info!("{}: writing again ({was})", self.sink.name());
-                    self.health.writing();
                 }
+                // Also clears what another copier of this file reported,
+                // such as one whose process ended while it failed.
+                self.health.writing();
             }
             Err(error) => {
                 // Opened afresh next time: a new file if this one went, a
@@ -660,15 +692,31 @@ mod tests {
     }
 
     #[test]
-    fn output_still_held_when_the_stream_ends_is_counted_as_dropped() {
+    fn output_still_held_when_the_stream_ends_is_said_by_the_next_process() {
         let t0 = Instant::now();
-        let (sink, _disk) = test_disk(Some(0), true);
+        let (sink, disk) = test_disk(Some(0), true);
         let health = Arc::new(LogHealth::default());
-        let mut log = LogFile::open(sink, health.clone(), 1024, t0);
+        let mut log = LogFile::open(sink.clone(), health.clone(), 1024, t0);
         log.write(b"last words\n", t0);
         log.finish(ms(t0, 10));
         assert_eq!(health.report().dropped_bytes, 11);
-        // Unless the last attempt succeeds.
+        assert!(health.report().error.is_some());
+        // The process restarts once there is room: its log says what was
+        // lost, and the error clears though this copier never failed.
+        disk.lock().unwrap().room = None;
+        let mut log = LogFile::open(sink, health.clone(), 1024, ms(t0, 20));
+        assert_eq!(health.report().error, None);
+        log.write(b"hello again\n", ms(t0, 30));
+        assert_eq!(
+            disk.lock().unwrap().text(),
+            "rsup: 11 bytes of output dropped here (the log could not be written)\nhello again\n"
+        );
+        assert_eq!(health.report().dropped_bytes, 11);
+    }
+
+    #[test]
+    fn output_held_when_the_stream_ends_is_kept_if_the_last_attempt_works() {
+        let t0 = Instant::now();
         let (sink, disk) = test_disk(Some(0), true);
         let health = Arc::new(LogHealth::default());
         let mut log = LogFile::open(sink, health.clone(), 1024, t0);
