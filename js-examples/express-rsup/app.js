@@ -34,7 +34,12 @@ app.post('/orders', (req, res) => {
 });
 
 const server = graceful(
-  app.listen(port, () => {
+  // express 5 passes a listen error to this callback: never say ready then.
+  app.listen(port, (err) => {
+    if (err) {
+      console.error(`cannot listen on ${port}: ${err.message}`);
+      process.exit(1);
+    }
     console.log(`listening on ${port}`);
     ready();
   }),

@@ -17,8 +17,14 @@ export interface ShutdownOptions {
   timeout?: number;
 }
 
-/** Tells the supervisor the app is ready for traffic. Harmless to call twice. */
-export function ready(): void;
+/**
+ * Tells the supervisor the app is ready for traffic. Harmless to call twice.
+ * Given an error (as `app.listen(port, ready)` does in express 5 when the
+ * listen fails), it reports nothing; with servers given to `graceful()` that
+ * are not listening yet, it waits for them, and reports nothing if one
+ * fails to listen.
+ */
+export function ready(err?: unknown): void;
 
 /**
  * Registers a cleanup function run once when the process is asked to stop,

@@ -133,3 +133,33 @@ fn node_args_on_the_command_line_honour_quotes() {
     let p = r.wait_status("quoted", Status::Online);
     assert_eq!(p.spec.node_args, ["--title", "a b"]);
 }
+
+#[test]
+fn several_node_instances_without_the_addon_are_refused_at_start() {
+    let r = Rsup::new();
+    // A preload with no addon beside it, as after a bare `cargo build`.
+    let bare = r.path("bare");
+    std::fs::create_dir(&bare).unwrap();
+    let preload = bare.join("preload.js");
+    std::fs::write(&preload, "").unwrap();
+    let app = fixture("app.js");
+    let out = r
+        .cmd()
+        .env("RSUP_PRELOAD", &preload)
+        .env_remove("RSUP_NATIVE_BINDING")
+        .args(["start", app.to_str().unwrap(), "--name", "api", "-i", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("app \"api\": 2 instances of a Node app share their port through rsup's preload, and rsup's native addon is not built"),
+        "{err}"
+    );
+    assert!(r.jlist().is_empty());
+    // One instance needs no sharing.
+    assert_success(&r.start_fixture("app.js", "one", &[], &[]));
+    let out = r.run(&["scale", "one", "3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("native addon is not built"));
+}

@@ -61,3 +61,33 @@ fn no_autorestart_leaves_a_crashed_app_stopped() {
     assert_eq!(p.restarts, 0);
     assert_eq!(r.report("report").len(), 1);
 }
+
+#[test]
+fn start_with_wait_ready_fails_clearly_when_the_app_crash_loops() {
+    let r = Rsup::new();
+    let out = r.start_fixture(
+        "app.js",
+        "broken",
+        &["--wait-ready", "--max-restarts", "2"],
+        &[("MODE", "crash")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken (id 0) failed to start (errored after 2 restarts)"),
+        "{err}"
+    );
+    // It answered once the crash loop had ended, not while it ran.
+    assert_eq!(r.process("broken").status, Status::Errored);
+}
+
+#[test]
+fn start_of_a_one_shot_app_that_exits_cleanly_succeeds() {
+    let r = Rsup::new();
+    let out = r
+        .cmd()
+        .args(["start", "true", "--name", "once", "--no-autorestart"])
+        .output()
+        .unwrap();
+    assert_success(&out);
+}

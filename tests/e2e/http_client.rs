@@ -27,6 +27,26 @@ impl Tally {
     }
 }
 
+/// Runs keep-alive and one-request-per-connection clients while `during`
+/// runs (it sees what they have seen so far), and returns their tally.
+pub fn under_load(port: u16, during: impl FnOnce(&Tally)) -> Arc<Tally> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let clients: Vec<_> = [true, true, true, false, false]
+        .into_iter()
+        .map(|keep_alive| {
+            let (stop, tally) = (stop.clone(), tally.clone());
+            std::thread::spawn(move || load(port, keep_alive, stop, tally))
+        })
+        .collect();
+    during(&tally);
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().unwrap();
+    }
+    tally
+}
+
 /// Sends requests until `stop`, reusing the connection while the server
 /// keeps it open (`keep_alive`) or opening a new one for each request.
 pub fn load(port: u16, keep_alive: bool, stop: Arc<AtomicBool>, tally: Arc<Tally>) {

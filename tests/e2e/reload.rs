@@ -2,10 +2,9 @@
 //! through several reloads, with not one failed request.
 
 use crate::harness::*;
-use crate::http_client::{load, Tally};
+use crate::http_client::{under_load, Tally};
 use rsup_proto::app::Status;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Starts tests/fixtures/http.js on a free port; returns the port.
 fn start_http(r: &Rsup, name: &str, extra: &[&str], env: &[(&str, &str)]) -> u16 {
@@ -18,26 +17,6 @@ fn start_http(r: &Rsup, name: &str, extra: &[&str], env: &[(&str, &str)]) -> u16
 
 fn port_of(line: &str) -> u16 {
     line.rsplit("port=").next().unwrap().parse().unwrap()
-}
-
-/// Runs keep-alive and one-request-per-connection clients while `during`
-/// runs, and returns what they saw.
-fn under_load(port: u16, during: impl FnOnce()) -> Arc<Tally> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let clients: Vec<_> = [true, true, true, false, false]
-        .into_iter()
-        .map(|keep_alive| {
-            let (stop, tally) = (stop.clone(), tally.clone());
-            std::thread::spawn(move || load(port, keep_alive, stop, tally))
-        })
-        .collect();
-    during();
-    stop.store(true, Ordering::SeqCst);
-    for c in clients {
-        c.join().unwrap();
-    }
-    tally
 }
 
 fn assert_no_failures(tally: &Tally) {
@@ -71,7 +50,7 @@ fn cluster_reloads_lose_no_request() {
     assert!(lines.iter().all(|l| port_of(l) == port), "{lines:?}");
     let first_pids: Vec<u32> = procs.iter().filter_map(|p| p.pid).collect();
 
-    let tally = under_load(port, || {
+    let tally = under_load(port, |_| {
         for _ in 0..3 {
             r.ok(&["reload", "api"]);
         }
@@ -103,7 +82,7 @@ fn a_single_fork_mode_instance_reloads_without_downtime() {
         r.process("solo").spec.exec_mode,
         rsup_proto::app::ExecMode::Fork
     );
-    let tally = under_load(port, || {
+    let tally = under_load(port, |_| {
         for _ in 0..3 {
             r.ok(&["reload", "solo"]);
         }
@@ -127,7 +106,7 @@ fn a_broken_release_leaves_the_old_instances_serving() {
     std::fs::write(&broken, "").unwrap();
 
     let mut out = None;
-    let tally = under_load(port, || out = Some(r.run(&["reload", "api"])));
+    let tally = under_load(port, |_| out = Some(r.run(&["reload", "api"])));
     let out = out.unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -5,15 +5,8 @@
 use crate::harness::*;
 use crate::http_client::{load, Tally};
 use rsup_proto::app::Status;
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// Sends requests until a few went through; every one must have succeeded
 /// and been answered by `pid`.

@@ -5,30 +5,9 @@
 //! downtime too.
 
 use crate::harness::*;
-use crate::http_client::{load, Tally};
+use crate::http_client::{under_load, Tally};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-/// Runs keep-alive and one-request-per-connection clients while `during`
-/// runs (it sees what they have seen so far), and returns their tally.
-fn under_load(port: u16, during: impl FnOnce(&Tally)) -> Arc<Tally> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let clients: Vec<_> = [true, true, true, false, false]
-        .into_iter()
-        .map(|keep_alive| {
-            let (stop, tally) = (stop.clone(), tally.clone());
-            std::thread::spawn(move || load(port, keep_alive, stop, tally))
-        })
-        .collect();
-    during(&tally);
-    stop.store(true, Ordering::SeqCst);
-    for c in clients {
-        c.join().unwrap();
-    }
-    tally
-}
+use std::sync::atomic::Ordering;
 
 fn assert_no_failures(tally: &Tally) {
     let ok = tally.ok.load(Ordering::SeqCst);
@@ -107,15 +86,6 @@ fn with_wait_ready_a_new_instance_takes_no_connection_before_ready() {
     for line in new {
         assert_eq!(field(line, "served_before_ready"), "0", "{readies:?}");
     }
-}
-
-/// A port free right now, for an app that listens on a fixed port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

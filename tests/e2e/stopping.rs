@@ -115,3 +115,76 @@ fn delete_forgets_the_app() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found: gone"));
 }
+
+/// Whether a connection to the port is refused (rather than accepted into
+/// a queue nobody reads).
+fn refused(port: u16) -> bool {
+    matches!(
+        std::net::TcpStream::connect(("127.0.0.1", port)),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_stopped_app_refuses_connections_and_serves_again_once_started() {
+    let r = Rsup::new();
+    let port = free_port();
+    let port_env = port.to_string();
+    let out = r.start_fixture("http.js", "web", &["-i", "2"], &[("PORT", &port_env)]);
+    assert_success(&out);
+    wait_for("web to serve", || {
+        (r.report("report")
+            .iter()
+            .filter(|l| l.starts_with("listening"))
+            .count()
+            == 2)
+            .then_some(())
+    });
+    assert!(http_get(port).contains("200 OK"));
+
+    r.ok(&["stop", "web"]);
+    assert!(
+        refused(port),
+        "a stopped app's port must refuse connections"
+    );
+
+    r.ok(&["restart", "web"]);
+    wait_for("web to serve again", || (!refused(port)).then_some(()));
+    assert!(http_get(port).contains("200 OK"));
+}
+
+#[test]
+fn an_errored_app_refuses_connections() {
+    let r = Rsup::new();
+    let port = free_port();
+    let port_env = port.to_string();
+    let breaker = r.path("broken");
+    let out = r.start_fixture(
+        "http.js",
+        "flaky",
+        &["--max-restarts", "2"],
+        &[("PORT", &port_env), ("BREAK_IF", breaker.to_str().unwrap())],
+    );
+    assert_success(&out);
+    r.wait_report("report", "listening");
+    assert!(!refused(port));
+    // Every start from now on fails at once: a crash loop into errored.
+    std::fs::write(&breaker, "").unwrap();
+    let pid = r.process("flaky").pid.unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    r.wait_status("flaky", Status::Errored);
+    wait_for("the port to close", || refused(port).then_some(()));
+}

@@ -6,7 +6,9 @@
 const { addDrain } = require('./shutdown');
 const { drainer } = require('./drain');
 
-const registered = new WeakSet();
+// Every server given to graceful(), in order: ready() waits for them to
+// listen. Servers live as long as the app, so holding them costs nothing.
+const registered = new Set();
 let count = 0;
 
 function graceful(server, opts = {}) {
@@ -21,4 +23,9 @@ function graceful(server, opts = {}) {
   return server;
 }
 
-module.exports = { graceful };
+// The servers given to graceful() that are not listening (yet).
+function notListening() {
+  return [...registered].filter((s) => !s.listening);
+}
+
+module.exports = { graceful, notListening };

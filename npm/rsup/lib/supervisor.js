@@ -48,8 +48,36 @@ function sdNotify(state) {
   }
 }
 
-function ready() {
+// A listen error handed to ready() as a callback's argument (express 5's
+// `app.listen(port, cb)` passes it on failure).
+function isError(value) {
+  return value instanceof Error || (value !== null && typeof value === 'object' && 'code' in value);
+}
+
+function ready(err) {
   if (readySent) return;
+  if (isError(err)) {
+    log(`not ready: ${err.message || err.code}`);
+    return;
+  }
+  // A server given to graceful() that is not listening is not ready to
+  // serve: wait for it, and never report readiness if its listen fails.
+  const { notListening } = require('./graceful');
+  const waiting = notListening();
+  if (waiting.length > 0) {
+    const server = waiting[0];
+    const onListening = () => {
+      server.removeListener('error', onError);
+      ready();
+    };
+    const onError = (e) => {
+      server.removeListener('listening', onListening);
+      log(`not ready: ${e.message}`);
+    };
+    server.once('listening', onListening);
+    server.once('error', onError);
+    return;
+  }
   readySent = true;
   try {
     switch (current.kind) {

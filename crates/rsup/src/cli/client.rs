@@ -90,22 +90,50 @@ pub fn send(
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
-        match read_line(&mut reader, &mut line) {
-            Ok(true) => {}
-            Ok(false) => {
-                sent?;
-                bail!("the rsup daemon closed the connection without answering");
-            }
-            // The only bad data a line reader reports is a line too long.
-            Err(e) if e.kind() == ErrorKind::InvalidData => {
-                bail!("the rsup daemon sent a reply longer than {MAX_LINE} bytes")
-            }
-            Err(e) => return Err(e).context("reading the rsup daemon's reply"),
-        }
+        next_line(&mut reader, &mut line, &sent)?;
         let reply: Reply = decode(&line).context("unreadable reply from the rsup daemon")?;
         match reply {
             Reply::Progress { message } => on_progress(&message),
             other => return Ok(other),
+        }
+    }
+}
+
+/// Reads the daemon's next line into `line`. `sent` is how writing the
+/// request went: when the daemon closes without a word, that is the better
+/// explanation.
+fn next_line(
+    reader: &mut BufReader<UnixStream>,
+    line: &mut Vec<u8>,
+    sent: &std::io::Result<()>,
+) -> Result<()> {
+    match read_line(reader, line) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            if let Err(e) = sent {
+                bail!("cannot send the request to the rsup daemon: {e}");
+            }
+            bail!("the rsup daemon closed the connection without answering")
+        }
+        // The only bad data a line reader reports is a line too long.
+        Err(e) if e.kind() == ErrorKind::InvalidData => {
+            bail!("the rsup daemon sent a reply longer than {MAX_LINE} bytes")
+        }
+        Err(e) => Err(e).context("reading the rsup daemon's reply"),
+    }
+}
+
+/// Like [`send`] without progress, returning the final reply's line as the
+/// daemon wrote it, for output that passes the daemon's JSON through.
+pub fn send_raw(stream: UnixStream, request: &Request) -> Result<Vec<u8>> {
+    let mut writer = stream.try_clone()?;
+    let sent = writer.write_all(&encode(request));
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        next_line(&mut reader, &mut line, &sent)?;
+        if !line.starts_with(br#"{"reply":"progress""#) {
+            return Ok(line);
         }
     }
 }

@@ -1,14 +1,14 @@
 //! What each verb does on the client side.
 
 use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs};
-use super::client::{connect, connect_existing, send};
+use super::client::{connect, connect_existing, send, send_raw};
 use super::{logs, render};
 use crate::config::{self, Context as ConfigContext, Overrides};
 use crate::home::Home;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rsup_proto::app::{AppSpec, ProcessInfo, Status};
 use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, Request, ScaleCount, Target};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -35,10 +35,7 @@ pub fn run(command: Command) -> Result<i32> {
             print_table(&list(&home)?);
             Ok(0)
         }
-        Command::Jlist => {
-            println!("{}", serde_json::to_string(&list(&home)?)?);
-            Ok(0)
-        }
+        Command::Jlist => jlist(&home),
         Command::Describe { target } => describe(&home, &target),
         Command::Logs {
             target,
@@ -72,6 +69,36 @@ fn act(home: &Home, req: Request) -> Result<i32> {
     request(home, &req)?;
     print_table(&list(home)?);
     Ok(0)
+}
+
+/// Prints the daemon's list of processes as it sent it: the same JSON as
+/// parsing it into [`ProcessInfo`]s and writing them again, without the
+/// cost of doing so for thousands of processes.
+fn jlist(home: &Home) -> Result<i32> {
+    let line = send_raw(connect(home)?, &Request::List { target: None })?;
+    let json = jlist_json(&line)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(json.as_bytes())?;
+    out.write_all(b"\n")?;
+    Ok(0)
+}
+
+/// The `processes` array of a `done` reply; the message of an `error`.
+fn jlist_json(line: &[u8]) -> Result<&str> {
+    #[derive(serde::Deserialize)]
+    struct Raw<'a> {
+        reply: &'a str,
+        #[serde(borrow)]
+        processes: Option<&'a serde_json::value::RawValue>,
+        message: Option<String>,
+    }
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let raw: Raw = serde_json::from_slice(line).context("unreadable reply from the rsup daemon")?;
+    match (raw.reply, raw.processes, raw.message) {
+        ("done", Some(p), _) if p.get().starts_with('[') => Ok(p.get()),
+        ("error", _, Some(message)) => bail!(message),
+        _ => bail!("unexpected reply from the daemon"),
+    }
 }
 
 fn list(home: &Home) -> Result<Vec<ProcessInfo>> {
@@ -183,19 +210,34 @@ fn apply(home: &Home, a: ApplyArgs, action: ApplyAction) -> Result<i32> {
 
 /// Names instances that did not come up; exit code 1 if any.
 fn report_failures(procs: &[ProcessInfo]) -> i32 {
-    let failed: Vec<&ProcessInfo> = procs
-        .iter()
-        .filter(|p| p.status == Status::Errored)
-        .collect();
-    for p in &failed {
+    let mut failed = false;
+    for p in procs {
+        let why = match p.status {
+            Status::Online => continue,
+            Status::Errored => format!("failed to start (errored after {} restarts)", p.restarts),
+            Status::Stopped => match &p.last_exit {
+                Some(exit) if exit.code == Some(0) => continue,
+                Some(exit) => match (&exit.signal, exit.code) {
+                    (Some(signal), _) => format!("was killed by {signal}"),
+                    (None, code) => format!("exited with code {}", code.unwrap_or(-1)),
+                },
+                None => continue,
+            },
+            other => format!(
+                "is not online ({}, {} restarts)",
+                other.as_str(),
+                p.restarts
+            ),
+        };
+        failed = true;
         eprintln!(
-            "rsup: {} (id {}) failed to start; see {}",
+            "rsup: {} (id {}) {why}; see {}",
             p.name,
             p.id,
             p.err_log.display()
         );
     }
-    i32::from(!failed.is_empty())
+    i32::from(failed)
 }
 
 fn describe(home: &Home, target: &str) -> Result<i32> {
@@ -313,4 +355,73 @@ fn kill(home: &Home) -> Result<i32> {
     }
     println!("rsup daemon stopped");
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsup_proto::app::ExitInfo;
+    use rsup_proto::framing::encode;
+    use std::path::PathBuf;
+
+    fn info(id: u32) -> ProcessInfo {
+        let mut spec = crate::test_support::spec();
+        spec.env
+            .insert("QUOTE\"D".into(), "line\nbreak \u{e9}".into());
+        ProcessInfo {
+            id,
+            name: format!("app-{id}"),
+            instance: id,
+            status: Status::Online,
+            pid: Some(100 + id),
+            restarts: 2,
+            unstable_restarts: 0,
+            started_at_ms: Some(1_700_000_000_000),
+            cpu_percent: 12.3,
+            memory_bytes: 1 << 20,
+            last_exit: Some(ExitInfo {
+                code: None,
+                signal: Some("SIGKILL".into()),
+                at_ms: 1,
+            }),
+            out_log: PathBuf::from("/l/out.log"),
+            err_log: PathBuf::from("/l/err.log"),
+            spec,
+            log_error: Some("cannot write /l/out.log: full".into()),
+            log_dropped_bytes: 7,
+        }
+    }
+
+    #[test]
+    fn jlist_prints_what_parsing_and_writing_again_would() {
+        for processes in [vec![], vec![info(0), info(1)]] {
+            let line = encode(&Reply::Done {
+                processes: processes.clone(),
+            });
+            let parsed: Vec<ProcessInfo> =
+                match rsup_proto::framing::decode::<Reply>(&line).unwrap() {
+                    Reply::Done { processes } => processes,
+                    _ => unreachable!(),
+                };
+            assert_eq!(parsed, processes);
+            assert_eq!(
+                jlist_json(&line).unwrap(),
+                serde_json::to_string(&parsed).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn jlist_reports_the_daemons_error() {
+        let line = encode(&Reply::Error {
+            message: "boom".into(),
+        });
+        assert_eq!(jlist_json(&line).unwrap_err().to_string(), "boom");
+        let pong = encode(&Reply::Pong {
+            pid: 1,
+            version: "x".into(),
+        });
+        assert!(jlist_json(&pong).is_err());
+        assert!(jlist_json(b"not json\n").is_err());
+    }
 }

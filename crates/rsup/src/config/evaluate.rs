@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -55,11 +56,23 @@ const describe = (e) => {
   if (line && /^\d+$/.test(line)) text += ' (line ' + line + ')';
   return text;
 };
+const fail = (text) => process.stderr.write(ERROR + text + '\n', () => process.exit(1));
+let settled = false;
+// The event loop ran dry with the exports still pending: a promise that
+// never settles would otherwise exit 0 with nothing said.
+process.on('beforeExit', () => {
+  if (!settled) fail('the file\'s exports never settled (a promise that never resolves?)');
+});
 load().then((m) => {
-  const out = JSON.stringify(unwrap(m));
+  settled = true;
+  const value = unwrap(m);
+  if (typeof value === 'function')
+    return fail('the file exports a function; export an object instead: module.exports = { apps: [...] }');
+  const out = JSON.stringify(value);
   process.stdout.write(RESULT + (out === undefined ? 'null' : out), () => process.exit(0));
 }, (e) => {
-  process.stderr.write(ERROR + describe(e) + '\n', () => process.exit(1));
+  settled = true;
+  fail(describe(e));
 });
 "#;
 
@@ -125,17 +138,8 @@ fn run_node(
         .spawn()
         .map_err(|e| format!("cannot run node: {e}"))?;
 
-    // Drain both pipes on threads so a chatty config cannot fill a pipe
-    // and stall while we wait for it to exit.
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let stdout = Drained::start(Box::new(child.stdout.take().expect("piped")));
+    let stderr = Drained::start(Box::new(child.stderr.take().expect("piped")));
 
     let started = Instant::now();
     let status = loop {
@@ -153,8 +157,8 @@ fn run_node(
             Err(e) => return Err(format!("waiting for node: {e}")),
         }
     };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
+    let stdout = stdout.text();
+    let stderr = stderr.text();
 
     if status.success() {
         if let Some(at) = stdout.rfind(RESULT_MARK) {
@@ -163,6 +167,41 @@ fn run_node(
         }
     }
     Err(node_error(&stderr).unwrap_or_else(|| format!("node exited with {status}")))
+}
+
+/// A pipe read to its end on a thread, so a chatty config cannot fill it
+/// and stall while we wait for node to exit.
+struct Drained {
+    buf: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+/// How long to wait, once node has exited, for its pipes to close: a
+/// process the config started in the background may hold them open for
+/// as long as it lives, and must not hold up `rsup start`.
+const PIPE_GRACE: Duration = Duration::from_millis(200);
+
+impl Drained {
+    fn start(mut pipe: Box<dyn Read + Send>) -> Drained {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = mpsc::channel();
+        let into = buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                into.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+            let _ = tx.send(());
+        });
+        Drained { buf, done }
+    }
+
+    /// What the pipe carried, once it closed or the grace ran out.
+    fn text(self) -> String {
+        let _ = self.done.recv_timeout(PIPE_GRACE);
+        let buf = self.buf.lock().unwrap();
+        String::from_utf8_lossy(&buf).into_owned()
+    }
 }
 
 /// The loader's marked line, else the first line that looks like an error
@@ -269,6 +308,44 @@ mod tests {
         let e = run_node(&path, &env(), dir.path(), false, Duration::from_millis(300)).unwrap_err();
         assert_eq!(e, "node did not finish within 0.3 s");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_background_child_holding_stdout_does_not_hold_up_the_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        let text = format!(
+            "const c = require('child_process').spawn('sleep', ['1000'], \
+               {{ stdio: ['ignore', 'inherit', 'inherit'], detached: true }});\n\
+             require('fs').writeFileSync({:?}, String(c.pid)); c.unref();\n\
+             module.exports = {{ apps: [{{ name: 'a', script: 'a.js' }}] }};",
+            pid_file
+        );
+        let path = dir.path().join("bg.config.js");
+        std::fs::write(&path, text).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (p, d) = (path.clone(), dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            let _ = tx.send(run_node(&p, &env(), &d, false, NODE_TIME_LIMIT));
+        });
+        // A hang check, not a timing claim: without the grace this waits
+        // for the 1000 s sleep.
+        let got = rx.recv_timeout(Duration::from_secs(60));
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        let v = got
+            .expect("the answer came while the child still ran")
+            .unwrap();
+        assert_eq!(v["apps"][0]["name"], "a");
+    }
+
+    #[test]
+    fn a_function_export_and_a_promise_that_never_settles_are_named() {
+        let e = eval("f.config.js", "module.exports = () => ({ apps: [] });").unwrap_err();
+        assert!(e.contains("exports a function"), "{e}");
+        let e = eval("p.config.js", "module.exports = new Promise(() => {});").unwrap_err();
+        assert!(e.contains("never settled"), "{e}");
     }
 
     #[test]

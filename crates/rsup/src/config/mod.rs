@@ -11,6 +11,8 @@ mod evaluate;
 mod fields;
 pub(crate) mod interpreter;
 mod keys;
+#[cfg(test)]
+mod proptests;
 mod resolve;
 mod signal;
 #[cfg(test)]

@@ -10,14 +10,19 @@ use super::apps::AppEnv;
 use super::instance::{AppContext, Identity, InstanceHandle};
 use super::log_paths::log_paths;
 use super::reload::replace_instances;
-use rsup_proto::app::AppSpec;
+use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, ScaleCount};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedSender};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Notify};
+
+/// How long `start` waits for a crash-looping instance to come online or
+/// give up (`max_restarts`) before it answers anyway.
+const START_SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Where an operation reports its steps as they happen.
 pub type Progress = UnboundedSender<Reply>;
@@ -122,6 +127,7 @@ impl AppHandle {
             context: Arc::new(AppContext {
                 sockets: Mutex::default(),
                 changed: env.changed.clone(),
+                instance_changed: Notify::new(),
                 preload: env.preload.clone(),
             }),
             env,
@@ -184,7 +190,18 @@ impl App {
         on_empty: impl FnOnce(&str) + Send,
     ) {
         let mut started = false;
-        while let Some(Job { op, done }) = jobs.recv().await {
+        loop {
+            let Job { op, done } = tokio::select! {
+                job = jobs.recv() => match job {
+                    Some(job) => job,
+                    // Every handle is gone: the daemon itself is ending.
+                    None => return,
+                },
+                _ = self.context.instance_changed.notified() => {
+                    self.close_sockets_if_down();
+                    continue;
+                }
+            };
             let reload = op.is_reload();
             let outcome = self.perform(op).await;
             if reload {
@@ -201,9 +218,25 @@ impl App {
                 tracing::info!(app = %self.spec.name, "app removed");
                 return;
             }
+            self.close_sockets_if_down();
             let _ = done.send(outcome);
         }
-        // Every handle is gone: the daemon itself is ending.
+    }
+
+    /// With no process running or about to run (every instance stopped or
+    /// errored), the app's ports close: a client is refused at once, and a
+    /// health check sees the app down, instead of waiting in a queue no one
+    /// reads. The next process to listen binds them again. Crash restarts
+    /// and reloads never get here, so their queue stays open.
+    fn close_sockets_if_down(&self) {
+        let down = !self.instances.is_empty()
+            && self
+                .instances
+                .values()
+                .all(|h| matches!(h.state().status, Status::Stopped | Status::Errored));
+        if down && self.context.sockets.lock().unwrap().release() {
+            tracing::info!(app = %self.spec.name, "nothing runs: listening sockets closed");
+        }
     }
 
     fn publish(&self) {
@@ -218,7 +251,16 @@ impl App {
 
     async fn perform(&mut self, op: Op) -> Outcome {
         match op {
-            Op::Start(count) => Ok(self.start_instances(count).await),
+            Op::Start(count) => {
+                let started = self.start_instances(count).await;
+                // A process that died before it was ready is restarting:
+                // answer once it is online or has failed for good, so that
+                // `start` can say which.
+                for h in &started {
+                    h.settle(START_SETTLE_LIMIT).await;
+                }
+                Ok(started)
+            }
             Op::Stop(selection) => {
                 let chosen = self.chosen(&selection);
                 for_each(&chosen, |h| async move { h.stop().await }).await;
@@ -239,7 +281,9 @@ impl App {
                 Ok(chosen)
             }
             Op::Scale(count) => {
-                self.scale(count.apply(self.instances.len() as u32)).await;
+                let count = count.apply(self.instances.len() as u32);
+                self.env.check_instances(&self.spec, count)?;
+                self.scale(count).await;
                 Ok(self.instances.values().cloned().collect())
             }
             Op::Remove(selection) => {
@@ -330,6 +374,7 @@ impl App {
         options: ReloadOptions,
         progress: &Progress,
     ) -> Outcome {
+        self.env.check_instances(&spec, spec.instances)?;
         let wanted = spec.instances as usize;
         self.shrink_to(wanted).await;
         let running: Vec<InstanceHandle> = self.instances.values().cloned().collect();

@@ -5,6 +5,7 @@
 
 use super::app::{AppHandle, Selection};
 use super::instance::InstanceHandle;
+use super::preload::Preload;
 use crate::home::Home;
 use rsup_proto::app::AppSpec;
 use rsup_proto::control::Target;
@@ -19,6 +20,8 @@ pub struct AppEnv {
     pub home: Home,
     /// rsup's Node preload, given to Node apps with `-r`.
     pub preload: Option<PathBuf>,
+    /// Why Node apps cannot take the daemon's sockets, when they cannot.
+    pub preload_problem: Option<String>,
     /// The next `pm_id`: unique in the daemon, never reused.
     next_id: AtomicU32,
     /// Told of every change worth writing to the state file.
@@ -26,12 +29,26 @@ pub struct AppEnv {
 }
 
 impl AppEnv {
-    pub fn new(home: Home, preload: Option<PathBuf>) -> AppEnv {
+    pub fn new(home: Home, preload: Preload) -> AppEnv {
         AppEnv {
             home,
-            preload,
+            preload: preload.path,
+            preload_problem: preload.problem,
             next_id: AtomicU32::new(0),
             changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Several instances of a Node app share their ports through the
+    /// preload; without it the second would crash-loop on EADDRINUSE, so
+    /// they are refused up front.
+    pub fn check_instances(&self, spec: &AppSpec, count: u32) -> Result<(), String> {
+        match &self.preload_problem {
+            Some(problem) if spec.node && count > 1 => Err(format!(
+                "app \"{}\": {count} instances of a Node app share their port through rsup's preload, and {problem}",
+                spec.name
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -69,6 +86,7 @@ impl Apps {
     pub fn create(self: &Arc<Self>, specs: Vec<AppSpec>) -> Result<Vec<AppHandle>, String> {
         let mut by_name = self.by_name.lock().unwrap();
         for (i, spec) in specs.iter().enumerate() {
+            self.env.check_instances(spec, spec.instances)?;
             if by_name.contains_key(&spec.name) {
                 return Err(format!(
                     "app \"{}\" is already running; use restart, reload or delete",
@@ -199,7 +217,10 @@ mod tests {
             Home {
                 dir: home.path().to_path_buf(),
             },
-            None,
+            Preload {
+                path: None,
+                problem: None,
+            },
         ))
     }
 

@@ -33,6 +33,12 @@ pub enum ChildEvent {
 /// not stall its supervisor.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Read buffer of each channel. Children say a few short lines in their
+/// lifetime (`ready`, a listen request); longer lines take several reads.
+const READ_BUF: usize = 256;
+/// A line buffer grown past this by a long message is given back after it.
+const KEEP_LINE: usize = 4 * 1024;
+
 pub struct Channels {
     node: Option<OwnedWriteHalf>,
     worker: OwnedWriteHalf,
@@ -111,16 +117,19 @@ async fn read_node_channel(
     read: tokio::net::unix::OwnedReadHalf,
     events: mpsc::Sender<ChildEvent>,
 ) {
-    let mut reader = BufReader::new(read);
+    let mut reader = BufReader::with_capacity(READ_BUF, read);
     let mut line = Vec::new();
     while let Ok(true) = read_line(&mut reader, &mut line).await {
         // PM2 apps send the bare string 'ready'; everything else on this
         // channel (process:msg packets, Node-internal NODE_* commands) is
         // not ours.
-        if let Ok(serde_json::Value::String(s)) = decode::<serde_json::Value>(&line) {
-            if s == "ready" && events.send(ChildEvent::Ready).await.is_err() {
-                return;
-            }
+        let ready = matches!(
+            decode::<serde_json::Value>(&line),
+            Ok(serde_json::Value::String(s)) if s == "ready"
+        );
+        release_if_large(&mut line);
+        if ready && events.send(ChildEvent::Ready).await.is_err() {
+            return;
         }
     }
 }
@@ -129,7 +138,7 @@ async fn read_worker_channel(
     read: tokio::net::unix::OwnedReadHalf,
     events: mpsc::Sender<ChildEvent>,
 ) {
-    let mut reader = BufReader::new(read);
+    let mut reader = BufReader::with_capacity(READ_BUF, read);
     let mut line = Vec::new();
     while let Ok(true) = read_line(&mut reader, &mut line).await {
         let event = match decode::<WorkerMessage>(&line) {
@@ -138,10 +147,131 @@ async fn read_worker_channel(
                 ChildEvent::Listen { request, address }
             }
             Ok(WorkerMessage::Drained) => ChildEvent::Drained,
-            Err(_) => continue,
+            Err(_) => {
+                release_if_large(&mut line);
+                continue;
+            }
         };
+        release_if_large(&mut line);
         if events.send(event).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// What a reader turns `bytes` into when a child writes them and exits.
+    fn events_of(
+        bytes: &[u8],
+        read: fn(tokio::net::unix::OwnedReadHalf, mpsc::Sender<ChildEvent>) -> BoxedRead,
+    ) -> Vec<ChildEvent> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (ours, mut theirs) = UnixStream::pair().unwrap();
+            let (tx, mut rx) = mpsc::channel(1024);
+            let (r, _w) = ours.into_split();
+            let reader = tokio::spawn(read(r, tx));
+            theirs.write_all(bytes).await.unwrap();
+            drop(theirs);
+            let _ = reader.await;
+            let mut events = Vec::new();
+            while let Ok(e) = rx.try_recv() {
+                events.push(e);
+            }
+            events
+        })
+    }
+
+    type BoxedRead = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+    fn worker(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChildEvent>) -> BoxedRead {
+        Box::pin(read_worker_channel(r, tx))
+    }
+
+    fn node(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChildEvent>) -> BoxedRead {
+        Box::pin(read_node_channel(r, tx))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a child writes, the readers end at its close without a
+        /// panic; garbage becomes no event, and a `ready` line among
+        /// garbage lines still arrives.
+        #[test]
+        fn children_cannot_make_the_readers_misbehave(
+            garbage in prop::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let junk: Vec<u8> = garbage.iter().copied().filter(|b| *b != b'\n').collect();
+            let mut stream = junk.clone();
+            stream.extend_from_slice(b"\n\"ready\"\n{\"type\":\"ready\"}\n");
+            stream.extend_from_slice(&junk);
+            let from_node = events_of(&stream, node);
+            prop_assert!(from_node.iter().all(|e| *e == ChildEvent::Ready));
+            prop_assert!(!from_node.is_empty());
+            let from_worker = events_of(&stream, worker);
+            prop_assert!(from_worker.contains(&ChildEvent::Ready));
+            let _ = events_of(&garbage, node);
+            let _ = events_of(&garbage, worker);
+        }
+    }
+}
+
+fn release_if_large(line: &mut Vec<u8>) {
+    if line.capacity() > KEEP_LINE {
+        *line = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsup_proto::worker::WorkerMessage;
+
+    #[tokio::test]
+    async fn reads_lines_longer_than_the_read_buffer() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let _channels = Channels::open(None, ours, tx);
+        let path = format!("/tmp/{}", "p".repeat(READ_BUF * 20));
+        let long = WorkerMessage::Listen {
+            request: 7,
+            address: ListenAddress::Unix { path: path.clone() },
+        };
+        let mut bytes = encode(&long);
+        bytes.extend_from_slice(b"garbage that is not json\n");
+        bytes.extend_from_slice(&encode(&WorkerMessage::Ready));
+        theirs.write_all(&bytes).await.unwrap();
+        match rx.recv().await.unwrap() {
+            ChildEvent::Listen { request, address } => {
+                assert_eq!(request, 7);
+                assert_eq!(address, ListenAddress::Unix { path });
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(rx.recv().await.unwrap(), ChildEvent::Ready);
+        drop(theirs);
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn node_channel_sees_ready_after_a_long_message() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let (worker, _w) = UnixStream::pair().unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let _channels = Channels::open(Some(ours), worker, tx);
+        let big = serde_json::json!({ "cmd": "x".repeat(READ_BUF * 10) });
+        let mut bytes = encode(&big);
+        bytes.extend_from_slice(&encode(&"ready"));
+        theirs.write_all(&bytes).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), ChildEvent::Ready);
     }
 }

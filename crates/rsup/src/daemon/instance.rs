@@ -69,6 +69,8 @@ pub struct AppContext {
     pub sockets: Mutex<AppSockets>,
     /// Told of every change of an instance's state (see `state_file`).
     pub changed: Arc<Notify>,
+    /// Told of every change of one of this app's instances.
+    pub instance_changed: Notify,
     /// rsup's Node preload, given to Node apps with `-r`.
     pub preload: Option<PathBuf>,
 }
@@ -125,6 +127,27 @@ impl InstanceHandle {
 
     pub fn state(&self) -> InstanceState {
         self.state.borrow().clone()
+    }
+
+    /// Waits until the instance has settled: online, stopped or errored,
+    /// not launching or between crash restarts; or until `limit` passes.
+    /// Returns its status then.
+    pub async fn settle(&self, limit: Duration) -> Status {
+        let mut state = self.state.clone();
+        let settled = async {
+            loop {
+                let status = state.borrow_and_update().status;
+                if matches!(status, Status::Online | Status::Stopped | Status::Errored) {
+                    return status;
+                }
+                if state.changed().await.is_err() {
+                    return state.borrow().status;
+                }
+            }
+        };
+        tokio::time::timeout(limit, settled)
+            .await
+            .unwrap_or_else(|_| self.state().status)
     }
 
     /// Stops the process; returns once it is gone.
@@ -217,6 +240,7 @@ impl Runner {
     fn update(&self, change: impl FnOnce(&mut InstanceState)) {
         self.state.send_modify(change);
         self.context.changed.notify_one();
+        self.context.instance_changed.notify_one();
     }
 
     /// Starts a process; `restarts` is its PM2 `restart_time`.

@@ -4,6 +4,7 @@
 use super::actions;
 use super::apps::{AppEnv, Apps};
 use super::metrics::Sampler;
+use super::preload::Preload;
 use super::server;
 use super::{recover, state_file};
 use crate::home::Home;
@@ -80,7 +81,7 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))?;
 
     let daemon = Arc::new(Daemon {
-        apps: Apps::new(AppEnv::new(home, find_preload())),
+        apps: Apps::new(AppEnv::new(home, Preload::find())),
         sampler: Mutex::new(Sampler::default()),
         exit: Notify::new(),
     });
@@ -163,22 +164,4 @@ pub fn open_daemon_log(home: &Home) -> Result<fs::File> {
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))
-}
-
-/// rsup's Node preload: `RSUP_PRELOAD`, else `preload.js` of the npm
-/// package this binary belongs to (`<package>/native/rsup`), else the one
-/// in this repository when running from a cargo build.
-fn find_preload() -> Option<std::path::PathBuf> {
-    if let Some(p) = std::env::var_os("RSUP_PRELOAD") {
-        return Some(p.into()).filter(|p: &std::path::PathBuf| p.is_file());
-    }
-    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
-    let dir = exe.parent()?;
-    [
-        dir.join("../preload.js"),
-        dir.join("../../npm/rsup/preload.js"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .and_then(|p| p.canonicalize().ok())
 }

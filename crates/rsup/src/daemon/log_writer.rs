@@ -15,6 +15,7 @@
 //! [`LogHealth`] that `list` and `describe` read.
 
 use chrono::Local;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -33,6 +34,11 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// How often the path is compared with the open file, to follow a file
 /// moved or deleted by log rotation.
 const MOVE_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Read buffer of a new copier. Most processes write little, and a
+/// thousand quiet instances should not hold 32 KB of buffers each.
+const FIRST_READ: usize = 512;
+/// A copier whose reads keep filling its buffer doubles it, up to this.
+const MAX_READ: usize = 16 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct LogTarget {
@@ -53,7 +59,7 @@ where
     let mut log = LogFile::open(sink, health(&target.path), BACKLOG_LIMIT, Instant::now());
     tokio::spawn(async move {
         let mut stamper = Stamper::new(target.timestamp_format);
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; FIRST_READ];
         loop {
             let retry = log.retry_at();
             // Reading goes on whatever the file does: a child blocked on a
@@ -61,7 +67,12 @@ where
             tokio::select! {
                 read = stream.read(&mut buf) => match read {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => log.write(&stamper.stamp(&buf[..n]), Instant::now()),
+                    Ok(n) => {
+                        log.write(&stamper.stamp(&buf[..n]), Instant::now());
+                        if n == buf.len() && buf.len() < MAX_READ {
+                            buf.resize(buf.len() * 2, 0);
+                        }
+                    }
                 },
                 _ = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now).into()),
                     if retry.is_some() => log.retry(Instant::now()),
@@ -239,8 +250,8 @@ impl Backlog {
 
     fn consume(&mut self, n: usize) {
         self.bytes.drain(..n);
-        // An outage's backlog is not kept allocated once written.
-        if self.bytes.is_empty() && self.bytes.capacity() > 64 * 1024 {
+        // Only an outage fills the backlog: its memory goes once written.
+        if self.bytes.is_empty() {
             self.bytes = VecDeque::new();
         }
     }
@@ -285,9 +296,10 @@ impl<S: Sink> LogFile<S> {
     /// Takes output: written at once while writing works, held otherwise
     /// (and the file tried again if that is due).
     fn write(&mut self, chunk: &[u8], now: Instant) {
-        self.hold(chunk);
-        if self.failure.is_none() || now >= self.retry_at {
-            self.attempt(now);
+        if self.failure.is_some() && now < self.retry_at {
+            self.hold(chunk);
+        } else {
+            self.attempt_with(chunk, now);
         }
     }
 
@@ -330,7 +342,12 @@ impl<S: Sink> LogFile<S> {
     }
 
     fn attempt(&mut self, now: Instant) {
-        match self.write_backlog(now) {
+        self.attempt_with(&[], now);
+    }
+
+    /// Writes what is held, then `fresh`; what cannot be written is held.
+    fn attempt_with(&mut self, fresh: &[u8], now: Instant) {
+        match self.write_out(fresh, now) {
             Ok(()) => {
                 if let Some(was) = self.failure.take() {
                     tracing::info!("{}: writing again ({was})", self.sink.name());
@@ -339,7 +356,8 @@ impl<S: Sink> LogFile<S> {
                 // such as one whose process ended while it failed.
                 self.health.writing();
             }
-            Err(error) => {
+            Err((error, written)) => {
+                self.hold(&fresh[written..]);
                 // Opened afresh next time: a new file if this one went, a
                 // new descriptor after an I/O error.
                 self.file = None;
@@ -353,7 +371,8 @@ impl<S: Sink> LogFile<S> {
         }
     }
 
-    fn write_backlog(&mut self, now: Instant) -> Result<(), String> {
+    /// On failure: why, and how much of `fresh` was written.
+    fn write_out(&mut self, fresh: &[u8], now: Instant) -> Result<(), (String, usize)> {
         if let Some(file) = &self.file {
             if now >= self.check_at {
                 self.check_at = now + MOVE_CHECK_EVERY;
@@ -368,12 +387,14 @@ impl<S: Sink> LogFile<S> {
                 let f = self
                     .sink
                     .open()
-                    .map_err(|e| format!("cannot open {}: {e}", self.sink.name()))?;
+                    .map_err(|e| (format!("cannot open {}: {e}", self.sink.name()), 0))?;
                 self.check_at = now + MOVE_CHECK_EVERY;
                 self.file.insert(f)
             }
         };
-        let name = || self.sink.name();
+        let failed = |e: std::io::Error, written| {
+            (format!("cannot write {}: {e}", self.sink.name()), written)
+        };
         if self.backlog.dropped > 0 {
             let reason = self
                 .failure
@@ -385,26 +406,45 @@ impl<S: Sink> LogFile<S> {
                 self.backlog.dropped
             );
             file.write_all(notice.as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", name()))?;
+                .map_err(|e| failed(e, 0))?;
             self.mid_line = false;
             self.backlog.dropped = 0;
         }
-        loop {
+        while !self.backlog.bytes.is_empty() {
             let front = self.backlog.front();
-            if front.is_empty() {
-                return Ok(());
+            let (n, error) = write_some(file, front);
+            if n > 0 {
+                self.mid_line = front[n - 1] != b'\n';
+                self.backlog.consume(n);
             }
-            match file.write(front) {
-                Ok(0) => return Err(format!("cannot write {}: nothing was written", name())),
-                Ok(n) => {
-                    self.mid_line = front[n - 1] != b'\n';
-                    self.backlog.consume(n);
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("cannot write {}: {e}", name())),
+            if let Some(e) = error {
+                return Err(failed(e, 0));
             }
         }
+        let (n, error) = write_some(file, fresh);
+        if n > 0 {
+            self.mid_line = fresh[n - 1] != b'\n';
+        }
+        match error {
+            Some(e) => Err(failed(e, n)),
+            None => Ok(()),
+        }
     }
+}
+
+/// Writes as much of `bytes` as the file takes: how much, and the error
+/// that stopped it short.
+fn write_some(file: &mut impl Write, bytes: &[u8]) -> (usize, Option<std::io::Error>) {
+    let mut done = 0;
+    while done < bytes.len() {
+        match file.write(&bytes[done..]) {
+            Ok(0) => return (done, Some(ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return (done, Some(e)),
+        }
+    }
+    (done, None)
 }
 
 /// Inserts a timestamp at the start of each line of a byte stream that
@@ -422,10 +462,10 @@ impl Stamper {
         }
     }
 
-    fn stamp(&mut self, chunk: &[u8]) -> Vec<u8> {
+    fn stamp<'a>(&mut self, chunk: &'a [u8]) -> Cow<'a, [u8]> {
         let Some(format) = &self.format else {
             self.mid_line = chunk.last() != Some(&b'\n');
-            return chunk.to_vec();
+            return Cow::Borrowed(chunk);
         };
         let prefix = format!("{}: ", Local::now().format(format));
         let mut out = Vec::with_capacity(chunk.len() + prefix.len() * 2);
@@ -436,7 +476,7 @@ impl Stamper {
             out.extend_from_slice(piece);
             self.mid_line = piece.last() != Some(&b'\n');
         }
-        out
+        Cow::Owned(out)
     }
 }
 
@@ -448,15 +488,15 @@ mod tests {
     #[test]
     fn stamps_each_line_once_across_chunks() {
         let mut s = Stamper::new(Some("T".into()));
-        let mut out = s.stamp(b"a\nb");
-        out.extend(s.stamp(b"c\n\nd\n"));
+        let mut out = s.stamp(b"a\nb").into_owned();
+        out.extend_from_slice(&s.stamp(b"c\n\nd\n"));
         assert_eq!(String::from_utf8(out).unwrap(), "T: a\nT: bc\nT: \nT: d\n");
     }
 
     #[test]
     fn passes_bytes_through_without_format() {
         let mut s = Stamper::new(None);
-        assert_eq!(s.stamp(b"x\ny"), b"x\ny");
+        assert_eq!(&*s.stamp(b"x\ny"), b"x\ny");
         assert!(s.mid_line);
     }
 
@@ -475,6 +515,39 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\nsecond\n");
+    }
+
+    #[tokio::test]
+    async fn copies_output_much_larger_than_the_first_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        let (mut tx, rx) = tokio::io::duplex(FIRST_READ * 3);
+        let copier = spawn_copier(
+            rx,
+            LogTarget {
+                path: path.clone(),
+                timestamp_format: Some("T".into()),
+            },
+        );
+        // One line far longer than any buffer, then many short ones, in
+        // writes of every size.
+        let mut data = vec![b'x'; MAX_READ * 5 + 7];
+        data.push(b'\n');
+        for i in 0..2000 {
+            data.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        for piece in data.chunks(FIRST_READ - 1) {
+            tx.write_all(piece).await.unwrap();
+        }
+        drop(tx);
+        copier.await.unwrap();
+        let got = std::fs::read(&path).unwrap();
+        let want: Vec<u8> = data
+            .split_inclusive(|b| *b == b'\n')
+            .flat_map(|l| [b"T: ".as_slice(), l].concat())
+            .collect();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want);
     }
 
     /// A stand-in for the file system: the files that the path has named
@@ -613,6 +686,8 @@ mod tests {
         assert_eq!(log.retry_at(), None);
         log.write(b"five\n", ms(t0, 1001));
         assert!(disk.lock().unwrap().text().ends_with("four\nfive\n"));
+        // Output goes straight to the file again: no backlog memory held.
+        assert_eq!(log.backlog.bytes.capacity(), 0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! CPU and memory of a process, read from `/proc`, as `rsup list` shows.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use procfs::prelude::*;
 
@@ -10,8 +10,14 @@ use procfs::prelude::*;
 /// average since the process started.
 #[derive(Default)]
 pub struct Sampler {
-    last: HashMap<u32, (u64, Instant)>,
+    /// Per pid: CPU ticks, when they were read, and the figure given then.
+    last: HashMap<u32, (u64, Instant, f64)>,
 }
+
+/// The shortest interval a CPU figure is measured over: ticks come in
+/// 10 ms steps, so one tick over a few milliseconds (two lists in a row)
+/// would read as hundreds of percent.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Usage {
     pub cpu_percent: f64,
@@ -20,6 +26,10 @@ pub struct Usage {
 
 impl Sampler {
     pub fn sample(&mut self, pid: u32) -> Usage {
+        self.sample_at(pid, Instant::now())
+    }
+
+    fn sample_at(&mut self, pid: u32, now: Instant) -> Usage {
         let stat = i32::try_from(pid)
             .ok()
             .and_then(|pid| procfs::process::Process::new(pid).ok())
@@ -30,12 +40,18 @@ impl Sampler {
                 memory_bytes: 0,
             };
         };
-        let now = Instant::now();
         let hz = procfs::ticks_per_second() as f64;
         // User plus system time, in clock ticks.
         let ticks = stat.utime + stat.stime;
         let cpu_percent = match self.last.get(&pid) {
-            Some((prev, at)) if now > *at && ticks >= *prev => {
+            // Too soon to measure again: the last figure stands.
+            Some((prev, at, given)) if now.duration_since(*at) < MIN_INTERVAL && ticks >= *prev => {
+                return Usage {
+                    cpu_percent: *given,
+                    memory_bytes: stat.rss_bytes().get(),
+                };
+            }
+            Some((prev, at, _)) if now > *at && ticks >= *prev => {
                 let secs = now.duration_since(*at).as_secs_f64();
                 (ticks - prev) as f64 / hz / secs * 100.0
             }
@@ -49,9 +65,12 @@ impl Sampler {
                 }
             }
         };
-        self.last.insert(pid, (ticks, now));
+        // A process cannot use more than every CPU.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let cpu_percent = (cpu_percent.min(100.0 * cpus) * 10.0).round() / 10.0;
+        self.last.insert(pid, (ticks, now, cpu_percent));
         Usage {
-            cpu_percent: (cpu_percent * 10.0).round() / 10.0,
+            cpu_percent,
             memory_bytes: stat.rss_bytes().get(),
         }
     }
@@ -80,12 +99,33 @@ mod tests {
     #[test]
     fn second_sample_measures_the_interval() {
         let mut s = Sampler::default();
-        s.sample(std::process::id());
-        let until = Instant::now() + std::time::Duration::from_millis(200);
+        let start = Instant::now();
+        s.sample_at(std::process::id(), start);
+        let until = Instant::now() + Duration::from_millis(200);
         while Instant::now() < until {
             std::hint::spin_loop();
         }
-        assert!(s.sample(std::process::id()).cpu_percent > 0.0);
+        let later = start + MIN_INTERVAL + Duration::from_millis(100);
+        assert!(s.sample_at(std::process::id(), later).cpu_percent > 0.0);
+    }
+
+    #[test]
+    fn samples_close_together_repeat_the_last_figure() {
+        let mut s = Sampler::default();
+        let me = std::process::id();
+        let start = Instant::now();
+        let first = s.sample_at(me, start).cpu_percent;
+        let until = Instant::now() + Duration::from_millis(30);
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        // 30 ms of spinning over 5 ms would read as 600 %.
+        let soon = s
+            .sample_at(me, start + Duration::from_millis(5))
+            .cpu_percent;
+        assert_eq!(soon, first);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        assert!(soon <= 100.0 * cpus);
     }
 
     #[test]

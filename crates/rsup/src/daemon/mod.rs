@@ -30,6 +30,7 @@ mod log_writer;
 mod metrics;
 mod own_listeners;
 mod pid1;
+mod preload;
 mod process;
 mod recover;
 mod reload;
@@ -41,5 +42,25 @@ mod state_file;
 mod stop;
 
 pub use instance::now_ms;
-pub use lifecycle::{open_daemon_log, run};
+pub use lifecycle::open_daemon_log;
 pub use pid1::become_reaper_if_pid1;
+
+/// Runs the daemon (see [`lifecycle::run`]).
+pub fn run(home: crate::home::Home, apps: Vec<rsup_proto::app::AppSpec>) -> anyhow::Result<()> {
+    give_back_large_buffers();
+    lifecycle::run(home, apps)
+}
+
+/// glibc raises its mmap threshold to the size of every large block freed,
+/// up to 32 MB, and then keeps twice that free in the heap: after one
+/// `list` of a thousand processes (a reply of megabytes), the daemon would
+/// hold several megabytes it no longer uses. A fixed threshold keeps large
+/// buffers in their own mappings, returned to the kernel when freed.
+fn give_back_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before the
+    // daemon starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}

@@ -66,8 +66,11 @@ impl AppSockets {
         )
     }
 
-    /// Closes every socket (the app is gone), removing Unix socket files.
-    pub fn release(&mut self) {
+    /// Closes every socket (the app is gone or has nothing running), so
+    /// that connections are refused rather than left waiting, removing Unix
+    /// socket files. Whether it held any.
+    pub fn release(&mut self) -> bool {
+        let held = !self.bound.is_empty() || !self.ephemeral.is_empty();
         for address in self.bound.keys() {
             if let ListenAddress::Unix { path } = address {
                 let _ = std::fs::remove_file(path);
@@ -75,6 +78,7 @@ impl AppSockets {
         }
         self.bound.clear();
         self.ephemeral.clear();
+        held
     }
 }
 

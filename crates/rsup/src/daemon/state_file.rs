@@ -236,3 +236,40 @@ mod tests {
         assert!(!gone.still_running());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A damaged state file (any bytes, or a good one cut anywhere) is
+        /// an error, never a panic.
+        #[test]
+        fn damaged_state_files_are_errors(bytes in any::<Vec<u8>>(), cut in any::<usize>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = path(dir.path());
+            std::fs::write(&p, &bytes).unwrap();
+            let _ = read(&p);
+            let whole = serde_json::to_vec(&tests_sample()).unwrap();
+            let cut = cut % whole.len();
+            std::fs::write(&p, &whole[..cut]).unwrap();
+            prop_assert!(read(&p).is_err());
+        }
+    }
+
+    fn tests_sample() -> DaemonState {
+        DaemonState {
+            version: VERSION,
+            boot_id: "b".into(),
+            daemon_pid: 1,
+            next_id: 0,
+            apps: vec![AppState {
+                spec: crate::test_support::spec(),
+                instances: vec![],
+            }],
+        }
+    }
+}
