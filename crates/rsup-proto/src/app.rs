@@ -146,4 +146,12 @@ pub struct ProcessInfo {
     pub out_log: PathBuf,
     pub err_log: PathBuf,
     pub spec: AppSpec,
+    /// Why output cannot be written to a log file now (held in memory and
+    /// retried meanwhile); `None` while every log is writable.
+    #[serde(default)]
+    pub log_error: Option<String>,
+    /// Bytes of output thrown away, since the instance was created, for
+    /// want of a writable log.
+    #[serde(default)]
+    pub log_dropped_bytes: u64,
 }

@@ -417,6 +417,8 @@ mod tests {
             out_log: PathBuf::from("/l/out.log"),
             err_log: PathBuf::from("/l/err.log"),
             spec,
+            log_error: Some("cannot write /l/out.log: full".into()),
+            log_dropped_bytes: 7,
         }
     }
 

@@ -35,8 +35,22 @@ pub fn process_table(procs: &[ProcessInfo], now_ms: u64, color: bool) -> String 
         // An empty list closes right under the header.
         table.style_mut().header_separator = LineStyle::none();
     }
-    lines(&table)
+    let mut out = lines(&table);
+    // The marker in the status column, explained: output is at risk until
+    // the log can be written, which the table alone would hide.
+    for p in sorted.iter().filter(|p| p.log_error.is_some()) {
+        out.push_str(&format!(
+            "{LOG_MARK} {} (id {}): {}; output is held and retried every second\n",
+            sanitize(&p.name),
+            p.id,
+            sanitize(p.log_error.as_deref().unwrap_or_default())
+        ));
+    }
+    out
 }
+
+/// Follows the status of an instance whose log cannot be written.
+const LOG_MARK: &str = "!";
 
 /// A two-column block about one instance, in the manner of `pm2 describe`.
 ///
@@ -78,6 +92,17 @@ pub fn describe(p: &ProcessInfo, now_ms: u64) -> String {
         ("memory", humanize_bytes(p.memory_bytes)),
         ("out log path", p.out_log.display().to_string()),
         ("error log path", p.err_log.display().to_string()),
+        (
+            "log writing",
+            match &p.log_error {
+                None => "ok".into(),
+                Some(e) => format!("failing: {e} (output held, retried every second)"),
+            },
+        ),
+        (
+            "log output dropped",
+            format!("{} bytes", p.log_dropped_bytes),
+        ),
         ("merge logs", yes_no(s.merge_logs)),
         ("wait ready", yes_no(s.wait_ready)),
         ("listen timeout", ms_text(s.listen_timeout_ms)),
@@ -164,7 +189,11 @@ fn row(p: &ProcessInfo, now_ms: u64) -> [Cell; 9] {
             ExecMode::Cluster => "cluster",
         }),
         text(pid_text(p.pid)),
-        text(p.status.as_str()).fg(status_color(p.status)),
+        text(match p.log_error {
+            Some(_) => format!("{} {LOG_MARK}", p.status.as_str()),
+            None => p.status.as_str().to_string(),
+        })
+        .fg(status_color(p.status)),
         text(p.restarts.to_string()),
         text(uptime_text(p, now_ms)),
         text(cpu_text(p.cpu_percent)),
@@ -332,6 +361,8 @@ mod tests {
             out_log: PathBuf::from(format!("/home/u/.rsup/logs/{name}-out.log")),
             err_log: PathBuf::from(format!("/home/u/.rsup/logs/{name}-error.log")),
             spec: spec(name),
+            log_error: None,
+            log_dropped_bytes: 0,
         }
     }
 
@@ -563,6 +594,8 @@ mod tests {
         );
         assert_eq!(value("out log path"), "/home/u/.rsup/logs/api-out.log");
         assert_eq!(value("error log path"), "/home/u/.rsup/logs/api-error.log");
+        assert_eq!(value("log writing"), "ok");
+        assert_eq!(value("log output dropped"), "0 bytes");
         assert_eq!(value("wait ready"), "yes");
         assert_eq!(value("listen timeout"), "3000ms");
         assert_eq!(value("kill timeout"), "1600ms");
@@ -608,5 +641,31 @@ mod tests {
         assert!(!d.contains("s3cr3t-t0ken"));
         assert!(!d.contains("8080"));
         assert!(d.contains("3 variables (values not shown)"));
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_is_marked_and_explained() {
+        let mut bad = proc_info(1, "api");
+        bad.log_error = Some("cannot write /l/api-out.log: No space left on device".into());
+        bad.log_dropped_bytes = 1234;
+        let t = process_table(&[proc_info(0, "web"), bad.clone()], NOW, false);
+        let (table, notes) = t.split_at(t.find("┘\n").unwrap() + "┘\n".len());
+        assert!(table.contains("│ online ! │"), "{t}");
+        assert_eq!(table.matches(" ! ").count(), 1, "{t}");
+        assert_eq!(
+            notes,
+            "! api (id 1): cannot write /l/api-out.log: No space left on device; \
+             output is held and retried every second\n"
+        );
+        assert_aligned(table);
+        let d = describe(&bad, NOW);
+        assert!(
+            d.contains(
+                "failing: cannot write /l/api-out.log: No space left on device (output held"
+            ),
+            "{d}"
+        );
+        assert!(d.contains("│ log output dropped "), "{d}");
+        assert!(d.contains(" 1234 bytes "), "{d}");
     }
 }

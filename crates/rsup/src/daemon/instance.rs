@@ -3,6 +3,7 @@
 //! place on reload, stop on request. The task owns the process; everything
 //! else talks to it through an [`InstanceHandle`].
 
+use super::log_writer::{self, LogHealth};
 use super::process::Proc;
 use super::restart_policy::{self, CrashHistory, Decision};
 use super::sockets::AppSockets;
@@ -27,6 +28,10 @@ pub struct InstanceState {
     pub started_at_ms: Option<u64>,
     pub last_exit: Option<ExitInfo>,
     pub spec: Arc<AppSpec>,
+    /// How writing its out and error logs goes; held here so the health
+    /// (and what it counts) lasts as long as the instance, across its
+    /// processes.
+    pub log_health: [Arc<LogHealth>; 2],
 }
 
 /// How a reload of one instance went.
@@ -94,6 +99,10 @@ impl InstanceHandle {
             started_at_ms: None,
             last_exit: None,
             spec,
+            log_health: [
+                log_writer::health(&identity.out_log),
+                log_writer::health(&identity.err_log),
+            ],
         });
         let identity = Arc::new(identity);
         let (settled_tx, settled) = oneshot::channel();

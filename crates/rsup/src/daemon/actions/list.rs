@@ -3,8 +3,10 @@
 
 use crate::daemon::instance::InstanceHandle;
 use crate::daemon::lifecycle::Daemon;
+use crate::daemon::log_writer::LogHealth;
 use rsup_proto::app::ProcessInfo;
 use rsup_proto::control::{Reply, Target};
+use std::sync::Arc;
 
 pub fn list(daemon: &Daemon, target: Option<&Target>) -> Reply {
     let handles = match target {
@@ -30,6 +32,7 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
         .map(|h| {
             let state = h.state();
             let usage = state.pid.map(|pid| sampler.sample(pid));
+            let (log_error, log_dropped_bytes) = log_report(&state.log_health);
             ProcessInfo {
                 id: h.identity.id,
                 name: h.identity.name.clone(),
@@ -45,7 +48,53 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
                 out_log: h.identity.out_log.clone(),
                 err_log: h.identity.err_log.clone(),
                 spec: (*state.spec).clone(),
+                log_error,
+                log_dropped_bytes,
             }
         })
         .collect()
+}
+
+/// What is wrong with an instance's logs now, and how much output they
+/// have lost; a file that is both its out and its error log counts once.
+fn log_report(files: &[Arc<LogHealth>; 2]) -> (Option<String>, u64) {
+    let [out, err] = files;
+    let distinct = if Arc::ptr_eq(out, err) {
+        &files[..1]
+    } else {
+        &files[..]
+    };
+    let reports: Vec<_> = distinct.iter().map(|h| h.report()).collect();
+    let errors: Vec<&str> = reports.iter().filter_map(|r| r.error.as_deref()).collect();
+    let error = (!errors.is_empty()).then(|| errors.join("; "));
+    (error, reports.iter().map(|r| r.dropped_bytes).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_errors_are_joined_and_a_shared_file_counts_once() {
+        let out = Arc::new(LogHealth::default());
+        let err = Arc::new(LogHealth::default());
+        assert_eq!(log_report(&[out.clone(), err.clone()]), (None, 0));
+        out.failing("cannot write o.log: full");
+        out.dropped(10);
+        err.failing("cannot open e.log: gone");
+        err.dropped(5);
+        assert_eq!(
+            log_report(&[out.clone(), err.clone()]),
+            (
+                Some("cannot write o.log: full; cannot open e.log: gone".into()),
+                15
+            )
+        );
+        assert_eq!(
+            log_report(&[out.clone(), out.clone()]),
+            (Some("cannot write o.log: full".into()), 10)
+        );
+        out.writing();
+        assert_eq!(log_report(&[out.clone(), out]), (None, 10));
+    }
 }
