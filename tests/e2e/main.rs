@@ -16,3 +16,4 @@ mod reload_own_port;
 mod reload_preload;
 mod security;
 mod stopping;
+mod trust;
