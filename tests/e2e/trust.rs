@@ -221,3 +221,37 @@ fn a_home_that_is_a_link_is_refused_and_its_target_left_alone() {
     assert_eq!(std::fs::metadata(&theirs).unwrap().mode() & 0o7777, 0o755);
     assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0);
 }
+
+#[test]
+fn an_app_name_cannot_leave_the_logs_folder_or_break_a_line() {
+    let r = Rsup::new();
+    let home = r.path("a/home");
+    let app = fixture("app.js");
+    let start = |name: &str| {
+        r.cmd()
+            .env("RSUP_HOME", &home)
+            .args(["start", app.to_str().unwrap(), "--name", name])
+            .output()
+            .unwrap()
+    };
+    let out = start("../../etc");
+    assert_refused(&out, "invalid app name \"../../etc\"");
+    let out = start("a\nb");
+    assert_refused(&out, "control characters");
+    let out = start(&"x".repeat(10_000));
+    assert_refused(&out, "at most 128 bytes");
+
+    assert!(!r.path("a/etc-out.log").exists());
+    let list = r
+        .cmd()
+        .env("RSUP_HOME", &home)
+        .arg("jlist")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
+    r.cmd()
+        .env("RSUP_HOME", &home)
+        .arg("kill")
+        .output()
+        .unwrap();
+}

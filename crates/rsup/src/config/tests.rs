@@ -441,6 +441,53 @@ fn duplicate_names_are_an_error() {
 }
 
 #[test]
+fn invalid_names_fail_naming_the_app_wherever_they_come_from() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem("[{ name: '../../etc', script: 'a.js' }]");
+    assert_eq!(
+        err(f.load("ecosystem.config.js", &Overrides::default())),
+        "ecosystem.config.js: app \"../../etc\": invalid name: a name must not contain \"/\" (it is part of log file names)"
+    );
+
+    // A name too long to show stays one short line.
+    f.ecosystem(&format!(
+        "[{{ name: '{}', script: 'a.js' }}]",
+        "n".repeat(10_000)
+    ));
+    let e = err(f.load("ecosystem.config.js", &Overrides::default()));
+    assert!(e.contains("at most 128 bytes"), "{e}");
+    assert!(e.len() < 250 && !e.contains('\n'), "{e}");
+
+    // `--name` is checked for a file's app and for a script.
+    f.ecosystem("[{ name: 'api', script: 'a.js' }]");
+    let ov = Overrides {
+        name: Some("a\tb".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        err(f.load("ecosystem.config.js", &ov)),
+        "ecosystem.config.js: --name \"a\\tb\": invalid name: a name must not contain control characters such as newlines or tabs"
+    );
+    let ov = Overrides {
+        name: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(
+        err(app_from_script("a.js", &ov, &f.ctx)),
+        "a.js: invalid app name \"\": a name must not be empty"
+    );
+
+    // A script's default name is checked as well.
+    f.write("7", "");
+    let e = err(app_from_script("7", &Overrides::default(), &f.ctx));
+    assert!(
+        e.starts_with("7: invalid app name \"7\": a name made only of digits"),
+        "{e}"
+    );
+}
+
+#[test]
 fn flags_win_over_file() {
     let f = Fixture::new();
     f.write("a.js", "");
