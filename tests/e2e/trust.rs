@@ -255,3 +255,99 @@ fn an_app_name_cannot_leave_the_logs_folder_or_break_a_line() {
         .output()
         .unwrap();
 }
+
+/// A root-only file that must never receive an app's output.
+fn victim_file(dir: &Path) -> PathBuf {
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "secret\n").unwrap();
+    chmod(&victim, 0o600);
+    victim
+}
+
+/// Starts the fixture app as `name`, waits until the daemon either says
+/// it refused `log` or wrote into `watched`, and returns the daemon's log.
+fn start_and_watch(r: &Rsup, name: &str, log: &Path, watched: &Path) -> String {
+    let before = std::fs::read(watched).unwrap();
+    assert_success(&r.start_fixture("app.js", name, &[], &[]));
+    r.wait_report("report", "start");
+    let line = format!("cannot open log {}", log.display());
+    wait_for("a refusal or a write", || {
+        let daemon_log = std::fs::read_to_string(r.home.path().join("rsup.log")).ok()?;
+        (daemon_log.contains(&line) || std::fs::read(watched).unwrap() != before)
+            .then_some(daemon_log)
+    })
+}
+
+#[test]
+fn a_link_planted_in_the_logs_folder_receives_nothing() {
+    if !root() {
+        return;
+    }
+    let r = Rsup::new();
+    let victim = victim_file(r.work.path());
+    let logs = r.home.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let link = logs.join("leak-out.log");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+
+    let daemon_log = start_and_watch(&r, "leak", &link, &victim);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "secret\n");
+    assert!(daemon_log.contains("symbolic link"), "{daemon_log}");
+}
+
+#[test]
+fn a_log_file_of_another_user_receives_nothing() {
+    if !root() {
+        return;
+    }
+    let r = Rsup::new();
+    let logs = r.home.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let theirs = logs.join("peek-out.log");
+    std::fs::write(&theirs, "").unwrap();
+    chown(&theirs, MALLORY);
+
+    let daemon_log = start_and_watch(&r, "peek", &theirs, &theirs);
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "");
+    assert!(
+        daemon_log.contains(&format!("belongs to uid {MALLORY}")),
+        "{daemon_log}"
+    );
+}
+
+#[test]
+fn start_refuses_an_output_file_planted_in_a_shared_folder() {
+    if !root() {
+        return;
+    }
+    let r = Rsup::new();
+    let base = shared_base();
+    let victim = victim_file(base.path());
+    let shared = dir_of(base.path(), "shared", 0, 0o1777);
+    let link = shared.join("app.log");
+    let made = Command::new("ln")
+        .arg("-s")
+        .arg(&victim)
+        .arg(&link)
+        .uid(MALLORY)
+        .gid(MALLORY)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let theirs = shared.join("their.log");
+    std::fs::write(&theirs, "").unwrap();
+    chown(&theirs, MALLORY);
+
+    let out = r.start_fixture("app.js", "o", &["-o", link.to_str().unwrap()], &[]);
+    assert_refused(
+        &out,
+        &format!("--output: {} is a symbolic link", link.display()),
+    );
+    let out = r.start_fixture("app.js", "e", &["-e", theirs.to_str().unwrap()], &[]);
+    assert_refused(
+        &out,
+        &format!("--error: {} belongs to uid {MALLORY}", theirs.display()),
+    );
+    assert!(r.jlist().is_empty());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "secret\n");
+}

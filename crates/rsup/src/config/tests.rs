@@ -488,6 +488,42 @@ fn invalid_names_fail_naming_the_app_wherever_they_come_from() {
 }
 
 #[test]
+fn log_files_that_are_links_or_another_users_are_refused() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    let target = f.write("mine.log", "");
+    std::os::unix::fs::symlink(&target, f.root().join("link.log")).unwrap();
+    let ov = Overrides {
+        out_file: Some("link.log".into()),
+        ..Default::default()
+    };
+    let e = err(app_from_script("a.js", &ov, &f.ctx));
+    assert_eq!(
+        e,
+        format!(
+            "a.js: --output: {} is a symbolic link; rsup does not write logs through links",
+            f.root().join("link.log").display()
+        )
+    );
+    f.ecosystem("[{ name: 'api', script: 'a.js', error_file: 'link.log' }]");
+    let e = err(f.load("ecosystem.config.js", &Overrides::default()));
+    assert!(e.contains("app \"api\": \"error_file\": "), "{e}");
+
+    // The user's own files, new ones and /dev/null are fine.
+    f.ecosystem("[{ name: 'api', script: 'a.js', out_file: 'mine.log', error_file: 'new.log' }]");
+    f.load_one("ecosystem.config.js", &Overrides::default());
+    f.ecosystem("[{ name: 'api', script: 'a.js', out_file: 'NULL', error_file: '/dev/stderr' }]");
+    f.load_one("ecosystem.config.js", &Overrides::default());
+
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(&target, Some(4242), Some(4242)).unwrap();
+        f.ecosystem("[{ name: 'api', script: 'a.js', out_file: 'mine.log' }]");
+        let e = err(f.load("ecosystem.config.js", &Overrides::default()));
+        assert!(e.contains("mine.log belongs to uid 4242"), "{e}");
+    }
+}
+
+#[test]
 fn flags_win_over_file() {
     let f = Fixture::new();
     f.write("a.js", "");
