@@ -4,7 +4,7 @@
 //! every character but letters, digits, `.` and `-` when it makes default
 //! log file names. rsup keeps the name as it is in `<name>-out.log`, so it
 //! refuses up front what would not make one file name in the logs folder,
-//! or could not be named again on the command line.
+//! or could never be named again on the command line.
 
 /// Log files are `<name>-error-<id>.log` and must fit a file name (255
 /// bytes on Linux); a name this long still leaves room for the suffixes.
@@ -28,11 +28,10 @@ pub fn check(name: &str) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err("a name must not contain control characters such as newlines or tabs".into());
     }
-    if name.bytes().all(|b| b.is_ascii_digit()) {
-        // A target made of digits is an id first, so the app would be
-        // reached by name only while no instance has that id.
-        return Err("a name made only of digits would be read as an id by stop, reload and every other verb".into());
-    }
+    // A name made of digits stays allowed, as in PM2: a number is an id
+    // first and a name only when no process has that id, a documented
+    // rule. "all", though, always means every app and could never name
+    // this one.
     if name == "all" {
         return Err("\"all\" is the target for every app; it cannot name one".into());
     }
@@ -66,6 +65,7 @@ mod tests {
             "café",
             "a1",
             "1a",
+            "42",
             "..",
             "ALL",
             &"x".repeat(MAX_NAME_BYTES),
@@ -88,7 +88,6 @@ mod tests {
         refused("a\tb", "control characters");
         refused("a\0b", "control characters");
         refused("a\u{7f}", "control characters");
-        refused("42", "digits");
         refused("all", "every app");
         refused(&"x".repeat(MAX_NAME_BYTES + 1), "at most 128 bytes");
         refused(&"é".repeat(MAX_NAME_BYTES / 2 + 1), "at most 128 bytes");

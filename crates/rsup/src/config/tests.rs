@@ -479,10 +479,10 @@ fn invalid_names_fail_naming_the_app_wherever_they_come_from() {
     );
 
     // A script's default name is checked as well.
-    f.write("7", "");
-    let e = err(app_from_script("7", &Overrides::default(), &f.ctx));
+    f.write("all.js", "");
+    let e = err(app_from_script("all.js", &Overrides::default(), &f.ctx));
     assert!(
-        e.starts_with("7: invalid app name \"7\": a name made only of digits"),
+        e.starts_with("all.js: invalid app name \"all\": \"all\" is the target for every app"),
         "{e}"
     );
 }
