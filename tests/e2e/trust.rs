@@ -122,6 +122,19 @@ impl Drop for FakeDaemon {
     }
 }
 
+/// Stops whatever daemon runs for `home` when dropped, so a failing test
+/// (a daemon started where none should be) leaves nothing behind.
+struct KillOnDrop(PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new(RSUP)
+            .arg("kill")
+            .env("RSUP_HOME", &self.0)
+            .output();
+    }
+}
+
 #[test]
 fn a_client_sends_nothing_into_a_folder_of_another_user() {
     if !root() {
@@ -173,11 +186,11 @@ fn root_may_talk_to_a_users_own_daemon() {
     let base = shared_base();
     let parent = dir_of(base.path(), "p", NOBODY, 0o755);
     let home = parent.join("home");
+    let _stop = KillOnDrop(home.clone());
     let out = rsup_as(NOBODY, &home, &["jlist"]);
     assert_success(&out);
-    let ping = rsup_as(0, &home, &["ping"]);
+    assert_success(&rsup_as(0, &home, &["ping"]));
     assert_success(&rsup_as(0, &home, &["kill"]));
-    assert_success(&ping);
 }
 
 #[test]
@@ -189,6 +202,7 @@ fn a_home_that_is_a_link_is_refused_and_its_target_left_alone() {
     let shared = dir_of(base.path(), "shared", 0, 0o1777);
     let victim = dir_of(base.path(), "victim", 0, 0o755);
     let link = shared.join("rsup-home");
+    let _stop = KillOnDrop(victim.clone());
     let made = Command::new("ln")
         .arg("-s")
         .arg(&victim)
@@ -226,6 +240,7 @@ fn a_home_that_is_a_link_is_refused_and_its_target_left_alone() {
 fn an_app_name_cannot_leave_the_logs_folder_or_break_a_line() {
     let r = Rsup::new();
     let home = r.path("a/home");
+    let _stop = KillOnDrop(home.clone());
     let app = fixture("app.js");
     let start = |name: &str| {
         r.cmd()
