@@ -17,3 +17,4 @@ mod reload_own_port;
 mod reload_preload;
 mod security;
 mod stopping;
+mod trust;

@@ -41,23 +41,41 @@ fn another_user_is_refused() {
             .unwrap()
     };
 
-    // The directory alone keeps them out.
+    // Their CLI refuses a folder that is not theirs before sending anything.
     let out = as_nobody(&["stop", "mine"]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("ermission denied"),
+        String::from_utf8_lossy(&out.stderr).contains("belongs to uid 0"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // With the file modes opened up, the daemon's own check refuses them.
+    // A client of their own, with the file modes opened up, meets the
+    // daemon's own check.
     let sock = r.home.path().join("rsup.sock");
     std::fs::set_permissions(r.home.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = as_nobody(&["stop", "mine"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("not uid {NOBODY}")), "{err}");
+    let out = std::process::Command::new("node")
+        .args(["-e", RAW_CLIENT])
+        .arg(&sock)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.contains(&format!("not uid {NOBODY}")),
+        "{answer}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(r.process("mine").status, rsup_proto::app::Status::Online);
     std::fs::set_permissions(r.home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
 }
+
+/// Connects to the socket in argv[1] and prints what it is told: the
+/// daemon answers a refused client at once, before any request.
+const RAW_CLIENT: &str = r#"
+    const c = require('net').connect(process.argv[1]);
+    c.on('data', (d) => process.stdout.write(d));
+    c.on('error', (e) => console.error(e.message));
+"#;

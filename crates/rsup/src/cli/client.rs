@@ -3,6 +3,7 @@
 
 use crate::home::Home;
 use anyhow::{bail, Context, Result};
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use rsup_proto::control::{Reply, Request};
 use rsup_proto::framing::{decode, encode, read_line, MAX_LINE};
 use std::io::{BufReader, ErrorKind, Write};
@@ -14,20 +15,45 @@ use std::time::{Duration, Instant};
 /// How long a freshly started daemon may take to open its socket.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to a running daemon; `None` when none runs.
+/// Connects to a running daemon; `None` when none runs. Nothing is sent
+/// before both the folder and the process listening in it are known to be
+/// the caller's (or root's): a request carries the caller's environment.
 pub fn connect_existing(home: &Home) -> Result<Option<UnixStream>> {
-    match UnixStream::connect(home.socket()) {
-        Ok(s) => Ok(Some(s)),
+    let Some(owner) = home.trusted_owner()? else {
+        return Ok(None);
+    };
+    let stream = match UnixStream::connect(home.socket()) {
+        Ok(s) => s,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
-            Ok(None)
+            return Ok(None)
         }
-        Err(e) => Err(e).with_context(|| {
-            format!(
-                "cannot connect to the rsup daemon at {}",
-                home.socket().display()
-            )
-        }),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot connect to the rsup daemon at {}",
+                    home.socket().display()
+                )
+            })
+        }
+    };
+    check_listener(&stream, owner, home)?;
+    Ok(Some(stream))
+}
+
+/// The process that listens must be the folder's owner or root. The
+/// folder's checks make another listener unlikely, but only the kernel's
+/// word on the process at the other end (SO_PEERCRED) is proof.
+fn check_listener(stream: &UnixStream, owner: u32, home: &Home) -> Result<()> {
+    let cred = getsockopt(stream, PeerCredentials)
+        .with_context(|| format!("reading who listens at {}", home.socket().display()))?;
+    let uid = cred.uid();
+    if uid == owner || uid == 0 {
+        return Ok(());
     }
+    bail!(
+        "{} is served by uid {uid}, not by its folder's owner (uid {owner}); refusing to send it anything",
+        home.socket().display()
+    )
 }
 
 /// Connects, starting the daemon first when it does not run.

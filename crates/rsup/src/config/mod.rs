@@ -11,6 +11,7 @@ mod evaluate;
 mod fields;
 pub(crate) mod interpreter;
 mod keys;
+mod name;
 #[cfg(test)]
 mod proptests;
 mod resolve;
@@ -138,11 +139,16 @@ pub fn load_config_file(path: &Path, ov: &Overrides, ctx: &Context) -> Result<Lo
         let Some(script) = raw.script.as_deref() else {
             return Err(app_error("\"script\" is required".into()));
         };
-        raw.name = Some(
-            raw.name
-                .clone()
-                .unwrap_or_else(|| resolve::default_name(script)),
-        );
+        let name = raw
+            .name
+            .clone()
+            .unwrap_or_else(|| resolve::default_name(script));
+        name::check(&name).map_err(|why| ConfigError::App {
+            file: file.clone(),
+            app: name_label(&name),
+            reason: format!("invalid name: {why}"),
+        })?;
+        raw.name = Some(name);
         let prefix = format!(
             "{file}: {}: ",
             name_label(raw.name.as_deref().unwrap_or(""))
@@ -188,6 +194,8 @@ pub fn load_config_file(path: &Path, ov: &Overrides, ctx: &Context) -> Result<Lo
                 apps.len()
             )));
         }
+        name::check(name)
+            .map_err(|why| invalid(format!("--name {}: invalid name: {why}", name::shown(name))))?;
         apps[0].name = Some(name.clone());
     }
 
@@ -217,12 +225,16 @@ pub fn load_config_file(path: &Path, ov: &Overrides, ctx: &Context) -> Result<Lo
 
 /// The app of `rsup start <script> [flags] [-- args]`.
 pub fn app_from_script(script: &str, ov: &Overrides, ctx: &Context) -> Result<Loaded, ConfigError> {
+    let name = ov
+        .name
+        .clone()
+        .unwrap_or_else(|| resolve::default_name(script));
+    name::check(&name).map_err(|why| ConfigError::Script {
+        script: script.to_string(),
+        reason: format!("invalid app name {}: {why}", name::shown(&name)),
+    })?;
     let raw = fields::RawApp {
-        name: Some(
-            ov.name
-                .clone()
-                .unwrap_or_else(|| resolve::default_name(script)),
-        ),
+        name: Some(name),
         script: Some(script.to_string()),
         ..Default::default()
     };
@@ -300,5 +312,5 @@ fn app_label(obj: &Map<String, Value>, index: usize) -> String {
 }
 
 fn name_label(name: &str) -> String {
-    format!("app {name:?}")
+    format!("app {}", name::shown(name))
 }

@@ -175,6 +175,21 @@ pub fn resolve(
     };
     let out_file = log_path(&ov.out_file, &raw.out_file);
     let error_file = log_path(&ov.error_file, &raw.error_file);
+    let key = |flag: &Option<PathBuf>, flag_name: &'static str, file_key: &'static str| {
+        if flag.is_some() {
+            flag_name
+        } else {
+            file_key
+        }
+    };
+    check_log_file(
+        key(&ov.out_file, "--output", "\"out_file\""),
+        out_file.as_deref(),
+    )?;
+    check_log_file(
+        key(&ov.error_file, "--error", "\"error_file\""),
+        error_file.as_deref(),
+    )?;
 
     let spec = AppSpec {
         name,
@@ -401,6 +416,38 @@ pub fn absolute(base: &Path, p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// Refuses, before anything starts, a log file the daemon would refuse
+/// to open (daemon/log_writer.rs): a symbolic link, or a file of another
+/// user than this one or root. Either could have been planted in a shared
+/// folder to receive the app's output; said here, the refusal is an error
+/// of `rsup start` rather than a line in the daemon's log.
+fn check_log_file(key: &str, path: Option<&Path>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(path) = path else { return Ok(()) };
+    if path == Path::new("/dev/stdout") || path == Path::new("/dev/stderr") {
+        return Ok(());
+    }
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        // Missing: the daemon creates it.
+        return Ok(());
+    };
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{key}: {} is a symbolic link; rsup does not write logs through links",
+            path.display()
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "{key}: {} belongs to uid {}; rsup writes logs only into files of its own user or root",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -441,6 +441,89 @@ fn duplicate_names_are_an_error() {
 }
 
 #[test]
+fn invalid_names_fail_naming_the_app_wherever_they_come_from() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem("[{ name: '../../etc', script: 'a.js' }]");
+    assert_eq!(
+        err(f.load("ecosystem.config.js", &Overrides::default())),
+        "ecosystem.config.js: app \"../../etc\": invalid name: a name must not contain \"/\" (it is part of log file names)"
+    );
+
+    // A name too long to show stays one short line.
+    f.ecosystem(&format!(
+        "[{{ name: '{}', script: 'a.js' }}]",
+        "n".repeat(10_000)
+    ));
+    let e = err(f.load("ecosystem.config.js", &Overrides::default()));
+    assert!(e.contains("at most 128 bytes"), "{e}");
+    assert!(e.len() < 250 && !e.contains('\n'), "{e}");
+
+    // `--name` is checked for a file's app and for a script.
+    f.ecosystem("[{ name: 'api', script: 'a.js' }]");
+    let ov = Overrides {
+        name: Some("a\tb".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        err(f.load("ecosystem.config.js", &ov)),
+        "ecosystem.config.js: --name \"a\\tb\": invalid name: a name must not contain control characters such as newlines or tabs"
+    );
+    let ov = Overrides {
+        name: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(
+        err(app_from_script("a.js", &ov, &f.ctx)),
+        "a.js: invalid app name \"\": a name must not be empty"
+    );
+
+    // A script's default name is checked as well.
+    f.write("all.js", "");
+    let e = err(app_from_script("all.js", &Overrides::default(), &f.ctx));
+    assert!(
+        e.starts_with("all.js: invalid app name \"all\": \"all\" is the target for every app"),
+        "{e}"
+    );
+}
+
+#[test]
+fn log_files_that_are_links_or_another_users_are_refused() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    let target = f.write("mine.log", "");
+    std::os::unix::fs::symlink(&target, f.root().join("link.log")).unwrap();
+    let ov = Overrides {
+        out_file: Some("link.log".into()),
+        ..Default::default()
+    };
+    let e = err(app_from_script("a.js", &ov, &f.ctx));
+    assert_eq!(
+        e,
+        format!(
+            "a.js: --output: {} is a symbolic link; rsup does not write logs through links",
+            f.root().join("link.log").display()
+        )
+    );
+    f.ecosystem("[{ name: 'api', script: 'a.js', error_file: 'link.log' }]");
+    let e = err(f.load("ecosystem.config.js", &Overrides::default()));
+    assert!(e.contains("app \"api\": \"error_file\": "), "{e}");
+
+    // The user's own files, new ones and /dev/null are fine.
+    f.ecosystem("[{ name: 'api', script: 'a.js', out_file: 'mine.log', error_file: 'new.log' }]");
+    f.load_one("ecosystem.config.js", &Overrides::default());
+    f.ecosystem("[{ name: 'api', script: 'a.js', out_file: 'NULL', error_file: '/dev/stderr' }]");
+    f.load_one("ecosystem.config.js", &Overrides::default());
+
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(&target, Some(4242), Some(4242)).unwrap();
+        f.ecosystem("[{ name: 'api', script: 'a.js', out_file: 'mine.log' }]");
+        let e = err(f.load("ecosystem.config.js", &Overrides::default()));
+        assert!(e.contains("mine.log belongs to uid 4242"), "{e}");
+    }
+}
+
+#[test]
 fn flags_win_over_file() {
     let f = Fixture::new();
     f.write("a.js", "");

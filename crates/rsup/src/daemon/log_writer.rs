@@ -86,15 +86,41 @@ where
     })
 }
 
+/// Opens a log file for appending, creating it (0640) when missing. In a
+/// folder others can write, someone could have planted a symbolic link
+/// there (to a file of ours, which would receive the app's output) or a
+/// file of their own (which they could read): so a link is never followed
+/// (O_NOFOLLOW) and an existing file must be this user's or root's. The
+/// refusal says why, for the daemon's log. `/dev/stdout` and `/dev/stderr`
+/// are links by nature and name the daemon's own output, as in containers.
 pub fn open_log(path: &Path) -> std::io::Result<File> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::MetadataExt;
+    let own_output = path == Path::new("/dev/stdout") || path == Path::new("/dev/stderr");
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o640)
+        .custom_flags(if own_output { 0 } else { libc::O_NOFOLLOW })
         .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Error::new(
+                ErrorKind::PermissionDenied,
+                "it is a symbolic link, and rsup does not write logs through links",
+            ),
+            _ => e,
+        })?;
+    let owner = file.metadata()?.uid();
+    if !own_output && owner != nix::unistd::geteuid().as_raw() && owner != 0 {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!("it belongs to uid {owner}, and rsup writes logs only into files of its own user or root"),
+        ));
+    }
+    Ok(file)
 }
 
 /// How writing one log file goes, shared by every copier writing it (the
