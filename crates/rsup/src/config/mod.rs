@@ -11,7 +11,7 @@ mod evaluate;
 mod fields;
 pub(crate) mod interpreter;
 mod keys;
-mod name;
+pub(crate) mod name;
 #[cfg(test)]
 mod proptests;
 mod resolve;

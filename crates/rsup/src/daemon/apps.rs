@@ -86,6 +86,7 @@ impl Apps {
     pub fn create(self: &Arc<Self>, specs: Vec<AppSpec>) -> Result<Vec<AppHandle>, String> {
         let mut by_name = self.by_name.lock().unwrap();
         for (i, spec) in specs.iter().enumerate() {
+            check_name(&spec.name)?;
             self.env.check_instances(spec, spec.instances)?;
             if by_name.contains_key(&spec.name) {
                 return Err(format!(
@@ -109,14 +110,15 @@ impl Apps {
 
     /// The app of this name, created (with no instance) if there is none;
     /// `true` when it was created.
-    pub fn get_or_create(self: &Arc<Self>, spec: &AppSpec) -> (AppHandle, bool) {
+    pub fn get_or_create(self: &Arc<Self>, spec: &AppSpec) -> Result<(AppHandle, bool), String> {
         let mut by_name = self.by_name.lock().unwrap();
         if let Some(app) = by_name.get(&spec.name) {
-            return (app.clone(), false);
+            return Ok((app.clone(), false));
         }
+        check_name(&spec.name)?;
         let handle = self.spawn(spec.clone());
         by_name.insert(spec.name.clone(), handle.clone());
-        (handle, true)
+        Ok((handle, true))
     }
 
     fn spawn(self: &Arc<Self>, spec: AppSpec) -> AppHandle {
@@ -196,6 +198,13 @@ impl Apps {
     }
 }
 
+/// The CLI checks names when it reads them; a client of the daemon's own
+/// user that skips the CLI is held to the same rule.
+fn check_name(name: &str) -> Result<(), String> {
+    crate::config::name::check(name)
+        .map_err(|e| format!("app {}: {e}", crate::config::name::shown(name)))
+}
+
 fn named(apps: Vec<AppHandle>, name: &str) -> Vec<(AppHandle, Selection)> {
     apps.into_iter()
         .filter(|a| &*a.name == name)
@@ -266,6 +275,10 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.contains("\"c\" is given twice"), "{err}");
+        // A client that skips the CLI is held to its name rules.
+        let err = apps.create(vec![sleeper("../x", 1)]).err().unwrap();
+        assert!(err.contains("must not contain \"/\""), "{err}");
+        assert!(apps.get_or_create(&sleeper("all", 1)).is_err());
         let names: Vec<String> = apps.all().iter().map(|a| a.name.to_string()).collect();
         assert_eq!(names, ["a"]);
     }

@@ -36,7 +36,13 @@ pub async fn apply(
 ) -> Reply {
     let mut outcomes = Vec::new();
     for spec in apps {
-        let (app, created) = daemon.apps.get_or_create(&spec);
+        let (app, created) = match daemon.apps.get_or_create(&spec) {
+            Ok(found) => found,
+            Err(message) => {
+                outcomes.push(Err(message));
+                break;
+            }
+        };
         let op = if created {
             let _ = progress.send(Reply::Progress {
                 message: format!("starting {}", spec.name),
