@@ -144,3 +144,32 @@ fn as_pid_1_the_foreground_mode_reaps_orphans() {
     let status = fg.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_stopped_daemon_gets_a_clear_timeout_not_an_endless_wait() {
+    let r = Rsup::new();
+    assert_success(&r.start_fixture("app.js", "calm", &[], &[]));
+    let pid: i32 = std::fs::read_to_string(r.home.path().join("rsup.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let daemon = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // Both kinds of request: one that needs no work, and one that may
+    // rightly take long once the daemon is known to answer.
+    let [list, stop] = [vec!["ls"], vec!["stop", "calm"]].map(|args| {
+        let mut c = r.cmd();
+        c.args(args);
+        std::thread::spawn(move || c.output().unwrap())
+    });
+    let (list, stop) = (list.join().unwrap(), stop.join().unwrap());
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGCONT).unwrap();
+    for out in [list, stop] {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("did not answer within 10 s"), "{err}");
+    }
+    // Woken up, it answers again.
+    assert!(r.ok(&["ping"]).contains("running"));
+}

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 /// How long a freshly started daemon may take to open its socket.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a daemon may take to answer a request that needs no work
+/// (`ping`, `list`): one that takes longer is stopped or stuck.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Connects to a running daemon; `None` when none runs. Nothing is sent
 /// before both the folder and the process listening in it are known to be
 /// the caller's (or root's): a request carries the caller's environment.
@@ -109,6 +113,9 @@ pub fn send(
     request: &Request,
     mut on_progress: impl FnMut(&str),
 ) -> Result<Reply> {
+    if matches!(request, Request::Ping | Request::List { .. }) {
+        stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    }
     let mut writer = stream.try_clone()?;
     // A daemon that refuses us answers and closes before reading; its
     // answer is still there to read, and says more than a broken pipe.
@@ -145,13 +152,28 @@ fn next_line(
         Err(e) if e.kind() == ErrorKind::InvalidData => {
             bail!("the rsup daemon sent a reply longer than {MAX_LINE} bytes")
         }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => bail!(
+            "the rsup daemon did not answer within {} s; it may be stopped (SIGSTOP) or stuck",
+            ANSWER_TIMEOUT.as_secs()
+        ),
         Err(e) => Err(e).context("reading the rsup daemon's reply"),
     }
+}
+
+/// Checks that the daemon answers at all, before a request that may
+/// rightly take long (a reload waits for every new process): a stopped
+/// daemon must not leave the CLI waiting forever.
+pub fn check_answers(home: &Home) -> Result<()> {
+    if let Some(stream) = connect_existing(home)? {
+        send(stream, &Request::Ping, |_| {})?;
+    }
+    Ok(())
 }
 
 /// Like [`send`] without progress, returning the final reply's line as the
 /// daemon wrote it, for output that passes the daemon's JSON through.
 pub fn send_raw(stream: UnixStream, request: &Request) -> Result<Vec<u8>> {
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let mut writer = stream.try_clone()?;
     let sent = writer.write_all(&encode(request));
     let mut reader = BufReader::new(stream);

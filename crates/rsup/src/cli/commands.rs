@@ -1,7 +1,7 @@
 //! What each verb does on the client side.
 
 use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs};
-use super::client::{connect, connect_existing, send, send_raw};
+use super::client::{check_answers, connect, connect_existing, send, send_raw};
 use super::{logs, render};
 use crate::config::{self, Context as ConfigContext, Overrides};
 use crate::home::Home;
@@ -57,7 +57,11 @@ fn t(s: &str) -> Target {
 
 /// Sends a request, prints its progress, then the table; non-zero on error.
 fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
-    let reply = send(connect(home)?, req, |m| println!("[rsup] {m}"))?;
+    let stream = connect(home)?;
+    if !matches!(req, Request::List { .. }) {
+        check_answers(home)?;
+    }
+    let reply = send(stream, req, |m| println!("[rsup] {m}"))?;
     match reply {
         Reply::Done { processes } => Ok(processes),
         Reply::Error { message } => bail!(message),
