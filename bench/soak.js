@@ -157,14 +157,21 @@ function remember(pid) {
   }
 }
 
-function alive(pid) {
+// The state letter of /proc/<pid>/stat ('R', 'S', 'Z' ...), null if gone.
+function procState(pid) {
   try {
-    process.kill(pid, 0);
-    return true;
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
   } catch {
-    return false;
+    return null;
   }
 }
+
+// Running, not a zombie waiting for its parent (or init) to reap it.
+const alive = (pid) => {
+  const st = procState(pid);
+  return st !== null && st !== 'Z';
+};
 
 async function jlist() {
   const r = await rsup(['jlist'], 20_000);
@@ -366,6 +373,8 @@ async function doDaemonKill(readings) {
   w.lsMs = ls.ms;
   w.lsCode = ls.code;
   if (ls.code !== 0) w.note = `rsup ls exit ${ls.code}: ${tail(ls)}`;
+  const first = await jlist();
+  w.listedAfterLs = first ? first.length : null;
   const old = new Set(before.map((p) => p.pid));
   const back = await waitOnline((l) => l.every((p) => !old.has(p.pid)), 60_000);
   w.end = Date.now() - T0;
@@ -373,6 +382,7 @@ async function doDaemonKill(readings) {
   w.newPid = daemonPid();
   if (!back) w.note = (w.note ? w.note + '; ' : '') + 'not online again within 60 s';
   w.leftOver = before.map((p) => p.pid).filter(alive);
+  w.zombies = before.map((p) => p.pid).filter((p) => procState(p) === 'Z');
   windows.push(w);
   log(`daemon ${pid} killed; new daemon ${w.newPid}, serving again after ${(w.ms / 1000).toFixed(2)} s`);
   return w;
@@ -461,7 +471,7 @@ function report(meta, records, readings, samples, finalList, elapsedMs) {
   for (const [pid, rs] of byPid) {
     const a = rs[0];
     const b = rs[rs.length - 1];
-    const sm = samples.filter((s) => s.pid === pid);
+    const sm = samples.filter((s) => s.pid === pid && Number.isFinite(s.rssKb));
     const fdRange = sm.length ? ` (${Math.min(...sm.map((s) => s.fds))}..${Math.max(...sm.map((s) => s.fds))})` : '';
     drows.push([
       pid, `${a.when} (${sec(a.at)} s)`, `${b.when} (${sec(b.at)} s)`,
@@ -495,10 +505,11 @@ function report(meta, records, readings, samples, finalList, elapsedMs) {
     const span = daemonFails.length ? `${sec(Math.min(...daemonFails))}..${sec(Math.max(...daemonFails))} s` : 'none';
     out.push(
       `daemon SIGKILL at ${sec(w.start)} s: pid ${w.oldPid} -> ${w.newPid}; \`rsup ls\` took ${sec(w.lsMs)} s ` +
-        `(exit ${w.lsCode}); both instances online with new pids ${sec(w.ms)} s after the kill; ` +
+        `(exit ${w.lsCode}), a jlist right after it listed ${w.listedAfterLs} instance(s); both instances online with new pids ${sec(w.ms)} s after the kill; ` +
         `failed requests ended between ${span}`,
     );
-    if (w.leftOver && w.leftOver.length) out.push(`  processes of the killed daemon still alive after recovery: ${w.leftOver.join(' ')}`);
+    if (w.leftOver && w.leftOver.length) out.push(`  processes of the killed daemon still running after recovery: ${w.leftOver.join(' ')}`);
+    if (w.zombies && w.zombies.length) out.push(`  processes of the killed daemon exited, not yet reaped (zombies) after recovery: ${w.zombies.join(' ')}`);
     if (w.note) out.push(`  ${w.note}`);
   }
   for (const w of windows.filter((x) => x.phase.startsWith('crash') && x.note)) out.push(`  crash at ${sec(w.start)} s: ${w.note}`);
@@ -507,9 +518,33 @@ function report(meta, records, readings, samples, finalList, elapsedMs) {
       `at the end: ${finalList.map((p) => `id ${p.id} ${p.status} pid ${p.pid} restarts ${p.restarts}`).join('; ')}`,
     );
   }
+  const warnings = daemonWarnings();
+  if (warnings.length) {
+    out.push(`daemon log, warnings and errors (${warnings.length}${warnings.length > 20 ? ', first 20' : ''}):`);
+    for (const l of warnings.slice(0, 20)) out.push(`  ${l}`);
+  }
   const late = windows.filter((w) => w.end > (DURATION - SETTLE) * 1000).length;
   if (late) out.push(`${late} fault(s) ended after the planned fault period (the run grew to ${sec(elapsedMs)} s)`);
   return { text: out.join('\n'), phases };
+}
+
+// WARN and ERROR lines of RSUP_HOME/rsup.log, their time made relative to
+// the start of the load.
+function daemonWarnings() {
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(HOME, 'rsup.log'), 'utf8');
+  } catch {
+    return [];
+  }
+  const out = [];
+  for (const line of text.split('\n')) {
+    const m = line.match(/^(\S+)\s+(WARN|ERROR)\s+(.*)$/);
+    if (!m) continue;
+    const t = Date.parse(m[1]);
+    out.push(`${Number.isFinite(t) ? `${sec(t - T0)} s` : m[1]} ${m[2]} ${m[3].slice(0, 200)}`);
+  }
+  return out;
 }
 
 // ---- cleanup ------------------------------------------------------------------
@@ -579,7 +614,10 @@ async function main() {
   const samples = [];
   const sampler = setInterval(() => {
     const pid = daemonPid();
-    if (pid && alive(pid)) samples.push(daemonReading(pid, 'sample'));
+    if (pid && alive(pid)) {
+      const r = daemonReading(pid, 'sample');
+      if (Number.isFinite(r.rssKb)) samples.push(r);
+    }
   }, 5000);
 
   const load = new Load();
