@@ -3,7 +3,7 @@
 # with steady load for the whole run, through reloads, instance crashes and
 # a SIGKILL of the daemon. Loopback only; stops by itself.
 #
-#   bash bench/soak.sh                          # about 5.5 minutes
+#   bash bench/soak.sh                          # about 5 minutes (DURATION=300)
 #   DURATION=60 RELOADS=10 CRASHES=4 bash bench/soak.sh
 #
 # Settings are listed at the top of soak.js. Prints a table and saves it to
