@@ -8,6 +8,8 @@ const express = require('express');
 const app = express();
 const port = Number(process.env.PORT || 3000);
 const WORK_MS = Number(process.env.WORK_MS || 3);
+// HOST unset: every interface, as `app.listen(port)` does.
+const host = process.env.HOST;
 
 // Stands for a request that waits on something (a database, another
 // service) for a few milliseconds, without burning the 2 shared cores.
@@ -16,9 +18,10 @@ app.get('/work', (req, res) => {
 });
 app.get('/', (req, res) => res.json({ pid: process.pid }));
 
-const server = app.listen(port, () => {
+const onListening = () => {
   if (process.send) process.send('ready');
-});
+};
+const server = host ? app.listen(port, host, onListening) : app.listen(port, onListening);
 
 process.on('SIGINT', () => {
   server.close(() => process.exit(0));
