@@ -2,7 +2,9 @@
 //! supervises the apps again.
 
 use crate::harness::*;
+use crate::http_client::under_load;
 use rsup_proto::app::Status;
+use std::sync::atomic::Ordering;
 
 fn daemon_pid(r: &Rsup) -> u32 {
     std::fs::read_to_string(r.home.path().join("rsup.pid"))
@@ -59,6 +61,62 @@ fn the_next_daemon_stops_what_a_killed_one_left_and_starts_its_apps_again() {
     assert_eq!(signals, 2);
     // Ids go on from the old daemon's.
     assert!(procs.iter().all(|p| p.id >= 2), "{procs:?}");
+}
+
+#[test]
+fn the_next_daemon_takes_the_sockets_back_so_no_connection_is_refused() {
+    let r = Rsup::new();
+    let port = free_port();
+    let port_env = port.to_string();
+    let out = r.start_fixture("http.js", "web", &["-i", "2"], &[("PORT", &port_env)]);
+    assert_success(&out);
+    let old: Vec<u32> = wait_for("both to listen", || {
+        let pids: Vec<u32> = r
+            .report("report")
+            .iter()
+            .filter_map(|l| l.strip_prefix("listening pid="))
+            .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        (pids.len() == 2).then_some(pids)
+    });
+    let state = r.home.path().join("state.json");
+    wait_for("the state file to list the socket", || {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        text.contains(&format!("\"port\":{port}")).then_some(())
+    });
+
+    let tally = under_load(port, |tally| {
+        wait_for("traffic", || {
+            (tally.ok.load(Ordering::SeqCst) > 20).then_some(())
+        });
+        let daemon = daemon_pid(&r);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        wait_for("the daemon to die", || (!alive(daemon)).then_some(()));
+        wait_for("web to run again under a new daemon", || {
+            let procs = r.jlist();
+            let fresh = procs.len() == 2
+                && procs.iter().all(|p| {
+                    p.status == Status::Online && p.pid.is_some_and(|pid| !old.contains(&pid))
+                });
+            fresh.then_some(())
+        });
+        wait_for("the old processes to be gone", || {
+            old.iter().all(|pid| !alive(*pid)).then_some(())
+        });
+        let seen = tally.ok.load(Ordering::SeqCst);
+        wait_for("traffic after recovery", || {
+            (tally.ok.load(Ordering::SeqCst) > seen + 20).then_some(())
+        });
+    });
+    let failures = tally.failures.lock().unwrap();
+    assert!(
+        !failures.iter().any(|f| f.contains("refused")),
+        "the port closed during recovery: {failures:?}"
+    );
 }
 
 #[test]

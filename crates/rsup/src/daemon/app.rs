@@ -10,6 +10,7 @@ use super::apps::AppEnv;
 use super::instance::{AppContext, Identity, InstanceHandle};
 use super::log_paths::log_paths;
 use super::reload::replace_instances;
+use super::sockets::AppSockets;
 use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, ScaleCount};
 use std::collections::BTreeMap;
@@ -101,6 +102,8 @@ pub struct AppHandle {
     pub name: Arc<str>,
     /// Tells this app from an earlier one of the same name.
     pub generation: u64,
+    /// What its instances share (its listening sockets among them).
+    pub context: Arc<AppContext>,
     jobs: mpsc::UnboundedSender<Job>,
     instances: watch::Receiver<Vec<InstanceHandle>>,
     /// A reload is queued or running: a second one is refused rather than
@@ -122,14 +125,15 @@ impl AppHandle {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (published, instances) = watch::channel(Vec::new());
         let reloading = Arc::new(AtomicBool::new(false));
+        let context = Arc::new(AppContext {
+            sockets: Mutex::new(AppSockets::noticed_by(env.changed.clone())),
+            changed: env.changed.clone(),
+            instance_changed: Notify::new(),
+            preload: env.preload.clone(),
+        });
         let app = App {
             spec: Arc::new(spec),
-            context: Arc::new(AppContext {
-                sockets: Mutex::default(),
-                changed: env.changed.clone(),
-                instance_changed: Notify::new(),
-                preload: env.preload.clone(),
-            }),
+            context: context.clone(),
             env,
             instances: BTreeMap::new(),
             published,
@@ -139,6 +143,7 @@ impl AppHandle {
         AppHandle {
             name,
             generation,
+            context,
             jobs,
             instances,
             reloading,

@@ -1,18 +1,24 @@
 //! After a daemon was killed (SIGKILL, a panic, the OOM killer): bring its
 //! apps back under supervision from the state file it left.
 //!
-//! Its processes may still run, re-parented to init, but what tied them to
-//! the daemon died with it: their output pipes, their message channels and
-//! the listening sockets the daemon held. So they are stopped the way their
-//! app says (kill signal, SIGKILL at `kill_timeout`), never left behind as
-//! orphans holding the ports, and each app is started again with its saved
-//! options and instance count.
+//! Its processes may still run, re-parented to init, and still serve: each
+//! holds a copy of its app's listening sockets. Their pipes and message
+//! channels died with the daemon, though, so they are replaced, as a reload
+//! would: the new daemon takes a copy of each listening socket back from a
+//! process that holds it (`pidfd_getfd`), starts the app's instances on
+//! those same sockets, and only once they have settled stops the old
+//! processes with their kill signal. The accept queue never closes, so no
+//! connection is refused. Where a socket cannot be taken back (no process
+//! holds it any more, or the kernel refuses), the old processes are stopped
+//! first and the app starts on new sockets, with a gap.
 
-use super::actions;
+use super::app::Op;
 use super::lifecycle::Daemon;
+use super::sockets::SavedSocket;
 use super::state_file::{self, AppState, DaemonState};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::str::FromStr;
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
@@ -28,52 +34,129 @@ pub fn worth_recovering(state: &DaemonState) -> bool {
         && state.boot_id == state_file::boot_id()
 }
 
-/// Stops what the previous daemon left running, then starts its apps again.
+/// Brings every app of `state` back, one after another.
 pub async fn recover(daemon: &Daemon, state: DaemonState) {
     daemon.apps.env.ids_from(state.next_id);
-    for app in &state.apps {
-        stop_survivors(app).await;
-    }
-    let specs = state.apps.iter().map(|a| {
-        let mut spec = a.spec.clone();
-        spec.instances = a.instances.len() as u32;
-        spec
-    });
-    let names: Vec<String> = state.apps.iter().map(|a| a.spec.name.clone()).collect();
-    // An app started meanwhile under the same name wins: it was asked for
-    // after the crash.
-    let specs: Vec<_> = specs
-        .filter(|s| {
-            daemon
-                .apps
-                .resolve(&rsup_proto::control::Target::Name(s.name.clone()))
-                .is_err()
-        })
-        .collect();
+    let names: Vec<&str> = state.apps.iter().map(|a| a.spec.name.as_str()).collect();
     tracing::warn!(
-        "a previous daemon (pid {}) ended without stopping its apps; starting {} again",
+        "a previous daemon (pid {}) ended without stopping its apps; taking over {}",
         state.daemon_pid,
         names.join(", ")
     );
-    if let rsup_proto::control::Reply::Error { message } = actions::start(daemon, specs).await {
-        tracing::error!("recovering apps: {message}");
+    for app in &state.apps {
+        recover_app(daemon, app).await;
     }
 }
 
-/// Stops the app's processes that still run: the kill signal to each (its
-/// group with treekill), then SIGKILL to what is left at `kill_timeout`.
-async fn stop_survivors(app: &AppState) {
-    let spec = &app.spec;
-    let survivors: Vec<u32> = app
-        .instances
+async fn recover_app(daemon: &Daemon, app: &AppState) {
+    let survivors = survivors(app);
+    let taken = take_sockets(&app.sockets, &survivors);
+    if taken.is_none() {
+        stop(app, &survivors).await;
+    }
+    let mut spec = app.spec.clone();
+    spec.instances = app.instances.len().max(1) as u32;
+    let count = spec.instances;
+    // An app started meanwhile under the same name wins: it was asked for
+    // after the crash.
+    let created = match daemon.apps.create(vec![spec]) {
+        Ok(mut created) => created.remove(0),
+        Err(e) => {
+            tracing::warn!(app = %app.spec.name, "not recovered: {e}");
+            stop(app, &survivors).await;
+            return;
+        }
+    };
+    let on_old_sockets = taken.is_some();
+    if let Some(taken) = taken {
+        let mut sockets = created.context.sockets.lock().unwrap();
+        for (saved, fd) in taken {
+            sockets.adopt(&saved, fd);
+        }
+    }
+    if let Err(e) = created.run(Op::Start(count)).await {
+        tracing::error!(app = %app.spec.name, "recovering: {e}");
+    }
+    if on_old_sockets {
+        tracing::info!(
+            app = %app.spec.name,
+            "started again on the sockets it had; stopping the processes left behind"
+        );
+        stop(app, &survivors).await;
+    }
+}
+
+/// The pids of the app's processes that still run.
+fn survivors(app: &AppState) -> Vec<u32> {
+    app.instances
         .iter()
         .filter(|r| r.still_running())
         .filter_map(|r| r.pid)
         .filter(|pid| *pid > 1)
-        .collect();
+        .collect()
+}
+
+/// A copy of every saved socket, each from a surviving process that holds
+/// it; `None` unless all of them could be had.
+fn take_sockets(saved: &[SavedSocket], survivors: &[u32]) -> Option<Vec<(SavedSocket, OwnedFd)>> {
+    if saved.is_empty() || survivors.is_empty() {
+        return None;
+    }
+    saved
+        .iter()
+        .map(|s| {
+            let fd = survivors
+                .iter()
+                .find_map(|pid| take_socket(*pid, s.inode))?;
+            Some((s.clone(), fd))
+        })
+        .collect()
+}
+
+/// A copy of the socket with `inode` held by `pid`, if it holds one and
+/// the kernel lets us take it.
+fn take_socket(pid: u32, inode: u64) -> Option<OwnedFd> {
+    let wanted = format!("socket:[{inode}]");
+    let target_fd: i32 = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str()))?
+        .file_name()
+        .to_str()?
+        .parse()
+        .ok()?;
+    // SAFETY: plain system calls; each descriptor returned is new and ours.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0);
+        if pidfd < 0 {
+            return None;
+        }
+        let pidfd = OwnedFd::from_raw_fd(pidfd as i32);
+        let fd = libc::syscall(
+            libc::SYS_pidfd_getfd,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            target_fd,
+            0,
+        );
+        if fd < 0 {
+            tracing::warn!(
+                pid,
+                "cannot take a listening socket back: {}",
+                std::io::Error::last_os_error()
+            );
+            return None;
+        }
+        Some(OwnedFd::from_raw_fd(fd as i32))
+    }
+}
+
+/// Stops the processes left behind: the kill signal to each (its group
+/// with treekill), then SIGKILL to what is left at `kill_timeout`.
+async fn stop(app: &AppState, survivors: &[u32]) {
     if survivors.is_empty() {
         return;
     }
+    let spec = &app.spec;
     tracing::warn!(
         app = %spec.name,
         "stopping {} process(es) left by the previous daemon: {survivors:?}",
@@ -87,7 +170,7 @@ async fn stop_survivors(app: &AppState) {
             Pid::from_raw(pid as i32)
         }
     };
-    for pid in &survivors {
+    for pid in survivors {
         let _ = kill(target(*pid), signal);
     }
     let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);

@@ -5,13 +5,16 @@
 //! reload: a connection waiting in it is accepted by whichever instance
 //! accepts next, never refused.
 
-use super::own_listeners::socket_inodes;
+use super::own_listeners::{socket_inode, socket_inodes};
 use rsup_proto::worker::{ListenAddress, ListenError};
+use serde::{Deserialize, Serialize};
 use socket2::{Domain, Socket, Type};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// Node's default backlog.
 const BACKLOG: i32 = 511;
@@ -23,9 +26,67 @@ const BACKLOG: i32 = 511;
 pub struct AppSockets {
     bound: HashMap<ListenAddress, OwnedFd>,
     ephemeral: HashMap<(Option<String>, usize), OwnedFd>,
+    /// Told when a socket is bound, so that the state file lists it.
+    changed: Option<Arc<Notify>>,
+}
+
+/// A socket as the state file keeps it: enough for a later daemon to find
+/// it in a process that still holds it, and to file it where it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSocket {
+    pub address: ListenAddress,
+    /// For a port-0 socket: which of a process's port-0 requests it serves.
+    pub ephemeral_index: Option<usize>,
+    /// The socket's inode, as `/proc/<pid>/fd` shows it (`socket:[inode]`).
+    pub inode: u64,
 }
 
 impl AppSockets {
+    pub fn noticed_by(changed: Arc<Notify>) -> AppSockets {
+        AppSockets {
+            changed: Some(changed),
+            ..AppSockets::default()
+        }
+    }
+
+    /// Every socket, for the state file.
+    pub fn saved(&self) -> Vec<SavedSocket> {
+        let bound = self
+            .bound
+            .iter()
+            .map(|(address, fd)| (address.clone(), None, fd));
+        let ephemeral = self.ephemeral.iter().map(|((host, index), fd)| {
+            let address = ListenAddress::Tcp {
+                host: host.clone(),
+                port: 0,
+            };
+            (address, Some(*index), fd)
+        });
+        bound
+            .chain(ephemeral)
+            .filter_map(|(address, ephemeral_index, fd)| {
+                let inode = socket_inode(fd.as_fd()).ok()?;
+                Some(SavedSocket {
+                    address,
+                    ephemeral_index,
+                    inode,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes back a socket a previous daemon had bound, where it was.
+    pub fn adopt(&mut self, saved: &SavedSocket, fd: OwnedFd) {
+        match (&saved.address, saved.ephemeral_index) {
+            (ListenAddress::Tcp { host, port: 0 }, Some(index)) => {
+                self.ephemeral.insert((host.clone(), index), fd);
+            }
+            (address, _) => {
+                self.bound.insert(address.clone(), fd);
+            }
+        }
+    }
+
     /// A duplicate of the app's socket for `address`, binding it first if
     /// needed. `ephemeral_index` counts this process's earlier port-0
     /// requests.
@@ -41,6 +102,7 @@ impl AppSockets {
                 if !self.ephemeral.contains_key(&key) {
                     let fd = bind(address, host_ip)?;
                     self.ephemeral.insert(key.clone(), fd);
+                    self.notice();
                 }
                 &self.ephemeral[&key]
             }
@@ -48,6 +110,7 @@ impl AppSockets {
                 if !self.bound.contains_key(address) {
                     let fd = bind(address, host_ip)?;
                     self.bound.insert(address.clone(), fd);
+                    self.notice();
                 }
                 &self.bound[address]
             }
@@ -64,6 +127,12 @@ impl AppSockets {
                 .chain(self.ephemeral.values())
                 .map(|fd| fd.as_fd()),
         )
+    }
+
+    fn notice(&self) {
+        if let Some(changed) = &self.changed {
+            changed.notify_one();
+        }
     }
 
     /// Closes every socket (the app is gone or has nothing running), so

@@ -5,6 +5,7 @@
 //! of those processes still are.
 
 use super::apps::Apps;
+use super::sockets::SavedSocket;
 use rsup_proto::app::{AppSpec, Status};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -35,6 +36,9 @@ pub struct AppState {
     /// The options of the app's first instance.
     pub spec: AppSpec,
     pub instances: Vec<InstanceRecord>,
+    /// The listening sockets the daemon holds for it.
+    #[serde(default)]
+    pub sockets: Vec<SavedSocket>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,9 +91,11 @@ pub fn snapshot(apps: &Apps) -> DaemonState {
                     }
                 })
                 .collect();
+            let sockets = app.context.sockets.lock().unwrap().saved();
             Some(AppState {
                 spec,
                 instances: records,
+                sockets,
             })
         })
         .collect();
@@ -192,6 +198,14 @@ mod tests {
                     pid_started: process_start(std::process::id()),
                     restarts: 1,
                 }],
+                sockets: vec![SavedSocket {
+                    address: rsup_proto::worker::ListenAddress::Tcp {
+                        host: None,
+                        port: 8080,
+                    },
+                    ephemeral_index: None,
+                    inode: 7,
+                }],
             }],
         }
     }
@@ -269,6 +283,7 @@ mod proptests {
             apps: vec![AppState {
                 spec: crate::test_support::spec(),
                 instances: vec![],
+                sockets: vec![],
             }],
         }
     }
