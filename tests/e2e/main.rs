@@ -15,6 +15,7 @@ mod recovery;
 mod reload;
 mod reload_own_port;
 mod reload_preload;
+mod resources;
 mod security;
 mod stopping;
 mod trust;

@@ -10,9 +10,30 @@ use rsup_proto::worker;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
+
+/// Where the worker channel lands in the child: every app has it at 3.
+const CHILD_WORKER_FD: RawFd = 3;
+/// Where a Node app's IPC channel lands. Both numbers are below 16 on
+/// purpose: Node marks every descriptor below 16 it inherits close-on-exec
+/// at start-up (libuv's `uv_disable_stdio_inheritance`), before it opens
+/// `NODE_CHANNEL_FD`, and never clears the mark; at a higher number the IPC
+/// socket stayed inheritable and reached every process the app spawned or
+/// exec'd through a shell.
+const CHILD_NODE_CHANNEL_FD: RawFd = 4;
+
+/// The descriptor limit apps start with, when the daemon raised its own
+/// (see `lifecycle`): apps get the limit the daemon was started with, as
+/// under PM2, not the raised one.
+static CHILD_DESCRIPTOR_LIMIT: OnceLock<libc::rlimit> = OnceLock::new();
+
+/// Records the descriptor limit every app is to start with.
+pub fn set_child_descriptor_limit(limit: libc::rlimit) {
+    let _ = CHILD_DESCRIPTOR_LIMIT.set(limit);
+}
 
 /// Who is being launched, beyond the app's options.
 pub struct LaunchRequest<'a> {
@@ -71,7 +92,7 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         .env_clear()
         .envs(&spec.env)
         .envs(pm2_variables(req))
-        .env(worker::FD_ENV, worker_child.as_raw_fd().to_string())
+        .env(worker::FD_ENV, CHILD_WORKER_FD.to_string())
         .env(worker::KILL_TIMEOUT_ENV, spec.kill_timeout_ms.to_string())
         .env(worker::KILL_SIGNAL_ENV, &spec.kill_signal)
         .env(
@@ -95,22 +116,25 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         );
     }
 
-    let mut inherited: Vec<RawFd> = vec![worker_child.as_raw_fd()];
-    if let Some((_, node_child)) = &node_pair {
-        cmd.env("NODE_CHANNEL_FD", node_child.as_raw_fd().to_string())
+    let node_source = node_pair
+        .as_ref()
+        .map(|(_, child_end)| child_end.as_raw_fd());
+    if node_source.is_some() {
+        cmd.env("NODE_CHANNEL_FD", CHILD_NODE_CHANNEL_FD.to_string())
             .env("NODE_CHANNEL_SERIALIZATION_MODE", "json");
-        inherited.push(node_child.as_raw_fd());
     }
+    let worker_source = worker_child.as_raw_fd();
+    let descriptor_limit = CHILD_DESCRIPTOR_LIMIT.get().copied();
     // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (fcntl), on descriptors that stay open in the parent until spawn
-    // returns.
+    // (fcntl, dup2, close_range, setrlimit), without allocating, on
+    // descriptors that stay open in the parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            for fd in &inherited {
-                let flags = libc::fcntl(*fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(*fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            give_child_descriptors(worker_source, node_source)?;
+            if let Some(limit) = descriptor_limit {
+                // Best effort: failing leaves the app the daemon's higher
+                // limit, which harms nothing.
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
             }
             Ok(())
         });
@@ -159,6 +183,62 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         worker_channel: into_tokio(worker_parent)?,
         log_copiers,
     })
+}
+
+/// In the child, between fork and exec: the channels go to their fixed
+/// numbers (3, and 4 for Node's), inheritable; every other descriptor above
+/// them is marked close-on-exec, so the app gets 0, 1, 2 and its channels
+/// and nothing the daemon happens to hold. Async-signal-safe: no allocation.
+fn give_child_descriptors(worker: RawFd, node: Option<RawFd>) -> std::io::Result<()> {
+    let first_free = CHILD_NODE_CHANNEL_FD + 1;
+    // Copies above the final numbers first, so that placing one channel
+    // never overwrites the other; the copies are close-on-exec and vanish.
+    let worker = dup_at_least(worker, first_free)?;
+    let node = match node {
+        Some(fd) => Some(dup_at_least(fd, first_free)?),
+        None => None,
+    };
+    // dup2 leaves the new descriptor without close-on-exec.
+    place(worker, CHILD_WORKER_FD)?;
+    let keep_below = match node {
+        Some(fd) => {
+            place(fd, CHILD_NODE_CHANNEL_FD)?;
+            CHILD_NODE_CHANNEL_FD + 1
+        }
+        None => CHILD_WORKER_FD + 1,
+    };
+    // The daemon opens everything close-on-exec and closed what it
+    // inherited at start; this keeps it so whatever a library may leave
+    // open. Kernels before 5.11 lack the flag: then that start-up close is
+    // the only guard.
+    // SAFETY: close_range only changes descriptor flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            keep_below as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        );
+    }
+    Ok(())
+}
+
+fn dup_at_least(fd: RawFd, min: RawFd) -> std::io::Result<RawFd> {
+    // SAFETY: fcntl on a descriptor we hold; the copy is ours.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(copy)
+}
+
+fn place(fd: RawFd, target: RawFd) -> std::io::Result<()> {
+    // SAFETY: whatever was at `target` is the daemon's close-on-exec
+    // descriptor, which the child does not use.
+    if unsafe { libc::dup2(fd, target) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The variables PM2 gives its processes, which apps and libraries read.
