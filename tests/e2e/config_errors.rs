@@ -163,3 +163,23 @@ fn several_node_instances_without_the_addon_are_refused_at_start() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("native addon is not built"));
 }
+
+#[test]
+fn an_environment_too_large_for_the_daemon_is_named_as_the_cause() {
+    let r = Rsup::new();
+    let app = fixture("app.js");
+    let config = write(
+        &r,
+        "big.config.js",
+        &format!(
+            "module.exports = {{ apps: [{{ name: 'big', script: {app:?}, env: {{ BIG: 'x'.repeat(5e6) }} }}] }};"
+        ),
+    );
+    let out = r.run(&["start", &config]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("more than the 4 MiB the daemon accepts; the apps' environment makes up 5.0 MB of it"),
+        "{err}"
+    );
+}

@@ -285,7 +285,7 @@ fn start_and_watch(r: &Rsup, name: &str, log: &Path, watched: &Path) -> String {
     let before = std::fs::read(watched).unwrap();
     assert_success(&r.start_fixture("app.js", name, &[], &[]));
     r.wait_report("report", "start");
-    let line = format!("cannot open log {}", log.display());
+    let line = format!("cannot open {}", log.display());
     wait_for("a refusal or a write", || {
         let daemon_log = std::fs::read_to_string(r.home.path().join("rsup.log")).ok()?;
         (daemon_log.contains(&line) || std::fs::read(watched).unwrap() != before)

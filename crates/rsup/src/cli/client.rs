@@ -117,9 +117,11 @@ pub fn send(
         stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     }
     let mut writer = stream.try_clone()?;
+    let line = encode(request);
+    check_size(request, line.len())?;
     // A daemon that refuses us answers and closes before reading; its
     // answer is still there to read, and says more than a broken pipe.
-    let sent = writer.write_all(&encode(request));
+    let sent = writer.write_all(&line);
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
@@ -130,6 +132,30 @@ pub fn send(
             other => return Ok(other),
         }
     }
+}
+
+/// A request the daemon would refuse as too long is refused here, saying
+/// what made it so: almost always the environment the apps carry.
+fn check_size(request: &Request, len: usize) -> Result<()> {
+    if len <= MAX_LINE {
+        return Ok(());
+    }
+    let apps = match request {
+        Request::Start { apps } | Request::Apply { apps, .. } => apps.as_slice(),
+        _ => &[],
+    };
+    let env: usize = apps
+        .iter()
+        .flat_map(|a| a.env.iter())
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    let mb = |n: usize| n as f64 / 1_000_000.0;
+    bail!(
+        "the request is {:.1} MB, more than the {} MiB the daemon accepts; the apps' environment makes up {:.1} MB of it (variables set in this shell or in env of the config)",
+        mb(len),
+        MAX_LINE >> 20,
+        mb(env)
+    )
 }
 
 /// Reads the daemon's next line into `line`. `sent` is how writing the
