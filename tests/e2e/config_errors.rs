@@ -179,7 +179,9 @@ fn an_environment_too_large_for_the_daemon_is_named_as_the_cause() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("more than the 4 MiB the daemon accepts; the apps' environment makes up 5.0 MB of it"),
+        err.contains(
+            "more than the 4 MiB the daemon accepts; the apps' environment makes up 5.0 MB of it"
+        ),
         "{err}"
     );
 }
