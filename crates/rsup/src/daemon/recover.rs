@@ -16,8 +16,8 @@ use super::app::Op;
 use super::lifecycle::Daemon;
 use super::sockets::SavedSocket;
 use super::state_file::{self, AppState, DaemonState};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use super::stop::Target;
+use nix::sys::signal::Signal;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::str::FromStr;
 use std::time::Duration;
@@ -163,28 +163,18 @@ async fn stop(app: &AppState, survivors: &[u32]) {
         survivors.len()
     );
     let signal = Signal::from_str(&spec.kill_signal).unwrap_or(Signal::SIGINT);
-    let target = |pid: u32| {
-        if spec.treekill {
-            Pid::from_raw(-(pid as i32))
-        } else {
-            Pid::from_raw(pid as i32)
-        }
-    };
-    for pid in survivors {
-        let _ = kill(target(*pid), signal);
+    let targets: Vec<Target> = survivors
+        .iter()
+        .map(|pid| Target::new(*pid, spec.treekill))
+        .collect();
+    for t in &targets {
+        t.signal(signal);
     }
     let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
-    let alive = |pid: &u32| {
-        if spec.treekill {
-            kill(Pid::from_raw(-(*pid as i32)), None).is_ok()
-        } else {
-            state_file::process_start(*pid).is_some()
-        }
-    };
-    while survivors.iter().any(alive) && Instant::now() < deadline {
+    while targets.iter().any(Target::alive) && Instant::now() < deadline {
         sleep(POLL).await;
     }
-    for pid in survivors.iter().filter(|p| alive(p)) {
-        let _ = kill(target(*pid), Signal::SIGKILL);
+    for t in targets.iter().filter(|t| t.alive()) {
+        t.signal(Signal::SIGKILL);
     }
 }

@@ -111,13 +111,13 @@ async fn finish(
 }
 
 /// The main process, or its whole process group with `treekill`.
-struct Target {
+pub struct Target {
     pid: Pid,
     tree: bool,
 }
 
 impl Target {
-    fn new(pid: u32, tree: bool) -> Target {
+    pub fn new(pid: u32, tree: bool) -> Target {
         Target {
             pid: Pid::from_raw(pid as i32),
             tree,
@@ -131,7 +131,7 @@ impl Target {
         self.pid.as_raw() > 1
     }
 
-    fn signal(&self, signal: Signal) {
+    pub fn signal(&self, signal: Signal) {
         if !self.valid() {
             return;
         }
@@ -145,5 +145,15 @@ impl Target {
 
     fn group_alive(&self) -> bool {
         self.valid() && kill(Pid::from_raw(-self.pid.as_raw()), None).is_ok()
+    }
+
+    /// Whether anything of it is left: the group with `treekill`, else the
+    /// process.
+    pub fn alive(&self) -> bool {
+        if self.tree {
+            self.group_alive()
+        } else {
+            self.valid() && kill(self.pid, None).is_ok()
+        }
     }
 }
