@@ -25,6 +25,19 @@ use tokio::sync::{oneshot, watch, Notify};
 /// give up (`max_restarts`) before it answers anyway.
 const START_SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
+/// Waits until every instance of `outcome` has settled (see
+/// [`InstanceHandle::settle`]): a process that died before it was ready is
+/// restarting, and `start` answers once it is online or has failed for
+/// good, so that it can say which. Done outside the app's task, so that
+/// other operations on the app need not wait for it.
+pub async fn settled(outcome: Outcome) -> Outcome {
+    let started = outcome?;
+    for h in &started {
+        h.settle(START_SETTLE_LIMIT).await;
+    }
+    Ok(started)
+}
+
 /// Where an operation reports its steps as they happen.
 pub type Progress = UnboundedSender<Reply>;
 
@@ -256,16 +269,7 @@ impl App {
 
     async fn perform(&mut self, op: Op) -> Outcome {
         match op {
-            Op::Start(count) => {
-                let started = self.start_instances(count).await;
-                // A process that died before it was ready is restarting:
-                // answer once it is online or has failed for good, so that
-                // `start` can say which.
-                for h in &started {
-                    h.settle(START_SETTLE_LIMIT).await;
-                }
-                Ok(started)
-            }
+            Op::Start(count) => Ok(self.start_instances(count).await),
             Op::Stop(selection) => {
                 let chosen = self.chosen(&selection);
                 for_each(&chosen, |h| async move { h.stop().await }).await;

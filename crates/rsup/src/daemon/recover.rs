@@ -12,7 +12,7 @@
 //! holds it any more, or the kernel refuses), the old processes are stopped
 //! first and the app starts on new sockets, with a gap.
 
-use super::app::Op;
+use super::app::{settled, Op};
 use super::lifecycle::Daemon;
 use super::sockets::SavedSocket;
 use super::state_file::{self, AppState, DaemonState};
@@ -74,7 +74,7 @@ async fn recover_app(daemon: &Daemon, app: &AppState) {
             sockets.adopt(&saved, fd);
         }
     }
-    if let Err(e) = created.run(Op::Start(count)).await {
+    if let Err(e) = settled(created.run(Op::Start(count)).await).await {
         tracing::error!(app = %app.spec.name, "recovering: {e}");
     }
     if on_old_sockets {

@@ -2,7 +2,7 @@
 //! is new, restart or reload what runs with the file's new options).
 
 use super::{error, reply};
-use crate::daemon::app::{Op, Progress};
+use crate::daemon::app::{settled, Op, Progress};
 use crate::daemon::lifecycle::Daemon;
 use rsup_proto::app::AppSpec;
 use rsup_proto::control::{ApplyAction, ReloadOptions, Reply};
@@ -20,7 +20,7 @@ pub async fn start(daemon: &Daemon, apps: Vec<AppSpec>) -> Reply {
     // In file order, so that ids follow it as PM2's do.
     let mut outcomes = Vec::new();
     for (app, count) in created.into_iter().zip(counts) {
-        outcomes.push(app.run(Op::Start(count)).await);
+        outcomes.push(settled(app.run(Op::Start(count)).await).await);
     }
     reply(daemon, outcomes)
 }
@@ -56,7 +56,11 @@ pub async fn apply(
                 progress: progress.clone(),
             }
         };
-        let outcome = app.run(op).await;
+        let outcome = if created {
+            settled(app.run(op).await).await
+        } else {
+            app.run(op).await
+        };
         let failed = outcome.is_err();
         outcomes.push(outcome);
         if failed {
