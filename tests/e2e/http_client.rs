@@ -18,6 +18,20 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Enough requests went through, and not one failed.
+    pub fn assert_no_failures(&self) {
+        let ok = self.ok.load(Ordering::SeqCst);
+        let failed = self.failed.load(Ordering::SeqCst);
+        assert!(ok > 100, "only {ok} requests went through");
+        assert_eq!(
+            failed,
+            0,
+            "{failed} of {} requests failed: {:?}",
+            ok + failed,
+            self.failures.lock().unwrap()
+        );
+    }
+
     fn fail(&self, why: String) {
         self.failed.fetch_add(1, Ordering::SeqCst);
         let mut f = self.failures.lock().unwrap();

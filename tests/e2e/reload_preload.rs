@@ -9,19 +9,6 @@ use crate::http_client::{under_load, Tally};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
-fn assert_no_failures(tally: &Tally) {
-    let ok = tally.ok.load(Ordering::SeqCst);
-    let failed = tally.failed.load(Ordering::SeqCst);
-    assert!(ok > 100, "only {ok} requests went through");
-    assert_eq!(
-        failed,
-        0,
-        "{failed} of {} requests failed: {:?}",
-        ok + failed,
-        tally.failures.lock().unwrap()
-    );
-}
-
 /// The value of `key=` in a report line.
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
     line.split_whitespace()
@@ -74,7 +61,7 @@ fn with_wait_ready_a_new_instance_takes_no_connection_before_ready() {
         let new_pids: Vec<u32> = r.jlist().iter().filter_map(|p| p.pid).collect();
         wait_served_by(tally, &new_pids);
     });
-    assert_no_failures(&tally);
+    tally.assert_no_failures();
 
     let readies = report_lines(&r, "ready ", 4);
     eprintln!("{readies:#?}");
@@ -117,7 +104,7 @@ fn an_app_started_by_npm_reloads_without_downtime() {
             wait_served_by(tally, &[app]);
         }
     });
-    assert_no_failures(&tally);
+    tally.assert_no_failures();
     assert!(!alive(first_app), "the first app process survived");
     assert!(!alive(npm_pid), "the first npm process survived");
     assert_eq!(r.process("web").restarts, 2);
