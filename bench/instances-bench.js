@@ -22,20 +22,17 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { num, sleep, median, memoryKb, readPid } = require('./lib/common');
+
+const rssKb = (pid) => memoryKb(pid).rss;
+const daemonPid = (sup) => readPid(sup.pidFile());
 
 const BENCH = __dirname;
 const REPO = path.resolve(BENCH, '..');
 
-const num = (name, fallback) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${v} is not a whole number`);
-  return n;
-};
-const N = num('N', 1000);
-const JLIST_RUNS = num('JLIST_RUNS', 10);
-const SETTLE_MS = num('SETTLE_MS', 2000);
+const N = num('N', 1000, { integer: true });
+const JLIST_RUNS = num('JLIST_RUNS', 10, { integer: true });
+const SETTLE_MS = num('SETTLE_MS', 2000, { integer: true });
 const ONLY = process.env.ONLY || '';
 const RSUP = path.resolve(process.env.RSUP || path.join(REPO, 'target', 'release', 'rsup'));
 const PM2 = path.join(BENCH, 'node_modules', '.bin', 'pm2');
@@ -47,13 +44,6 @@ let cleaningUp = null;
 let stopping = false;
 
 const log = (...a) => console.error('[bench]', ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const median = (xs) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 // Runs a command to completion, killed after timeoutMs. Wall time in ms.
 function run(cmd, args, { env = process.env, timeoutMs = 120_000, cleanup = false } = {}) {
@@ -120,23 +110,7 @@ async function jlist(sup) {
   }
 }
 
-function rssKb(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const m = s.match(/^VmRSS:\s+(\d+) kB/m);
-    return m ? Number(m[1]) : NaN;
-  } catch {
-    return NaN;
-  }
-}
 
-function daemonPid(sup) {
-  try {
-    return Number(fs.readFileSync(sup.pidFile(), 'utf8').trim()) || null;
-  } catch {
-    return null;
-  }
-}
 
 async function waitPid(sup, timeoutMs = 20_000) {
   const end = Date.now() + timeoutMs;

@@ -25,18 +25,14 @@ const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
+const { num, sleep, median, memoryKb: rssKb, readPid } = require('./lib/common');
+
+const daemonPid = (sup) => readPid(sup.pidFile());
 
 const BENCH = __dirname;
 const REPO = path.resolve(BENCH, '..');
 const APP = path.join(BENCH, 'app', 'app.js');
 
-const num = (name, fallback) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a number`);
-  return n;
-};
 const DURATION = num('DURATION', 40);
 const RELOADS = num('RELOADS', 5);
 const CLOSE_DURATION = num('CLOSE_DURATION', 10);
@@ -60,13 +56,6 @@ let cleaningUp = null;
 let stopping = false;
 
 const log = (...a) => console.error('[bench]', ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const median = (xs) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 // Runs a command to completion, killed after timeoutMs. Wall time in ms.
 function run(cmd, args, { env = process.env, timeoutMs = 60_000, signal = 'SIGTERM', cleanup = false } = {}) {
@@ -250,24 +239,7 @@ async function runConfig(sup, mode, instances, port) {
   return res;
 }
 
-function rssKb(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rss = s.match(/^VmRSS:\s+(\d+) kB/m);
-    const hwm = s.match(/^VmHWM:\s+(\d+) kB/m);
-    return { rss: rss ? Number(rss[1]) : NaN, hwm: hwm ? Number(hwm[1]) : NaN };
-  } catch {
-    return { rss: NaN, hwm: NaN };
-  }
-}
 
-function daemonPid(sup) {
-  try {
-    return Number(fs.readFileSync(sup.pidFile(), 'utf8').trim()) || null;
-  } catch {
-    return null;
-  }
-}
 
 async function measureDaemon(sup) {
   const times = [];

@@ -41,19 +41,13 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const crypto = require('node:crypto');
+const { num, sleep, median } = require('./lib/common');
 
 const BENCH = __dirname;
 const REPO = path.resolve(BENCH, '..');
 const APP = path.join(BENCH, 'app', 'app.js');
 const NAME = 'soak';
 
-const num = (name, fallback) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a number`);
-  return n;
-};
 const DURATION = num('DURATION', 300);
 const RELOADS = num('RELOADS', 50);
 const CRASHES = num('CRASHES', 10);
@@ -86,13 +80,6 @@ let stopping = false;
 let cleaningUp = null;
 
 const log = (...a) => console.error(`[soak ${((Date.now() - (T0 || Date.now())) / 1000).toFixed(1)}s]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const median = (xs) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 let T0 = 0;
 
 class SetupError extends Error {}
