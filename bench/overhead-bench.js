@@ -7,7 +7,9 @@
 // pm2, bare, rsup, pm2, ...). Each round starts a fresh process, warms it
 // up, then measures keep-alive and `Connection: close` throughput. Prints
 // the median req/s and p99 latency of each, and rsup/bare and pm2/bare
-// (ratio of medians, and median of each round's own ratio). Also shows how
+// (ratio of medians, and median of each round's own ratio), and the app's
+// CPU time per request, which the machine's other load hardly moves, where
+// req/s swings with it. Also shows how
 // each process was run: CPU affinity, nice, what its stdout is.
 // Prints figures; asserts nothing.
 //
@@ -19,7 +21,8 @@
 //   CLOSE_DURATION=5   seconds of the `Connection: close` measurement (0: none)
 //   THREADS=1 CONNECTIONS=20
 //   PORT=18200         the app's port (one mode runs at a time)
-//   MODES=bare,rsup,pm2  the modes, in round order
+//   MODES=bare,rsup,pm2  the modes, in round order; NAME=path adds rsup
+//                      with the preload at path (to compare versions of it)
 //   RSUP=path          rsup binary (default target/release/rsup)
 //   RSUP_PRELOAD=path  rsup's Node preload (default npm/rsup/preload.js)
 //   OUT=name           results file name under bench/results (default overhead)
@@ -41,6 +44,7 @@ const num = (name, fallback) => {
   if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a number`);
   return n;
 };
+const extraModes = {}; // NAME -> preload, from MODES
 const ROUNDS = num('ROUNDS', 5);
 const DURATION = num('DURATION', 10);
 const WARMUP = num('WARMUP', 2);
@@ -48,7 +52,15 @@ const CLOSE_DURATION = num('CLOSE_DURATION', 5);
 const THREADS = num('THREADS', 1);
 const CONNECTIONS = num('CONNECTIONS', 20);
 const PORT = num('PORT', 18200);
-const MODES = (process.env.MODES || 'bare,rsup,pm2').split(',').filter(Boolean);
+// NAME=path: rsup with the preload at path, to compare versions of it.
+const MODES = (process.env.MODES || 'bare,rsup,pm2')
+  .split(',')
+  .filter(Boolean)
+  .map((m) => {
+    const [name, preload] = m.split('=');
+    if (preload) extraModes[name] = path.resolve(preload);
+    return name;
+  });
 const OUT = process.env.OUT || 'overhead';
 const RSUP = path.resolve(process.env.RSUP || path.join(REPO, 'target', 'release', 'rsup'));
 const RSUP_PRELOAD = path.resolve(
@@ -154,21 +166,7 @@ const modes = {
       this.child = null;
     },
   },
-  rsup: {
-    env: () => ({ ...process.env, ...appEnv, RSUP_HOME: homes.rsup, RSUP_PRELOAD }),
-    async start() {
-      const r = await run(RSUP, ['start', APP, '--name', NAME], { env: this.env() });
-      if (r.code !== 0) throw new Error(`rsup start: ${(r.stderr || r.stdout).trim()}`);
-      return jlistPid((await run(RSUP, ['jlist'], { env: this.env() })).stdout);
-    },
-    async stop() {
-      await run(RSUP, ['delete', NAME], { env: this.env() });
-    },
-    async kill() {
-      await run(RSUP, ['kill'], { env: this.env(), timeoutMs: 20_000, cleanup: true });
-    },
-    pidFile: () => path.join(homes.rsup, 'rsup.pid'),
-  },
+  rsup: rsupMode('rsup', RSUP_PRELOAD),
   pm2: {
     env: () => ({ ...process.env, ...appEnv, PM2_HOME: homes.pm2 }),
     async start() {
@@ -186,22 +184,64 @@ const modes = {
   },
 };
 
+// rsup with a given preload, in its own RSUP_HOME.
+function rsupMode(key, preload) {
+  return {
+    preload,
+    env: () => ({ ...process.env, ...appEnv, RSUP_HOME: homes[key], RSUP_PRELOAD: preload }),
+    async start() {
+      const r = await run(RSUP, ['start', APP, '--name', NAME], { env: this.env() });
+      if (r.code !== 0) throw new Error(`rsup start: ${(r.stderr || r.stdout).trim()}`);
+      return jlistPid((await run(RSUP, ['jlist'], { env: this.env() })).stdout);
+    },
+    async stop() {
+      await run(RSUP, ['delete', NAME], { env: this.env() });
+    },
+    async kill() {
+      await run(RSUP, ['kill'], { env: this.env(), timeoutMs: 20_000, cleanup: true });
+    },
+    pidFile: () => path.join(homes[key], 'rsup.pid'),
+  };
+}
+
 function parseWrk(out) {
+  const requests = out.match(/(\d+) requests in/);
   const rps = out.match(/Requests\/sec:\s+([\d.]+)/);
   const p99 = out.match(/^\s+99%\s+([\d.]+)(us|ms|s)\s*$/m);
   const non2xx = out.match(/Non-2xx or 3xx responses: (\d+)/);
   const sock = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
   const unit = { us: 1e-3, ms: 1, s: 1e3 };
   return {
+    requests: requests ? Number(requests[1]) : NaN,
     rps: rps ? Number(rps[1]) : NaN,
     p99ms: p99 ? Number(p99[1]) * unit[p99[2]] : NaN,
     errors: (non2xx ? Number(non2xx[1]) : 0) + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
   };
 }
 
-function wrk(seconds, extra = []) {
+// Nanoseconds the process has spent on a CPU, all its threads together.
+function cpuNs(pid) {
+  let total = 0;
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        total += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {}
+    }
+  } catch {
+    return NaN;
+  }
+  return total;
+}
+
+// wrk's figures, and the app's CPU time per request: unlike req/s, that
+// hardly moves with what else the machine runs.
+async function wrk(seconds, extra = [], pid = null) {
   const args = [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...extra, `http://127.0.0.1:${PORT}/`];
-  return run('wrk', args, { timeoutMs: (seconds + 20) * 1000, signal: 'SIGINT' }).then((r) => parseWrk(r.stdout));
+  const before = pid ? cpuNs(pid) : NaN;
+  const r = parseWrk((await run('wrk', args, { timeoutMs: (seconds + 20) * 1000, signal: 'SIGINT' })).stdout);
+  r.cpuUs = pid ? (cpuNs(pid) - before) / 1000 / r.requests : NaN;
+  return r;
 }
 
 // How the process runs: what could differ between modes besides the
@@ -232,7 +272,7 @@ function describe(pid) {
     stdout: fd(1),
     stderr: fd(2),
     threads: (status.match(/^Threads:\s+(\d+)/m) || [])[1] || '-',
-    argv: cmdline.slice(0, -1).map((a) => path.basename(a)).join(' '),
+    argv: cmdline.map((a) => a.split(' ').map((w) => path.basename(w)).join(' ')).join(' '),
   };
 }
 
@@ -271,6 +311,7 @@ const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b ? (a / b).toFixed(3) : '-');
 
 async function main() {
+  for (const [name, preload] of Object.entries(extraModes)) modes[name] = rsupMode(name, preload);
   for (const m of MODES) if (!modes[m]) throw new Error(`MODES: unknown mode ${m} (bare, rsup, pm2)`);
   for (const m of MODES) if (m !== 'bare') homes[m] = fs.mkdtempSync(path.join(os.tmpdir(), `overhead-${m}-`));
   if (MODES.includes('rsup') && !fs.existsSync(RSUP_PRELOAD)) log(`no rsup preload at ${RSUP_PRELOAD}`);
@@ -279,7 +320,7 @@ async function main() {
   const versions = {
     node: process.version,
     pm2: MODES.includes('pm2') ? require(path.join(BENCH, 'node_modules', 'pm2', 'package.json')).version : '-',
-    rsup: MODES.includes('rsup') ? (await run(RSUP, ['--version'])).stdout.trim() : '-',
+    rsup: MODES.some((m) => modes[m].preload) ? (await run(RSUP, ['--version'])).stdout.trim() : '-',
     wrk: (await run('wrk', ['-v'])).stdout.split('\n')[0].replace(/\s*Copyright.*/, '').trim(),
   };
 
@@ -292,14 +333,14 @@ async function main() {
       if (!(await serving())) throw new Error(`${m}: not serving on :${PORT}`);
       described[m] ??= pid ? describe(pid) : null;
       if (WARMUP) await wrk(WARMUP);
-      const keep = await wrk(DURATION);
-      const close = CLOSE_DURATION ? await wrk(CLOSE_DURATION, ['-H', 'Connection: close']) : null;
+      const keep = await wrk(DURATION, [], pid);
+      const close = CLOSE_DURATION ? await wrk(CLOSE_DURATION, ['-H', 'Connection: close'], pid) : null;
       await mode.stop();
       if (!(await portClosed())) throw new Error(`${m}: port ${PORT} still answers after stop`);
       rounds.push({ mode: m, round, keep, close });
       log(
-        `round ${round} ${m.padEnd(4)}: ${fmt(keep.rps)} req/s, p99 ${fmt(keep.p99ms, 2)} ms` +
-          (close ? `; Connection: close ${fmt(close.rps)} req/s` : '') +
+        `round ${round} ${m.padEnd(4)}: ${fmt(keep.rps)} req/s, p99 ${fmt(keep.p99ms, 2)} ms, ${fmt(keep.cpuUs, 2)} cpu us/req` +
+          (close ? `; Connection: close ${fmt(close.rps)} req/s, ${fmt(close.cpuUs, 2)} cpu us/req` : '') +
           (keep.errors || (close && close.errors) ? ` (errors ${keep.errors}/${close ? close.errors : 0})` : ''),
       );
     }
@@ -311,7 +352,9 @@ async function main() {
     stats[m] = {
       rps: median(of(m, (r) => r.keep.rps)),
       p99: median(of(m, (r) => r.keep.p99ms)),
+      cpu: median(of(m, (r) => r.keep.cpuUs)),
       closeRps: median(of(m, (r) => (r.close ? r.close.rps : NaN))),
+      closeCpu: median(of(m, (r) => (r.close ? r.close.cpuUs : NaN))),
       all: of(m, (r) => Math.round(r.keep.rps)),
     };
   }
@@ -337,10 +380,13 @@ async function main() {
       (CLOSE_DURATION ? `, Connection: close run ${CLOSE_DURATION}s` : '') +
       `; ${ROUNDS} rounds of ${MODES.join(', ')}; medians`,
   );
-  out.push(`rsup preload: ${fs.existsSync(RSUP_PRELOAD) ? RSUP_PRELOAD : 'missing'}`);
+  for (const m of MODES) {
+    const p = modes[m].preload;
+    if (p) out.push(`${m} preload: ${fs.existsSync(p) ? p : `${p} (missing)`}`);
+  }
   out.push(`load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   out.push('');
-  const head = ['', 'req/s', 'x bare', 'x bare (per round)', 'p99 ms', 'close req/s', 'x bare'];
+  const head = ['', 'req/s', 'x bare', 'x bare (per round)', 'p99 ms', 'cpu us/req', 'x bare', 'close req/s', 'x bare', 'cpu us/req', 'x bare'];
   const rows = [head];
   for (const m of MODES) {
     const s = stats[m];
@@ -351,8 +397,12 @@ async function main() {
       m === 'bare' ? '' : ratio(s.rps, b.rps),
       m === 'bare' || !stats.bare ? '' : fmt(pairRatio(m, (r) => r.keep.rps), 3),
       fmt(s.p99, 2),
+      fmt(s.cpu, 2),
+      m === 'bare' ? '' : ratio(s.cpu, b.cpu),
       fmt(s.closeRps),
       m === 'bare' ? '' : ratio(s.closeRps, b.closeRps),
+      fmt(s.closeCpu, 2),
+      m === 'bare' ? '' : ratio(s.closeCpu, b.closeCpu),
     ]);
   }
   const w = head.map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
@@ -361,7 +411,11 @@ async function main() {
   out.push(w.map((n) => '-'.repeat(n)).join('  '));
   for (const r of rows.slice(1)) out.push(pad(r));
   out.push('');
+  out.push('req/s: keep-alive; x bare: median over median, then the median of each round\'s own ratio;');
+  out.push('cpu us/req: the app process\'s CPU time (all threads) over the requests wrk counted.');
+  out.push('');
   for (const m of MODES) out.push(`${m} req/s by round: ${stats[m].all.join(' ')}`);
+  for (const m of MODES) out.push(`${m} cpu us/req by round: ${of(m, (r) => fmt(r.keep.cpuUs, 2)).join(' ')}`);
   for (const m of MODES) {
     const d = described[m];
     if (d) out.push(`${m} process: cpus ${d.cpus}, nice ${d.nice}, policy ${d.policy}, threads ${d.threads}, stdout ${d.stdout}, stderr ${d.stderr}, argv: ${d.argv}`);
