@@ -3,9 +3,10 @@
 # under rsup (one fork instance, with its preload) and under PM2 (fork
 # mode), measured with wrk in alternating rounds.
 #
-#   bash bench/overhead-bench.sh                 # about 4 minutes
+#   bash bench/overhead-bench.sh                 # about 5 minutes
 #   ROUNDS=3 DURATION=5 bash bench/overhead-bench.sh
 #   MODES=bare,rsup bash bench/overhead-bench.sh
+#   MODES=bare,rsup,old=/tmp/old/preload.js bash bench/overhead-bench.sh  # another preload beside
 #
 # Settings are listed at the top of overhead-bench.js. Prints a table and
 # saves it to bench/results/overhead.txt (not tracked).
