@@ -19,6 +19,7 @@
 // Date.now(); none given: wait however long it takes).
 
 const net = require('node:net');
+const tls = require('node:tls');
 
 const MAX_IDLE_GRACE_MS = 1000;
 
@@ -67,10 +68,7 @@ function watchClose(server) {
 function netDrainer(server) {
   const connections = new Set();
   const wasClosed = watchClose(server);
-  server.on('connection', (socket) => {
-    connections.add(socket);
-    socket.once('close', () => connections.delete(socket));
-  });
+  server.on('connection', trackIn(connections));
   return function drain(forceAt) {
     return untilClosedOr(closeServer(server, wasClosed), forceAt, () => {
       const cut = connections.size;
@@ -92,31 +90,51 @@ async function untilClosedOr(closed, forceAt, force) {
   return result;
 }
 
+// Before a drain, nothing here runs per request, but for a pipelined one:
+// the response in flight on each connection is found at the drain as the
+// connection's own `_httpMessage`, which Node sets while a response is
+// written on it. A pipelined request's response waits in a queue only Node
+// sees until the ones before it are done, so that one is noted as its
+// request comes (a request listener that does nothing else).
 function http1Drainer(server) {
   const connections = new Set(); // raw sockets, destroyed at the deadline
-  const responses = new Map(); // in-flight response -> its socket
-  let draining = false;
+  // The sockets HTTP runs on: the raw ones, or for https their TLS sockets.
+  const httpSockets = server instanceof tls.Server ? new Set() : connections;
+  const queued = new Map(); // pipelined response, until it closes -> its socket
+  let responses = null; // from the drain on: in-flight response -> its socket
+  let graceOver = false;
   const wasClosed = watchClose(server);
 
-  server.on('connection', (socket) => {
-    connections.add(socket);
-    socket.once('close', () => connections.delete(socket));
-  });
+  server.on('connection', trackIn(connections));
+  if (httpSockets !== connections) server.on('secureConnection', trackIn(httpSockets));
 
-  // Prepended so the response is counted before the app's handler can
-  // answer it. Kept to one Map entry and one listener: this runs on every
-  // request.
-  server.prependListener('request', (req, res) => {
-    responses.set(res, req.socket);
-    if (draining) closeAfterResponse(res);
-    res.on('close', () => {
-      const socket = responses.get(res);
-      responses.delete(res);
-      if (draining) endIfIdle(socket);
-    });
-  });
+  // Prepended so that during a drain a response is marked before the app's
+  // handler can answer it.
+  server.prependListener('request', onRequest);
+  function onRequest(req, res) {
+    if (responses !== null) follow(res, req.socket);
+    else if (res.socket === null) {
+      queued.set(res, req.socket);
+      res.on('close', onQueuedClose);
+    }
+  }
+  function onQueuedClose() {
+    queued.delete(this);
+  }
 
-  let graceOver = false;
+  // A response in flight during the drain: `Connection: close` if its
+  // headers are not out yet, and its socket ended once it is done.
+  function follow(res, socket) {
+    if (responses.has(res)) return;
+    responses.set(res, socket);
+    closeAfterResponse(res);
+    res.on('close', onFollowedClose);
+  }
+  function onFollowedClose() {
+    const socket = responses.get(this);
+    responses.delete(this);
+    endIfIdle(socket);
+  }
 
   function endIfIdle(socket) {
     if (socket.destroyed) return;
@@ -130,9 +148,13 @@ function http1Drainer(server) {
   }
 
   return function drain(forceAt, idleGraceMs) {
-    draining = true;
+    if (responses === null) {
+      responses = new Map();
+      for (const socket of httpSockets) if (socket._httpMessage) follow(socket._httpMessage, socket);
+      for (const [res, socket] of queued) follow(res, socket);
+      queued.clear();
+    }
     const closed = closeServer(server, wasClosed, net.Server.prototype.close);
-    for (const res of responses.keys()) closeAfterResponse(res);
     const grace = idleGraceMs ?? Math.min(MAX_IDLE_GRACE_MS, forceAt === undefined ? Infinity : (forceAt - Date.now()) / 4);
     // The http server's own close: idle connections (by Node's own list,
     // 18.2+, which also knows requests whose headers are still arriving)
@@ -152,6 +174,18 @@ function http1Drainer(server) {
   };
 }
 
+// A connection listener adding each socket to `set` until it closes; one
+// function for all sockets, no closure per connection.
+function trackIn(set) {
+  function forget() {
+    set.delete(this);
+  }
+  return (socket) => {
+    set.add(socket);
+    socket.on('close', forget);
+  };
+}
+
 function closeAfterResponse(res) {
   if (!res.headersSent) {
     // Node then ends the socket itself once this response is written.
@@ -163,10 +197,7 @@ function closeAfterResponse(res) {
 function http2Drainer(server) {
   const sessions = new Set();
   const wasClosed = watchClose(server);
-  server.on('session', (session) => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
-  });
+  server.on('session', trackIn(sessions));
 
   return function drain(forceAt) {
     const closed = closeServer(server, wasClosed);
