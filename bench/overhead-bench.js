@@ -32,18 +32,12 @@ const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
+const { num, sleep, median } = require('./lib/common');
 
 const BENCH = __dirname;
 const REPO = path.resolve(BENCH, '..');
 const APP = path.join(BENCH, 'hello', 'app.js');
 
-const num = (name, fallback) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a number`);
-  return n;
-};
 const extraModes = {}; // NAME -> preload, from MODES
 const ROUNDS = num('ROUNDS', 5);
 const DURATION = num('DURATION', 10);
@@ -76,13 +70,6 @@ let cleaningUp = null;
 let stopping = false;
 
 const log = (...a) => console.error('[bench]', ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const median = (xs) => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 // Runs a command to completion, killed after timeoutMs.
 function run(cmd, args, { env = process.env, timeoutMs = 60_000, signal = 'SIGTERM', cleanup = false } = {}) {

@@ -20,6 +20,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
+const { median } = require('./lib/common');
 const { Duplex } = require('node:stream');
 
 const REPO = path.resolve(__dirname, '..');
@@ -57,11 +58,6 @@ function slice(s, n) {
   });
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 async function main() {
   const given = process.argv.slice(2).map((a) => {
