@@ -18,11 +18,10 @@
 //   RSUP=path       rsup binary (default target/release/rsup)
 //   KEEP_HOME=1     keep the state directories after the run
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { num, sleep, median, memoryKb, readPid } = require('./lib/common');
+const { num, sleep, median, memoryKb, readPid, createRun } = require('./lib/common');
 
 const rssKb = (pid) => memoryKb(pid).rss;
 const daemonPid = (sup) => readPid(sup.pidFile());
@@ -42,32 +41,10 @@ const children = new Set();
 const homes = {};
 let cleaningUp = null;
 let stopping = false;
+const run = createRun({ cwd: BENCH, children, stopping: () => stopping, signal: 'SIGKILL' });
 
 const log = (...a) => console.error('[bench]', ...a);
 
-// Runs a command to completion, killed after timeoutMs. Wall time in ms.
-function run(cmd, args, { env = process.env, timeoutMs = 120_000, cleanup = false } = {}) {
-  return new Promise((resolve) => {
-    if (stopping && !cleanup) {
-      return resolve({ code: null, stdout: '', stderr: 'interrupted', ms: NaN });
-    }
-    const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { env, cwd: BENCH, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    const out = [];
-    let stderr = '';
-    child.stdout.on('data', (d) => out.push(d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (err) => (stderr += String(err)));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      children.delete(child);
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      resolve({ code, stdout: Buffer.concat(out).toString(), stderr, ms });
-    });
-  });
-}
 
 const supervisors = {
   pm2: {

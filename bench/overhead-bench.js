@@ -32,7 +32,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const { num, sleep, median } = require('./lib/common');
+const { num, sleep, median, createRun } = require('./lib/common');
 
 const BENCH = __dirname;
 const REPO = path.resolve(BENCH, '..');
@@ -68,33 +68,10 @@ const children = new Set();
 const homes = {};
 let cleaningUp = null;
 let stopping = false;
+const run = createRun({ cwd: BENCH, children, stopping: () => stopping });
 
 const log = (...a) => console.error('[bench]', ...a);
 
-// Runs a command to completion, killed after timeoutMs.
-function run(cmd, args, { env = process.env, timeoutMs = 60_000, signal = 'SIGTERM', cleanup = false } = {}) {
-  return new Promise((resolve) => {
-    if (stopping && !cleanup) return resolve({ code: null, stdout: '', stderr: 'interrupted' });
-    const child = spawn(cmd, args, { env, cwd: BENCH, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill(signal);
-      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-    }, timeoutMs);
-    child.on('error', (err) => (stderr += String(err)));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-  });
-}
 
 function get(port, timeoutMs = 1000) {
   return new Promise((resolve) => {

@@ -20,12 +20,11 @@
 //   RSUP_PRELOAD=path  rsup's Node preload (default npm/rsup/preload.js)
 //   KEEP_HOME=1        keep the state directories (logs) after the run
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const { num, sleep, median, memoryKb: rssKb, readPid } = require('./lib/common');
+const { num, sleep, median, memoryKb: rssKb, readPid, createRun } = require('./lib/common');
 
 const daemonPid = (sup) => readPid(sup.pidFile());
 
@@ -54,40 +53,10 @@ const children = new Set();
 const homes = {};
 let cleaningUp = null;
 let stopping = false;
+const run = createRun({ cwd: BENCH, children, stopping: () => stopping });
 
 const log = (...a) => console.error('[bench]', ...a);
 
-// Runs a command to completion, killed after timeoutMs. Wall time in ms.
-function run(cmd, args, { env = process.env, timeoutMs = 60_000, signal = 'SIGTERM', cleanup = false } = {}) {
-  return new Promise((resolve) => {
-    // Once cleanup has begun, the bench must not start anything more: a
-    // PM2 command would launch a new daemon.
-    if (stopping && !cleanup) {
-      return resolve({ code: null, sig: null, stdout: '', stderr: 'interrupted', ms: NaN, timedOut: false });
-    }
-    const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { env, cwd: BENCH, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill(signal);
-      // wrk answers SIGINT with its report; anything else gets SIGKILL soon.
-      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-    }, timeoutMs);
-    child.on('error', (err) => (stderr += String(err)));
-    child.on('close', (code, sig) => {
-      clearTimeout(timer);
-      children.delete(child);
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      resolve({ code, sig, stdout, stderr, ms, timedOut });
-    });
-  });
-}
 
 function get(port, pathname = '/', timeoutMs = 1000) {
   return new Promise((resolve) => {

@@ -35,13 +35,12 @@
 //   SOAK_HOME=dir      the private RSUP_HOME (default: a new temporary one)
 //   KEEP_HOME=1        keep RSUP_HOME (logs, state) after the run
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { num, sleep, median } = require('./lib/common');
+const { num, sleep, median, createRun } = require('./lib/common');
 
 const BENCH = __dirname;
 const REPO = path.resolve(BENCH, '..');
@@ -77,6 +76,9 @@ let HOME = null;
 const children = new Set();
 const seen = new Map(); // pid -> start time (/proc/<pid>/stat), every daemon and instance seen
 let stopping = false;
+const runAny = createRun({ cwd: BENCH, children, stopping: () => stopping, signal: 'SIGKILL' });
+// Commands run with the soak's own RSUP_HOME unless told otherwise.
+const run = (cmd, args, opts = {}) => runAny(cmd, args, { env: rsupEnv(), ...opts });
 let cleaningUp = null;
 
 const log = (...a) => console.error(`[soak ${((Date.now() - (T0 || Date.now())) / 1000).toFixed(1)}s]`, ...a);
@@ -98,32 +100,6 @@ function rsupEnv() {
   };
 }
 
-// Runs a command to completion, killed after timeoutMs.
-function run(cmd, args, { timeoutMs = 60_000, cleanup = false, env = rsupEnv() } = {}) {
-  return new Promise((resolve) => {
-    if (stopping && !cleanup) {
-      return resolve({ code: null, stdout: '', stderr: 'interrupted', ms: NaN, timedOut: false });
-    }
-    const t0 = performance.now();
-    const child = spawn(cmd, args, { env, cwd: BENCH, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (err) => (stderr += String(err)));
-    child.on('close', (code, sig) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, sig, stdout, stderr, ms: performance.now() - t0, timedOut });
-    });
-  });
-}
 
 const rsup = (args, timeoutMs) => run(RSUP, args, { timeoutMs });
 const tail = (r, n = 5) => (r.stderr || r.stdout || '').trim().split('\n').slice(-n).join(' | ');

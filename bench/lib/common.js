@@ -3,6 +3,7 @@
 // What every benchmark script here needs: its settings from the
 // environment, a pause, a median, a process's memory and a pid file.
 
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 
 // A non-negative number from the environment variable `name`, `fallback`
@@ -47,4 +48,45 @@ function readPid(file) {
   }
 }
 
-module.exports = { num, sleep, median, memoryKb, readPid };
+// A `run(cmd, args, options)` that runs a command from `cwd` to completion
+// and resolves with { code, sig, stdout, stderr, ms, timedOut }. Every child
+// is kept in `children` while it runs, so that an exit of any kind can end
+// them; once `stopping()` is true nothing more is started, except with
+// `cleanup` (a daemon's `kill`), since a supervisor's command could launch
+// a new daemon. Past `timeoutMs` the child gets `signal`, and SIGKILL 5 s
+// later (wrk answers SIGINT with its report).
+function createRun({ cwd, children, stopping, signal: defaultSignal = 'SIGTERM' }) {
+  return function run(
+    cmd,
+    args,
+    { env = process.env, timeoutMs = 60_000, signal = defaultSignal, cleanup = false } = {},
+  ) {
+    return new Promise((resolve) => {
+      if (stopping() && !cleanup) {
+        return resolve({ code: null, sig: null, stdout: '', stderr: 'interrupted', ms: NaN, timedOut: false });
+      }
+      const t0 = process.hrtime.bigint();
+      const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(child);
+      const out = [];
+      let stderr = '';
+      let timedOut = false;
+      child.stdout.on('data', (d) => out.push(d));
+      child.stderr.on('data', (d) => (stderr += d));
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill(signal);
+        if (signal !== 'SIGKILL') setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }, timeoutMs);
+      child.on('error', (err) => (stderr += String(err)));
+      child.on('close', (code, sig) => {
+        clearTimeout(timer);
+        children.delete(child);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        resolve({ code, sig, stdout: Buffer.concat(out).toString(), stderr, ms, timedOut });
+      });
+    });
+  };
+}
+
+module.exports = { num, sleep, median, memoryKb, readPid, createRun };
