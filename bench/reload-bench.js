@@ -24,7 +24,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const { num, sleep, median, memoryKb: rssKb, readPid, createRun } = require('./lib/common');
+const { num, sleep, median, memoryKb: rssKb, readPid, createRun, stopDaemons } = require('./lib/common');
 
 const daemonPid = (sup) => readPid(sup.pidFile());
 
@@ -297,20 +297,7 @@ async function cleanup() {
   stopping = true;
   cleaningUp = (async () => {
     for (const c of children) c.kill('SIGKILL');
-    for (const key of Object.keys(homes)) {
-      const sup = supervisors[key];
-      const pid = daemonPid(sup);
-      await run(sup.cmd, ['kill'], { env: sup.env(), timeoutMs: 20_000, cleanup: true });
-      // The daemon we started, if `kill` did not end it.
-      if (pid) {
-        try {
-          process.kill(pid, 0);
-          process.kill(pid, 'SIGKILL');
-        } catch {}
-      }
-      if (process.env.KEEP_HOME) log(`${key} state kept in ${homes[key]}`);
-      else fs.rmSync(homes[key], { recursive: true, force: true });
-    }
+    await stopDaemons({ homes, supervisors, run, log, timeoutMs: 20_000 });
   })();
   return cleaningUp;
 }

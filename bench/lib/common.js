@@ -89,4 +89,23 @@ function createRun({ cwd, children, stopping, signal: defaultSignal = 'SIGTERM' 
   };
 }
 
-module.exports = { num, sleep, median, memoryKb, readPid, createRun };
+// Stops the daemon of each supervisor that has a state folder in `homes`
+// (its `kill` command, then SIGKILL to the pid it had if that still runs),
+// and removes the folder unless KEEP_HOME is set.
+async function stopDaemons({ homes, supervisors, run, log, timeoutMs }) {
+  for (const key of Object.keys(homes)) {
+    const sup = supervisors[key];
+    const pid = readPid(sup.pidFile());
+    await run(sup.cmd, ['kill'], { env: sup.env(), timeoutMs, cleanup: true });
+    if (pid) {
+      try {
+        process.kill(pid, 0);
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    if (process.env.KEEP_HOME) log(`${key} state kept in ${homes[key]}`);
+    else fs.rmSync(homes[key], { recursive: true, force: true });
+  }
+}
+
+module.exports = { num, sleep, median, memoryKb, readPid, createRun, stopDaemons };
