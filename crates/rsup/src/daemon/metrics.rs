@@ -19,6 +19,13 @@ pub struct Sampler {
 /// would read as hundreds of percent.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The CPUs this machine gives us, read once: finding out reads cgroup
+/// files, too much to do for every process of every list.
+fn cpus() -> f64 {
+    static CPUS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as f64)
+}
+
 pub struct Usage {
     pub cpu_percent: f64,
     pub memory_bytes: u64,
@@ -66,8 +73,7 @@ impl Sampler {
             }
         };
         // A process cannot use more than every CPU.
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let cpu_percent = (cpu_percent.min(100.0 * cpus) * 10.0).round() / 10.0;
+        let cpu_percent = (cpu_percent.min(100.0 * cpus()) * 10.0).round() / 10.0;
         self.last.insert(pid, (ticks, now, cpu_percent));
         Usage {
             cpu_percent,
@@ -124,8 +130,7 @@ mod tests {
             .sample_at(me, start + Duration::from_millis(5))
             .cpu_percent;
         assert_eq!(soon, first);
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        assert!(soon <= 100.0 * cpus);
+        assert!(soon <= 100.0 * cpus());
     }
 
     #[test]
