@@ -2,7 +2,8 @@
 //! the control socket.
 //!
 //! Where each lifecycle step lives:
-//! - the daemon's own start and end, signals: [`lifecycle`]
+//! - the daemon's own start and end, signals: [`lifecycle`]; its
+//!   descriptors (inherited, limit, reserve): [`descriptors`]
 //! - accepting clients, checking who they are: [`server`]
 //! - what each request does (start, stop, reload, …): [`actions`]
 //! - the apps by name, and which processes a target names: [`apps`]
@@ -23,6 +24,7 @@ mod actions;
 mod app;
 mod apps;
 mod channels;
+mod descriptors;
 mod instance;
 mod lifecycle;
 mod log_paths;
