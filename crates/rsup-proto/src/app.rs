@@ -68,6 +68,45 @@ pub struct AppSpec {
     pub log_date_format: Option<String>,
     /// Prefix log lines with a timestamp.
     pub time: bool,
+    /// PM2's namespace: a group of apps that a target can name as a whole.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Where each instance's pid is written, as `<stem>-<id>.<ext>` (PM2's
+    /// `pid_file`, `-p`); `None` writes `<home>/pids/<name>-<id>.pid`.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// A log holding both streams, besides `out_file` and `error_file`
+    /// (PM2's `log_file`, `-l`).
+    #[serde(default)]
+    pub log_file: Option<PathBuf>,
+    /// Restart an instance whose resident memory goes above this many bytes.
+    #[serde(default)]
+    pub max_memory_restart_bytes: Option<u64>,
+    /// How log lines are written.
+    #[serde(default)]
+    pub log_type: LogType,
+    /// Exit codes after which the app is not restarted.
+    #[serde(default)]
+    pub stop_exit_codes: Vec<i32>,
+    /// A variable counting up by instance from its value in `env`
+    /// (PM2's `increment_var`).
+    #[serde(default)]
+    pub increment_var: Option<String>,
+}
+
+fn default_namespace() -> String {
+    defaults::NAMESPACE.to_string()
+}
+
+/// How log lines are written (PM2's `log_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogType {
+    /// The output as the app wrote it (with a timestamp prefix if asked).
+    #[default]
+    Text,
+    /// One JSON object per line: message, stream, time, app name.
+    Json,
 }
 
 /// Defaults, PM2's where PM2 has one.
@@ -83,6 +122,7 @@ pub mod defaults {
     pub const EXP_BACKOFF_RESET_MS: u64 = 30_000;
     pub const INSTANCE_VAR: &str = "NODE_APP_INSTANCE";
     pub const LOG_DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
+    pub const NAMESPACE: &str = "default";
 }
 
 /// Lifecycle state of one instance, named as PM2 names them.

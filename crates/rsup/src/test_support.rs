@@ -34,5 +34,12 @@ pub fn spec() -> AppSpec {
         merge_logs: false,
         log_date_format: None,
         time: false,
+        namespace: defaults::NAMESPACE.into(),
+        pid_file: None,
+        log_file: None,
+        max_memory_restart_bytes: None,
+        log_type: Default::default(),
+        stop_exit_codes: vec![],
+        increment_var: None,
     }
 }

@@ -240,6 +240,13 @@ pub fn resolve(
         merge_logs,
         log_date_format,
         time,
+        namespace: defaults::NAMESPACE.to_string(),
+        pid_file: None,
+        log_file: None,
+        max_memory_restart_bytes: None,
+        log_type: Default::default(),
+        stop_exit_codes: vec![],
+        increment_var: None,
     };
     Ok(Resolved { spec, warnings })
 }
