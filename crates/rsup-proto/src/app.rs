@@ -185,6 +185,12 @@ pub struct ProcessInfo {
     pub last_exit: Option<ExitInfo>,
     pub out_log: PathBuf,
     pub err_log: PathBuf,
+    /// The log of both streams (`log_file`), when the app has one.
+    #[serde(default)]
+    pub combined_log: Option<PathBuf>,
+    /// Where the instance's pid is written.
+    #[serde(default)]
+    pub pid_file: PathBuf,
     pub spec: AppSpec,
     /// Why output cannot be written to a log file now (held in memory and
     /// retried meanwhile); `None` while every log is writable.

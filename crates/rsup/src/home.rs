@@ -47,6 +47,10 @@ impl Home {
     pub fn logs_dir(&self) -> PathBuf {
         self.dir.join("logs")
     }
+    /// The instances' pid files (PM2's `pids` folder).
+    pub fn pids_dir(&self) -> PathBuf {
+        self.dir.join("pids")
+    }
 
     /// Creates the directories with private modes, and tightens them if they
     /// already exist with looser ones. Refuses a symbolic link (it could

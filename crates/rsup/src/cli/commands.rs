@@ -420,6 +420,8 @@ mod tests {
             }),
             out_log: PathBuf::from("/l/out.log"),
             err_log: PathBuf::from("/l/err.log"),
+            combined_log: None,
+            pid_file: PathBuf::from("/h/pids/app-0.pid"),
             spec,
             log_error: Some("cannot write /l/out.log: full".into()),
             log_dropped_bytes: 7,

@@ -360,6 +360,8 @@ mod tests {
             last_exit: None,
             out_log: PathBuf::from(format!("/home/u/.rsup/logs/{name}-out.log")),
             err_log: PathBuf::from(format!("/home/u/.rsup/logs/{name}-error.log")),
+            combined_log: None,
+            pid_file: PathBuf::from(format!("/home/u/.rsup/pids/{name}-{id}.pid")),
             spec: spec(name),
             log_error: None,
             log_dropped_bytes: 0,

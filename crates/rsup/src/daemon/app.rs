@@ -8,7 +8,7 @@
 
 use super::apps::AppEnv;
 use super::instance::{AppContext, Identity, InstanceHandle};
-use super::log_paths::log_paths;
+use super::log_paths::{combined_log_path, log_paths, pid_path};
 use super::reload::replace_instances;
 use super::sockets::AppSockets;
 use rsup_proto::app::{AppSpec, Status};
@@ -345,6 +345,8 @@ impl App {
             instance,
             out_log,
             err_log,
+            combined_log: combined_log_path(&self.spec, id),
+            pid_file: pid_path(&self.spec, id, &self.env.home),
         }
     }
 

@@ -61,6 +61,9 @@ pub struct Identity {
     pub instance: u32,
     pub out_log: PathBuf,
     pub err_log: PathBuf,
+    /// The log of both streams, when the app has one.
+    pub combined_log: Option<PathBuf>,
+    pub pid_file: PathBuf,
 }
 
 /// What an app's instances share: the app's listening sockets and how to

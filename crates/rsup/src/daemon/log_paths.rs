@@ -1,5 +1,5 @@
-//! Where an instance's output goes: PM2's file names, per instance or
-//! shared.
+//! The files an instance writes (its logs and its pid file), named as PM2
+//! names them, per instance or shared.
 
 use crate::home::Home;
 use rsup_proto::app::AppSpec;
@@ -9,6 +9,38 @@ use std::path::{Path, PathBuf};
 /// unless configured; with several instances and no `merge_logs`, each
 /// instance writes its own file, suffixed with its id.
 pub fn log_paths(spec: &AppSpec, id: u32, home: &Home) -> (PathBuf, PathBuf) {
+    let (out, err) = shared_log_paths(spec, home);
+    if per_instance(spec) {
+        (with_id(&out, id), with_id(&err, id))
+    } else {
+        (out, err)
+    }
+}
+
+/// The log of both streams (`log_file`), named like the others.
+pub fn combined_log_path(spec: &AppSpec, id: u32) -> Option<PathBuf> {
+    let path = spec.log_file.as_ref()?;
+    Some(if per_instance(spec) {
+        with_id(path, id)
+    } else {
+        path.clone()
+    })
+}
+
+/// PM2 writes a pid file for every instance: `<home>/pids/<name>-<id>.pid`,
+/// or `<stem>-<id>.<ext>` of the configured `pid_file`.
+pub fn pid_path(spec: &AppSpec, id: u32, home: &Home) -> PathBuf {
+    match &spec.pid_file {
+        Some(path) => with_id(path, id),
+        None => home.pids_dir().join(format!("{}-{id}.pid", spec.name)),
+    }
+}
+
+fn per_instance(spec: &AppSpec) -> bool {
+    spec.instances > 1 && !spec.merge_logs
+}
+
+fn shared_log_paths(spec: &AppSpec, home: &Home) -> (PathBuf, PathBuf) {
     let logs = home.logs_dir();
     let out = spec
         .out_file
@@ -18,11 +50,7 @@ pub fn log_paths(spec: &AppSpec, id: u32, home: &Home) -> (PathBuf, PathBuf) {
         .error_file
         .clone()
         .unwrap_or_else(|| logs.join(format!("{}-error.log", spec.name)));
-    if spec.instances > 1 && !spec.merge_logs {
-        (with_id(&out, id), with_id(&err, id))
-    } else {
-        (out, err)
-    }
+    (out, err)
 }
 
 fn with_id(path: &Path, id: u32) -> PathBuf {
@@ -63,6 +91,24 @@ mod tests {
         assert_eq!(
             log_paths(&s, 3, &home).1,
             PathBuf::from("/h/logs/api-error.log")
+        );
+    }
+
+    #[test]
+    fn pid_files_always_carry_the_id() {
+        let home = Home { dir: "/h".into() };
+        let mut s = spec();
+        s.name = "api".into();
+        assert_eq!(pid_path(&s, 0, &home), PathBuf::from("/h/pids/api-0.pid"));
+        s.pid_file = Some("/run/echo.pid".into());
+        assert_eq!(pid_path(&s, 4, &home), PathBuf::from("/run/echo-4.pid"));
+        assert_eq!(combined_log_path(&s, 4), None);
+        s.log_file = Some("/l/all.log".into());
+        assert_eq!(combined_log_path(&s, 4), Some(PathBuf::from("/l/all.log")));
+        s.instances = 2;
+        assert_eq!(
+            combined_log_path(&s, 4),
+            Some(PathBuf::from("/l/all-4.log"))
         );
     }
 }

@@ -47,6 +47,8 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
                 last_exit: state.last_exit,
                 out_log: h.identity.out_log.clone(),
                 err_log: h.identity.err_log.clone(),
+                combined_log: h.identity.combined_log.clone(),
+                pid_file: h.identity.pid_file.clone(),
                 spec: (*state.spec).clone(),
                 log_error,
                 log_dropped_bytes,
