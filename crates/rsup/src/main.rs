@@ -6,6 +6,7 @@ mod daemon;
 mod home;
 mod lines;
 mod log_tail;
+mod private_file;
 #[cfg(test)]
 mod test_support;
 

@@ -8,8 +8,6 @@ use super::apps::Apps;
 use super::sockets::SavedSocket;
 use rsup_proto::app::{AppSpec, Status};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,19 +106,10 @@ pub fn snapshot(apps: &Apps) -> DaemonState {
     }
 }
 
-/// Writes `state` to `path` so that a reader sees the old file or the new
-/// one, never a part: a private temporary file, synced, then renamed.
+/// Writes `state` to `path` whole (see [`crate::private_file`]).
 pub fn write(path: &Path, state: &DaemonState) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(&serde_json::to_vec(state).map_err(std::io::Error::other)?)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let data = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+    crate::private_file::write_atomic(path, &data)
 }
 
 /// Reads a state file; `Ok(None)` when there is none.
