@@ -16,6 +16,7 @@ mod reload;
 mod reload_own_port;
 mod reload_preload;
 mod resources;
+mod save_resurrect;
 mod security;
 mod stopping;
 mod trust;

@@ -70,6 +70,15 @@ pub enum Command {
     /// Like startOrReload (kept for PM2 compatibility)
     #[command(name = "startOrGracefulReload")]
     StartOrGracefulReload(ApplyArgs),
+    /// Write the running apps to <home>/dump.pm2, for `resurrect`
+    #[command(visible_alias = "dump")]
+    Save {
+        /// Write the file even when no app runs
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start the apps of the last `save` that are not running
+    Resurrect,
     /// Say whether the daemon runs
     Ping,
     /// Stop every app gracefully, then the daemon

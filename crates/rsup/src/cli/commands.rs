@@ -2,7 +2,7 @@
 
 use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs};
 use super::client::{check_answers, connect, connect_existing, send, send_raw};
-use super::{logs, render};
+use super::{dump, logs, render};
 use crate::config::{self, Context as ConfigContext, Overrides};
 use crate::home::Home;
 use anyhow::{bail, Context, Result};
@@ -46,6 +46,8 @@ pub fn run(command: Command) -> Result<i32> {
         Command::StartOrReload(a) | Command::StartOrGracefulReload(a) => {
             apply(&home, a, ApplyAction::Reload)
         }
+        Command::Save { force } => save(&home, force),
+        Command::Resurrect => resurrect(&home),
         Command::Ping => ping(&home),
         Command::Kill => kill(&home),
     }
@@ -357,6 +359,45 @@ fn scale(home: &Home, name: &str, count: &str) -> Result<i32> {
             count,
         },
     )
+}
+
+fn save(home: &Home, force: bool) -> Result<i32> {
+    let apps = dump::apps_of(&list(home)?);
+    match dump::save(home, &apps, force)? {
+        Some(path) => println!("[rsup] saved {} app(s) in {}", apps.len(), path.display()),
+        None => {
+            println!(
+                "[rsup] no app runs: {} left as it was",
+                dump::path(home).display()
+            );
+            println!("[rsup] to save an empty list: rsup save --force");
+        }
+    }
+    Ok(0)
+}
+
+fn resurrect(home: &Home) -> Result<i32> {
+    let Some((path, apps)) = dump::load(home)? else {
+        eprintln!(
+            "rsup: nothing to resurrect: no {} (write it with `rsup save`)",
+            dump::path(home).display()
+        );
+        print_table(&list(home)?);
+        return Ok(0);
+    };
+    println!("[rsup] restoring the apps saved in {}", path.display());
+    let running = list(home)?;
+    let missing: Vec<AppSpec> = apps
+        .into_iter()
+        .filter(|a| !running.iter().any(|p| p.name == a.name))
+        .collect();
+    let started = if missing.is_empty() {
+        vec![]
+    } else {
+        request(home, &Request::Start { apps: missing })?
+    };
+    print_table(&list(home)?);
+    Ok(report_failures(&started))
 }
 
 fn ping(home: &Home) -> Result<i32> {

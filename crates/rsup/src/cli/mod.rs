@@ -4,6 +4,7 @@
 mod args;
 mod client;
 mod commands;
+mod dump;
 pub mod logs;
 pub mod render;
 
