@@ -18,5 +18,6 @@ mod reload_preload;
 mod resources;
 mod save_resurrect;
 mod security;
+mod startup;
 mod stopping;
 mod trust;

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod daemon;
+mod dump;
 mod home;
 mod lines;
 mod log_tail;

@@ -79,13 +79,24 @@ pub enum Command {
     },
     /// Start the apps of the last `save` that are not running
     Resurrect,
+    /// Empty the saved list, so that `resurrect` starts nothing
+    Cleardump,
+    /// Print, or with --install write, a systemd unit that starts the saved
+    /// apps at boot
+    Startup(StartupArgs),
+    /// Disable and remove the unit `startup --install` wrote
+    Unstartup(StartupArgs),
     /// Say whether the daemon runs
     Ping,
     /// Stop every app gracefully, then the daemon
     Kill,
     /// Run the daemon in the foreground (started on demand by other commands)
     #[command(hide = true)]
-    Daemon,
+    Daemon {
+        /// Start the apps of the last `save` first (what the systemd unit runs)
+        #[arg(long)]
+        resurrect: bool,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -159,6 +170,25 @@ pub struct StartArgs {
     /// Arguments for the app, after --
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StartupArgs {
+    /// Init system: only systemd
+    #[arg(default_value = "systemd", value_parser = ["systemd"])]
+    pub platform: String,
+    /// The user the apps run as (default: you)
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// That user's home folder (default: from the password database)
+    #[arg(long = "hp", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Write the unit (and enable it, in the system folder) instead of printing it
+    #[arg(long)]
+    pub install: bool,
+    /// Folder of the unit file
+    #[arg(long, value_name = "DIR", default_value = crate::cli::startup::SYSTEM_UNIT_DIR)]
+    pub unit_dir: PathBuf,
 }
 
 #[derive(Args, Debug, Default)]

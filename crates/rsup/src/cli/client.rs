@@ -89,6 +89,11 @@ fn start_daemon(home: &Home) -> Result<()> {
     let exe = std::env::current_exe().context("locating the rsup binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("daemon")
+        // A daemon started on demand is nobody's service: it must not
+        // report to the systemd unit the CLI happens to run under.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -1,9 +1,10 @@
 //! What each verb does on the client side.
 
-use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs};
+use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs, StartupArgs};
 use super::client::{check_answers, connect, connect_existing, send, send_raw};
-use super::{dump, logs, render};
+use super::{logs, render, startup};
 use crate::config::{self, Context as ConfigContext, Overrides};
+use crate::dump;
 use crate::home::Home;
 use anyhow::{bail, Context, Result};
 use rsup_proto::app::{AppSpec, ProcessInfo, Status};
@@ -15,8 +16,13 @@ use std::sync::Arc;
 pub fn run(command: Command) -> Result<i32> {
     let home = Home::from_env()?;
     match command {
-        Command::Daemon => {
-            crate::daemon::run(home, vec![])?;
+        Command::Daemon { resurrect } => {
+            let apps = if resurrect {
+                dump::load(&home)?.map(|(_, apps)| apps).unwrap_or_default()
+            } else {
+                vec![]
+            };
+            crate::daemon::run(home, apps)?;
             Ok(0)
         }
         Command::Start(args) => start(&home, *args),
@@ -48,6 +54,13 @@ pub fn run(command: Command) -> Result<i32> {
         }
         Command::Save { force } => save(&home, force),
         Command::Resurrect => resurrect(&home),
+        Command::Cleardump => {
+            let path = dump::save(&home, &[], true)?.unwrap_or_else(|| dump::path(&home));
+            println!("[rsup] {} now holds no app", path.display());
+            Ok(0)
+        }
+        Command::Startup(a) => startup(a),
+        Command::Unstartup(a) => unstartup(a),
         Command::Ping => ping(&home),
         Command::Kill => kill(&home),
     }
@@ -398,6 +411,37 @@ fn resurrect(home: &Home) -> Result<i32> {
     };
     print_table(&list(home)?);
     Ok(report_failures(&started))
+}
+
+fn startup(a: StartupArgs) -> Result<i32> {
+    let unit = startup::unit_for(a.user.as_deref(), a.home.as_deref())?;
+    if !a.install {
+        print!("{}", unit.render());
+        eprintln!(
+            "rsup: to install it: sudo env PATH=\"$PATH\" {} startup systemd -u {} --install",
+            unit.exe.display(),
+            unit.user
+        );
+        eprintln!("rsup: then `rsup save` the apps to bring back at boot");
+        return Ok(0);
+    }
+    let path = startup::install(&unit, &a.unit_dir)?;
+    println!("[rsup] wrote {}", path.display());
+    println!("[rsup] `rsup save` the apps it should bring back at boot");
+    Ok(0)
+}
+
+fn unstartup(a: StartupArgs) -> Result<i32> {
+    let unit = startup::unit_for(a.user.as_deref(), a.home.as_deref())?;
+    match startup::uninstall(&unit, &a.unit_dir)? {
+        Some(path) => println!("[rsup] removed {}", path.display()),
+        None => println!(
+            "[rsup] no {} in {}",
+            unit.service_name(),
+            a.unit_dir.display()
+        ),
+    }
+    Ok(0)
 }
 
 fn ping(home: &Home) -> Result<i32> {

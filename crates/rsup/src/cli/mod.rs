@@ -4,9 +4,9 @@
 mod args;
 mod client;
 mod commands;
-mod dump;
 pub mod logs;
 pub mod render;
+mod startup;
 
 use clap::Parser;
 

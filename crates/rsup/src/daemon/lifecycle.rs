@@ -10,7 +10,7 @@ use super::descriptors::{
 use super::metrics::Sampler;
 use super::preload::Preload;
 use super::server;
-use super::{recover, state_file};
+use super::{recover, state_file, systemd};
 use crate::home::Home;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -111,6 +111,7 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
         }
     };
     tokio::spawn(state_file::keep_written(daemon.apps.clone(), state_path));
+    tokio::spawn(systemd::keep_watchdog());
     if let Some(previous) = previous {
         let daemon = daemon.clone();
         tokio::spawn(async move { recover::recover(&daemon, previous).await });
@@ -119,7 +120,11 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     // The apps given on the command line (foreground mode) start while
     // the loop below already answers signals and clients.
     let (first_tx, mut first_apps) = tokio::sync::oneshot::channel();
-    let mut starting = !apps.is_empty();
+    let first_count = apps.len();
+    let mut starting = first_count > 0;
+    if !starting {
+        systemd::ready(0);
+    }
     if starting {
         let daemon = daemon.clone();
         tokio::spawn(async move {
@@ -164,6 +169,7 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
                 if let Ok(rsup_proto::control::Reply::Error { message }) = started {
                     anyhow::bail!(message);
                 }
+                systemd::ready(first_count);
             }
             _ = daemon.exit.notified() => break,
             _ = term.recv() => { stop_on_signal(&daemon, "SIGTERM").await; break }

@@ -19,6 +19,7 @@
 //! - log files: [`log_paths`], [`log_writer`]; CPU/memory: [`metrics`]
 //! - the state on disk, and recovering after a killed daemon:
 //!   [`state_file`], [`recover`]
+//! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
 
 mod actions;
 mod app;
@@ -42,6 +43,7 @@ mod sockets;
 mod spawn;
 mod state_file;
 mod stop;
+mod systemd;
 
 pub use instance::now_ms;
 pub use lifecycle::open_daemon_log;

@@ -13,6 +13,9 @@ pub async fn reload(
     options: ReloadOptions,
     progress: &Progress,
 ) -> Reply {
+    // `systemctl reload` runs `rsup reload all`: the unit shows reloading
+    // until every app is done.
+    let _reloading = (*target == Target::All).then(crate::daemon::systemd::Reloading::begin);
     let chosen = match daemon.apps.resolve(target) {
         Ok(chosen) => chosen,
         Err(message) => return error(message),
