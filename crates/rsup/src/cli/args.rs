@@ -17,7 +17,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Start a script or every app of an ecosystem file (.config.js, .json),
+    /// Start a script or every app of an ecosystem file (.config.js, .json, .yml),
     /// or start again the processes a name, id or /regex/ names
     Start(Box<StartArgs>),
     /// Stop processes: a name, an id or "all"

@@ -81,7 +81,8 @@ load().then((m) => {
 pub fn evaluate(path: &Path, env: &BTreeMap<String, String>, cwd: &Path) -> Result<Value, String> {
     let name = path.to_string_lossy();
     if name.ends_with(".yml") || name.ends_with(".yaml") {
-        return Err("YAML ecosystem files are not supported; use .json or .config.js".into());
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        return serde_yaml_ng::from_str(&text).map_err(|e| format!("invalid YAML: {e}"));
     }
     if name.ends_with(".json") {
         let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;

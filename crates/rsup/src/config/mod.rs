@@ -81,8 +81,7 @@ pub struct Loaded {
 /// PM2's test (Common.isConfigFile): the argument contains `.json`,
 /// `.yml`, `.yaml`, `.config.js`, `.config.cjs` or `.config.mjs` anywhere,
 /// so `ecosystem.config.js` and `pm2.prod.json` are files while `app.js`
-/// is a script. YAML passes too, and loading it then says it is not
-/// supported rather than trying to run it as a script.
+/// is a script.
 pub fn is_config_file(arg: &str) -> bool {
     [
         ".json",

@@ -770,11 +770,27 @@ fn config_file_detection() {
 }
 
 #[test]
-fn yaml_is_refused_clearly() {
+fn yaml_files_are_read_as_pm2_reads_them() {
     let f = Fixture::new();
-    f.write("ecosystem.yml", "apps:\n  - script: a.js\n");
-    assert_eq!(
-        err(f.load("ecosystem.yml", &Overrides::default())),
-        "ecosystem.yml: does not evaluate: YAML ecosystem files are not supported; use .json or .config.js"
+    f.write("a.js", "");
+    f.write(
+        "ecosystem.yml",
+        "apps:\n  - name: api\n    script: a.js\n    instances: 2\n    exec_mode: cluster\n    env:\n      PORT: 3000\n    env_production:\n      NODE_ENV: production\n",
     );
+    let ov = Overrides {
+        env_name: Some("production".into()),
+        ..Overrides::default()
+    };
+    let a = f.load_one("ecosystem.yml", &ov);
+    assert_eq!(a.name, "api");
+    assert_eq!(a.instances, 2);
+    assert_eq!(a.env["PORT"], "3000");
+    assert_eq!(a.env["NODE_ENV"], "production");
+    f.write("bad.yaml", "apps:\n  - script: [a.js\n");
+    let e = err(f.load("bad.yaml", &Overrides::default()));
+    assert!(
+        e.starts_with("bad.yaml: does not evaluate: invalid YAML:"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "one line: {e}");
 }
