@@ -10,6 +10,7 @@ mod control_socket;
 mod crash_restart;
 mod log_loss;
 mod logs;
+mod monit;
 mod readiness;
 mod recovery;
 mod reload;

@@ -50,6 +50,8 @@ pub enum Command {
     /// Show everything about a process
     #[command(visible_alias = "show")]
     Describe { target: String },
+    /// A live dashboard of every process and the selected one's logs
+    Monit,
     /// Print and follow log files
     Logs {
         /// A name, an id or "all"

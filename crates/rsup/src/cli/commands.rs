@@ -2,7 +2,7 @@
 
 use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs, StartupArgs};
 use super::client::{check_answers, connect, connect_existing, send, send_raw};
-use super::{logs, render, startup};
+use super::{logs, monit, render, startup};
 use crate::config::{self, Context as ConfigContext, Overrides};
 use crate::dump;
 use crate::home::Home;
@@ -42,6 +42,7 @@ pub fn run(command: Command) -> Result<i32> {
             Ok(0)
         }
         Command::Jlist => jlist(&home),
+        Command::Monit => monit::run(|| list(&home)),
         Command::Describe { target } => describe(&home, &target),
         Command::Logs {
             target,

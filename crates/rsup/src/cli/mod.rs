@@ -5,6 +5,7 @@ mod args;
 mod client;
 mod commands;
 pub mod logs;
+mod monit;
 pub mod render;
 mod startup;
 
