@@ -8,6 +8,7 @@ mod apps;
 mod config_errors;
 mod control_socket;
 mod crash_restart;
+mod cron_restart;
 mod log_loss;
 mod logs;
 mod monit;

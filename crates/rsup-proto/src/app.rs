@@ -92,6 +92,10 @@ pub struct AppSpec {
     /// (PM2's `increment_var`).
     #[serde(default)]
     pub increment_var: Option<String>,
+    /// A cron pattern (five fields, or six with seconds) at which the app
+    /// is reloaded (PM2's `cron_restart`).
+    #[serde(default)]
+    pub cron_restart: Option<String>,
 }
 
 fn default_namespace() -> String {

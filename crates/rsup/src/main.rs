@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod cron_pattern;
 mod daemon;
 mod dump;
 mod home;

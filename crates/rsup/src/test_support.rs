@@ -41,5 +41,6 @@ pub fn spec() -> AppSpec {
         log_type: Default::default(),
         stop_exit_codes: vec![],
         increment_var: None,
+        cron_restart: None,
     }
 }

@@ -166,6 +166,14 @@ pub struct StartArgs {
     /// stderr log file
     #[arg(short = 'e', long = "error", value_name = "FILE")]
     pub error_file: Option<PathBuf>,
+    /// Reload the app on this cron schedule ("0 3 * * *"; six fields: seconds first)
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "cron-restart",
+        value_name = "PATTERN"
+    )]
+    pub cron: Option<String>,
     /// Run in the foreground, without a daemon (for containers)
     #[arg(long)]
     pub no_daemon: bool,

@@ -177,6 +177,7 @@ fn overrides(a: &StartArgs) -> Overrides {
         error_file: a.error_file.clone(),
         args: a.args.clone(),
         only: a.only.clone(),
+        cron_restart: a.cron.clone(),
     }
 }
 

@@ -54,6 +54,8 @@ pub struct RawApp {
     pub log_date_format: Option<String>,
     pub time: Option<bool>,
     pub port: Option<u64>,
+    /// Checked: a pattern croner reads.
+    pub cron_restart: Option<String>,
 }
 
 #[derive(Debug)]
@@ -147,6 +149,11 @@ pub fn read(obj: &Map<String, Value>) -> Result<Read, String> {
             }
             "time" => app.time = Some(boolean(key, v)?),
             "port" => app.port = Some(whole(key, v)?),
+            "cron_restart" => {
+                let pattern = string(key, v)?;
+                crate::cron_pattern::check(&pattern).map_err(|e| format!("\"{key}\": {e}"))?;
+                app.cron_restart = Some(pattern);
+            }
             other => unreachable!("key {other} is in keys::USED but not read"),
         }
     }

@@ -34,6 +34,7 @@ pub const USED: &[(&str, &[&str])] = &[
     ("log_date_format", &[]),
     ("time", &[]),
     ("port", &[]),
+    ("cron_restart", &["cron"]),
 ];
 
 /// PM2 features rsup does not have: accepted, with a warning when they are
@@ -48,7 +49,6 @@ pub const IGNORED: &[(&str, &[&str])] = &[
     ("log_type", &[]),
     ("pid_file", &["pid"]),
     ("max_memory_restart", &[]),
-    ("cron_restart", &["cron"]),
     ("namespace", &[]),
     ("name_prefix", &[]),
     ("filter_env", &[]),
@@ -159,7 +159,7 @@ mod tests {
             lookup("maxMemoryRestart"),
             Known::Ignored("max_memory_restart")
         );
-        assert_eq!(lookup("cron"), Known::Ignored("cron_restart"));
+        assert_eq!(lookup("cron"), Known::Used("cron_restart"));
         assert_eq!(lookup("env_production"), Known::EnvVariant);
         assert_eq!(lookup("vizion"), Known::Silent);
         assert_eq!(lookup("scirpt"), Known::Unknown);

@@ -69,6 +69,7 @@ pub struct Overrides {
     pub args: Vec<String>,
     /// PM2's `--only a,b`.
     pub only: Option<String>,
+    pub cron_restart: Option<String>,
 }
 
 #[derive(Debug)]

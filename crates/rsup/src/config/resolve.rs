@@ -247,6 +247,13 @@ pub fn resolve(
         log_type: Default::default(),
         stop_exit_codes: vec![],
         increment_var: None,
+        cron_restart: match &ov.cron_restart {
+            Some(pattern) => {
+                crate::cron_pattern::check(pattern).map_err(|e| format!("--cron: {e}"))?;
+                Some(pattern.clone())
+            }
+            None => raw.cron_restart.clone(),
+        },
     };
     Ok(Resolved { spec, warnings })
 }

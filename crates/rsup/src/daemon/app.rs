@@ -38,6 +38,14 @@ pub async fn settled(outcome: Outcome) -> Outcome {
     Ok(started)
 }
 
+/// Sleeps for `delay`, or forever when there is none.
+async fn sleep_for(delay: Option<Duration>) {
+    match delay {
+        Some(delay) => tokio::time::sleep(delay).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Where an operation reports its steps as they happen.
 pub type Progress = UnboundedSender<Reply>;
 
@@ -209,6 +217,10 @@ impl App {
     ) {
         let mut started = false;
         loop {
+            let next_cron =
+                self.spec.cron_restart.as_deref().and_then(|pattern| {
+                    crate::cron_pattern::next_delay(pattern, chrono::Local::now())
+                });
             let Job { op, done } = tokio::select! {
                 job = jobs.recv() => match job {
                     Some(job) => job,
@@ -217,6 +229,10 @@ impl App {
                 },
                 _ = self.context.instance_changed.notified() => {
                     self.close_sockets_if_down();
+                    continue;
+                }
+                () = sleep_for(next_cron) => {
+                    self.scheduled_reload("cron_restart").await;
                     continue;
                 }
             };
@@ -255,6 +271,28 @@ impl App {
         if down && self.context.sockets.lock().unwrap().release() {
             tracing::info!(app = %self.spec.name, "nothing runs: listening sockets closed");
         }
+    }
+
+    /// A reload the app's own options ask for (`cron_restart`), done like
+    /// `rsup reload`: no request is dropped. An app with nothing online (all
+    /// stopped, say) is left alone, and a reload asked for meanwhile is
+    /// refused as during any reload.
+    async fn scheduled_reload(&mut self, why: &str) {
+        let chosen = self.chosen(&Selection::All);
+        if !chosen.iter().any(|h| h.state().status == Status::Online) {
+            return;
+        }
+        if self.reloading.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::info!(app = %self.spec.name, "{why}: reloading");
+        let (progress, _unheard) = mpsc::unbounded_channel();
+        let options = ReloadOptions::default();
+        if let Err(e) = replace_instances(&self.context, &chosen, None, options, &progress).await {
+            tracing::warn!(app = %self.spec.name, "{why}: reload failed: {e}");
+        }
+        self.reloading.store(false, Ordering::SeqCst);
+        self.publish();
     }
 
     fn publish(&self) {
