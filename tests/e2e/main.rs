@@ -23,3 +23,4 @@ mod security;
 mod startup;
 mod stopping;
 mod trust;
+mod watch;

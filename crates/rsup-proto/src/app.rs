@@ -96,6 +96,21 @@ pub struct AppSpec {
     /// is reloaded (PM2's `cron_restart`).
     #[serde(default)]
     pub cron_restart: Option<String>,
+    /// Files and folders whose changes reload the app (PM2's `watch`);
+    /// empty: not watched.
+    #[serde(default)]
+    pub watch: Vec<PathBuf>,
+    /// Patterns of paths whose changes are not acted on (`ignore_watch`),
+    /// besides dot files and `node_modules`.
+    #[serde(default)]
+    pub ignore_watch: Vec<String>,
+    /// Quiet time after a change before the reload (`watch_delay`).
+    #[serde(default = "default_watch_delay")]
+    pub watch_delay_ms: u64,
+}
+
+fn default_watch_delay() -> u64 {
+    defaults::WATCH_DELAY_MS
 }
 
 fn default_namespace() -> String {
@@ -127,6 +142,7 @@ pub mod defaults {
     pub const INSTANCE_VAR: &str = "NODE_APP_INSTANCE";
     pub const LOG_DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
     pub const NAMESPACE: &str = "default";
+    pub const WATCH_DELAY_MS: u64 = 1000;
 }
 
 /// Lifecycle state of one instance, named as PM2 names them.

@@ -42,5 +42,8 @@ pub fn spec() -> AppSpec {
         stop_exit_codes: vec![],
         increment_var: None,
         cron_restart: None,
+        watch: vec![],
+        ignore_watch: vec![],
+        watch_delay_ms: defaults::WATCH_DELAY_MS,
     }
 }

@@ -174,6 +174,15 @@ pub struct StartArgs {
         value_name = "PATTERN"
     )]
     pub cron: Option<String>,
+    /// Reload the app when files change: in these paths, or its folder
+    #[arg(long, num_args = 0.., value_name = "PATHS")]
+    pub watch: Option<Vec<PathBuf>>,
+    /// Changes to ignore, besides dot files and node_modules (globs)
+    #[arg(long, num_args = 1.., value_name = "PATTERNS")]
+    pub ignore_watch: Vec<String>,
+    /// Quiet time after a change before reloading: seconds, or "4000ms"
+    #[arg(long, value_name = "DELAY", value_parser = parse_watch_delay)]
+    pub watch_delay: Option<u64>,
     /// Run in the foreground, without a daemon (for containers)
     #[arg(long)]
     pub no_daemon: bool,
@@ -199,6 +208,19 @@ pub struct StartupArgs {
     /// Folder of the unit file
     #[arg(long, value_name = "DIR", default_value = crate::cli::startup::SYSTEM_UNIT_DIR)]
     pub unit_dir: PathBuf,
+}
+
+/// PM2's `--watch-delay`: seconds (`4`, `1.5`), or milliseconds (`4000ms`).
+fn parse_watch_delay(text: &str) -> Result<u64, String> {
+    let bad = || format!("expected seconds (\"4\") or milliseconds (\"4000ms\"), got {text:?}");
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.trim().parse().map_err(|_| bad());
+    }
+    let secs: f64 = text.trim().parse().map_err(|_| bad())?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(bad());
+    }
+    Ok((secs * 1000.0).round() as u64)
 }
 
 #[derive(Args, Debug, Default)]

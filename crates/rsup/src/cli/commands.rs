@@ -178,6 +178,9 @@ fn overrides(a: &StartArgs) -> Overrides {
         args: a.args.clone(),
         only: a.only.clone(),
         cron_restart: a.cron.clone(),
+        watch: a.watch.clone(),
+        ignore_watch: a.ignore_watch.clone(),
+        watch_delay_ms: a.watch_delay,
     }
 }
 

@@ -56,6 +56,19 @@ pub struct RawApp {
     pub port: Option<u64>,
     /// Checked: a pattern croner reads.
     pub cron_restart: Option<String>,
+    /// `true` (the app's folder) or the paths to watch; `false`: none.
+    pub watch: Option<Watch>,
+    pub ignore_watch: Option<Vec<String>>,
+    pub watch_delay_ms: Option<u64>,
+}
+
+/// PM2's `watch`: a switch, or the paths to watch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Watch {
+    Off,
+    /// The app's working folder.
+    Cwd,
+    Paths(Vec<String>),
 }
 
 #[derive(Debug)]
@@ -149,6 +162,15 @@ pub fn read(obj: &Map<String, Value>) -> Result<Read, String> {
             }
             "time" => app.time = Some(boolean(key, v)?),
             "port" => app.port = Some(whole(key, v)?),
+            "watch" => {
+                app.watch = Some(match v {
+                    Value::Bool(false) | Value::Null => Watch::Off,
+                    Value::Bool(true) => Watch::Cwd,
+                    _ => Watch::Paths(words(key, v)?),
+                })
+            }
+            "ignore_watch" => app.ignore_watch = Some(words(key, v)?),
+            "watch_delay" => app.watch_delay_ms = Some(whole(key, v)?),
             "cron_restart" => {
                 let pattern = string(key, v)?;
                 crate::cron_pattern::check(&pattern).map_err(|e| format!("\"{key}\": {e}"))?;

@@ -35,15 +35,15 @@ pub const USED: &[(&str, &[&str])] = &[
     ("time", &[]),
     ("port", &[]),
     ("cron_restart", &["cron"]),
+    ("watch", &[]),
+    ("ignore_watch", &[]),
+    ("watch_delay", &[]),
 ];
 
 /// PM2 features rsup does not have: accepted, with a warning when they are
 /// switched on, because the user expects them to do something.
 pub const IGNORED: &[(&str, &[&str])] = &[
-    ("watch", &[]),
-    ("ignore_watch", &[]),
     ("watch_options", &[]),
-    ("watch_delay", &[]),
     ("log_file", &["log"]),
     ("disable_logs", &[]),
     ("log_type", &[]),

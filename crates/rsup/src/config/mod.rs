@@ -70,6 +70,10 @@ pub struct Overrides {
     /// PM2's `--only a,b`.
     pub only: Option<String>,
     pub cron_restart: Option<String>,
+    /// `--watch`: `Some(empty)` watches the app's folder.
+    pub watch: Option<Vec<PathBuf>>,
+    pub ignore_watch: Vec<String>,
+    pub watch_delay_ms: Option<u64>,
 }
 
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rsup_proto::app::{defaults, AppSpec, ExecMode};
 
-use super::fields::{self, EnvMap, RawApp};
+use super::fields::{self, EnvMap, RawApp, Watch};
 use super::interpreter::{self, which};
 use super::{date_format, signal, Context, Overrides};
 
@@ -191,7 +191,9 @@ pub fn resolve(
         error_file.as_deref(),
     )?;
 
+    let watch = watch_paths(ov, &raw, ctx, &cwd);
     let spec = AppSpec {
+        watch,
         name,
         script: script.to_string_lossy().into_owned(),
         args,
@@ -247,6 +249,15 @@ pub fn resolve(
         log_type: Default::default(),
         stop_exit_codes: vec![],
         increment_var: None,
+        ignore_watch: match (&ov.ignore_watch, &raw.ignore_watch) {
+            (flag, _) if !flag.is_empty() => flag.clone(),
+            (_, Some(file)) => file.clone(),
+            _ => vec![],
+        },
+        watch_delay_ms: ov
+            .watch_delay_ms
+            .or(raw.watch_delay_ms)
+            .unwrap_or(defaults::WATCH_DELAY_MS),
         cron_restart: match &ov.cron_restart {
             Some(pattern) => {
                 crate::cron_pattern::check(pattern).map_err(|e| format!("--cron: {e}"))?;
@@ -256,6 +267,21 @@ pub fn resolve(
         },
     };
     Ok(Resolved { spec, warnings })
+}
+
+/// What to watch: `--watch` paths relative to where it was typed, the
+/// file's relative to the app's folder; the app's folder for a bare
+/// `--watch` or `watch: true`.
+fn watch_paths(ov: &Overrides, raw: &RawApp, ctx: &Context, cwd: &Path) -> Vec<PathBuf> {
+    match (&ov.watch, &raw.watch) {
+        (Some(flag), _) if flag.is_empty() => vec![cwd.to_path_buf()],
+        (Some(flag), _) => flag.iter().map(|p| absolute(&ctx.cwd, p)).collect(),
+        (None, Some(Watch::Cwd)) => vec![cwd.to_path_buf()],
+        (None, Some(Watch::Paths(paths))) => {
+            paths.iter().map(|p| absolute(cwd, Path::new(p))).collect()
+        }
+        (None, Some(Watch::Off) | None) => vec![],
+    }
 }
 
 /// `-i` as typed: a number, `max`, 0 (= max) or negative (= CPUs minus n).

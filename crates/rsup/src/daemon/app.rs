@@ -11,6 +11,7 @@ use super::instance::{AppContext, Identity, InstanceHandle};
 use super::log_paths::{combined_log_path, log_paths, pid_path};
 use super::reload::replace_instances;
 use super::sockets::AppSockets;
+use super::watch::FileWatch;
 use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, ScaleCount};
 use std::collections::BTreeMap;
@@ -42,6 +43,14 @@ pub async fn settled(outcome: Outcome) -> Outcome {
 async fn sleep_for(delay: Option<Duration>) {
     match delay {
         Some(delay) => tokio::time::sleep(delay).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next change the app's file watch reports, or never without one.
+async fn changes(watch: &mut Option<FileWatch>) -> std::path::PathBuf {
+    match watch {
+        Some(watch) => watch.changed().await,
         None => std::future::pending().await,
     }
 }
@@ -216,6 +225,7 @@ impl App {
         on_empty: impl FnOnce(&str) + Send,
     ) {
         let mut started = false;
+        let mut watch = FileWatch::start(&self.spec, &self.env.home.dir);
         loop {
             let next_cron =
                 self.spec.cron_restart.as_deref().and_then(|pattern| {
@@ -235,7 +245,12 @@ impl App {
                     self.scheduled_reload("cron_restart").await;
                     continue;
                 }
+                changed = changes(&mut watch) => {
+                    self.scheduled_reload(&format!("watch: {} changed", changed.display())).await;
+                    continue;
+                }
             };
+            let applies = matches!(op, Op::Apply { .. });
             let reload = op.is_reload();
             let outcome = self.perform(op).await;
             if reload {
@@ -254,6 +269,10 @@ impl App {
             }
             self.close_sockets_if_down();
             let _ = done.send(outcome);
+            if applies {
+                // New options may watch other paths, or none.
+                watch = FileWatch::start(&self.spec, &self.env.home.dir);
+            }
         }
     }
 

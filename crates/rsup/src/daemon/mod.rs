@@ -20,6 +20,8 @@
 //! - the state on disk, and recovering after a killed daemon:
 //!   [`state_file`], [`recover`]
 //! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
+//! - reloads an app asks for itself: on a schedule (`cron_restart`, in
+//!   [`app`]) and on file changes ([`watch`])
 
 mod actions;
 mod app;
@@ -44,6 +46,7 @@ mod spawn;
 mod state_file;
 mod stop;
 mod systemd;
+mod watch;
 
 pub use instance::now_ms;
 pub use lifecycle::open_daemon_log;
