@@ -4,6 +4,7 @@
 //! else talks to it through an [`InstanceHandle`].
 
 use super::log_writer::{self, LogHealth};
+use super::pid_file;
 use super::process::Proc;
 use super::restart_policy::{self, CrashHistory, Decision};
 use super::sockets::AppSockets;
@@ -275,6 +276,7 @@ impl Runner {
             s.pid = Some(proc.pid);
             s.started_at_ms = Some(now_ms());
         });
+        pid_file::write(&self.identity.pid_file, proc.pid);
         if proc.ready_for_start(&spec) {
             self.mark_online();
         }
@@ -381,6 +383,7 @@ impl Runner {
             s.started_at_ms = Some(now_ms());
             s.status = Status::Online;
         });
+        pid_file::write(&self.identity.pid_file, current.pid);
         self.history = CrashHistory::default();
         let status = stop_process(&mut old, &old_spec, &self.context.sockets).await;
         let exit = exit_info(status);
@@ -447,16 +450,14 @@ impl Runner {
     }
 
     fn after_exit(&mut self, status: std::io::Result<ExitStatus>, uptime: Duration) -> Next {
+        let code = status.as_ref().ok().and_then(ExitStatus::code);
         self.record_exit(status);
         let spec = self.spec();
-        let decision = restart_policy::decide(&spec, uptime, &mut self.history);
+        let decision = restart_policy::decide(&spec, uptime, code, &mut self.history);
         let unstable = self.history.unstable_restarts;
         self.update(|s| s.unstable_restarts = unstable);
         match decision {
-            Decision::Restart(delay) => {
-                self.update(|s| s.restarts += 1);
-                Next::Backoff(delay)
-            }
+            Decision::Restart(delay) => Next::Backoff(delay),
             Decision::Stay => {
                 self.set_status(Status::Stopped);
                 Next::Idle
@@ -476,6 +477,7 @@ impl Runner {
 
     fn record_exit(&self, status: std::io::Result<ExitStatus>) {
         let exit = exit_info(status);
+        pid_file::remove(&self.identity.pid_file);
         self.update(|s| {
             s.pid = None;
             s.last_exit = exit;
@@ -493,15 +495,25 @@ impl Runner {
         self.set_status(Status::Errored);
     }
 
+    /// Waits out a crash restart's delay. The restart counts once it
+    /// happens, as PM2 counts it: not while waiting, and not if a command
+    /// comes first.
     async fn backoff(&mut self, delay: Duration) -> Next {
         if delay.is_zero() {
-            return Next::Launch;
+            return self.crash_restart();
         }
         self.set_status(Status::WaitingRestart);
+        let timer = tokio::time::sleep(delay);
+        tokio::pin!(timer);
         tokio::select! {
-            _ = tokio::time::sleep(delay) => Next::Launch,
+            _ = &mut timer => self.crash_restart(),
             command = self.commands.recv() => self.obey_while_down(command),
         }
+    }
+
+    fn crash_restart(&mut self) -> Next {
+        self.update(|s| s.restarts += 1);
+        Next::Launch
     }
 
     async fn idle(&mut self) -> Next {
