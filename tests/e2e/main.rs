@@ -24,6 +24,7 @@ mod reload_preload;
 mod resources;
 mod save_resurrect;
 mod security;
+mod signal_reset;
 mod startup;
 mod stopping;
 mod trust;

@@ -1,5 +1,5 @@
 //! Pid files: each instance's (PM2's `pids/<name>-<id>.pid`, or `-p`'s
-//! `<stem>-<id>.<ext>`) and the daemon's `pm2.pid`.
+//! `<stem>-<id>.<ext>`), the daemon's `pm2.pid`, and the `pid` verb.
 
 use crate::harness::*;
 use rsup_proto::app::Status;
@@ -64,6 +64,23 @@ fn pid_flag_writes_one_file_per_instance() {
     r.ok(&["stop", "all"]);
     assert!(!r.path("run/echo-0.pid").exists());
     assert!(!r.path("run/echo-1.pid").exists());
+}
+
+#[test]
+fn pid_prints_each_processs_pid_and_zero_when_stopped() {
+    let r = Rsup::new();
+    assert_success(&r.start_fixture("app.js", "a", &["-i", "2"], &[]));
+    assert_success(&r.start_fixture("app.js", "b", &[], &[]));
+    let pids: Vec<String> = r
+        .jlist()
+        .iter()
+        .map(|p| p.pid.unwrap().to_string())
+        .collect();
+    assert_eq!(r.ok(&["pid"]).lines().collect::<Vec<_>>(), pids);
+    assert_eq!(r.ok(&["pid", "a"]).lines().collect::<Vec<_>>(), pids[..2]);
+    r.ok(&["stop", "b"]);
+    assert_eq!(r.ok(&["pid", "b"]), "0\n");
+    assert!(!r.run(&["pid", "nope"]).status.success());
 }
 
 #[test]

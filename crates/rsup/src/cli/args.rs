@@ -42,6 +42,17 @@ pub enum Command {
     /// Stop processes and forget them
     #[command(visible_alias = "del")]
     Delete { target: String },
+    /// Send a signal to the processes of a name, id or namespace
+    #[command(name = "sendSignal")]
+    SendSignal {
+        signal: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Set the restart counters of processes back to 0
+    Reset { target: String },
+    /// Print the pid of each process (of the target if given; 0 when stopped)
+    Pid { target: Option<String> },
     /// Show the process table
     #[command(visible_aliases = ["ls", "status"])]
     List,

@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 
 pub use error::ConfigError;
 use resolve::Origin;
+pub use signal::normalise as signal_name;
 
 /// What the CLI knows about where it runs.
 #[derive(Debug, Clone)]

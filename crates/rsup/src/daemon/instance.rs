@@ -10,6 +10,8 @@ use super::restart_policy::{self, CrashHistory, Decision};
 use super::sockets::AppSockets;
 use super::spawn::LaunchRequest;
 use super::stop::stop_process;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use rsup_proto::app::{AppSpec, ExitInfo, Status};
 use rsup_proto::worker::SupervisorMessage;
 use std::os::unix::process::ExitStatusExt;
@@ -52,7 +54,14 @@ enum Command {
     },
     /// Stop (if running) and end the task.
     Remove(oneshot::Sender<()>),
+    /// Restart counters back to zero; the process keeps running.
+    Reset(oneshot::Sender<()>),
+    /// Send a signal to the running process, if there is one.
+    Signal(Signal, oneshot::Sender<SignalResult>),
 }
+
+/// Whether a signal reached the instance's process: `Err` when it has none.
+pub type SignalResult = Result<(), String>;
 
 /// Identity of an instance, fixed for its lifetime.
 #[derive(Debug, Clone)]
@@ -178,6 +187,26 @@ impl InstanceHandle {
     /// Stops the process and ends the instance.
     pub async fn remove(&self) {
         self.ask(Command::Remove).await
+    }
+
+    /// Sets the restart counters back to zero (PM2's `reset`).
+    pub async fn reset(&self) {
+        self.ask(Command::Reset).await
+    }
+
+    /// Sends `signal` to the main process, as PM2's `sendSignal` does.
+    pub async fn signal(&self, signal: Signal) -> SignalResult {
+        let (done, rx) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Signal(signal, done))
+            .await
+            .is_err()
+        {
+            return Err("the instance was removed".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the instance was removed".into()))
     }
 
     async fn ask(&self, make: impl FnOnce(oneshot::Sender<()>) -> Command) {
@@ -309,6 +338,17 @@ impl Runner {
                         spec = self.spec();
                         let _ = done.send(result);
                     }
+                    Some(Command::Reset(done)) => {
+                        self.reset();
+                        let _ = done.send(());
+                    }
+                    Some(Command::Signal(signal, done)) => {
+                        // The child is not reaped while this runs, so its pid
+                        // cannot have gone to another process.
+                        let sent = nix::sys::signal::kill(Pid::from_raw(proc.pid as i32), signal)
+                            .map_err(|e| format!("cannot send {signal} to pid {}: {e}", proc.pid));
+                        let _ = done.send(sent);
+                    }
                     other => {
                         self.set_status(Status::Stopping);
                         let status = stop_process(&mut proc, &spec, &self.context.sockets).await;
@@ -426,12 +466,37 @@ impl Runner {
                 let _ = done.send(());
                 Next::End
             }
+            // Answered where they come (see `answer_in_passing`); here
+            // only for completeness.
+            passing @ Some(Command::Reset(_) | Command::Signal(..)) => {
+                let _ = self.answer_in_passing(passing);
+                Next::Idle
+            }
             // Every handle is gone: the daemon is shutting down.
             None => {
                 self.set_status(Status::Stopped);
                 Next::End
             }
         }
+    }
+
+    /// PM2's `reset`: the restart counters, and the crash accounting they
+    /// come from, start over.
+    fn reset(&mut self) {
+        self.history = CrashHistory::default();
+        self.update(|s| {
+            s.restarts = 0;
+            s.unstable_restarts = 0;
+        });
+    }
+
+    fn not_running(&self) -> String {
+        format!(
+            "{} (id {}) has no running process ({})",
+            self.identity.name,
+            self.identity.id,
+            self.state.borrow().status.as_str()
+        )
     }
 
     fn prepare_restart(&mut self, spec: Option<Arc<AppSpec>>, count: bool) {
@@ -505,9 +570,15 @@ impl Runner {
         self.set_status(Status::WaitingRestart);
         let timer = tokio::time::sleep(delay);
         tokio::pin!(timer);
-        tokio::select! {
-            _ = &mut timer => self.crash_restart(),
-            command = self.commands.recv() => self.obey_while_down(command),
+        loop {
+            tokio::select! {
+                _ = &mut timer => return self.crash_restart(),
+                command = self.commands.recv() => {
+                    if let Err(other) = self.answer_in_passing(command) {
+                        return self.obey_while_down(other);
+                    }
+                }
+            }
         }
     }
 
@@ -517,8 +588,29 @@ impl Runner {
     }
 
     async fn idle(&mut self) -> Next {
-        let command = self.commands.recv().await;
-        self.obey_while_down(command)
+        loop {
+            let command = self.commands.recv().await;
+            if let Err(other) = self.answer_in_passing(command) {
+                return self.obey_while_down(other);
+            }
+        }
+    }
+
+    /// Answers, while no process runs, a command that does not change
+    /// that (reset, signal); hands back any other.
+    fn answer_in_passing(&mut self, command: Option<Command>) -> Result<(), Option<Command>> {
+        match command {
+            Some(Command::Reset(done)) => {
+                self.reset();
+                let _ = done.send(());
+                Ok(())
+            }
+            Some(Command::Signal(_, done)) => {
+                let _ = done.send(Err(self.not_running()));
+                Ok(())
+            }
+            other => Err(other),
+        }
     }
 
     /// A command while no process runs.
