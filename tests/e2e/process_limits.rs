@@ -7,6 +7,13 @@ use crate::http_client::under_load;
 use rsup_proto::app::Status;
 use std::sync::atomic::Ordering;
 
+fn daemon_log_says(r: &Rsup, what: &str) {
+    wait_for(&format!("{what:?} in the daemon's log"), || {
+        let log = std::fs::read_to_string(r.home.path().join("rsup.log")).unwrap_or_default();
+        log.contains(what).then_some(())
+    });
+}
+
 #[test]
 fn a_server_over_its_memory_limit_is_reloaded_without_a_failed_request() {
     let r = Rsup::new();
@@ -46,9 +53,8 @@ fn a_server_over_its_memory_limit_is_reloaded_without_a_failed_request() {
     tally.assert_no_failures();
     let p = r.process("hog");
     assert_ne!(p.pid, first);
-    // A reload, as the daemon's log says.
-    let log = std::fs::read_to_string(r.home.path().join("rsup.log")).unwrap();
-    assert!(log.contains("reloaded for memory"), "{log}");
+    // A reload, as the daemon's log says once the old process is gone.
+    daemon_log_says(&r, "reloaded for memory");
     // The second process is small, and stays.
     assert!(p.memory_bytes < 64 << 20);
     assert!(r.ok(&["describe", "hog"]).contains("│ 64mb "));
@@ -78,8 +84,7 @@ fn a_worker_over_its_memory_limit_is_restarted_at_once() {
         (l.iter().filter(|l| l.starts_with("start")).count() == 2).then_some(l)
     });
     // Nothing to hand over: stopped first, then started, as PM2 does it.
-    let log = std::fs::read_to_string(r.home.path().join("rsup.log")).unwrap();
-    assert!(log.contains("restarted for memory"), "{log}");
+    daemon_log_says(&r, "restarted for memory");
     let stopped = lines.iter().position(|l| l == "signal SIGINT").unwrap();
     let second = lines.iter().rposition(|l| l.starts_with("start")).unwrap();
     assert!(stopped < second, "{lines:?}");

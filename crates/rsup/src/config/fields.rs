@@ -539,8 +539,8 @@ mod tests {
     #[test]
     fn unknown_and_unsupported_keys_warn() {
         let r = read_json(json!({
-            "script": "a", "scirpt": "b", "watch": true, "uid": "www",
-            "ignore_watch": [], "vizion": false, "pmx": true, "autostart": true, "cron_restart": null
+            "script": "a", "scirpt": "b", "uid": "www", "name_prefix": "x",
+            "vizion": false, "pmx": true, "autostart": true, "gid": null
         }))
         .unwrap();
         assert_eq!(r.warnings.len(), 3, "{:?}", r.warnings);
@@ -551,8 +551,8 @@ mod tests {
         assert!(r
             .warnings
             .iter()
-            .any(|w| w.contains("\"watch\" is not supported")));
-        assert!(r.warnings.iter().any(|w| w.contains("\"uid\"")));
+            .any(|w| w.contains("\"uid\" is not supported")));
+        assert!(r.warnings.iter().any(|w| w.contains("\"name_prefix\"")));
     }
 
     #[test]

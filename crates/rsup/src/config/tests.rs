@@ -372,7 +372,7 @@ fn missing_file_and_missing_script() {
 fn unknown_and_unsupported_keys_are_warnings() {
     let f = Fixture::new();
     f.write("a.js", "");
-    f.ecosystem("[{ name: 'api', script: 'a.js', watch: true, colour: 'blue', vizion: false }]");
+    f.ecosystem("[{ name: 'api', script: 'a.js', uid: 'www', colour: 'blue', vizion: false }]");
     let loaded = f
         .load("ecosystem.config.js", &Overrides::default())
         .unwrap();
@@ -381,7 +381,7 @@ fn unknown_and_unsupported_keys_are_warnings() {
         loaded.warnings,
         [
             "ecosystem.config.js: app \"api\": unknown key \"colour\" is ignored",
-            "ecosystem.config.js: app \"api\": \"watch\" is not supported by rsup and is ignored",
+            "ecosystem.config.js: app \"api\": \"uid\" is not supported by rsup and is ignored",
         ]
     );
 }

@@ -47,8 +47,11 @@ pub fn run(home: Home, apps: Vec<AppSpec>) -> Result<()> {
         );
     }
     let _lock = lock_pid_file(&home)?;
-    super::pid_file::write_private(&home.pm2_pid_file(), std::process::id())
-        .with_context(|| format!("writing {}", home.pm2_pid_file().display()))?;
+    crate::private_file::write_atomic(
+        &home.pm2_pid_file(),
+        std::process::id().to_string().as_bytes(),
+    )
+    .with_context(|| format!("writing {}", home.pm2_pid_file().display()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -16,15 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Writes `pid` to `path` (the number alone, as PM2 writes it), creating
 /// the folders above it.
 pub fn write(path: &Path, pid: u32) {
-    if let Err(e) = try_write(path, pid, 0o644) {
+    if let Err(e) = try_write(path, pid) {
         tracing::warn!("cannot write pid file {}: {e}", path.display());
     }
-}
-
-/// Like [`write`], readable by its owner only, for the daemon's own pid in
-/// its private folder.
-pub fn write_private(path: &Path, pid: u32) -> std::io::Result<()> {
-    try_write(path, pid, 0o600)
 }
 
 /// Removes the file; one that is already gone is no error.
@@ -36,7 +30,7 @@ pub fn remove(path: &Path) {
     }
 }
 
-fn try_write(path: &Path, pid: u32, mode: u32) -> std::io::Result<()> {
+fn try_write(path: &Path, pid: u32) -> std::io::Result<()> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir)?;
@@ -49,7 +43,7 @@ fn try_write(path: &Path, pid: u32, mode: u32) -> std::io::Result<()> {
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(mode)
+        .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .and_then(|mut f| f.write_all(pid.to_string().as_bytes()))
