@@ -91,3 +91,28 @@ fn start_of_a_one_shot_app_that_exits_cleanly_succeeds() {
         .unwrap();
     assert_success(&out);
 }
+
+#[test]
+fn a_crash_restart_counts_once_its_delay_is_over() {
+    let r = Rsup::new();
+    r.start_fixture(
+        "app.js",
+        "slow",
+        &["--restart-delay", "3000"],
+        &[("MODE", "crash")],
+    );
+    // Waiting out the delay, as PM2 does: not restarted yet.
+    let waiting = r.wait_status("slow", Status::WaitingRestart);
+    assert_eq!(waiting.restarts, 0);
+    wait_for("the restart", || {
+        (r.process("slow").restarts == 1).then_some(())
+    });
+    wait_for("its second launch", || {
+        let starts = r
+            .report("report")
+            .iter()
+            .filter(|l| l.starts_with("start"))
+            .count();
+        (starts == 2).then_some(())
+    });
+}

@@ -117,6 +117,26 @@ fn default_namespace() -> String {
     defaults::NAMESPACE.to_string()
 }
 
+impl AppSpec {
+    /// The variables that differ from one instance to the next, as PM2
+    /// gives them: `instance_var` holding the instance index, and
+    /// `increment_var` counting up from its value in `env` (0 when unset).
+    /// The increment follows the index, so a replaced instance keeps its
+    /// value and the values stay `base..base + instances`.
+    pub fn instance_variables(&self, instance: u32) -> Vec<(String, String)> {
+        let mut vars = vec![(self.instance_var.clone(), instance.to_string())];
+        if let Some(var) = &self.increment_var {
+            let base = self
+                .env
+                .get(var)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            vars.push((var.clone(), (base + i64::from(instance)).to_string()));
+        }
+        vars
+    }
+}
+
 /// How log lines are written (PM2's `log_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

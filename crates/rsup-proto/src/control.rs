@@ -160,6 +160,18 @@ pub enum Request {
         name: String,
         count: ScaleCount,
     },
+    /// Sends `signal` (a name such as `SIGUSR2`) to the main process of
+    /// every running instance the targets name, once each (PM2's
+    /// `sendSignal`).
+    Signal {
+        signal: String,
+        targets: Vec<Target>,
+    },
+    /// Sets the restart counters of the instances `target` names back to
+    /// zero (PM2's `reset`).
+    Reset {
+        target: Target,
+    },
     /// The processes `target` names; every process when it is `None`.
     List {
         #[serde(default)]

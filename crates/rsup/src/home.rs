@@ -37,8 +37,14 @@ impl Home {
     pub fn socket(&self) -> PathBuf {
         self.dir.join(SOCKET_FILE)
     }
+    /// The daemon's pid, locked for its lifetime (one daemon per folder).
     pub fn pid_file(&self) -> PathBuf {
         self.dir.join("rsup.pid")
+    }
+    /// The daemon's pid again, where PM2 keeps it, for scripts and service
+    /// units written for PM2 (`kill $(cat ~/.pm2/pm2.pid)`, `PIDFile=`).
+    pub fn pm2_pid_file(&self) -> PathBuf {
+        self.dir.join("pm2.pid")
     }
     /// The daemon's own log (its stderr).
     pub fn daemon_log(&self) -> PathBuf {

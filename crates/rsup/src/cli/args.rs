@@ -42,6 +42,17 @@ pub enum Command {
     /// Stop processes and forget them
     #[command(visible_alias = "del")]
     Delete { target: String },
+    /// Send a signal to the processes of a name, id or namespace
+    #[command(name = "sendSignal")]
+    SendSignal {
+        signal: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Set the restart counters of processes back to 0
+    Reset { target: String },
+    /// Print the pid of each process (of the target if given; 0 when stopped)
+    Pid { target: Option<String> },
     /// Show the process table
     #[command(visible_aliases = ["ls", "status"])]
     List,
@@ -183,6 +194,21 @@ pub struct StartArgs {
     /// Quiet time after a change before reloading: seconds, or "4000ms"
     #[arg(long, value_name = "DELAY", value_parser = parse_watch_delay)]
     pub watch_delay: Option<u64>,
+    /// Namespace of the app: a target naming it acts on all its apps
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Pid file of each instance, written as <stem>-<id>.<ext>
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Restart an instance whose memory goes above SIZE (200M, 1G, 300K, bytes)
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory_restart: Option<String>,
+    /// Exit codes after which the app is not restarted
+    #[arg(long, num_args = 1.., value_name = "CODE")]
+    pub stop_exit_codes: Vec<u8>,
+    /// Variable holding the instance index (default NODE_APP_INSTANCE)
+    #[arg(long, value_name = "NAME")]
+    pub instance_var: Option<String>,
     /// Run in the foreground, without a daemon (for containers)
     #[arg(long)]
     pub no_daemon: bool,

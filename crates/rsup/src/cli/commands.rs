@@ -37,6 +37,9 @@ pub fn run(command: Command) -> Result<i32> {
         ),
         Command::Scale { name, count } => scale(&home, &name, &count),
         Command::Delete { target } => act(&home, Request::Delete { target: t(&target) }),
+        Command::SendSignal { signal, targets } => send_signal(&home, &signal, &targets),
+        Command::Reset { target } => act(&home, Request::Reset { target: t(&target) }),
+        Command::Pid { target } => pid(&home, target.as_deref()),
         Command::List => {
             print_table(&list(&home)?);
             Ok(0)
@@ -175,6 +178,11 @@ fn overrides(a: &StartArgs) -> Overrides {
         log_date_format: a.log_date_format.clone(),
         out_file: a.out_file.clone(),
         error_file: a.error_file.clone(),
+        namespace: a.namespace.clone(),
+        pid_file: a.pid_file.clone(),
+        max_memory_restart: a.max_memory_restart.clone(),
+        stop_exit_codes: a.stop_exit_codes.iter().map(|&c| i32::from(c)).collect(),
+        instance_var: a.instance_var.clone(),
         args: a.args.clone(),
         only: a.only.clone(),
         cron_restart: a.cron.clone(),
@@ -445,6 +453,39 @@ fn unstartup(a: StartupArgs) -> Result<i32> {
             unit.service_name(),
             a.unit_dir.display()
         ),
+    }
+    Ok(0)
+}
+
+fn send_signal(home: &Home, signal: &str, targets: &[String]) -> Result<i32> {
+    let signal = config::signal_name(signal)
+        .ok_or_else(|| anyhow::anyhow!("sendSignal: not a signal name: {signal:?}"))?;
+    let signalled = request(
+        home,
+        &Request::Signal {
+            signal: signal.clone(),
+            targets: targets.iter().map(|s| t(s)).collect(),
+        },
+    )?;
+    for p in &signalled {
+        println!(
+            "[rsup] {signal} sent to {} (id {}, pid {})",
+            p.name,
+            p.id,
+            p.pid.unwrap_or(0)
+        );
+    }
+    Ok(0)
+}
+
+/// PM2's `pid`: one line per process, 0 for one that is not running.
+fn pid(home: &Home, target: Option<&str>) -> Result<i32> {
+    let procs = match target {
+        Some(target) => select(home, target)?,
+        None => list(home)?,
+    };
+    for p in procs {
+        println!("{}", p.pid.unwrap_or(0));
     }
     Ok(0)
 }

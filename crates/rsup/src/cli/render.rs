@@ -7,8 +7,17 @@ use chrono::{Local, TimeZone};
 use comfy_table::{Attribute, Cell, Color, ContentLineStyle, LineStyle, Table, TableStyle};
 use rsup_proto::app::{ExecMode, ExitInfo, ProcessInfo, Status};
 
-const HEADERS: [&str; 9] = [
-    "id", "name", "mode", "pid", "status", "↺", "uptime", "cpu", "mem",
+const HEADERS: [&str; 10] = [
+    "id",
+    "name",
+    "namespace",
+    "mode",
+    "pid",
+    "status",
+    "↺",
+    "uptime",
+    "cpu",
+    "mem",
 ];
 
 /// PM2's box: single lines, a rule under the header, none between rows.
@@ -61,10 +70,16 @@ pub fn describe(p: &ProcessInfo, now_ms: u64) -> String {
     let rows: Vec<(&str, String)> = vec![
         ("status", p.status.as_str().to_string()),
         ("name", p.name.clone()),
+        ("namespace", s.namespace.clone()),
         ("id", p.id.to_string()),
         ("instance", p.instance.to_string()),
         ("instance var", s.instance_var.clone()),
+        (
+            "increment var",
+            s.increment_var.clone().unwrap_or_else(|| "N/A".into()),
+        ),
         ("pid", pid_text(p.pid)),
+        ("pid path", p.pid_file.display().to_string()),
         ("script path", s.script.clone()),
         ("script args", join_args(&s.args)),
         (
@@ -112,6 +127,23 @@ pub fn describe(p: &ProcessInfo, now_ms: u64) -> String {
         ("treekill", yes_no(s.treekill)),
         ("autorestart", yes_no(s.autorestart)),
         ("max restarts", s.max_restarts.to_string()),
+        (
+            "max memory restart",
+            s.max_memory_restart_bytes
+                .map_or_else(|| "off".into(), humanize_bytes),
+        ),
+        (
+            "stop exit codes",
+            if s.stop_exit_codes.is_empty() {
+                "N/A".into()
+            } else {
+                s.stop_exit_codes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+        ),
         ("min uptime", ms_text(s.min_uptime_ms)),
         ("restart delay", ms_text(s.restart_delay_ms)),
         (
@@ -180,10 +212,11 @@ pub(crate) fn humanize_bytes(bytes: u64) -> String {
     format!("{}{}", one_decimal(v), UNITS[unit])
 }
 
-fn row(p: &ProcessInfo, now_ms: u64) -> [Cell; 9] {
+fn row(p: &ProcessInfo, now_ms: u64) -> [Cell; 10] {
     [
         text(p.id.to_string()),
         text(&p.name),
+        text(&p.spec.namespace),
         text(match p.spec.exec_mode {
             ExecMode::Fork => "fork",
             ExecMode::Cluster => "cluster",
@@ -422,7 +455,7 @@ mod tests {
         let cells = first_row_cells(&t);
         assert_eq!(
             cells,
-            ["0", "api", "fork", "1234", "online", "3", "2m", "1.5%", "42.3mb"]
+            ["0", "api", "default", "fork", "1234", "online", "3", "2m", "1.5%", "42.3mb"]
         );
         assert!(t.starts_with('┌') && t.trim_end().ends_with('┘'));
         assert!(!t.contains('\x1b'));
@@ -437,11 +470,12 @@ mod tests {
         p.cpu_percent = 0.0;
         p.memory_bytes = 0;
         p.spec.exec_mode = ExecMode::Cluster;
+        p.spec.namespace = "jobs".into();
         let t = process_table(&[p], NOW, false);
         let cells = first_row_cells(&t);
         assert_eq!(
             cells,
-            ["1", "worker", "cluster", "N/A", "stopped", "3", "0", "0%", "0b"]
+            ["1", "worker", "jobs", "cluster", "N/A", "stopped", "3", "0", "0%", "0b"]
         );
     }
 
@@ -575,10 +609,13 @@ mod tests {
         };
         assert_eq!(value("status"), "online");
         assert_eq!(value("name"), "api");
+        assert_eq!(value("namespace"), "default");
         assert_eq!(value("id"), "4");
         assert_eq!(value("instance"), "2");
         assert_eq!(value("instance var"), "NODE_APP_INSTANCE");
+        assert_eq!(value("increment var"), "N/A");
         assert_eq!(value("pid"), "1234");
+        assert_eq!(value("pid path"), "/home/u/.rsup/pids/api-4.pid");
         assert_eq!(value("script path"), "/srv/app/server.js");
         assert_eq!(value("script args"), "--port '80 81'");
         assert_eq!(value("interpreter"), "node");
@@ -605,6 +642,8 @@ mod tests {
         assert_eq!(value("shutdown with message"), "no");
         assert_eq!(value("autorestart"), "yes");
         assert_eq!(value("max restarts"), "16");
+        assert_eq!(value("max memory restart"), "off");
+        assert_eq!(value("stop exit codes"), "N/A");
         assert_eq!(value("min uptime"), "1000ms");
         assert_eq!(value("restart delay"), "0ms");
         assert_eq!(value("exp backoff restart delay"), "100ms");

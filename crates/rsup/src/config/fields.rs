@@ -60,6 +60,12 @@ pub struct RawApp {
     pub watch: Option<Watch>,
     pub ignore_watch: Option<Vec<String>>,
     pub watch_delay_ms: Option<u64>,
+    pub namespace: Option<String>,
+    pub pid_file: Option<String>,
+    /// In bytes; 0 (no limit) is `None`.
+    pub max_memory_restart_bytes: Option<u64>,
+    pub stop_exit_codes: Option<Vec<i32>>,
+    pub increment_var: Option<String>,
 }
 
 /// PM2's `watch`: a switch, or the paths to watch.
@@ -176,6 +182,11 @@ pub fn read(obj: &Map<String, Value>) -> Result<Read, String> {
                 crate::cron_pattern::check(&pattern).map_err(|e| format!("\"{key}\": {e}"))?;
                 app.cron_restart = Some(pattern);
             }
+            "namespace" => app.namespace = Some(string(key, v)?),
+            "pid_file" => app.pid_file = Some(string(key, v)?),
+            "max_memory_restart" => app.max_memory_restart_bytes = memory(key, v)?,
+            "stop_exit_codes" => app.stop_exit_codes = Some(exit_codes(key, v)?),
+            "increment_var" => app.increment_var = Some(string(key, v)?),
             other => unreachable!("key {other} is in keys::USED but not read"),
         }
     }
@@ -285,6 +296,69 @@ fn duration(key: &str, v: &Value) -> Result<u64, String> {
         return Err(format!("\"{key}\" must be at least 100 ms, got {n}"));
     }
     Ok(n)
+}
+
+/// PM2's `max_memory_restart`: bytes, or a string of digits with a K, M
+/// or G unit (powers of 1024). Zero means no limit.
+fn memory(key: &str, v: &Value) -> Result<Option<u64>, String> {
+    let bytes = match v {
+        Value::String(s) => parse_memory_size(s),
+        _ => integer(v)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| "must be bytes or a size like \"200M\", \"1G\", \"300K\"".to_string()),
+    }
+    .map_err(|e| format!("\"{key}\" {e}, got {}", got(v)))?;
+    Ok((bytes > 0).then_some(bytes))
+}
+
+/// `200M`, `1G`, `300K` (`MB`, `GB`, `KB` and lower case too) or plain
+/// bytes, as PM2 reads a memory size.
+pub fn parse_memory_size(text: &str) -> Result<u64, String> {
+    let bad = || "must be bytes or a size like \"200M\", \"1G\", \"300K\"".to_string();
+    let t = text.trim().to_ascii_uppercase();
+    let t = t
+        .strip_suffix('B')
+        .filter(|r| r.ends_with(['K', 'M', 'G']))
+        .unwrap_or(&t);
+    let (digits, scale) = match t.char_indices().last() {
+        Some((i, 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(bad)
+}
+
+/// PM2's `stop_exit_codes`: one code, or a list (an array, or a string of
+/// codes separated by spaces).
+fn exit_codes(key: &str, v: &Value) -> Result<Vec<i32>, String> {
+    let bad = |item: &Value| {
+        format!(
+            "\"{key}\" must be exit codes (whole numbers from 0 to 255), got {}",
+            got(item)
+        )
+    };
+    let one = |item: &Value| {
+        integer(item)
+            .filter(|n| (0..=255).contains(n))
+            .map(|n| n as i32)
+            .ok_or_else(|| bad(item))
+    };
+    match v {
+        Value::Array(items) => items.iter().map(one).collect(),
+        Value::String(s) if s.split_whitespace().count() > 1 => s
+            .split_whitespace()
+            .map(|w| one(&Value::String(w.to_string())))
+            .collect(),
+        other => Ok(vec![one(other)?]),
+    }
 }
 
 /// A list of arguments: an array, or one string split as a shell would.
@@ -465,8 +539,8 @@ mod tests {
     #[test]
     fn unknown_and_unsupported_keys_warn() {
         let r = read_json(json!({
-            "script": "a", "scirpt": "b", "watch": true, "max_memory_restart": "200M",
-            "ignore_watch": [], "vizion": false, "pmx": true, "autostart": true, "cron_restart": null
+            "script": "a", "scirpt": "b", "uid": "www", "name_prefix": "x",
+            "vizion": false, "pmx": true, "autostart": true, "gid": null
         }))
         .unwrap();
         assert_eq!(r.warnings.len(), 3, "{:?}", r.warnings);
@@ -477,11 +551,66 @@ mod tests {
         assert!(r
             .warnings
             .iter()
-            .any(|w| w.contains("\"watch\" is not supported")));
-        assert!(r
-            .warnings
-            .iter()
-            .any(|w| w.contains("\"max_memory_restart\"")));
+            .any(|w| w.contains("\"uid\" is not supported")));
+        assert!(r.warnings.iter().any(|w| w.contains("\"name_prefix\"")));
+    }
+
+    #[test]
+    fn memory_sizes_in_pm2_units() {
+        let m = |v: Value| {
+            read_json(json!({"script": "a", "max_memory_restart": v}))
+                .map(|r| r.app.max_memory_restart_bytes)
+        };
+        assert_eq!(m(json!("200M")).unwrap(), Some(200 << 20));
+        assert_eq!(m(json!("1G")).unwrap(), Some(1 << 30));
+        assert_eq!(m(json!("300K")).unwrap(), Some(300 << 10));
+        assert_eq!(m(json!("300kb")).unwrap(), Some(300 << 10));
+        assert_eq!(m(json!("19M")).unwrap(), Some(19 << 20));
+        assert_eq!(m(json!(1048576)).unwrap(), Some(1 << 20));
+        assert_eq!(m(json!("4096")).unwrap(), Some(4096));
+        assert_eq!(m(json!(0)).unwrap(), None);
+        for bad in [
+            json!("lots"),
+            json!("1.5G"),
+            json!("M"),
+            json!("-1M"),
+            json!(true),
+            json!(-5),
+        ] {
+            let e = m(bad.clone()).unwrap_err();
+            assert!(
+                e.starts_with("\"max_memory_restart\" must be"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(parse_memory_size("20M"), Ok(20 << 20));
+        assert!(parse_memory_size("20T").is_err());
+        assert!(parse_memory_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn stop_exit_codes_one_or_many() {
+        let c = |v: Value| {
+            read_json(json!({"script": "a", "stop_exit_codes": v})).map(|r| r.app.stop_exit_codes)
+        };
+        assert_eq!(c(json!([12, 42])).unwrap(), Some(vec![12, 42]));
+        assert_eq!(c(json!(42)).unwrap(), Some(vec![42]));
+        assert_eq!(c(json!("42")).unwrap(), Some(vec![42]));
+        assert_eq!(c(json!("3 42")).unwrap(), Some(vec![3, 42]));
+        assert_eq!(c(json!(["0", 2])).unwrap(), Some(vec![0, 2]));
+        for bad in [
+            json!([256]),
+            json!("x"),
+            json!([-1]),
+            json!({}),
+            json!([1.5]),
+        ] {
+            let e = c(bad.clone()).unwrap_err();
+            assert!(
+                e.starts_with("\"stop_exit_codes\" must be exit codes"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub const USED: &[(&str, &[&str])] = &[
     ("watch", &[]),
     ("ignore_watch", &[]),
     ("watch_delay", &[]),
+    ("namespace", &[]),
+    ("pid_file", &["pid"]),
+    ("max_memory_restart", &[]),
+    ("stop_exit_codes", &[]),
+    ("increment_var", &[]),
 ];
 
 /// PM2 features rsup does not have: accepted, with a warning when they are
@@ -47,17 +52,12 @@ pub const IGNORED: &[(&str, &[&str])] = &[
     ("log_file", &["log"]),
     ("disable_logs", &[]),
     ("log_type", &[]),
-    ("pid_file", &["pid"]),
-    ("max_memory_restart", &[]),
-    ("namespace", &[]),
     ("name_prefix", &[]),
     ("filter_env", &[]),
     ("append_env_to_name", &[]),
-    ("increment_var", &[]),
     ("uid", &["user"]),
     ("gid", &[]),
     ("kill_retry_time", &[]),
-    ("stop_exit_codes", &[]),
     ("autostart", &[]),
     ("force", &[]),
     ("post_update", &[]),
@@ -157,9 +157,11 @@ mod tests {
         assert_eq!(lookup("cmd"), Known::Used("script"));
         assert_eq!(
             lookup("maxMemoryRestart"),
-            Known::Ignored("max_memory_restart")
+            Known::Used("max_memory_restart")
         );
         assert_eq!(lookup("cron"), Known::Used("cron_restart"));
+        assert_eq!(lookup("pid"), Known::Used("pid_file"));
+        assert_eq!(lookup("stopExitCodes"), Known::Used("stop_exit_codes"));
         assert_eq!(lookup("env_production"), Known::EnvVariant);
         assert_eq!(lookup("vizion"), Known::Silent);
         assert_eq!(lookup("scirpt"), Known::Unknown);

@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 
 pub use error::ConfigError;
 use resolve::Origin;
+pub use signal::normalise as signal_name;
 
 /// What the CLI knows about where it runs.
 #[derive(Debug, Clone)]
@@ -65,6 +66,14 @@ pub struct Overrides {
     pub out_file: Option<PathBuf>,
     pub error_file: Option<PathBuf>,
     pub kill_signal: Option<String>,
+    pub namespace: Option<String>,
+    /// `-p/--pid`: where each instance's pid goes, as `<stem>-<id>.<ext>`.
+    pub pid_file: Option<PathBuf>,
+    /// As typed: `200M`, `1G`, bytes.
+    pub max_memory_restart: Option<String>,
+    /// Empty = not given.
+    pub stop_exit_codes: Vec<i32>,
+    pub instance_var: Option<String>,
     /// After `--`.
     pub args: Vec<String>,
     /// PM2's `--only a,b`.

@@ -38,6 +38,30 @@ pub fn check(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Why `namespace` cannot name a namespace, if it cannot: it is typed as a
+/// target, so it follows the rules of names except that it never makes a
+/// file name.
+pub fn check_namespace(namespace: &str) -> Result<(), String> {
+    if namespace.is_empty() {
+        return Err("a namespace must not be empty".into());
+    }
+    if namespace.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "a namespace must be at most {MAX_NAME_BYTES} bytes long, this one has {}",
+            namespace.len()
+        ));
+    }
+    if namespace.chars().any(char::is_control) {
+        return Err(
+            "a namespace must not contain control characters such as newlines or tabs".into(),
+        );
+    }
+    if namespace == "all" {
+        return Err("\"all\" is the target for every app; it cannot name a namespace".into());
+    }
+    Ok(())
+}
+
 /// The name for a message: quoted and escaped, and cut short when long, so
 /// the message stays one readable line.
 pub fn shown(name: &str) -> String {
@@ -91,6 +115,18 @@ mod tests {
         refused("all", "every app");
         refused(&"x".repeat(MAX_NAME_BYTES + 1), "at most 128 bytes");
         refused(&"é".repeat(MAX_NAME_BYTES / 2 + 1), "at most 128 bytes");
+    }
+
+    #[test]
+    fn namespaces() {
+        for ns in ["default", "api/v2", "billing", "42"] {
+            assert_eq!(check_namespace(ns), Ok(()), "{ns:?}");
+        }
+        for (ns, why) in [("", "empty"), ("a\nb", "control"), ("all", "every app")] {
+            let e = check_namespace(ns).unwrap_err();
+            assert!(e.contains(why), "{ns:?}: {e}");
+        }
+        assert!(check_namespace(&"x".repeat(MAX_NAME_BYTES + 1)).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rsup_proto::app::{defaults, AppSpec, ExecMode};
 
 use super::fields::{self, EnvMap, RawApp, Watch};
 use super::interpreter::{self, which};
-use super::{date_format, signal, Context, Overrides};
+use super::{date_format, name, signal, Context, Overrides};
 
 /// Variables of the CLI's environment that must not reach an app: they
 /// describe the CLI's own Node IPC channel or cluster worker identity, and
@@ -192,6 +192,54 @@ pub fn resolve(
     )?;
 
     let watch = watch_paths(ov, &raw, ctx, &cwd);
+    let namespace = match (&ov.namespace, raw.namespace.take()) {
+        (Some(flag), _) => name::check_namespace(flag)
+            .map(|()| flag.clone())
+            .map_err(|e| format!("--namespace: {e}"))?,
+        (None, Some(text)) => name::check_namespace(&text)
+            .map(|()| text)
+            .map_err(|e| format!("\"namespace\": {e}"))?,
+        (None, None) => defaults::NAMESPACE.to_string(),
+    };
+    // Relative to where the user typed it, or to the app's cwd in a file,
+    // as the log paths are.
+    let pid_file = match (&ov.pid_file, &raw.pid_file) {
+        (Some(p), _) => Some(absolute(&ctx.cwd, p)),
+        (None, Some(text)) => Some(absolute(&cwd, &expand_home(text, home))),
+        (None, None) => None,
+    };
+    let max_memory_restart_bytes = match &ov.max_memory_restart {
+        Some(text) => {
+            let bytes = fields::parse_memory_size(text)
+                .map_err(|e| format!("--max-memory-restart {e}, got {text:?}"))?;
+            (bytes > 0).then_some(bytes)
+        }
+        None => raw.max_memory_restart_bytes,
+    };
+    let stop_exit_codes = if ov.stop_exit_codes.is_empty() {
+        raw.stop_exit_codes.take().unwrap_or_default()
+    } else {
+        ov.stop_exit_codes.clone()
+    };
+    let instance_var = match &ov.instance_var {
+        Some(flag) => variable_name("--instance-var", flag)?,
+        None => match raw.instance_var.take() {
+            Some(text) => variable_name("\"instance_var\"", &text)?,
+            None => defaults::INSTANCE_VAR.to_string(),
+        },
+    };
+    let increment_var = match raw.increment_var.take() {
+        Some(text) => Some(increment_variable(&text, &env)?),
+        None => None,
+    };
+    // PM2 stops every app with the `shutdown` message when its daemon has
+    // PM2_KILL_USE_MESSAGE set, whatever the app says.
+    let shutdown_with_message = ov
+        .shutdown_with_message
+        .or(raw.shutdown_with_message)
+        .unwrap_or(false)
+        || kill_use_message(&ctx.env);
+
     let spec = AppSpec {
         watch,
         name,
@@ -214,10 +262,7 @@ pub fn resolve(
             .or(raw.kill_timeout_ms)
             .unwrap_or(defaults::KILL_TIMEOUT_MS),
         kill_signal,
-        shutdown_with_message: ov
-            .shutdown_with_message
-            .or(raw.shutdown_with_message)
-            .unwrap_or(false),
+        shutdown_with_message,
         treekill: raw.treekill.unwrap_or(true),
         autorestart: ov.autorestart.or(raw.autorestart).unwrap_or(true),
         max_restarts: ov
@@ -233,22 +278,19 @@ pub fn resolve(
             .exp_backoff_restart_delay_ms
             .or(raw.exp_backoff_restart_delay_ms)
             .unwrap_or(0),
-        instance_var: raw
-            .instance_var
-            .clone()
-            .unwrap_or_else(|| defaults::INSTANCE_VAR.to_string()),
+        instance_var,
         out_file,
         error_file,
         merge_logs,
         log_date_format,
         time,
-        namespace: defaults::NAMESPACE.to_string(),
-        pid_file: None,
+        namespace,
+        pid_file,
         log_file: None,
-        max_memory_restart_bytes: None,
+        max_memory_restart_bytes,
         log_type: Default::default(),
-        stop_exit_codes: vec![],
-        increment_var: None,
+        stop_exit_codes,
+        increment_var,
         ignore_watch: match (&ov.ignore_watch, &raw.ignore_watch) {
             (flag, _) if !flag.is_empty() => flag.clone(),
             (_, Some(file)) => file.clone(),
@@ -282,6 +324,37 @@ fn watch_paths(ov: &Overrides, raw: &RawApp, ctx: &Context, cwd: &Path) -> Vec<P
         }
         (None, Some(Watch::Off) | None) => vec![],
     }
+}
+
+/// A variable name for `instance_var`/`--instance-var`: something an
+/// environment can hold.
+fn variable_name(origin: &str, text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains(['=', '\0']) {
+        return Err(format!(
+            "{origin} must be a variable name (not empty, without \"=\"), got {text:?}"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// `increment_var`: a variable name whose value in the app's environment,
+/// if it has one, is the whole number the count starts from.
+fn increment_variable(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let name = variable_name("\"increment_var\"", text)?;
+    if let Some(value) = env.get(&name) {
+        if value.trim().parse::<i64>().is_err() {
+            return Err(format!(
+                "\"increment_var\" counts {name} up from its value in env, which must be a whole number, got {value:?}"
+            ));
+        }
+    }
+    Ok(name)
+}
+
+/// PM2_KILL_USE_MESSAGE set to anything but "", "false" or "0".
+fn kill_use_message(env: &BTreeMap<String, String>) -> bool {
+    env.get("PM2_KILL_USE_MESSAGE")
+        .is_some_and(|v| !matches!(v.trim(), "" | "false" | "0"))
 }
 
 /// `-i` as typed: a number, `max`, 0 (= max) or negative (= CPUs minus n).

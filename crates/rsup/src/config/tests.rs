@@ -372,7 +372,7 @@ fn missing_file_and_missing_script() {
 fn unknown_and_unsupported_keys_are_warnings() {
     let f = Fixture::new();
     f.write("a.js", "");
-    f.ecosystem("[{ name: 'api', script: 'a.js', watch: true, colour: 'blue', vizion: false }]");
+    f.ecosystem("[{ name: 'api', script: 'a.js', uid: 'www', colour: 'blue', vizion: false }]");
     let loaded = f
         .load("ecosystem.config.js", &Overrides::default())
         .unwrap();
@@ -381,7 +381,7 @@ fn unknown_and_unsupported_keys_are_warnings() {
         loaded.warnings,
         [
             "ecosystem.config.js: app \"api\": unknown key \"colour\" is ignored",
-            "ecosystem.config.js: app \"api\": \"watch\" is not supported by rsup and is ignored",
+            "ecosystem.config.js: app \"api\": \"uid\" is not supported by rsup and is ignored",
         ]
     );
 }
@@ -793,4 +793,102 @@ fn yaml_files_are_read_as_pm2_reads_them() {
         "{e}"
     );
     assert!(!e.contains('\n'), "one line: {e}");
+}
+
+#[test]
+fn process_options_from_file_and_flags() {
+    let f = Fixture::new();
+    f.write("srv/server.js", "");
+    f.ecosystem(
+        "[{ name: 'api', script: 'server.js', cwd: 'srv', namespace: 'billing', \
+           pid: 'run/api.pid', max_memory_restart: '200M', stop_exit_codes: [12, 42], \
+           increment_var: 'PORT', env: { PORT: 3000 } }]",
+    );
+    let a = f.load_one("ecosystem.config.js", &Overrides::default());
+    assert_eq!(a.namespace, "billing");
+    // Relative to the app's cwd, as log paths in a file are.
+    assert_eq!(a.pid_file, Some(f.root().join("srv/run/api.pid")));
+    assert_eq!(a.max_memory_restart_bytes, Some(200 << 20));
+    assert_eq!(a.stop_exit_codes, [12, 42]);
+    assert_eq!(a.increment_var.as_deref(), Some("PORT"));
+
+    let ov = Overrides {
+        namespace: Some("jobs".into()),
+        pid_file: Some("echo.pid".into()),
+        max_memory_restart: Some("1G".into()),
+        stop_exit_codes: vec![3],
+        instance_var: Some("APP_ID".into()),
+        ..Default::default()
+    };
+    let a = f.load_one("ecosystem.config.js", &ov);
+    assert_eq!(a.namespace, "jobs");
+    // Relative to where the flag was typed.
+    assert_eq!(a.pid_file, Some(f.root().join("echo.pid")));
+    assert_eq!(a.max_memory_restart_bytes, Some(1 << 30));
+    assert_eq!(a.stop_exit_codes, [3]);
+    assert_eq!(a.instance_var, "APP_ID");
+
+    // Defaults.
+    f.write("b.js", "");
+    let a = app_from_script("b.js", &Overrides::default(), &f.ctx)
+        .unwrap()
+        .apps
+        .remove(0);
+    assert_eq!(a.namespace, "default");
+    assert_eq!(a.pid_file, None);
+    assert_eq!(a.max_memory_restart_bytes, None);
+    assert!(a.stop_exit_codes.is_empty());
+    assert_eq!(a.increment_var, None);
+}
+
+#[test]
+fn bad_process_options_name_their_key_or_flag() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    let flag = |ov: Overrides| err(app_from_script("a.js", &ov, &f.ctx));
+    let e = flag(Overrides {
+        max_memory_restart: Some("lots".into()),
+        ..Default::default()
+    });
+    assert!(e.contains("--max-memory-restart must be"), "{e}");
+    let e = flag(Overrides {
+        namespace: Some("all".into()),
+        ..Default::default()
+    });
+    assert!(e.contains("--namespace: \"all\""), "{e}");
+    let e = flag(Overrides {
+        instance_var: Some("A=B".into()),
+        ..Default::default()
+    });
+    assert!(e.contains("--instance-var must be a variable name"), "{e}");
+
+    f.ecosystem("[{ script: 'a.js', increment_var: 'PORT', env: { PORT: 'http' } }]");
+    let e = err(f.load("ecosystem.config.js", &Overrides::default()));
+    assert!(e.contains("\"increment_var\" counts PORT up"), "{e}");
+    f.ecosystem("[{ script: 'a.js', namespace: '' }]");
+    let e = err(f.load("ecosystem.config.js", &Overrides::default()));
+    assert!(
+        e.contains("\"namespace\": a namespace must not be empty"),
+        "{e}"
+    );
+}
+
+#[test]
+fn pm2_kill_use_message_stops_every_app_with_the_message() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    let with = |value: &str| {
+        let mut ctx = f.ctx.clone();
+        ctx.env.insert("PM2_KILL_USE_MESSAGE".into(), value.into());
+        app_from_script("a.js", &Overrides::default(), &ctx)
+            .unwrap()
+            .apps[0]
+            .shutdown_with_message
+    };
+    assert!(with("true"));
+    assert!(with("1"));
+    assert!(!with("false"));
+    assert!(!with(""));
+    let plain = app_from_script("a.js", &Overrides::default(), &f.ctx).unwrap();
+    assert!(!plain.apps[0].shutdown_with_message);
 }

@@ -153,8 +153,14 @@ impl Apps {
         all
     }
 
-    /// The apps a target names, each with the instances it names. A target
-    /// that names nothing is an error, except `all`.
+    /// The app of this name, not a namespace.
+    pub fn by_name(&self, name: &str) -> Option<AppHandle> {
+        self.by_name.lock().unwrap().get(name).cloned()
+    }
+
+    /// The apps a target names, each with the instances it names. A name
+    /// is an app's, else a namespace's (PM2's order); a number is an id,
+    /// else a name. A target that names nothing is an error, except `all`.
     pub fn resolve(&self, target: &Target) -> Result<Vec<(AppHandle, Selection)>, String> {
         let apps = self.all();
         let found: Vec<(AppHandle, Selection)> = match target {
@@ -165,8 +171,8 @@ impl Apps {
                     .find(|a| a.instances().iter().any(|h| h.identity.id == *id));
                 match by_id {
                     Some(app) => vec![(app.clone(), Selection::Ids(vec![*id]))],
-                    // PM2 reads a number as an id; an app named so is the
-                    // only other thing it can mean.
+                    // PM2 reads a number as an id; an app or a namespace
+                    // named so is the only other thing it can mean.
                     None => named(apps, &id.to_string()),
                 }
             }
@@ -181,7 +187,7 @@ impl Apps {
             }
         };
         if found.is_empty() && *target != Target::All {
-            return Err(format!("process or app not found: {target}"));
+            return Err(format!("process, app or namespace not found: {target}"));
         }
         Ok(found)
     }
@@ -205,10 +211,26 @@ fn check_name(name: &str) -> Result<(), String> {
         .map_err(|e| format!("app {}: {e}", crate::config::name::shown(name)))
 }
 
+/// The app called `name`, else every instance whose namespace is `name`.
 fn named(apps: Vec<AppHandle>, name: &str) -> Vec<(AppHandle, Selection)> {
+    if let Some(app) = apps.iter().find(|a| &*a.name == name) {
+        return vec![(app.clone(), Selection::All)];
+    }
     apps.into_iter()
-        .filter(|a| &*a.name == name)
-        .map(|a| (a, Selection::All))
+        .filter_map(|a| {
+            let instances = a.instances();
+            let ids: Vec<u32> = instances
+                .iter()
+                .filter(|h| h.state().spec.namespace == name)
+                .map(|h| h.identity.id)
+                .collect();
+            let selection = if ids.len() == instances.len() {
+                Selection::All
+            } else {
+                Selection::Ids(ids.clone())
+            };
+            (!ids.is_empty()).then_some((a, selection))
+        })
         .collect()
 }
 
@@ -313,6 +335,51 @@ mod tests {
         assert_eq!(ids("5").unwrap(), [3]);
         assert!(ids("nope").unwrap_err().contains("not found: nope"));
         assert!(ids("/(/").unwrap_err().contains("invalid pattern"));
+        for app in apps.all() {
+            app.run(Op::Remove(Selection::All)).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_is_an_apps_before_a_namespaces() {
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        let in_ns = |name: &str, ns: &str| {
+            let mut spec = sleeper(name, 1);
+            spec.namespace = ns.into();
+            spec
+        };
+        let created = apps
+            .create(vec![
+                in_ns("a", "batch"),
+                in_ns("b", "batch"),
+                in_ns("jobs", "web"),
+                in_ns("c", "7"),
+                in_ns("d", "jobs"),
+            ])
+            .unwrap();
+        for app in &created {
+            app.run(Op::Start(1)).await.unwrap();
+        }
+        // ids: a 0, b 1, jobs 2, c 3, d 4.
+        let ids = |t: &str| -> Result<Vec<u32>, String> {
+            Ok(apps
+                .resolve_instances(&Target::parse(t))?
+                .iter()
+                .map(|h| h.identity.id)
+                .collect())
+        };
+        assert_eq!(ids("batch").unwrap(), [0, 1]);
+        // "jobs" is both an app and a namespace: the app, as in PM2.
+        assert_eq!(ids("jobs").unwrap(), [2]);
+        assert_eq!(ids("web").unwrap(), [2]);
+        // A number: an id, else a name, else a namespace.
+        assert_eq!(ids("3").unwrap(), [3]);
+        assert_eq!(ids("7").unwrap(), [3]);
+        assert!(ids("nope").unwrap_err().contains("namespace not found"));
+        // scale takes an app's name only.
+        assert!(apps.by_name("web").is_none());
+        assert!(apps.by_name("jobs").is_some());
         for app in apps.all() {
             app.run(Op::Remove(Selection::All)).await.unwrap();
         }

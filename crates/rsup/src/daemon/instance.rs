@@ -4,11 +4,14 @@
 //! else talks to it through an [`InstanceHandle`].
 
 use super::log_writer::{self, LogHealth};
+use super::pid_file;
 use super::process::Proc;
 use super::restart_policy::{self, CrashHistory, Decision};
 use super::sockets::AppSockets;
 use super::spawn::LaunchRequest;
 use super::stop::stop_process;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use rsup_proto::app::{AppSpec, ExitInfo, Status};
 use rsup_proto::worker::SupervisorMessage;
 use std::os::unix::process::ExitStatusExt;
@@ -51,7 +54,14 @@ enum Command {
     },
     /// Stop (if running) and end the task.
     Remove(oneshot::Sender<()>),
+    /// Restart counters back to zero; the process keeps running.
+    Reset(oneshot::Sender<()>),
+    /// Send a signal to the running process, if there is one.
+    Signal(Signal, oneshot::Sender<SignalResult>),
 }
+
+/// Whether a signal reached the instance's process: `Err` when it has none.
+pub type SignalResult = Result<(), String>;
 
 /// Identity of an instance, fixed for its lifetime.
 #[derive(Debug, Clone)]
@@ -179,6 +189,26 @@ impl InstanceHandle {
         self.ask(Command::Remove).await
     }
 
+    /// Sets the restart counters back to zero (PM2's `reset`).
+    pub async fn reset(&self) {
+        self.ask(Command::Reset).await
+    }
+
+    /// Sends `signal` to the main process, as PM2's `sendSignal` does.
+    pub async fn signal(&self, signal: Signal) -> SignalResult {
+        let (done, rx) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Signal(signal, done))
+            .await
+            .is_err()
+        {
+            return Err("the instance was removed".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the instance was removed".into()))
+    }
+
     async fn ask(&self, make: impl FnOnce(oneshot::Sender<()>) -> Command) {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(make(tx)).await.is_ok() {
@@ -275,6 +305,7 @@ impl Runner {
             s.pid = Some(proc.pid);
             s.started_at_ms = Some(now_ms());
         });
+        pid_file::write(&self.identity.pid_file, proc.pid);
         if proc.ready_for_start(&spec) {
             self.mark_online();
         }
@@ -306,6 +337,17 @@ impl Runner {
                         let result = self.replace(&mut proc, new_spec, strict).await;
                         spec = self.spec();
                         let _ = done.send(result);
+                    }
+                    Some(Command::Reset(done)) => {
+                        self.reset();
+                        let _ = done.send(());
+                    }
+                    Some(Command::Signal(signal, done)) => {
+                        // The child is not reaped while this runs, so its pid
+                        // cannot have gone to another process.
+                        let sent = nix::sys::signal::kill(Pid::from_raw(proc.pid as i32), signal)
+                            .map_err(|e| format!("cannot send {signal} to pid {}: {e}", proc.pid));
+                        let _ = done.send(sent);
                     }
                     other => {
                         self.set_status(Status::Stopping);
@@ -381,6 +423,7 @@ impl Runner {
             s.started_at_ms = Some(now_ms());
             s.status = Status::Online;
         });
+        pid_file::write(&self.identity.pid_file, current.pid);
         self.history = CrashHistory::default();
         let status = stop_process(&mut old, &old_spec, &self.context.sockets).await;
         let exit = exit_info(status);
@@ -423,12 +466,37 @@ impl Runner {
                 let _ = done.send(());
                 Next::End
             }
+            // Answered where they come (see `answer_in_passing`); here
+            // only for completeness.
+            passing @ Some(Command::Reset(_) | Command::Signal(..)) => {
+                let _ = self.answer_in_passing(passing);
+                Next::Idle
+            }
             // Every handle is gone: the daemon is shutting down.
             None => {
                 self.set_status(Status::Stopped);
                 Next::End
             }
         }
+    }
+
+    /// PM2's `reset`: the restart counters, and the crash accounting they
+    /// come from, start over.
+    fn reset(&mut self) {
+        self.history = CrashHistory::default();
+        self.update(|s| {
+            s.restarts = 0;
+            s.unstable_restarts = 0;
+        });
+    }
+
+    fn not_running(&self) -> String {
+        format!(
+            "{} (id {}) has no running process ({})",
+            self.identity.name,
+            self.identity.id,
+            self.state.borrow().status.as_str()
+        )
     }
 
     fn prepare_restart(&mut self, spec: Option<Arc<AppSpec>>, count: bool) {
@@ -447,16 +515,14 @@ impl Runner {
     }
 
     fn after_exit(&mut self, status: std::io::Result<ExitStatus>, uptime: Duration) -> Next {
+        let code = status.as_ref().ok().and_then(ExitStatus::code);
         self.record_exit(status);
         let spec = self.spec();
-        let decision = restart_policy::decide(&spec, uptime, &mut self.history);
+        let decision = restart_policy::decide(&spec, uptime, code, &mut self.history);
         let unstable = self.history.unstable_restarts;
         self.update(|s| s.unstable_restarts = unstable);
         match decision {
-            Decision::Restart(delay) => {
-                self.update(|s| s.restarts += 1);
-                Next::Backoff(delay)
-            }
+            Decision::Restart(delay) => Next::Backoff(delay),
             Decision::Stay => {
                 self.set_status(Status::Stopped);
                 Next::Idle
@@ -476,6 +542,7 @@ impl Runner {
 
     fn record_exit(&self, status: std::io::Result<ExitStatus>) {
         let exit = exit_info(status);
+        pid_file::remove(&self.identity.pid_file);
         self.update(|s| {
             s.pid = None;
             s.last_exit = exit;
@@ -493,20 +560,57 @@ impl Runner {
         self.set_status(Status::Errored);
     }
 
+    /// Waits out a crash restart's delay. The restart counts once it
+    /// happens, as PM2 counts it: not while waiting, and not if a command
+    /// comes first.
     async fn backoff(&mut self, delay: Duration) -> Next {
         if delay.is_zero() {
-            return Next::Launch;
+            return self.crash_restart();
         }
         self.set_status(Status::WaitingRestart);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => Next::Launch,
-            command = self.commands.recv() => self.obey_while_down(command),
+        let timer = tokio::time::sleep(delay);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                _ = &mut timer => return self.crash_restart(),
+                command = self.commands.recv() => {
+                    if let Err(other) = self.answer_in_passing(command) {
+                        return self.obey_while_down(other);
+                    }
+                }
+            }
         }
     }
 
+    fn crash_restart(&mut self) -> Next {
+        self.update(|s| s.restarts += 1);
+        Next::Launch
+    }
+
     async fn idle(&mut self) -> Next {
-        let command = self.commands.recv().await;
-        self.obey_while_down(command)
+        loop {
+            let command = self.commands.recv().await;
+            if let Err(other) = self.answer_in_passing(command) {
+                return self.obey_while_down(other);
+            }
+        }
+    }
+
+    /// Answers, while no process runs, a command that does not change
+    /// that (reset, signal); hands back any other.
+    fn answer_in_passing(&mut self, command: Option<Command>) -> Result<(), Option<Command>> {
+        match command {
+            Some(Command::Reset(done)) => {
+                self.reset();
+                let _ = done.send(());
+                Ok(())
+            }
+            Some(Command::Signal(_, done)) => {
+                let _ = done.send(Err(self.not_running()));
+                Ok(())
+            }
+            other => Err(other),
+        }
     }
 
     /// A command while no process runs.

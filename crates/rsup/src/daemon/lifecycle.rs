@@ -1,4 +1,4 @@
-//! The daemon's own start and end: single-instance lock, pid file, control
+//! The daemon's own start and end: single-instance lock, pid files, control
 //! socket, signals, and stopping every app before it exits.
 
 use super::actions;
@@ -10,7 +10,7 @@ use super::descriptors::{
 use super::metrics::Sampler;
 use super::preload::Preload;
 use super::server;
-use super::{recover, state_file, systemd};
+use super::{memory_limit, recover, state_file, systemd};
 use crate::home::Home;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -47,6 +47,11 @@ pub fn run(home: Home, apps: Vec<AppSpec>) -> Result<()> {
         );
     }
     let _lock = lock_pid_file(&home)?;
+    crate::private_file::write_atomic(
+        &home.pm2_pid_file(),
+        std::process::id().to_string().as_bytes(),
+    )
+    .with_context(|| format!("writing {}", home.pm2_pid_file().display()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -54,6 +59,7 @@ pub fn run(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     let _ = fs::remove_file(home.socket());
     // Every app was stopped: nothing for a later daemon to recover.
     let _ = fs::remove_file(state_file::path(&home.dir));
+    let _ = fs::remove_file(home.pm2_pid_file());
     let _ = fs::remove_file(home.pid_file());
     result
 }
@@ -112,6 +118,10 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     };
     tokio::spawn(state_file::keep_written(daemon.apps.clone(), state_path));
     tokio::spawn(systemd::keep_watchdog());
+    tokio::spawn(memory_limit::watch(
+        daemon.apps.clone(),
+        memory_limit::interval_from_env(),
+    ));
     if let Some(previous) = previous {
         let daemon = daemon.clone();
         tokio::spawn(async move { recover::recover(&daemon, previous).await });

@@ -31,6 +31,13 @@ pub struct Usage {
     pub memory_bytes: u64,
 }
 
+/// The resident memory of `pid` (the figure `list` shows), without
+/// touching any CPU reading; `None` when it is gone.
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    Some(process.stat().ok()?.rss_bytes().get())
+}
+
 impl Sampler {
     pub fn sample(&mut self, pid: u32) -> Usage {
         self.sample_at(pid, Instant::now())
@@ -131,6 +138,12 @@ mod tests {
             .cpu_percent;
         assert_eq!(soon, first);
         assert!(soon <= 100.0 * cpus());
+    }
+
+    #[test]
+    fn resident_memory_of_ours_and_of_none() {
+        assert!(resident_bytes(std::process::id()).unwrap() > 1024 * 1024);
+        assert_eq!(resident_bytes(u32::MAX - 1), None);
     }
 
     #[test]

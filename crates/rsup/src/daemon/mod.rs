@@ -15,8 +15,10 @@
 //!   [`process`]
 //! - listening sockets shared by an app's instances: [`sockets`]
 //! - stopping a process (signal, timeout, SIGKILL): [`stop`]
-//! - crash restarts and backoff: [`restart_policy`]
-//! - log files: [`log_paths`], [`log_writer`]; CPU/memory: [`metrics`]
+//! - crash restarts and backoff: [`restart_policy`]; restarts over a
+//!   memory limit: [`memory_limit`]
+//! - log files: [`log_paths`], [`log_writer`]; pid files: [`pid_file`];
+//!   CPU/memory: [`metrics`]
 //! - the state on disk, and recovering after a killed daemon:
 //!   [`state_file`], [`recover`]
 //! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
@@ -32,9 +34,11 @@ mod instance;
 mod lifecycle;
 mod log_paths;
 mod log_writer;
+mod memory_limit;
 mod metrics;
 mod own_listeners;
 mod pid1;
+mod pid_file;
 mod preload;
 mod process;
 mod recover;

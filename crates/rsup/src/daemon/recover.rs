@@ -14,6 +14,8 @@
 
 use super::app::{settled, Op};
 use super::lifecycle::Daemon;
+use super::log_paths::pid_path;
+use super::pid_file;
 use super::sockets::SavedSocket;
 use super::state_file::{self, AppState, DaemonState};
 use super::stop::Target;
@@ -49,6 +51,15 @@ pub async fn recover(daemon: &Daemon, state: DaemonState) {
 }
 
 async fn recover_app(daemon: &Daemon, app: &AppState) {
+    bring_back(daemon, app).await;
+    // The old processes are gone, and so go their pid files; the new
+    // instances have new ids, and files of their own.
+    for r in &app.instances {
+        pid_file::remove(&pid_path(&app.spec, r.id, &daemon.apps.env.home));
+    }
+}
+
+async fn bring_back(daemon: &Daemon, app: &AppState) {
     let survivors = survivors(app);
     let taken = take_sockets(&app.sockets, &survivors);
     if taken.is_none() {

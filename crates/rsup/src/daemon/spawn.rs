@@ -244,8 +244,8 @@ fn place(fd: RawFd, target: RawFd) -> std::io::Result<()> {
 /// The variables PM2 gives its processes, which apps and libraries read.
 fn pm2_variables(req: &LaunchRequest) -> Vec<(String, String)> {
     let spec = req.spec;
-    vec![
-        (spec.instance_var.clone(), req.instance.to_string()),
+    let mut vars = spec.instance_variables(req.instance);
+    vars.extend([
         ("pm_id".into(), req.id.to_string()),
         ("name".into(), spec.name.clone()),
         ("exec_mode".into(), spec.exec_mode.pm2_name().into()),
@@ -256,7 +256,8 @@ fn pm2_variables(req: &LaunchRequest) -> Vec<(String, String)> {
         ("pm_out_log_path".into(), req.out_log.display().to_string()),
         ("pm_err_log_path".into(), req.err_log.display().to_string()),
         ("RSUP_ID".into(), req.id.to_string()),
-    ]
+    ]);
+    vars
 }
 
 /// `NODE_OPTIONS` with `--require <preload>` appended, the path quoted as
@@ -304,6 +305,28 @@ fn into_tokio(fd: OwnedFd) -> std::io::Result<UnixStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_and_increment_variables_follow_the_index() {
+        let mut spec = crate::test_support::spec();
+        spec.instance_var = "APP_ID".into();
+        assert_eq!(
+            spec.instance_variables(2),
+            [("APP_ID".to_string(), "2".to_string())]
+        );
+        spec.increment_var = Some("PORT".into());
+        spec.env.insert("PORT".into(), "3000".into());
+        assert_eq!(
+            spec.instance_variables(1),
+            [
+                ("APP_ID".to_string(), "1".to_string()),
+                ("PORT".to_string(), "3001".to_string())
+            ]
+        );
+        // Unset: counted from 0, as PM2 does.
+        spec.increment_var = Some("WORKER".into());
+        assert_eq!(spec.instance_variables(3)[1].1, "3");
+    }
 
     #[test]
     fn preload_is_appended_to_node_options() {

@@ -4,7 +4,9 @@
 
 mod list;
 mod reload;
+mod reset;
 mod scale;
+mod signal;
 mod start;
 
 pub use list::describe;
@@ -34,6 +36,8 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
             action,
             options,
         } => start::apply(daemon, apps, action, options, &progress).await,
+        Request::Signal { signal, targets } => signal::signal(daemon, &signal, &targets).await,
+        Request::Reset { target } => reset::reset(daemon, &target).await,
         Request::List { target } => list::list(daemon, target.as_ref()),
         Request::Kill => {
             stop_everything(daemon).await;

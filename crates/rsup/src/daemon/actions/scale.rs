@@ -3,12 +3,12 @@
 use super::{error, reply};
 use crate::daemon::app::Op;
 use crate::daemon::lifecycle::Daemon;
-use rsup_proto::control::{Reply, ScaleCount, Target};
+use rsup_proto::control::{Reply, ScaleCount};
 
 pub async fn scale(daemon: &Daemon, name: &str, count: ScaleCount) -> Reply {
-    let app = match daemon.apps.resolve(&Target::Name(name.to_string())) {
-        Ok(chosen) if chosen.len() == 1 => chosen[0].0.clone(),
-        _ => return error(format!("app not found: {name}")),
+    // An app's name only, as PM2's scale takes it: never a namespace.
+    let Some(app) = daemon.apps.by_name(name) else {
+        return error(format!("app not found: {name}"));
     };
     reply(daemon, vec![app.run(Op::Scale(count)).await])
 }
