@@ -115,6 +115,41 @@ fn the_combined_log_holds_both_streams() {
     assert_eq!(r.process("none").combined_log, None);
 }
 
+/// PM2's log-entire: the out, error and combined logs go on across
+/// restart and reload (old and new process side by side), whole lines
+/// each, in the same files.
+#[test]
+fn the_logs_go_on_across_restart_and_reload() {
+    let r = Rsup::new();
+    start_ticker(
+        &r,
+        "t",
+        &[
+            "-o",
+            "out.log",
+            "-e",
+            "err.log",
+            "-l",
+            "all.log",
+            "--merge-logs",
+        ],
+    );
+    let (out, err, all) = (r.path("out.log"), r.path("err.log"), r.path("all.log"));
+    let starts = |path: &Path| read(path).lines().filter(|l| *l == "start").count();
+    wait_line(&all, "tock 1");
+    for (verb, runs) in [("restart", 2), ("reload", 3)] {
+        r.ok(&[verb, "t"]);
+        wait_for(&format!("the logs of run {runs}"), || {
+            (starts(&out) == runs && starts(&err) == runs && starts(&all) == 2 * runs).then_some(())
+        });
+    }
+    for line in read(&all).lines() {
+        let whole =
+            line == "start" || numbers(line, "tick").len() + numbers(line, "tock").len() == 1;
+        assert!(whole, "{line:?}");
+    }
+}
+
 /// With several instances each gets its own combined log (`-<id>`), as
 /// for out and error logs, unless `--merge-logs`.
 #[test]
