@@ -202,18 +202,7 @@ pub fn read(obj: &Map<String, Value>) -> Result<Read, String> {
             "log_file" => app.log_file = Some(log_file(key, v)?),
             "log_type" => {
                 let text = string(key, v)?;
-                // PM2 writes JSON for "json" and the lines as they are for
-                // anything else.
-                if text != "json" && text != "raw" {
-                    warnings.push(format!(
-                        "\"{key}\" is {text:?}, which is not \"json\": lines are written as they are"
-                    ));
-                }
-                app.log_type = Some(if text == "json" {
-                    LogType::Json
-                } else {
-                    LogType::Text
-                });
+                app.log_type = Some(log_type(&format!("\"{key}\""), &text, &mut warnings));
             }
             other => unreachable!("key {other} is in keys::USED but not read"),
         }
@@ -248,6 +237,21 @@ fn string(key: &str, v: &Value) -> Result<String, String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         _ => Err(format!("\"{key}\" must be a string, got {}", got(v))),
+    }
+}
+
+/// PM2 writes JSON for `log_type` "json", and the lines as they are for
+/// anything else ("raw" says so): another word is likely a mistake.
+pub fn log_type(what: &str, text: &str, warnings: &mut Vec<String>) -> LogType {
+    match text {
+        "json" => LogType::Json,
+        "raw" => LogType::Text,
+        _ => {
+            warnings.push(format!(
+                "{what} is {text:?}, which is not \"json\": lines are written as they are"
+            ));
+            LogType::Text
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use rsup_proto::app::{defaults, AppSpec, ExecMode, LogType};
+use rsup_proto::app::{defaults, AppSpec, ExecMode};
 
 use super::fields::{self, EnvMap, LogFileSetting, RawApp, Watch};
 use super::interpreter::{self, which};
@@ -166,18 +166,7 @@ pub fn resolve(
         None => raw.log_date_format.clone(),
     };
     let log_type = match &ov.log_type {
-        Some(text) => {
-            if text != "json" && text != "raw" {
-                warnings.push(format!(
-                    "--log-type {text:?} is not \"json\": lines are written as they are"
-                ));
-            }
-            if text == "json" {
-                LogType::Json
-            } else {
-                LogType::Text
-            }
-        }
+        Some(text) => fields::log_type("--log-type", text, &mut warnings),
         None => raw.log_type.unwrap_or_default(),
     };
     let time = ov.time.or(raw.time).unwrap_or(false) || log_date_format.is_some();
