@@ -258,7 +258,7 @@ fn parse_watch_delay(text: &str) -> Result<u64, String> {
 
 #[derive(Args, Debug, Default)]
 pub struct LogsArgs {
-    /// A name, an id, a namespace, /regex/ or "all"
+    /// Whose logs: a target as `stop` takes it (name, id, /regex/), or "all"
     pub target: Option<String>,
     /// Lines to show from the end of each file
     #[arg(long, default_value_t = 15)]
