@@ -517,3 +517,30 @@ fn any_log_date_format_stamps_lines_in_fork_and_cluster_mode() {
         assert_eq!(format!("{:?}", p.spec.exec_mode).to_lowercase(), want);
     }
 }
+
+/// `logs <namespace>` (PM2's log-namespace) and `flush <namespace>`: a
+/// target is read as every verb reads one, namespaces included.
+#[test]
+fn logs_and_flush_take_a_namespace() {
+    let r = Rsup::new();
+    start_ticker(&r, "a", &["--namespace", "jobs"]);
+    start_ticker(&r, "b", &["--namespace", "jobs"]);
+    start_ticker(&r, "web", &[]);
+    let logs = r.home.path().join("logs");
+    for name in ["a", "b", "web"] {
+        wait_line(&logs.join(format!("{name}-out.log")), "tick 1");
+    }
+    let shown = r.ok(&["logs", "jobs", "--nostream", "--out"]);
+    assert!(
+        shown.contains("0|a | tick") && shown.contains("1|b | tick"),
+        "{shown}"
+    );
+    assert!(!shown.contains("web"), "{shown}");
+    let s = Streaming::start(&r, &["logs", "jobs", "--lines", "0"]);
+    s.wait("a streamed line of b", |l| l.starts_with("1|b | t"));
+    drop(s);
+
+    r.ok(&["flush", "jobs"]);
+    assert!(!read(&logs.join("a-out.log")).lines().any(|l| l == "start"));
+    assert!(read(&logs.join("web-out.log")).starts_with("start\n"));
+}
