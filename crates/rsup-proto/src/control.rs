@@ -179,6 +179,15 @@ pub enum Request {
     },
     /// Stop every app, then the daemon.
     Kill,
+    /// Open every log file again at its path (PM2's `reloadLogs`), after
+    /// log rotation moved or removed them.
+    ReloadLogs,
+    /// Empty the log files of the processes `target` names; with no target,
+    /// those of every process and the daemon's own log (PM2's `flush`).
+    Flush {
+        #[serde(default)]
+        target: Option<Target>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

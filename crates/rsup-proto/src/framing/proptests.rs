@@ -191,6 +191,8 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::Ping),
         proptest::option::of(target.clone()).prop_map(|target| Request::List { target }),
         Just(Request::Kill),
+        Just(Request::ReloadLogs),
+        proptest::option::of(target.clone()).prop_map(|target| Request::Flush { target }),
         target.clone().prop_map(|target| Request::Stop { target }),
         target
             .clone()

@@ -64,16 +64,14 @@ pub enum Command {
     /// A live dashboard of every process and the selected one's logs
     Monit,
     /// Print and follow log files
-    Logs {
-        /// A name, an id or "all"
-        target: Option<String>,
-        /// Lines to show from the end of each file
-        #[arg(long, default_value_t = 15)]
-        lines: usize,
-        /// Print the last lines and exit instead of following
-        #[arg(long)]
-        nostream: bool,
-    },
+    #[command(visible_alias = "log")]
+    Logs(LogsArgs),
+    /// Empty the log files of processes (a name, an id, /regex/), or all
+    /// of them and the daemon's own log
+    Flush { target: Option<String> },
+    /// Reopen every log file, as after log rotation
+    #[command(name = "reloadLogs")]
+    ReloadLogs,
     /// Start the apps of a config file that are not running, restart the rest
     #[command(name = "startOrRestart")]
     StartOrRestart(ApplyArgs),
@@ -209,6 +207,15 @@ pub struct StartArgs {
     /// Variable holding the instance index (default NODE_APP_INSTANCE)
     #[arg(long, value_name = "NAME")]
     pub instance_var: Option<String>,
+    /// Log file of both streams (default <RSUP_HOME>/logs/<name>.log)
+    #[arg(short = 'l', long = "log", value_name = "FILE", num_args = 0..=1)]
+    pub log_file: Option<Option<PathBuf>>,
+    /// "json" writes each log line as a JSON object
+    #[arg(long, value_name = "TYPE")]
+    pub log_type: Option<String>,
+    /// Run in fork mode
+    #[arg(short = 'x', long)]
+    pub execute_command: bool,
     /// Run in the foreground, without a daemon (for containers)
     #[arg(long)]
     pub no_daemon: bool,
@@ -247,6 +254,36 @@ fn parse_watch_delay(text: &str) -> Result<u64, String> {
         return Err(bad());
     }
     Ok((secs * 1000.0).round() as u64)
+}
+
+#[derive(Args, Debug, Default)]
+pub struct LogsArgs {
+    /// Whose logs: a target as `stop` takes it (name, id, /regex/), or "all"
+    pub target: Option<String>,
+    /// Lines to show from the end of each file
+    #[arg(long, default_value_t = 15)]
+    pub lines: usize,
+    /// Print the last lines and exit instead of following
+    #[arg(long)]
+    pub nostream: bool,
+    /// Lines alone, without "id|name |" (those of stderr on stderr)
+    #[arg(long)]
+    pub raw: bool,
+    /// Only standard output
+    #[arg(long)]
+    pub out: bool,
+    /// Only standard error
+    #[arg(long)]
+    pub err: bool,
+    /// Follow as JSON objects, one per line
+    #[arg(long)]
+    pub json: bool,
+    /// Follow as key=value lines
+    #[arg(long)]
+    pub format: bool,
+    /// Time in front of each new line (default format YYYY-MM-DD-HH:mm:ss)
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "YYYY-MM-DD-HH:mm:ss")]
+    pub timestamp: Option<String>,
 }
 
 #[derive(Args, Debug, Default)]

@@ -2,7 +2,7 @@
 
 use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs, StartupArgs};
 use super::client::{check_answers, connect, connect_existing, send, send_raw};
-use super::{logs, monit, render, startup};
+use super::{log_verbs, monit, render, startup};
 use crate::config::{self, Context as ConfigContext, Overrides};
 use crate::dump;
 use crate::home::Home;
@@ -10,8 +10,6 @@ use anyhow::{bail, Context, Result};
 use rsup_proto::app::{AppSpec, ProcessInfo, Status};
 use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, Request, ScaleCount, Target};
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 pub fn run(command: Command) -> Result<i32> {
     let home = Home::from_env()?;
@@ -47,11 +45,9 @@ pub fn run(command: Command) -> Result<i32> {
         Command::Jlist => jlist(&home),
         Command::Monit => monit::run(|| list(&home)),
         Command::Describe { target } => describe(&home, &target),
-        Command::Logs {
-            target,
-            lines,
-            nostream,
-        } => show_logs(&home, target.as_deref().unwrap_or("all"), lines, nostream),
+        Command::Logs(args) => log_verbs::logs(&home, args),
+        Command::Flush { target } => log_verbs::flush(&home, target.as_deref()),
+        Command::ReloadLogs => log_verbs::reload_logs(&home),
         Command::StartOrRestart(a) => apply(&home, a, ApplyAction::Restart),
         Command::StartOrReload(a) | Command::StartOrGracefulReload(a) => {
             apply(&home, a, ApplyAction::Reload)
@@ -75,7 +71,7 @@ fn t(s: &str) -> Target {
 }
 
 /// Sends a request, prints its progress, then the table; non-zero on error.
-fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
+pub(super) fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
     let stream = connect(home)?;
     if !matches!(req, Request::List { .. }) {
         check_answers(home)?;
@@ -129,7 +125,7 @@ fn list(home: &Home) -> Result<Vec<ProcessInfo>> {
 }
 
 /// The processes a target names, as the daemon resolves it for every verb.
-fn select(home: &Home, target: &str) -> Result<Vec<ProcessInfo>> {
+pub(super) fn select(home: &Home, target: &str) -> Result<Vec<ProcessInfo>> {
     request(
         home,
         &Request::List {
@@ -146,11 +142,12 @@ fn print_table(procs: &[ProcessInfo]) {
     );
 }
 
-fn context() -> Result<ConfigContext> {
+fn context(home: &Home) -> Result<ConfigContext> {
     Ok(ConfigContext {
         cwd: std::env::current_dir()?,
         env: std::env::vars().collect(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        logs_dir: home.logs_dir(),
     })
 }
 
@@ -183,6 +180,9 @@ fn overrides(a: &StartArgs) -> Overrides {
         max_memory_restart: a.max_memory_restart.clone(),
         stop_exit_codes: a.stop_exit_codes.iter().map(|&c| i32::from(c)).collect(),
         instance_var: a.instance_var.clone(),
+        log_file: a.log_file.clone(),
+        log_type: a.log_type.clone(),
+        exec_mode: a.execute_command.then_some(rsup_proto::app::ExecMode::Fork),
         args: a.args.clone(),
         only: a.only.clone(),
         cron_restart: a.cron.clone(),
@@ -193,8 +193,8 @@ fn overrides(a: &StartArgs) -> Overrides {
 }
 
 /// Reads apps from a config file or a script, printing warnings.
-fn load(script: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
-    let ctx = context()?;
+fn load(home: &Home, script: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
+    let ctx = context(home)?;
     let loaded = if config::is_config_file(script) {
         config::load_config_file(std::path::Path::new(script), ov, &ctx)?
     } else {
@@ -221,7 +221,7 @@ fn start(home: &Home, args: StartArgs) -> Result<i32> {
         print_table(&list(home)?);
         return Ok(report_failures(&started));
     }
-    let apps = load(&args.script, &overrides(&args))?;
+    let apps = load(home, &args.script, &overrides(&args))?;
     if args.no_daemon {
         crate::daemon::become_reaper_if_pid1();
         crate::daemon::run(home.clone(), apps)?;
@@ -257,7 +257,7 @@ fn apply(home: &Home, a: ApplyArgs, action: ApplyAction) -> Result<i32> {
         only: a.only.clone(),
         ..Overrides::default()
     };
-    let apps = load(&a.config, &ov)?;
+    let apps = load(home, &a.config, &ov)?;
     let touched = request(
         home,
         &Request::Apply {
@@ -307,64 +307,6 @@ fn describe(home: &Home, target: &str) -> Result<i32> {
         println!("{}", render::describe(&p, crate::daemon::now_ms()));
     }
     Ok(0)
-}
-
-fn show_logs(home: &Home, target: &str, lines: usize, nostream: bool) -> Result<i32> {
-    let sources: Vec<logs::LogSource> = select(home, target)?
-        .into_iter()
-        .flat_map(|p| {
-            let label = format!("{}|{}", p.id, p.name);
-            [
-                logs::LogSource {
-                    label: label.clone(),
-                    path: p.out_log,
-                },
-                logs::LogSource {
-                    label,
-                    path: p.err_log,
-                },
-            ]
-        })
-        .collect();
-    let mut out = std::io::stdout().lock();
-    if nostream {
-        logs::print_tail(&sources, lines, &mut out)?;
-        return Ok(0);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc_flag(flag);
-    if lines == 0 {
-        logs::follow(&sources, &mut out, &stop)?;
-    } else {
-        logs::tail_then_follow(&sources, lines, &mut out, &stop)?;
-    }
-    let _ = stop.load(Ordering::Relaxed);
-    Ok(0)
-}
-
-/// Sets `flag` on Ctrl-C so `logs` can end cleanly.
-fn ctrlc_flag(flag: Arc<AtomicBool>) {
-    let _ = signal_hook_flag(flag);
-}
-
-fn signal_hook_flag(flag: Arc<AtomicBool>) -> Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    extern "C" fn on_int(_: libc::c_int) {
-        if let Some(f) = FLAG.get() {
-            f.store(true, Ordering::SeqCst);
-        }
-    }
-    let _ = FLAG.set(flag);
-    let action = SigAction::new(
-        SigHandler::Handler(on_int),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic.
-    unsafe { sigaction(Signal::SIGINT, &action)? };
-    Ok(())
 }
 
 impl From<ReloadFlags> for ReloadOptions {

@@ -6,6 +6,7 @@
 //! delay of a poll interval is invisible to someone reading logs.
 
 use crate::log_tail::last_lines;
+use chrono::{Local, SecondsFormat, Utc};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
@@ -21,6 +22,17 @@ const POLL_INTERVAL: Duration = Duration::from_millis(150);
 const MAX_READ_PER_POLL: u64 = 1 << 20;
 /// A line this long without a newline is printed anyway rather than held.
 const MAX_PENDING: usize = 1 << 20;
+/// The time in front of PM2's `--format` lines (its `YYYY-MM-DD-HH:mm:ssZZ`).
+const FORMAT_TIMESTAMP: &str = "%Y-%m-%d-%H:%M:%S%z";
+
+/// Which output a log file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+    /// The daemon's own log.
+    Daemon,
+}
 
 /// One log file of one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,14 +40,144 @@ pub struct LogSource {
     /// Printed before each line, e.g. `0|api`.
     pub label: String,
     pub path: PathBuf,
+    pub stream: Stream,
+    /// The instance's id and app name, for `--json` and `--format`.
+    pub id: u32,
+    pub name: String,
+}
+
+/// How lines are printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Style {
+    /// `0|api | line`; streamed lines get the time in front in this chrono
+    /// format, if any (`--timestamp`).
+    Prefixed { timestamp: Option<String> },
+    /// The lines alone, those of standard error on stderr (`--raw`).
+    Raw,
+    /// PM2's `--json`: one object per streamed line.
+    Json,
+    /// PM2's `--format`: `timestamp=… app=… id=… type=… message=…`.
+    Format,
+}
+
+/// Where lines go, and how.
+pub struct Printer<O: Write, E: Write> {
+    pub out: O,
+    pub err: E,
+    style: Style,
+    /// Labels are padded to this.
+    width: usize,
+}
+
+impl<O: Write, E: Write> Printer<O, E> {
+    pub fn new(out: O, err: E, style: Style) -> Self {
+        Printer {
+            out,
+            err,
+            style,
+            width: 0,
+        }
+    }
+
+    fn header(&mut self, log: &LogFile, lines: usize) -> io::Result<()> {
+        writeln!(self.out, "{} last {lines} lines:", log.path.display())
+    }
+
+    /// A line of a file's last lines.
+    fn tail_line(&mut self, log: &LogFile, line: &[u8]) -> io::Result<()> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if self.style == Style::Raw {
+            return self.raw(log, line);
+        }
+        write!(self.out, "{:<w$} | ", log.label, w = self.width)?;
+        self.out.write_all(line)?;
+        self.out.write_all(b"\n")
+    }
+
+    /// A line written since `logs` began.
+    fn streamed_line(&mut self, log: &LogFile, line: &[u8]) -> io::Result<()> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let stream = match log.stream {
+            Stream::Out => "out",
+            Stream::Err => "err",
+            Stream::Daemon => "",
+        };
+        match &self.style {
+            Style::Raw => self.raw(log, line),
+            Style::Prefixed { timestamp } => {
+                if let Some(format) = timestamp {
+                    write!(self.out, "{} ", Local::now().format(format))?;
+                }
+                write!(self.out, "{:<w$} | ", log.label, w = self.width)?;
+                // Logs need not be UTF-8; pass the bytes through untouched.
+                self.out.write_all(line)?;
+                self.out.write_all(b"\n")
+            }
+            Style::Json => {
+                #[derive(serde::Serialize)]
+                struct Record<'a> {
+                    message: &'a str,
+                    timestamp: String,
+                    #[serde(rename = "type")]
+                    stream: &'a str,
+                    process_id: u32,
+                    app_name: &'a str,
+                }
+                let record = Record {
+                    message: &String::from_utf8_lossy(line),
+                    timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+                    stream,
+                    process_id: log.id,
+                    app_name: &log.name,
+                };
+                serde_json::to_writer(&mut self.out, &record)?;
+                self.out.write_all(b"\n")
+            }
+            Style::Format => {
+                write!(
+                    self.out,
+                    "timestamp={} app={} id={} type={} message=",
+                    Local::now().format(FORMAT_TIMESTAMP),
+                    log.name,
+                    log.id,
+                    if log.stream == Stream::Err {
+                        "error"
+                    } else {
+                        stream
+                    },
+                )?;
+                self.out.write_all(line)?;
+                self.out.write_all(b"\n")
+            }
+        }
+    }
+
+    fn raw(&mut self, log: &LogFile, line: &[u8]) -> io::Result<()> {
+        let to: &mut dyn Write = if log.stream == Stream::Err {
+            &mut self.err
+        } else {
+            &mut self.out
+        };
+        to.write_all(line)?;
+        to.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.err.flush()
+    }
 }
 
 /// For each log file, a header (`/path/api-out.log last 15 lines:`) and its
 /// last `lines` lines, each prefixed by its label. Files that do not exist
 /// yet are skipped; a file shared by several sources is printed once.
-pub fn print_tail(sources: &[LogSource], lines: usize, out: &mut impl Write) -> io::Result<()> {
+pub fn print_tail<O: Write, E: Write>(
+    sources: &[LogSource],
+    lines: usize,
+    p: &mut Printer<O, E>,
+) -> io::Result<()> {
     let files = group_by_path(sources);
-    let width = label_width(&files);
+    p.width = label_width(&files);
     for f in &files {
         let mut file = match File::open(&f.path) {
             Ok(file) => file,
@@ -43,9 +185,9 @@ pub fn print_tail(sources: &[LogSource], lines: usize, out: &mut impl Write) -> 
             Err(e) => return Err(with_path(e, &f.path)),
         };
         let end = file.metadata().map_err(|e| with_path(e, &f.path))?.len();
-        print_block(&mut file, f, end, lines, width, out)?;
+        print_block(&mut file, f, end, lines, p)?;
     }
-    out.flush()
+    p.flush()
 }
 
 /// Prints lines appended to the files from now on until `stop` is set.
@@ -54,8 +196,12 @@ pub fn print_tail(sources: &[LogSource], lines: usize, out: &mut impl Write) -> 
 /// truncated (read again from its start) or is replaced, as by log rotation
 /// (the rest of the old file is read, then the new one from its start). A
 /// line is printed once its newline has been written.
-pub fn follow(sources: &[LogSource], out: &mut impl Write, stop: &AtomicBool) -> io::Result<()> {
-    Follower::new(sources)?.run(out, stop)
+pub fn follow<O: Write, E: Write>(
+    sources: &[LogSource],
+    p: &mut Printer<O, E>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    Follower::new(sources)?.run(p, stop)
 }
 
 /// `rsup logs` without `--nostream`: the last `lines` lines of each file,
@@ -63,47 +209,54 @@ pub fn follow(sources: &[LogSource], out: &mut impl Write, stop: &AtomicBool) ->
 ///
 /// The files are opened before their tails are printed and followed from
 /// exactly where the tails ended, so no line is lost or printed twice.
-pub fn tail_then_follow(
+pub fn tail_then_follow<O: Write, E: Write>(
     sources: &[LogSource],
     lines: usize,
-    out: &mut impl Write,
+    p: &mut Printer<O, E>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
     let mut follower = Follower::new(sources)?;
+    p.width = follower.width;
     for t in &mut follower.tracked {
         if let Some(file) = &mut t.file {
-            print_block(file, &t.log, t.offset, lines, follower.width, out)?;
+            print_block(file, &t.log, t.offset, lines, p)?;
         }
     }
-    out.flush()?;
-    follower.run(out, stop)
+    p.flush()?;
+    follower.run(p, stop)
 }
 
 /// One file to print, with the label its lines get.
 struct LogFile {
     path: PathBuf,
     label: String,
+    stream: Stream,
+    id: u32,
+    name: String,
 }
 
 /// Sources by path, in the order first named.
 fn group_by_path(sources: &[LogSource]) -> Vec<LogFile> {
-    let mut paths: Vec<&Path> = Vec::new();
+    let mut firsts: Vec<&LogSource> = Vec::new();
     for s in sources {
-        if !paths.contains(&s.path.as_path()) {
-            paths.push(&s.path);
+        if !firsts.iter().any(|f| f.path == s.path) {
+            firsts.push(s);
         }
     }
-    paths
+    firsts
         .into_iter()
-        .map(|path| {
+        .map(|first| {
             let labels: Vec<&str> = sources
                 .iter()
-                .filter(|s| s.path == path)
+                .filter(|s| s.path == first.path)
                 .map(|s| s.label.as_str())
                 .collect();
             LogFile {
-                path: path.to_path_buf(),
+                path: first.path.clone(),
                 label: shared_label(&labels),
+                stream: first.stream,
+                id: first.id,
+                name: first.name.clone(),
             }
         })
         .collect()
@@ -137,23 +290,22 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 }
 
 /// The header and last `lines` lines of the first `end` bytes of `file`.
-fn print_block(
+fn print_block<O: Write, E: Write>(
     file: &mut File,
     log: &LogFile,
     end: u64,
     lines: usize,
-    width: usize,
-    out: &mut impl Write,
+    p: &mut Printer<O, E>,
 ) -> io::Result<()> {
     if lines == 0 {
         return Ok(());
     }
-    writeln!(out, "{} last {lines} lines:", log.path.display())?;
+    p.header(log, lines)?;
     let data = last_lines(file, lines, end, TAIL_CHUNK).map_err(|e| with_path(e, &log.path))?;
     for line in split_lines(&data) {
-        write_line(out, &log.label, width, line)?;
+        p.tail_line(log, line)?;
     }
-    writeln!(out)
+    writeln!(p.out)
 }
 
 /// Lines of `data`, without their newlines; no empty line after a final
@@ -162,14 +314,6 @@ fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let empty = data.is_empty();
     let body = data.strip_suffix(b"\n").unwrap_or(data);
     body.split(|b| *b == b'\n').filter(move |_| !empty)
-}
-
-fn write_line(out: &mut impl Write, label: &str, width: usize, line: &[u8]) -> io::Result<()> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    write!(out, "{label:<width$} | ")?;
-    // Logs need not be UTF-8; pass the bytes through untouched.
-    out.write_all(line)?;
-    out.write_all(b"\n")
 }
 
 struct Follower {
@@ -189,17 +333,22 @@ impl Follower {
         Ok(Follower { tracked, width })
     }
 
-    fn run(&mut self, out: &mut impl Write, stop: &AtomicBool) -> io::Result<()> {
+    fn run<O: Write, E: Write>(
+        &mut self,
+        p: &mut Printer<O, E>,
+        stop: &AtomicBool,
+    ) -> io::Result<()> {
+        p.width = self.width;
         let mut lines = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let mut more = false;
             for t in &mut self.tracked {
                 more |= t.poll(&mut lines);
                 for line in lines.drain(..) {
-                    write_line(out, &t.log.label, self.width, &line)?;
+                    p.streamed_line(&t.log, &line)?;
                 }
             }
-            out.flush()?;
+            p.flush()?;
             if !more {
                 std::thread::sleep(POLL_INTERVAL);
             }
@@ -342,9 +491,20 @@ mod tests {
     use std::time::Instant;
 
     fn source(label: &str, path: &Path) -> LogSource {
+        let (id, name) = label.split_once('|').unwrap_or(("0", label));
         LogSource {
             label: label.into(),
             path: path.to_path_buf(),
+            stream: Stream::Out,
+            id: id.parse().unwrap_or(0),
+            name: name.into(),
+        }
+    }
+
+    fn err_source(label: &str, path: &Path) -> LogSource {
+        LogSource {
+            stream: Stream::Err,
+            ..source(label, path)
         }
     }
 
@@ -358,9 +518,9 @@ mod tests {
     }
 
     fn tail_string(sources: &[LogSource], lines: usize) -> String {
-        let mut out = Vec::new();
-        print_tail(sources, lines, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        let mut p = Printer::new(Vec::new(), io::sink(), Style::Prefixed { timestamp: None });
+        print_tail(sources, lines, &mut p).unwrap();
+        String::from_utf8(p.out).unwrap()
     }
 
     /// The last `n` lines the simple way, to check `last_lines` against.
@@ -469,6 +629,9 @@ mod tests {
         Tracked::at_end(LogFile {
             path: path.to_path_buf(),
             label: "0|api".into(),
+            stream: Stream::Out,
+            id: 0,
+            name: "api".into(),
         })
         .unwrap()
     }
@@ -565,7 +728,10 @@ mod tests {
         }
     }
 
-    /// Runs `f` in a thread with a stop flag and a shared output buffer.
+    type TestPrinter = Printer<SharedBuf, SharedBuf>;
+
+    /// Runs `f` in a thread with a stop flag and a printer whose stdout
+    /// and stderr both go to one shared buffer.
     fn spawn<F>(
         f: F,
     ) -> (
@@ -574,13 +740,28 @@ mod tests {
         std::thread::JoinHandle<io::Result<()>>,
     )
     where
-        F: FnOnce(&mut SharedBuf, &AtomicBool) -> io::Result<()> + Send + 'static,
+        F: FnOnce(&mut TestPrinter, &AtomicBool) -> io::Result<()> + Send + 'static,
+    {
+        spawn_styled(Style::Prefixed { timestamp: None }, f)
+    }
+
+    fn spawn_styled<F>(
+        style: Style,
+        f: F,
+    ) -> (
+        SharedBuf,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<io::Result<()>>,
+    )
+    where
+        F: FnOnce(&mut TestPrinter, &AtomicBool) -> io::Result<()> + Send + 'static,
     {
         let buf = SharedBuf::default();
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
-            let (mut buf, stop) = (buf.clone(), stop.clone());
-            std::thread::spawn(move || f(&mut buf, &stop))
+            let mut p = Printer::new(buf.clone(), buf.clone(), style);
+            let stop = stop.clone();
+            std::thread::spawn(move || f(&mut p, &stop))
         };
         (buf, stop, handle)
     }
@@ -594,8 +775,19 @@ mod tests {
         Arc<AtomicBool>,
         std::thread::JoinHandle<io::Result<()>>,
     ) {
+        spawn_follow_styled(Style::Prefixed { timestamp: None }, sources)
+    }
+
+    fn spawn_follow_styled(
+        style: Style,
+        sources: &[LogSource],
+    ) -> (
+        SharedBuf,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<io::Result<()>>,
+    ) {
         let mut follower = Follower::new(sources).unwrap();
-        spawn(move |out, stop| follower.run(out, stop))
+        spawn_styled(style, move |p, stop| follower.run(p, stop))
     }
 
     #[test]
@@ -711,5 +903,101 @@ mod tests {
                 path.display()
             )
         );
+    }
+
+    /// `--raw`: the lines alone, those of standard error on stderr; the
+    /// headers stay, as in PM2.
+    #[test]
+    fn raw_lines_go_to_stdout_and_stderr_by_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out_log, err_log) = (dir.path().join("o.log"), dir.path().join("e.log"));
+        append(&out_log, "fine\n");
+        append(&err_log, "broken\n");
+        let mut p = Printer::new(Vec::new(), Vec::new(), Style::Raw);
+        let sources = [source("0|api", &out_log), err_source("0|api", &err_log)];
+        print_tail(&sources, 5, &mut p).unwrap();
+        let (out, err) = (
+            String::from_utf8(p.out).unwrap(),
+            String::from_utf8(p.err).unwrap(),
+        );
+        assert_eq!(
+            out,
+            format!(
+                "{} last 5 lines:\nfine\n\n{} last 5 lines:\n\n",
+                out_log.display(),
+                err_log.display()
+            )
+        );
+        assert_eq!(err, "broken\n");
+    }
+
+    /// `--json`: PM2's objects, the line without its newline.
+    #[test]
+    fn json_style_streams_pm2_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out_log, err_log) = (dir.path().join("o.log"), dir.path().join("e.log"));
+        let (buf, stop, handle) = spawn_follow_styled(
+            Style::Json,
+            &[source("4|api", &out_log), err_source("4|api", &err_log)],
+        );
+        append(&out_log, "hello \"you\"\r\n");
+        buf.wait_for("hello");
+        append(&err_log, "oops\n");
+        buf.wait_for("oops");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        let records: Vec<serde_json::Value> = buf
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 2);
+        // PM2's key order.
+        let first = buf.text().lines().next().unwrap().to_string();
+        assert!(
+            first.starts_with(r#"{"message":"hello \"you\"","timestamp":""#),
+            "{first}"
+        );
+        assert!(
+            first.ends_with(r#"","type":"out","process_id":4,"app_name":"api"}"#),
+            "{first}"
+        );
+        assert_eq!(records[0]["message"], "hello \"you\"");
+        assert_eq!(records[0]["type"], "out");
+        assert_eq!(records[0]["process_id"], 4);
+        assert_eq!(records[0]["app_name"], "api");
+        assert!(records[0]["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(records[1]["message"], "oops");
+        assert_eq!(records[1]["type"], "err");
+    }
+
+    /// `--format` and `--timestamp`: PM2's key=value lines, and the time in
+    /// front of each streamed line.
+    #[test]
+    fn format_and_timestamp_styles() {
+        let dir = tempfile::tempdir().unwrap();
+        let err_log = dir.path().join("e.log");
+        let (buf, stop, handle) =
+            spawn_follow_styled(Style::Format, &[err_source("2|web", &err_log)]);
+        append(&err_log, "oops\n");
+        buf.wait_for("oops");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        let text = buf.text();
+        assert!(text.starts_with("timestamp=20"), "{text}");
+        assert!(
+            text.ends_with(" app=web id=2 type=error message=oops\n"),
+            "{text}"
+        );
+
+        let timestamp = Some("[at] %Y".to_string());
+        let (buf, stop, handle) =
+            spawn_follow_styled(Style::Prefixed { timestamp }, &[source("2|web", &err_log)]);
+        append(&err_log, "again\n");
+        buf.wait_for("again");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        let year = Local::now().format("%Y").to_string();
+        assert_eq!(buf.text(), format!("[at] {year} 2|web | again\n"));
     }
 }

@@ -108,6 +108,12 @@ pub fn describe(p: &ProcessInfo, now_ms: u64) -> String {
         ("out log path", p.out_log.display().to_string()),
         ("error log path", p.err_log.display().to_string()),
         (
+            "entire log path",
+            p.combined_log
+                .as_ref()
+                .map_or_else(|| "none".into(), |l| l.display().to_string()),
+        ),
+        (
             "log writing",
             match &p.log_error {
                 None => "ok".into(),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use rsup_proto::app::ExecMode;
+use rsup_proto::app::{ExecMode, LogType};
 use serde_json::{Map, Value};
 
 use super::date_format;
@@ -66,6 +66,8 @@ pub struct RawApp {
     pub max_memory_restart_bytes: Option<u64>,
     pub stop_exit_codes: Option<Vec<i32>>,
     pub increment_var: Option<String>,
+    pub log_file: Option<LogFileSetting>,
+    pub log_type: Option<LogType>,
 }
 
 /// PM2's `watch`: a switch, or the paths to watch.
@@ -75,6 +77,15 @@ pub enum Watch {
     /// The app's working folder.
     Cwd,
     Paths(Vec<String>),
+}
+
+/// PM2's `log_file`: a path, `true` for `<logs>/<name>.log`, or `false`
+/// (or `""`) for none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFileSetting {
+    Default,
+    Path(String),
+    Off,
 }
 
 #[derive(Debug)]
@@ -163,8 +174,9 @@ pub fn read(obj: &Map<String, Value>) -> Result<Read, String> {
             "merge_logs" => app.merge_logs = Some(boolean(key, v)?),
             "log_date_format" => {
                 let pattern = string(key, v)?;
-                app.log_date_format =
-                    Some(date_format::to_chrono(&pattern).map_err(|e| format!("\"{key}\": {e}"))?);
+                let converted = date_format::to_chrono(&pattern);
+                warnings.extend(converted.warning(&format!("\"{key}\""), &pattern));
+                app.log_date_format = Some(converted.format);
             }
             "time" => app.time = Some(boolean(key, v)?),
             "port" => app.port = Some(whole(key, v)?),
@@ -187,6 +199,11 @@ pub fn read(obj: &Map<String, Value>) -> Result<Read, String> {
             "max_memory_restart" => app.max_memory_restart_bytes = memory(key, v)?,
             "stop_exit_codes" => app.stop_exit_codes = Some(exit_codes(key, v)?),
             "increment_var" => app.increment_var = Some(string(key, v)?),
+            "log_file" => app.log_file = Some(log_file(key, v)?),
+            "log_type" => {
+                let text = string(key, v)?;
+                app.log_type = Some(log_type(&format!("\"{key}\""), &text, &mut warnings));
+            }
             other => unreachable!("key {other} is in keys::USED but not read"),
         }
     }
@@ -220,6 +237,34 @@ fn string(key: &str, v: &Value) -> Result<String, String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         _ => Err(format!("\"{key}\" must be a string, got {}", got(v))),
+    }
+}
+
+/// PM2 writes JSON for `log_type` "json", and the lines as they are for
+/// anything else ("raw" says so): another word is likely a mistake.
+pub fn log_type(what: &str, text: &str, warnings: &mut Vec<String>) -> LogType {
+    match text {
+        "json" => LogType::Json,
+        "raw" => LogType::Text,
+        _ => {
+            warnings.push(format!(
+                "{what} is {text:?}, which is not \"json\": lines are written as they are"
+            ));
+            LogType::Text
+        }
+    }
+}
+
+fn log_file(key: &str, v: &Value) -> Result<LogFileSetting, String> {
+    match v {
+        Value::Bool(true) => Ok(LogFileSetting::Default),
+        Value::Bool(false) => Ok(LogFileSetting::Off),
+        Value::String(s) if s.is_empty() => Ok(LogFileSetting::Off),
+        Value::String(s) => Ok(LogFileSetting::Path(s.clone())),
+        _ => Err(format!(
+            "\"{key}\" must be a path, true or false, got {}",
+            got(v)
+        )),
     }
 }
 
@@ -495,8 +540,13 @@ mod tests {
         assert!(e.starts_with("\"script\" must be a string"), "{e}");
         let e = read_json(json!({"script": "a.js", "instances": "lots"})).unwrap_err();
         assert!(e.contains("\"lots\""), "{e}");
-        let e = read_json(json!({"script": "a.js", "log_date_format": "YYYY Q"})).unwrap_err();
-        assert!(e.starts_with("\"log_date_format\""), "{e}");
+        let r = read_json(json!({"script": "a.js", "log_date_format": "YYYY Q"})).unwrap();
+        assert_eq!(r.app.log_date_format.as_deref(), Some("%Y Q"));
+        assert!(
+            r.warnings[0].starts_with("\"log_date_format\" \"YYYY Q\": \"Q\" are no date tokens"),
+            "{:?}",
+            r.warnings
+        );
     }
 
     #[test]

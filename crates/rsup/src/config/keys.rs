@@ -43,15 +43,15 @@ pub const USED: &[(&str, &[&str])] = &[
     ("max_memory_restart", &[]),
     ("stop_exit_codes", &[]),
     ("increment_var", &[]),
+    ("log_file", &["log"]),
+    ("log_type", &[]),
 ];
 
 /// PM2 features rsup does not have: accepted, with a warning when they are
 /// switched on, because the user expects them to do something.
 pub const IGNORED: &[(&str, &[&str])] = &[
     ("watch_options", &[]),
-    ("log_file", &["log"]),
     ("disable_logs", &[]),
-    ("log_type", &[]),
     ("name_prefix", &[]),
     ("filter_env", &[]),
     ("append_env_to_name", &[]),

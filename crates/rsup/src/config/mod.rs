@@ -5,7 +5,7 @@
 //! comment says otherwise; the daemon receives complete specs and never
 //! applies a default itself.
 
-mod date_format;
+pub(crate) mod date_format;
 mod error;
 mod evaluate;
 mod fields;
@@ -22,7 +22,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use rsup_proto::app::AppSpec;
+use rsup_proto::app::{AppSpec, ExecMode};
 use serde_json::{Map, Value};
 
 pub use error::ConfigError;
@@ -37,6 +37,8 @@ pub struct Context {
     /// in it is where `node` and interpreters are looked up.
     pub env: BTreeMap<String, String>,
     pub cpus: u32,
+    /// Where logs go by default (`RSUP_HOME/logs`).
+    pub logs_dir: PathBuf,
 }
 
 /// Options from `rsup start` flags; `None` (or empty) = not given.
@@ -65,6 +67,13 @@ pub struct Overrides {
     pub log_date_format: Option<String>,
     pub out_file: Option<PathBuf>,
     pub error_file: Option<PathBuf>,
+    /// `-l/--log`: `Some(None)` when given without a path, for PM2's
+    /// `<logs>/<name>.log`.
+    pub log_file: Option<Option<PathBuf>>,
+    /// `--log-type`, as typed.
+    pub log_type: Option<String>,
+    /// `-x`: fork mode.
+    pub exec_mode: Option<ExecMode>,
     pub kill_signal: Option<String>,
     pub namespace: Option<String>,
     /// `-p/--pid`: where each instance's pid goes, as `<stem>-<id>.<ext>`.

@@ -34,6 +34,9 @@ const KEYS: &[&str] = &[
     "merge_logs",
     "log_date_format",
     "time",
+    "log_file",
+    "log",
+    "log_type",
     "instance_var",
     "treekill",
     "watch",
@@ -93,6 +96,7 @@ proptest! {
             cwd: dir.path().to_path_buf(),
             env: [("PATH".to_string(), std::env::var("PATH").unwrap_or_default())].into(),
             cpus: 2,
+            logs_dir: dir.path().join("logs"),
         };
         match load_config_file(&path, &Overrides::default(), &ctx) {
             Ok(loaded) => {

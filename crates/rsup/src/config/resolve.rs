@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rsup_proto::app::{defaults, AppSpec, ExecMode};
 
-use super::fields::{self, EnvMap, RawApp, Watch};
+use super::fields::{self, EnvMap, LogFileSetting, RawApp, Watch};
 use super::interpreter::{self, which};
 use super::{date_format, name, signal, Context, Overrides};
 
@@ -69,7 +69,7 @@ pub fn resolve(
         Some(text) => Some(parse_instances_flag(text)?),
         None => raw.instances,
     };
-    let explicit_mode = raw.exec_mode;
+    let explicit_mode = ov.exec_mode.or(raw.exec_mode);
     if ov.interpreter.is_some() {
         raw.interpreter = ov.interpreter.clone();
     }
@@ -126,7 +126,7 @@ pub fn resolve(
     // picks cluster for any `-i`. Cluster mode needs Node, so anything else
     // runs in fork mode whatever was asked.
     let asked_cluster = explicit_mode == Some(ExecMode::Cluster)
-        || (origin == Origin::Script && ov.instances.is_some());
+        || (origin == Origin::Script && ov.instances.is_some() && explicit_mode.is_none());
     let mut exec_mode = match explicit_mode {
         Some(mode) => mode,
         None if instances.is_some() && (node || origin == Origin::Script) => ExecMode::Cluster,
@@ -159,9 +159,15 @@ pub fn resolve(
 
     let log_date_format = match &ov.log_date_format {
         Some(pattern) => {
-            Some(date_format::to_chrono(pattern).map_err(|e| format!("--log-date-format: {e}"))?)
+            let converted = date_format::to_chrono(pattern);
+            warnings.extend(converted.warning("--log-date-format", pattern));
+            Some(converted.format)
         }
         None => raw.log_date_format.clone(),
+    };
+    let log_type = match &ov.log_type {
+        Some(text) => fields::log_type("--log-type", text, &mut warnings),
+        None => raw.log_type.unwrap_or_default(),
     };
     let time = ov.time.or(raw.time).unwrap_or(false) || log_date_format.is_some();
 
@@ -189,6 +195,25 @@ pub fn resolve(
     check_log_file(
         key(&ov.error_file, "--error", "\"error_file\""),
         error_file.as_deref(),
+    )?;
+    // PM2's `-l` without a path, or `log_file: true`: `<logs>/<name>.log`.
+    let default_log = || Some(ctx.logs_dir.join(format!("{name}.log")));
+    let log_file = match (&ov.log_file, &raw.log_file) {
+        (Some(Some(p)), _) => Some(absolute(&ctx.cwd, p)),
+        (Some(None), _) | (None, Some(LogFileSetting::Default)) => default_log(),
+        (None, Some(LogFileSetting::Path(text))) if text == "NULL" => {
+            Some(PathBuf::from("/dev/null"))
+        }
+        (None, Some(LogFileSetting::Path(text))) => Some(absolute(&cwd, &expand_home(text, home))),
+        (None, Some(LogFileSetting::Off) | None) => None,
+    };
+    check_log_file(
+        if ov.log_file.is_some() {
+            "--log"
+        } else {
+            "\"log_file\""
+        },
+        log_file.as_deref(),
     )?;
 
     let watch = watch_paths(ov, &raw, ctx, &cwd);
@@ -286,9 +311,9 @@ pub fn resolve(
         time,
         namespace,
         pid_file,
-        log_file: None,
+        log_file,
         max_memory_restart_bytes,
-        log_type: Default::default(),
+        log_type,
         stop_exit_codes,
         increment_var,
         ignore_watch: match (&ov.ignore_watch, &raw.ignore_watch) {

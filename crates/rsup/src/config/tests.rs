@@ -29,6 +29,7 @@ impl Fixture {
             cwd: dir.path().canonicalize().unwrap(),
             env,
             cpus: 4,
+            logs_dir: "/home/u/.rsup/logs".into(),
         };
         Fixture { _dir: dir, ctx }
     }
@@ -891,4 +892,125 @@ fn pm2_kill_use_message_stops_every_app_with_the_message() {
     assert!(!with(""));
     let plain = app_from_script("a.js", &Overrides::default(), &f.ctx).unwrap();
     assert!(!plain.apps[0].shutdown_with_message);
+}
+
+/// PM2's `log_file`/`log` and `-l`: a path (relative to the cwd, in a file
+/// the app's), `true` or a bare `-l` for `<logs>/<name>.log`, NULL for
+/// /dev/null, `false` for none.
+#[test]
+fn combined_log_file() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem(
+        "[{ name: 'rel', script: 'a.js', log: 'logs/all.log' },
+          { name: 'dflt', script: 'a.js', log_file: true },
+          { name: 'null', script: 'a.js', log_file: 'NULL' },
+          { name: 'off', script: 'a.js', log_file: false },
+          { name: 'none', script: 'a.js' }]",
+    );
+    let loaded = f
+        .load("ecosystem.config.js", &Overrides::default())
+        .unwrap();
+    let logs: Vec<Option<PathBuf>> = loaded.apps.iter().map(|a| a.log_file.clone()).collect();
+    assert_eq!(
+        logs,
+        [
+            Some(f.root().join("logs/all.log")),
+            Some(PathBuf::from("/home/u/.rsup/logs/dflt.log")),
+            Some(PathBuf::from("/dev/null")),
+            None,
+            None,
+        ]
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    // The flag wins; alone it means the default path.
+    let bare = Overrides {
+        log_file: Some(None),
+        only: Some("off".into()),
+        ..Default::default()
+    };
+    let a = f.load_one("ecosystem.config.js", &bare);
+    assert_eq!(
+        a.log_file,
+        Some(PathBuf::from("/home/u/.rsup/logs/off.log"))
+    );
+    let a = app_from_script(
+        "a.js",
+        &Overrides {
+            log_file: Some(Some("x/entire.log".into())),
+            ..Default::default()
+        },
+        &f.ctx,
+    )
+    .unwrap()
+    .apps
+    .remove(0);
+    assert_eq!(a.log_file, Some(f.root().join("x/entire.log")));
+
+    f.ecosystem("[{ script: 'a.js', log_file: 3 }]");
+    assert!(err(f.load("ecosystem.config.js", &Overrides::default()))
+        .contains("\"log_file\" must be a path, true or false, got 3"));
+}
+
+#[test]
+fn log_type_json_from_the_file_or_the_flag() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.ecosystem("[{ name: 'j', script: 'a.js', log_type: 'json' }]");
+    let a = f.load_one("ecosystem.config.js", &Overrides::default());
+    assert_eq!(a.log_type, rsup_proto::app::LogType::Json);
+    let raw = Overrides {
+        log_type: Some("raw".into()),
+        ..Default::default()
+    };
+    let a = f.load_one("ecosystem.config.js", &raw);
+    assert_eq!(a.log_type, rsup_proto::app::LogType::Text);
+
+    // Anything but "json" writes lines as they are, as in PM2, with a word.
+    f.ecosystem("[{ name: 'j', script: 'a.js', log_type: 'JSON' }]");
+    let loaded = f
+        .load("ecosystem.config.js", &Overrides::default())
+        .unwrap();
+    assert_eq!(loaded.apps[0].log_type, rsup_proto::app::LogType::Text);
+    assert_eq!(
+        loaded.warnings,
+        ["ecosystem.config.js: app \"j\": \"log_type\" is \"JSON\", which is not \"json\": lines are written as they are"]
+    );
+}
+
+/// `-x` runs in fork mode, also with `-i` (which alone asks for cluster
+/// mode).
+#[test]
+fn execute_command_flag_means_fork_mode() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    let ov = Overrides {
+        exec_mode: Some(ExecMode::Fork),
+        instances: Some("2".into()),
+        ..Default::default()
+    };
+    let a = app_from_script("a.js", &ov, &f.ctx).unwrap().apps.remove(0);
+    assert_eq!(a.exec_mode, ExecMode::Fork);
+    assert_eq!(a.instances, 2);
+    assert!(!a.merge_logs);
+}
+
+/// Every day.js pattern is a format (PM2's log-custom test starts an app
+/// with a random one); letters that are no token get a warning.
+#[test]
+fn any_log_date_format_is_taken() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    let ov = Overrides {
+        log_date_format: Some("YYYY asdsd Q".into()),
+        ..Default::default()
+    };
+    let loaded = app_from_script("a.js", &ov, &f.ctx).unwrap();
+    assert_eq!(
+        loaded.apps[0].log_date_format.as_deref(),
+        Some("%Y %P%-S%w%-S%w Q")
+    );
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].contains("\"Q\" are no date tokens"));
 }

@@ -31,10 +31,10 @@ pub struct InstanceState {
     pub started_at_ms: Option<u64>,
     pub last_exit: Option<ExitInfo>,
     pub spec: Arc<AppSpec>,
-    /// How writing its out and error logs goes; held here so the health
-    /// (and what it counts) lasts as long as the instance, across its
-    /// processes.
-    pub log_health: [Arc<LogHealth>; 2],
+    /// How writing its out, error and combined logs goes; held here so the
+    /// health (and what it counts) lasts as long as the instance, across
+    /// its processes.
+    pub log_health: Vec<Arc<LogHealth>>,
 }
 
 /// How a reload of one instance went.
@@ -112,10 +112,11 @@ impl InstanceHandle {
             started_at_ms: None,
             last_exit: None,
             spec,
-            log_health: [
-                log_writer::health(&identity.out_log),
-                log_writer::health(&identity.err_log),
-            ],
+            log_health: [&identity.out_log, &identity.err_log]
+                .into_iter()
+                .chain(&identity.combined_log)
+                .map(|path| log_writer::health(path))
+                .collect(),
         });
         let identity = Arc::new(identity);
         let (settled_tx, settled) = oneshot::channel();
@@ -285,6 +286,7 @@ impl Runner {
             restarts,
             out_log: &self.identity.out_log,
             err_log: &self.identity.err_log,
+            combined_log: self.identity.combined_log.as_ref(),
             preload: self.context.preload.as_deref(),
         })
     }

@@ -10,7 +10,7 @@ use super::descriptors::{
 use super::metrics::Sampler;
 use super::preload::Preload;
 use super::server;
-use super::{memory_limit, recover, state_file, systemd};
+use super::{log_reopen, memory_limit, recover, state_file, systemd};
 use crate::home::Home;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -92,6 +92,7 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
 
     let socket = home.socket();
     // The lock is ours, so any socket file left is a dead daemon's.
@@ -186,6 +187,14 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
             _ = int.recv() => { stop_on_signal(&daemon, "SIGINT").await; break }
             // Detached from any terminal: a hangup is no reason to stop.
             _ = hup.recv() => {}
+            // PM2's daemon reopens every log file on SIGUSR2 (what a
+            // logrotate postrotate script may send).
+            _ = usr2.recv() => {
+                tokio::spawn(async {
+                    let writers = log_reopen::reopen_all().await;
+                    tracing::info!("SIGUSR2: {writers} log writers opened their files again");
+                });
+            }
         }
     }
     tracing::info!("daemon exiting");

@@ -7,6 +7,9 @@
 //! deleted away is noticed (its path no longer names the open file; checked
 //! at most once a second) and opened again at its path.
 //!
+//! `reloadLogs` has every copier open its files again at once (see
+//! [`log_reopen`]).
+//!
 //! A log that cannot be written never holds up the child: the pipe is
 //! always read. While the file cannot be opened or written (disk full,
 //! folder missing), output waits in a bounded backlog and writing is retried
@@ -14,8 +17,8 @@
 //! much was dropped meanwhile. How each file fares is published in a
 //! [`LogHealth`] that `list` and `describe` read.
 
-use chrono::Local;
-use std::borrow::Cow;
+use super::log_lines::{Formatter, LineFormat, WholeLines};
+use super::log_reopen;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -43,8 +46,10 @@ const MAX_READ: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct LogTarget {
     pub path: PathBuf,
-    /// chrono format of the line prefix; `None` writes lines unchanged.
-    pub timestamp_format: Option<String>,
+    /// The log both streams write (`log_file`), which gets whole lines
+    /// only, so that a line of one stream never cuts through the other's.
+    pub combined: Option<PathBuf>,
+    pub format: LineFormat,
 }
 
 /// Starts copying `stream` into `target` until the stream ends (the
@@ -55,35 +60,81 @@ where
 {
     // Opened before the task runs, so that a log that cannot be opened is
     // already reported when the command that launched the process replies.
-    let sink = PathSink(target.path.clone());
-    let mut log = LogFile::open(sink, health(&target.path), BACKLOG_LIMIT, Instant::now());
+    let now = Instant::now();
+    let mut own = open_path(&target.path, now);
+    let mut shared = target
+        .combined
+        .as_deref()
+        .map(|path| (open_path(path, now), WholeLines::default()));
+    let mut reopen = log_reopen::register();
     tokio::spawn(async move {
-        let mut stamper = Stamper::new(target.timestamp_format);
+        let mut formatter = Formatter::new(target.format);
         let mut buf = vec![0u8; FIRST_READ];
         loop {
-            let retry = log.retry_at();
-            // Reading goes on whatever the file does: a child blocked on a
+            let retry = [Some(&own), shared.as_ref().map(|(log, _)| log)]
+                .into_iter()
+                .flatten()
+                .filter_map(LogFile::retry_at)
+                .min();
+            // Reading goes on whatever the files do: a child blocked on a
             // full pipe would hang.
             tokio::select! {
                 read = stream.read(&mut buf) => match read {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        log.write(&stamper.stamp(&buf[..n]), Instant::now());
+                        let now = Instant::now();
+                        let text = formatter.format(&buf[..n]);
+                        own.write(&text, now);
+                        if let Some((log, lines)) = &mut shared {
+                            let whole = lines.take(&text);
+                            if !whole.is_empty() {
+                                log.write(&whole, now);
+                            }
+                        }
                         if n == buf.len() && buf.len() < MAX_READ {
                             buf.resize(buf.len() * 2, 0);
                         }
                     }
                 },
                 _ = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now).into()),
-                    if retry.is_some() => log.retry(Instant::now()),
+                    if retry.is_some() => {
+                    let now = Instant::now();
+                    own.retry(now);
+                    if let Some((log, _)) = &mut shared {
+                        log.retry(now);
+                    }
+                }
+                Some(done) = reopen.recv() => {
+                    let now = Instant::now();
+                    own.reopen(now);
+                    if let Some((log, _)) = &mut shared {
+                        log.reopen(now);
+                    }
+                    let _ = done.send(());
+                }
             }
         }
         // A last line without its newline still ends the record cleanly.
-        if stamper.mid_line {
-            log.hold(b"\n");
+        let rest = formatter.finish();
+        let now = Instant::now();
+        own.hold(&rest);
+        own.finish(now);
+        if let Some((mut log, mut lines)) = shared {
+            let mut whole = lines.take(&rest).into_owned();
+            whole.extend(lines.finish());
+            log.hold(&whole);
+            log.finish(now);
         }
-        log.finish(Instant::now());
     })
+}
+
+fn open_path(path: &Path, now: Instant) -> LogFile<PathSink> {
+    LogFile::open(
+        PathSink(path.to_path_buf()),
+        health(path),
+        BACKLOG_LIMIT,
+        now,
+    )
 }
 
 /// Opens a log file for appending, creating it (0640) when missing. In a
@@ -94,8 +145,7 @@ where
 /// refusal says why, for the daemon's log. `/dev/stdout` and `/dev/stderr`
 /// are links by nature and name the daemon's own output, as in containers.
 pub fn open_log(path: &Path) -> std::io::Result<File> {
-    use std::io::{Error, ErrorKind};
-    use std::os::unix::fs::MetadataExt;
+    use std::io::Error;
     let own_output = path == Path::new("/dev/stdout") || path == Path::new("/dev/stderr");
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -113,14 +163,23 @@ pub fn open_log(path: &Path) -> std::io::Result<File> {
             ),
             _ => e,
         })?;
+    if !own_output {
+        check_owner(&file)?;
+    }
+    Ok(file)
+}
+
+/// A log file must be this user's or root's: rsup neither writes nor
+/// empties a file someone else planted.
+pub fn check_owner(file: &File) -> std::io::Result<()> {
     let owner = file.metadata()?.uid();
-    if !own_output && owner != nix::unistd::geteuid().as_raw() && owner != 0 {
-        return Err(Error::new(
+    if owner != nix::unistd::geteuid().as_raw() && owner != 0 {
+        return Err(std::io::Error::new(
             ErrorKind::PermissionDenied,
             format!("it belongs to uid {owner}, and rsup writes logs only into files of its own user or root"),
         ));
     }
-    Ok(file)
+    Ok(())
 }
 
 /// How writing one log file goes, shared by every copier writing it (the
@@ -349,6 +408,12 @@ impl<S: Sink> LogFile<S> {
         }
     }
 
+    /// Opens the file again at its path (reloadLogs), writing what is held.
+    fn reopen(&mut self, now: Instant) {
+        self.file = None;
+        self.attempt(now);
+    }
+
     /// The stream has ended: one last attempt, then whatever is still held
     /// is lost.
     fn finish(&mut self, now: Instant) {
@@ -473,58 +538,10 @@ fn write_some(file: &mut impl Write, bytes: &[u8]) -> (usize, Option<std::io::Er
     (done, None)
 }
 
-/// Inserts a timestamp at the start of each line of a byte stream that
-/// arrives in arbitrary chunks.
-struct Stamper {
-    format: Option<String>,
-    mid_line: bool,
-}
-
-impl Stamper {
-    fn new(format: Option<String>) -> Self {
-        Stamper {
-            format,
-            mid_line: false,
-        }
-    }
-
-    fn stamp<'a>(&mut self, chunk: &'a [u8]) -> Cow<'a, [u8]> {
-        let Some(format) = &self.format else {
-            self.mid_line = chunk.last() != Some(&b'\n');
-            return Cow::Borrowed(chunk);
-        };
-        let prefix = format!("{}: ", Local::now().format(format));
-        let mut out = Vec::with_capacity(chunk.len() + prefix.len() * 2);
-        for piece in chunk.split_inclusive(|b| *b == b'\n') {
-            if !self.mid_line {
-                out.extend_from_slice(prefix.as_bytes());
-            }
-            out.extend_from_slice(piece);
-            self.mid_line = piece.last() != Some(&b'\n');
-        }
-        Cow::Owned(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
-
-    #[test]
-    fn stamps_each_line_once_across_chunks() {
-        let mut s = Stamper::new(Some("T".into()));
-        let mut out = s.stamp(b"a\nb").into_owned();
-        out.extend_from_slice(&s.stamp(b"c\n\nd\n"));
-        assert_eq!(String::from_utf8(out).unwrap(), "T: a\nT: bc\nT: \nT: d\n");
-    }
-
-    #[test]
-    fn passes_bytes_through_without_format() {
-        let mut s = Stamper::new(None);
-        assert_eq!(&*s.stamp(b"x\ny"), b"x\ny");
-        assert!(s.mid_line);
-    }
 
     #[tokio::test]
     async fn copies_everything_and_terminates_the_last_line() {
@@ -535,7 +552,8 @@ mod tests {
             data,
             LogTarget {
                 path: path.clone(),
-                timestamp_format: None,
+                combined: None,
+                format: LineFormat::Raw,
             },
         )
         .await
@@ -552,7 +570,8 @@ mod tests {
             rx,
             LogTarget {
                 path: path.clone(),
-                timestamp_format: Some("T".into()),
+                combined: None,
+                format: LineFormat::Stamped("T".into()),
             },
         );
         // One line far longer than any buffer, then many short ones, in
@@ -850,7 +869,8 @@ mod tests {
             pipe,
             LogTarget {
                 path: path.clone(),
-                timestamp_format: None,
+                combined: None,
+                format: LineFormat::Raw,
             },
         );
         let h = health(&path);
@@ -876,7 +896,8 @@ mod tests {
             pipe,
             LogTarget {
                 path: path.clone(),
-                timestamp_format: None,
+                combined: None,
+                format: LineFormat::Raw,
             },
         );
         child.write_all(b"old\n").await.unwrap();
@@ -898,7 +919,9 @@ mod tests {
             assert!(n < 200, "the log was never created again");
         };
         let old = std::fs::read_to_string(&rotated).unwrap();
-        assert!(old.starts_with("old\nline 1\n"), "{old}");
+        // (A reloadLogs of a test running beside this one may have moved
+        // the writing to the new file early.)
+        assert!(old.starts_with("old\n"), "{old}");
         // Nothing lost or repeated between the two files.
         let all: Vec<String> = format!("{old}{text}").lines().map(String::from).collect();
         let expected: Vec<String> = std::iter::once("old".to_string())
@@ -907,6 +930,77 @@ mod tests {
         assert_eq!(all, expected);
         drop(child);
         copier.await.unwrap();
+    }
+
+    /// The log of both streams gets whole lines: a line one stream has
+    /// begun is not cut by the other's, and waits for its end.
+    #[tokio::test]
+    async fn two_streams_share_the_combined_log_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out_log, err_log) = (dir.path().join("out.log"), dir.path().join("err.log"));
+        let all = dir.path().join("all.log");
+        let copier = |pipe, path: &Path| {
+            spawn_copier(
+                pipe,
+                LogTarget {
+                    path: path.to_path_buf(),
+                    combined: Some(all.clone()),
+                    format: LineFormat::Raw,
+                },
+            )
+        };
+        let (mut out, out_pipe) = tokio::io::duplex(64);
+        let (mut err, err_pipe) = tokio::io::duplex(64);
+        let copiers = [copier(out_pipe, &out_log), copier(err_pipe, &err_log)];
+        out.write_all(b"out-a").await.unwrap();
+        wait_for_file(&out_log, "out-a").await;
+        err.write_all(b"err-1\n").await.unwrap();
+        wait_for_file(&all, "err-1\n").await;
+        out.write_all(b"-b\nunfinished").await.unwrap();
+        wait_for_file(&all, "out-a-b\n").await;
+        drop((out, err));
+        for c in copiers {
+            c.await.unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(&all).unwrap(),
+            "err-1\nout-a-b\nunfinished\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out_log).unwrap(),
+            "out-a-b\nunfinished\n"
+        );
+        assert_eq!(std::fs::read_to_string(&err_log).unwrap(), "err-1\n");
+    }
+
+    /// reloadLogs: a removed log is created again before the answer, and
+    /// what follows goes there.
+    #[tokio::test]
+    async fn reopening_recreates_a_removed_log_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let all = dir.path().join("all.log");
+        let (mut child, pipe) = tokio::io::duplex(64);
+        let copier = spawn_copier(
+            pipe,
+            LogTarget {
+                path: path.clone(),
+                combined: Some(all.clone()),
+                format: LineFormat::Raw,
+            },
+        );
+        child.write_all(b"before\n").await.unwrap();
+        wait_for_file(&all, "before\n").await;
+        std::fs::remove_file(&path).unwrap();
+        std::fs::rename(&all, dir.path().join("all.log.1")).unwrap();
+        assert!(log_reopen::reopen_all().await >= 1);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        assert_eq!(std::fs::read_to_string(&all).unwrap(), "");
+        child.write_all(b"after\n").await.unwrap();
+        drop(child);
+        copier.await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+        assert_eq!(std::fs::read_to_string(&all).unwrap(), "after\n");
     }
 
     async fn wait_for_file(path: &Path, contains: &str) -> String {

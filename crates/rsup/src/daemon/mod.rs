@@ -17,8 +17,10 @@
 //! - stopping a process (signal, timeout, SIGKILL): [`stop`]
 //! - crash restarts and backoff: [`restart_policy`]; restarts over a
 //!   memory limit: [`memory_limit`]
-//! - log files: [`log_paths`], [`log_writer`]; pid files: [`pid_file`];
-//!   CPU/memory: [`metrics`]
+//! - log files: their names [`log_paths`], copying output into them
+//!   [`log_writer`], the lines written [`log_lines`], opening them again
+//!   (`reloadLogs`) [`log_reopen`]; pid files: [`pid_file`]; CPU/memory:
+//!   [`metrics`]
 //! - the state on disk, and recovering after a killed daemon:
 //!   [`state_file`], [`recover`]
 //! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
@@ -32,7 +34,9 @@ mod channels;
 mod descriptors;
 mod instance;
 mod lifecycle;
+mod log_lines;
 mod log_paths;
+mod log_reopen;
 mod log_writer;
 mod memory_limit;
 mod metrics;

@@ -2,10 +2,11 @@
 //! (the app's, PM2's variables, rsup's), its own process group, the Node IPC
 //! channel, the rsup worker channel, and stdout/stderr into the logs.
 
+use super::log_lines::{JsonFields, LineFormat};
 use super::log_writer::{spawn_copier, LogTarget};
 use crate::config::interpreter;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use rsup_proto::app::{defaults, AppSpec};
+use rsup_proto::app::{defaults, AppSpec, LogType};
 use rsup_proto::worker;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -43,6 +44,8 @@ pub struct LaunchRequest<'a> {
     pub restarts: u32,
     pub out_log: &'a PathBuf,
     pub err_log: &'a PathBuf,
+    /// The log of both streams (`log_file`).
+    pub combined_log: Option<&'a PathBuf>,
     /// rsup's Node preload, loaded with `-r` into Node apps so that
     /// `server.listen()` takes the supervisor's sockets.
     pub preload: Option<&'a Path>,
@@ -156,25 +159,22 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
     let pid = child
         .id()
         .ok_or_else(|| std::io::Error::other("the process exited before it could be watched"))?;
-    let stamp = timestamp_format(spec);
+    // Writing to /dev/null twice is pointless.
+    let combined = req
+        .combined_log
+        .filter(|p| p.as_path() != Path::new("/dev/null"))
+        .cloned();
+    let target = |path: &PathBuf, stream| LogTarget {
+        path: path.clone(),
+        combined: combined.clone(),
+        format: line_format(req, stream),
+    };
     let mut log_copiers = Vec::new();
     if let Some(out) = child.stdout.take() {
-        log_copiers.push(spawn_copier(
-            out,
-            LogTarget {
-                path: req.out_log.clone(),
-                timestamp_format: stamp.clone(),
-            },
-        ));
+        log_copiers.push(spawn_copier(out, target(req.out_log, "out")));
     }
     if let Some(err) = child.stderr.take() {
-        log_copiers.push(spawn_copier(
-            err,
-            LogTarget {
-                path: req.err_log.clone(),
-                timestamp_format: stamp,
-            },
-        ));
+        log_copiers.push(spawn_copier(err, target(req.err_log, "err")));
     }
     Ok(Launched {
         child,
@@ -273,6 +273,23 @@ fn with_preload(existing: Option<&str>, preload: &Path) -> String {
     match existing.map(str::trim).filter(|s| !s.is_empty()) {
         Some(before) => format!("{before} --require {quoted}"),
         None => format!("--require {quoted}"),
+    }
+}
+
+/// How the lines of one stream (`out` or `err`) are written: PM2's JSON
+/// records with `log_type: json` (their `timestamp` in the date format if
+/// there is one), else with a timestamp in front if asked.
+fn line_format(req: &LaunchRequest, stream: &'static str) -> LineFormat {
+    let spec = req.spec;
+    match (spec.log_type, timestamp_format(spec)) {
+        (LogType::Json, timestamp_format) => LineFormat::Json(JsonFields {
+            timestamp_format,
+            stream,
+            id: req.id,
+            name: spec.name.clone(),
+        }),
+        (LogType::Text, Some(format)) => LineFormat::Stamped(format),
+        (LogType::Text, None) => LineFormat::Raw,
     }
 }
 

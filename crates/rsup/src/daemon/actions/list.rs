@@ -58,14 +58,14 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
 }
 
 /// What is wrong with an instance's logs now, and how much output they
-/// have lost; a file that is both its out and its error log counts once.
-fn log_report(files: &[Arc<LogHealth>; 2]) -> (Option<String>, u64) {
-    let [out, err] = files;
-    let distinct = if Arc::ptr_eq(out, err) {
-        &files[..1]
-    } else {
-        &files[..]
-    };
+/// have lost; a file that is two of its logs (out and error) counts once.
+fn log_report(files: &[Arc<LogHealth>]) -> (Option<String>, u64) {
+    let mut distinct: Vec<&Arc<LogHealth>> = Vec::new();
+    for f in files {
+        if !distinct.iter().any(|d| Arc::ptr_eq(d, f)) {
+            distinct.push(f);
+        }
+    }
     let reports: Vec<_> = distinct.iter().map(|h| h.report()).collect();
     let errors: Vec<&str> = reports.iter().filter_map(|r| r.error.as_deref()).collect();
     let error = (!errors.is_empty()).then(|| errors.join("; "));

@@ -2,8 +2,10 @@
 //! operation, and describe the result. The apps do the work, one operation
 //! at a time each (see [`super::app`]).
 
+mod flush;
 mod list;
 mod reload;
+mod reload_logs;
 mod reset;
 mod scale;
 mod signal;
@@ -39,6 +41,8 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
         Request::Signal { signal, targets } => signal::signal(daemon, &signal, &targets).await,
         Request::Reset { target } => reset::reset(daemon, &target).await,
         Request::List { target } => list::list(daemon, target.as_ref()),
+        Request::ReloadLogs => reload_logs::reload_logs(daemon).await,
+        Request::Flush { target } => flush::flush(daemon, target.as_ref(), &progress),
         Request::Kill => {
             stop_everything(daemon).await;
             Reply::Done { processes: vec![] }
