@@ -103,12 +103,20 @@ pub enum Command {
     Ping,
     /// Stop every app gracefully, then the daemon
     Kill,
+    /// Replace the running daemon by this binary (after installing a new
+    /// version): every instance is replaced as on reload, keeping its id and
+    /// restart count, without a refused connection
+    #[command(visible_alias = "updatePM2")]
+    Update,
     /// Run the daemon in the foreground (started on demand by other commands)
     #[command(hide = true)]
     Daemon {
         /// Start the apps of the last `save` first (what the systemd unit runs)
         #[arg(long)]
         resurrect: bool,
+        /// Take every app over from the running daemon (`rsup update`)
+        #[arg(long)]
+        successor: bool,
     },
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, watch, Notify};
 
 /// What every app needs from the daemon.
 pub struct AppEnv {
@@ -26,6 +26,37 @@ pub struct AppEnv {
     next_id: AtomicU32,
     /// Told of every change worth writing to the state file.
     pub changed: Arc<Notify>,
+    /// Set while the daemon hands its apps to a successor (`rsup update`):
+    /// it takes no request, restarts no crashed process and leaves the
+    /// state file to the hand-over.
+    pub retiring: watch::Sender<bool>,
+    /// Told of every process launched.
+    pub launches: Arc<LaunchNotices>,
+}
+
+/// Who hears of every process the daemon launches: a successor during a
+/// hand-over, which passes each pid on to the daemon it takes over from,
+/// so that that one can stop them should the successor die half-way.
+#[derive(Default)]
+pub struct LaunchNotices(Mutex<Option<mpsc::UnboundedSender<(String, u32)>>>);
+
+impl LaunchNotices {
+    /// From now on, each launch (app name, pid) goes to the receiver.
+    pub fn listen(&self) -> mpsc::UnboundedReceiver<(String, u32)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.0.lock().unwrap() = Some(tx);
+        rx
+    }
+
+    pub fn stop_listening(&self) {
+        *self.0.lock().unwrap() = None;
+    }
+
+    pub fn tell(&self, app: &str, pid: u32) {
+        if let Some(tx) = &*self.0.lock().unwrap() {
+            let _ = tx.send((app.to_string(), pid));
+        }
+    }
 }
 
 impl AppEnv {
@@ -36,6 +67,8 @@ impl AppEnv {
             preload_problem: preload.problem,
             next_id: AtomicU32::new(0),
             changed: Arc::new(Notify::new()),
+            retiring: watch::Sender::new(false),
+            launches: Arc::default(),
         }
     }
 

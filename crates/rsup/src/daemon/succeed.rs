@@ -1,0 +1,449 @@
+//! The successor's part of `rsup update` (the conversation is described in
+//! [`super::handover`]): a daemon started from the binary now on disk asks
+//! the running one for its apps, receives its seat and the apps' listening
+//! sockets, starts every instance on those sockets with the id, index and
+//! restart count it had, and once they are ready tells the old daemon to
+//! stop its processes. As a reload does for one app, the accept queues
+//! never close. If anything fails before that, it stops what it started
+//! and exits, and the old daemon serves on.
+
+use super::app::{settled, Adoption, AppHandle, Op, Selection};
+use super::handover::{write_pid, Conversation, FromOld, FromSuccessor, Seat, PROTOCOL};
+use super::instance::Beginning;
+use super::lifecycle::Daemon;
+use super::recover::{stop_processes, survivors};
+use super::sockets::SavedSocket;
+use super::state_file::{self, AppState, DaemonState};
+use crate::home::Home;
+use crate::lines::read_line;
+use nix::fcntl::{Flock, FlockArg};
+use rsup_proto::app::Status;
+use rsup_proto::control::{Reply, Request};
+use rsup_proto::framing::{decode, encode};
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::timeout;
+
+/// How long the old daemon may take to answer a ping.
+const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+/// How long it may take to finish its running requests and send its
+/// sockets (it allows its requests 60 s).
+const SOCKETS_LIMIT: Duration = Duration::from_secs(90);
+/// How long it may take to acknowledge a request to stop.
+const STOP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Takes every app over from the daemon running in `daemon`'s home.
+/// Returns the control socket's listener to serve once done; on an error
+/// nothing of ours runs any more.
+pub async fn take_over(daemon: &Arc<Daemon>) -> Result<UnixListener, String> {
+    let home = &daemon.apps.env.home;
+    let (old_pid, old_version) = ping(home).await?;
+    let old = format!("the running daemon (pid {old_pid}, version {old_version})");
+    tracing::info!(
+        "taking over from {old} as version {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut conversation = Conversation::new(connect(home).await?, b"");
+    conversation
+        .send(&Request::HandOver { protocol: PROTOCOL })
+        .await
+        .map_err(|e| format!("asking {old} to hand over: {e}"))?;
+    let received = timeout(SOCKETS_LIMIT, receive(&mut conversation, &old))
+        .await
+        .map_err(|_| {
+            format!(
+                "{old} did not hand over within {} s",
+                SOCKETS_LIMIT.as_secs()
+            )
+        })??;
+    let state = read_state(home, old_pid)?;
+    let mut taking = Taking {
+        daemon: daemon.clone(),
+        conversation,
+        launches: daemon.apps.env.launches.listen(),
+        apps: Vec::new(),
+        old,
+    };
+    let result = taking.adopt_all(&state, received).await;
+    daemon.apps.env.launches.stop_listening();
+    match result {
+        Ok(seat) => taking.finish(state, seat).await,
+        Err((e, seat)) => {
+            taking.undo(seat).await;
+            Err(e)
+        }
+    }
+}
+
+/// What the old daemon handed over.
+struct Received {
+    lock: OwnedFd,
+    control: OwnedFd,
+    sockets: Vec<(String, SavedSocket, OwnedFd)>,
+    own_port: Vec<String>,
+}
+
+async fn receive(conversation: &mut Conversation, old: &str) -> Result<Received, String> {
+    let first = conversation
+        .recv_line()
+        .await
+        .map_err(|e| format!("reading {old}'s answer: {e}"))?
+        .ok_or_else(|| format!("{old} closed the connection without answering"))?;
+    if let Ok(Reply::Error { message }) = decode::<Reply>(&first) {
+        if message.contains("unknown variant `hand_over`") {
+            return Err(format!(
+                "{old} predates `rsup update` and cannot hand over; restart it (rsup kill, then start the apps again)"
+            ));
+        }
+        return Err(format!("{old} refused to hand over: {message}"));
+    }
+    let mut lock = None;
+    let mut control = None;
+    let mut sockets = Vec::new();
+    let mut line = Some(first);
+    loop {
+        let bytes = match line.take() {
+            Some(l) => l,
+            None => conversation
+                .recv_line()
+                .await
+                .map_err(|e| format!("reading from {old}: {e}"))?
+                .ok_or_else(|| format!("{old} closed the connection half-way"))?,
+        };
+        let message: FromOld =
+            decode(&bytes).map_err(|e| format!("{old} sent something unreadable: {e}"))?;
+        let mut fd = || {
+            conversation
+                .take_fd()
+                .ok_or_else(|| format!("{old} sent {message:?} without its descriptor"))
+        };
+        match &message {
+            FromOld::Lock => lock = Some(fd()?),
+            FromOld::ControlSocket => control = Some(fd()?),
+            FromOld::Socket { app, socket } => {
+                sockets.push((app.clone(), socket.clone(), fd()?));
+            }
+            FromOld::Ready { own_port } => {
+                let missing = |what| format!("{old} did not send its {what}");
+                return Ok(Received {
+                    lock: lock.ok_or_else(|| missing("lock"))?,
+                    control: control.ok_or_else(|| missing("control socket"))?,
+                    sockets,
+                    own_port: own_port.clone(),
+                });
+            }
+            other => return Err(format!("{old} sent {other:?} out of turn")),
+        }
+    }
+}
+
+/// The state the old daemon wrote as the hand-over began.
+fn read_state(home: &Home, old_pid: u32) -> Result<DaemonState, String> {
+    let path = state_file::path(&home.dir);
+    match state_file::read(&path)? {
+        Some(state) if state.daemon_pid == old_pid => Ok(state),
+        Some(state) => Err(format!(
+            "{} is daemon pid {}'s, not pid {old_pid}'s",
+            path.display(),
+            state.daemon_pid
+        )),
+        None => Err(format!("{} is missing", path.display())),
+    }
+}
+
+/// A failure before the end, with the seat to leave.
+type Failure = (String, Option<Seat>);
+
+struct Taking {
+    daemon: Arc<Daemon>,
+    conversation: Conversation,
+    launches: UnboundedReceiver<(String, u32)>,
+    /// The apps created so far.
+    apps: Vec<AppHandle>,
+    /// The old daemon, as messages name it.
+    old: String,
+}
+
+impl Taking {
+    /// Creates every app and starts its instances; the seat once all are
+    /// ready.
+    async fn adopt_all(
+        &mut self,
+        state: &DaemonState,
+        received: Received,
+    ) -> Result<Seat, Failure> {
+        let seat = Seat {
+            lock: Flock::lock(File::from(received.lock), FlockArg::LockExclusiveNonblock)
+                .map_err(|(_, e)| (format!("the pid file handed over is not locked: {e}"), None))?,
+            control: received.control,
+        };
+        match self
+            .adopt_apps(state, received.sockets, &received.own_port)
+            .await
+        {
+            Ok(()) => Ok(seat),
+            Err(e) => Err((e, Some(seat))),
+        }
+    }
+
+    async fn adopt_apps(
+        &mut self,
+        state: &DaemonState,
+        sockets: Vec<(String, SavedSocket, OwnedFd)>,
+        own_port: &[String],
+    ) -> Result<(), String> {
+        let apps = &self.daemon.apps;
+        apps.env.ids_from(state.next_id);
+        let specs = state
+            .apps
+            .iter()
+            .map(|a| {
+                let mut spec = a.spec.clone();
+                spec.instances = a.instances.len().max(1) as u32;
+                spec
+            })
+            .collect();
+        self.apps = apps.create(specs)?;
+        for app in &self.apps {
+            let mut held = app.context.sockets.lock().unwrap();
+            // The old daemon serves these too until it is done.
+            held.leave_paths(true);
+            for (_, saved, fd) in sockets.iter().filter(|(name, ..)| *name == *app.name) {
+                if let Ok(fd) = fd.try_clone() {
+                    held.adopt(saved, fd);
+                }
+            }
+        }
+        drop(sockets);
+
+        // Beside the old processes first; then, one app at a time, those
+        // that bind their own ports, after the old daemon stops its.
+        let (alone, beside): (Vec<_>, Vec<_>) = self
+            .apps
+            .clone()
+            .into_iter()
+            .zip(&state.apps)
+            .partition(|(app, _)| own_port.iter().any(|n| *n == *app.name));
+        let mut set = tokio::task::JoinSet::new();
+        for (app, app_state) in beside {
+            let adoptions = adoptions(app_state, true);
+            set.spawn(async move { settled(app.run(Op::Adopt(adoptions)).await).await });
+        }
+        while !set.is_empty() {
+            tokio::select! {
+                Some(joined) = set.join_next() => {
+                    joined.map_err(|e| format!("internal error: {e}"))??;
+                }
+                Some((app, pid)) = self.launches.recv() => self.tell_launch(app, pid).await?,
+                _ = self.conversation.recv_line() => return Err(self.old_left()),
+            }
+        }
+        for (app, app_state) in alone {
+            tracing::info!(app = %app.name, "it binds its own ports: the old processes stop first");
+            self.ask_stop(&app.name).await?;
+            let adoptions = adoptions(app_state, false);
+            let run = async { settled(app.run(Op::Adopt(adoptions)).await).await };
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    done = &mut run => { done?; break }
+                    Some((app, pid)) = self.launches.recv() => self.tell_launch(app, pid).await?,
+                }
+            }
+        }
+        // Whatever launched last.
+        while let Ok((app, pid)) = self.launches.try_recv() {
+            self.tell_launch(app, pid).await?;
+        }
+        self.check_online(state)
+    }
+
+    async fn tell_launch(&mut self, app: String, pid: u32) -> Result<(), String> {
+        self.conversation
+            .send(&FromSuccessor::Launched { app, pid })
+            .await
+            .map_err(|_| self.old_left())
+    }
+
+    async fn ask_stop(&mut self, app: &str) -> Result<(), String> {
+        let app = app.to_string();
+        self.conversation
+            .send(&FromSuccessor::StopApp { app: app.clone() })
+            .await
+            .map_err(|_| self.old_left())?;
+        match self.conversation.recv::<FromOld>().await {
+            Ok(Some(FromOld::AppStopped { app: stopped })) if stopped == app => Ok(()),
+            Ok(Some(other)) => Err(format!("{} sent {other:?} out of turn", self.old)),
+            _ => Err(self.old_left()),
+        }
+    }
+
+    fn old_left(&self) -> String {
+        format!("{} ended the hand-over", self.old)
+    }
+
+    /// Every instance that was online under the old daemon is online now.
+    fn check_online(&self, state: &DaemonState) -> Result<(), String> {
+        let mut failures = Vec::new();
+        for (app, app_state) in self.apps.iter().zip(&state.apps) {
+            for h in app.instances() {
+                let was = app_state.instances.iter().find(|r| r.id == h.identity.id);
+                let now = h.state().status;
+                if was.is_some_and(|r| r.status == Status::Online) && now != Status::Online {
+                    failures.push(format!(
+                        "{} (id {}) is {} under the new daemon; see {}",
+                        h.identity.name,
+                        h.identity.id,
+                        now.as_str(),
+                        h.identity.err_log.display()
+                    ));
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Everything is ready: write the state, tell the old daemon to stop
+    /// its processes, and take the seat.
+    async fn finish(mut self, state: DaemonState, seat: Seat) -> Result<UnixListener, String> {
+        let path = state_file::path(&self.daemon.apps.env.home.dir);
+        let ours = state_file::snapshot(&self.daemon.apps);
+        if let Err(e) = state_file::write(&path, &ours) {
+            // Not fatal: the file is written again at the next change.
+            tracing::warn!("writing {}: {e}", path.display());
+        }
+        let _ = self.conversation.send(&FromSuccessor::StopYours).await;
+        let answer = timeout(STOP_LIMIT, self.conversation.recv::<FromOld>()).await;
+        if !matches!(answer, Ok(Ok(Some(FromOld::Stopping)))) {
+            // It will not stop them: we do, as after a crash.
+            tracing::warn!("{} did not confirm; stopping its processes", self.old);
+            stop_left(&state).await;
+        }
+        for app in &self.apps {
+            app.context.sockets.lock().unwrap().leave_paths(false);
+        }
+        if let Err(e) = write_pid(&seat.lock) {
+            tracing::warn!("writing the pid file: {e}");
+        }
+        let listener = seat
+            .control
+            .try_clone()
+            .map(std::os::unix::net::UnixListener::from)
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                UnixListener::from_std(l)
+            })
+            .map_err(|e| format!("taking the control socket: {e}"))?;
+        self.daemon.retirement.set_seat(seat);
+        let old = self.old.clone();
+        let mut conversation = self.conversation;
+        tokio::spawn(async move {
+            // The old daemon closes once its processes are gone.
+            while let Ok(Some(_)) = conversation.recv_line().await {}
+            tracing::info!("{old} has stopped its processes and exited");
+        });
+        tracing::info!("took every app over; serving");
+        Ok(listener)
+    }
+
+    /// Stops every instance of ours and gives the seat back to the old
+    /// daemon, which serves on once the connection closes.
+    async fn undo(mut self, seat: Option<Seat>) {
+        tracing::warn!("stopping the processes this daemon started");
+        let mut set = tokio::task::JoinSet::new();
+        for app in std::mem::take(&mut self.apps) {
+            set.spawn(async move { app.run(Op::Remove(Selection::All)).await });
+        }
+        while set.join_next().await.is_some() {}
+        if let Some(seat) = seat {
+            seat.leave();
+        }
+    }
+}
+
+/// How each instance of `app` begins under the new daemon: with its id,
+/// index and restart count, down if it was down.
+fn adoptions(app: &AppState, beside_old: bool) -> Vec<Adoption> {
+    app.instances
+        .iter()
+        .map(|r| Adoption {
+            id: r.id,
+            instance: r.instance,
+            beginning: Beginning {
+                restarts: r.restarts,
+                down: match r.status {
+                    Status::Stopped | Status::Stopping => Some(Status::Stopped),
+                    Status::Errored => Some(Status::Errored),
+                    _ => None,
+                },
+                taking_over: beside_old,
+            },
+        })
+        .collect()
+}
+
+/// Stops the old daemon's processes that still run, when it cannot.
+async fn stop_left(state: &DaemonState) {
+    for app in &state.apps {
+        let pids = survivors(app);
+        if !pids.is_empty() {
+            stop_processes(&app.spec, &pids).await;
+        }
+    }
+}
+
+/// Connects to the running daemon, which must be our user's or root's.
+async fn connect(home: &Home) -> Result<UnixStream, String> {
+    let socket = home.socket();
+    let stream = UnixStream::connect(&socket)
+        .await
+        .map_err(|e| format!("no daemon to take over from at {}: {e}", socket.display()))?;
+    let uid = stream
+        .peer_cred()
+        .map_err(|e| format!("reading who listens at {}: {e}", socket.display()))?
+        .uid();
+    let me = nix::unistd::geteuid().as_raw();
+    if uid != me && uid != 0 {
+        return Err(format!(
+            "{} is served by uid {uid}, not by this user (uid {me})",
+            socket.display()
+        ));
+    }
+    Ok(stream)
+}
+
+/// The running daemon's pid and version.
+async fn ping(home: &Home) -> Result<(u32, String), String> {
+    let answer = async {
+        let mut stream = connect(home).await?;
+        stream
+            .write_all(&encode(&Request::Ping))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        match read_line(&mut reader, &mut line).await {
+            Ok(true) => decode::<Reply>(&line).map_err(|e| e.to_string()),
+            Ok(false) => Err("closed without answering".to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    match timeout(ANSWER_LIMIT, answer).await {
+        Ok(Ok(Reply::Pong { pid, version })) => Ok((pid, version)),
+        Ok(Ok(other)) => Err(format!("the running daemon answered a ping with {other:?}")),
+        Ok(Err(e)) => Err(format!("pinging the running daemon: {e}")),
+        Err(_) => Err(format!(
+            "the running daemon did not answer a ping within {} s",
+            ANSWER_LIMIT.as_secs()
+        )),
+    }
+}
