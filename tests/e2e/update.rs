@@ -266,9 +266,69 @@ fn a_successor_killed_half_way_leaves_the_old_daemon_serving() {
         let p = r.jlist().into_iter().find(|p| p.id == before[0].id)?;
         (p.status == Status::Online && p.pid != Some(old_pids[0]) && p.restarts == 1).then_some(())
     });
+    // ...the state file its own again...
+    let state = r.home.path().join("state.json");
+    wait_for("the state file to be the old daemon's", || {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        text.contains(&format!("\"daemon_pid\":{old_daemon},")).then_some(())
+    });
     // ...and a later update goes through.
     assert!(r.ok(&["update"]).contains("rsup daemon updated"));
     assert_ne!(daemon_pid(&r), old_daemon);
+}
+
+#[test]
+fn an_old_daemon_that_dies_half_way_leaves_its_apps_to_the_successor() {
+    let r = Rsup::new();
+    let ready = r.path("ready");
+    std::fs::write(&ready, "").unwrap();
+    let ready_env = ready.to_str().unwrap().to_string();
+    start_web(
+        &r,
+        "web",
+        &["--wait-ready", "--listen-timeout", "60000"],
+        &[("SEND_READY", "1"), ("READY_WHEN", &ready_env)],
+    );
+    let before = all_online(&r);
+    let old_daemon = daemon_pid(&r);
+    let old_pids = pids(&before);
+    std::fs::remove_file(&ready).unwrap();
+
+    let update = r
+        .cmd()
+        .arg("update")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let new_worker = wait_for("a worker of the new daemon to listen", || {
+        listening_pids(&r)
+            .into_iter()
+            .find(|p| !old_pids.contains(p))
+    });
+    let successor = parent_of(new_worker);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old_daemon as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::fs::write(&ready, "").unwrap();
+    let out = update.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pinged_pid(&r), successor);
+    assert_eq!(daemon_pid(&r), successor);
+    let after = all_online(&r);
+    assert_eq!(identities(&after), identities(&before));
+    // What the dead daemon left, the successor stopped.
+    for pid in &old_pids {
+        wait_for("the old workers to be stopped", || {
+            (!alive(*pid)).then_some(())
+        });
+    }
 }
 
 #[test]

@@ -145,10 +145,11 @@ impl Conversation {
         conversation
     }
 
-    /// The peer's pid, as the kernel knows it.
-    pub fn peer_pid(&self) -> Option<u32> {
-        let pid = self.stream.peer_cred().ok()?.pid()?;
-        u32::try_from(pid).ok().filter(|p| *p > 1)
+    /// The peer's pid and uid, as the kernel knows them.
+    pub fn peer(&self) -> Option<(u32, u32)> {
+        let cred = self.stream.peer_cred().ok()?;
+        let pid = u32::try_from(cred.pid()?).ok().filter(|p| *p > 1)?;
+        Some((pid, cred.uid()))
     }
 
     pub async fn send<T: Serialize>(&mut self, msg: &T) -> io::Result<()> {
@@ -355,7 +356,9 @@ mod tests {
                 .unwrap()
         };
         let lock = Flock::lock(open(), FlockArg::LockExclusiveNonblock).unwrap();
-        let successors = lock.try_clone().unwrap();
+        // What the successor receives: the same open file, already locked.
+        let handed = lock.try_clone().unwrap();
+        let successors = Flock::lock(handed, FlockArg::LockExclusiveNonblock).unwrap();
         let control = tempfile::tempfile().unwrap().into();
         Seat { lock, control }.leave();
         // A third party still cannot take it...

@@ -28,8 +28,9 @@ const QUIET_LIMIT: Duration = Duration::from_secs(60);
 /// How long a successor may take, beyond its apps' `listen_timeout`,
 /// before the old daemon gives up on it and serves on.
 const SUCCESSOR_LIMIT: Duration = Duration::from_secs(120);
-/// How long a successor that has closed the connection may take to exit
-/// before it is killed: two daemons never serve one home.
+/// How long a successor that has hung up may take, beyond stopping what it
+/// started (the apps' `kill_timeout`), to exit before it is killed: two
+/// daemons never serve one home.
 const SUCCESSOR_EXIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 
@@ -125,7 +126,12 @@ pub async fn hand_over(daemon: Arc<Daemon>, mut conversation: Conversation, prot
     };
     match handing.converse(&mut conversation).await {
         Ok(()) => handing.leave(conversation).await,
-        Err(why) => handing.resume(&why).await,
+        Err(why) => {
+            // Closed first: the successor, hearing so, stops what it
+            // started and exits.
+            drop(conversation);
+            handing.resume(&why).await
+        }
     }
 }
 
@@ -161,9 +167,16 @@ fn begin(
                 .into(),
         );
     }
-    let pid = conversation
-        .peer_pid()
+    let (pid, uid) = conversation
+        .peer()
         .ok_or("cannot tell which process asks for the hand-over")?;
+    let me = nix::unistd::geteuid().as_raw();
+    if uid != me {
+        // Its apps would run as that user from then on.
+        return Err(format!(
+            "the new daemon runs as uid {uid}, this one as uid {me}; run rsup update as uid {me}"
+        ));
+    }
     let successor = Successor {
         pid,
         started: process_start(pid),
@@ -188,6 +201,7 @@ struct Launched {
     spec: Option<Arc<AppSpec>>,
 }
 
+/// A hand-over under way.
 struct Handing {
     daemon: Arc<Daemon>,
     successor: Successor,
@@ -199,6 +213,17 @@ struct Handing {
     stopped: Vec<AppHandle>,
 }
 
+impl Drop for Handing {
+    /// Should the daemon end half-way (a SIGTERM), the lock must not be
+    /// unlocked under the successor, which holds the same open file: the
+    /// kernel releases it once neither holds it.
+    fn drop(&mut self) {
+        if let Some(seat) = self.seat.take() {
+            seat.leave();
+        }
+    }
+}
+
 impl Handing {
     fn apps(&self) -> &Arc<Apps> {
         &self.daemon.apps
@@ -207,9 +232,13 @@ impl Handing {
     /// Everything up to `stop_yours`; an error says why the hand-over did
     /// not complete.
     async fn converse(&mut self, conversation: &mut Conversation) -> Result<(), String> {
-        self.quiet(conversation).await?;
-        for app in self.apps().all() {
-            app.context.sockets.lock().unwrap().leave_paths(true);
+        if let Err(message) = self.prepare().await {
+            let _ = conversation
+                .send(&Reply::Error {
+                    message: message.clone(),
+                })
+                .await;
+            return Err(message);
         }
         let own_port = self.own_port_apps().await;
         if !own_port.is_empty() {
@@ -218,7 +247,6 @@ impl Handing {
                 own_port.join(", ")
             );
         }
-        self.write_state().await?;
         self.send_seat_and_sockets(conversation, own_port)
             .await
             .map_err(|e| format!("sending to the new daemon: {e}"))?;
@@ -253,23 +281,21 @@ impl Handing {
         }
     }
 
-    /// Waits until no request is running; refused requests are answered
-    /// meanwhile by [`admit`].
-    async fn quiet(&self, conversation: &mut Conversation) -> Result<(), String> {
+    /// Waits until no request is running (refused requests are answered
+    /// meanwhile by [`admit`]), then writes the state file.
+    async fn prepare(&self) -> Result<(), String> {
         let mut busy = self.daemon.retirement.busy.subscribe();
-        tokio::select! {
-            _ = async { busy.wait_for(|n| *n == 0).await.map(drop) } => Ok(()),
-            _ = sleep(QUIET_LIMIT) => {
-                let message = format!(
-                    "requests still running after {} s; try again once they are done",
-                    QUIET_LIMIT.as_secs()
-                );
-                let _ = conversation.send(&Reply::Error { message: message.clone() }).await;
-                Err(message)
-            }
-            // Nothing is expected from the successor yet: it gave up.
-            _ = conversation.recv_line() => Err("the new daemon gave up".into()),
+        let quiet = async { busy.wait_for(|n| *n == 0).await.map(drop) };
+        if tokio::time::timeout(QUIET_LIMIT, quiet).await.is_err() {
+            return Err(format!(
+                "requests still running after {} s; try again once they are done",
+                QUIET_LIMIT.as_secs()
+            ));
         }
+        for app in self.apps().all() {
+            app.context.sockets.lock().unwrap().leave_paths(true);
+        }
+        self.write_state().await
     }
 
     /// Apps whose processes bind ports themselves rather than taking the
@@ -326,14 +352,17 @@ impl Handing {
 
     /// Beyond a fixed allowance, the longest any app may take to be ready.
     fn patience(&self) -> Duration {
+        SUCCESSOR_LIMIT + self.longest(|spec| spec.listen_timeout_ms)
+    }
+
+    fn longest(&self, of: impl Fn(&AppSpec) -> u64) -> Duration {
         let longest = self
             .apps()
             .instances()
             .iter()
-            .map(|h| h.state().spec.listen_timeout_ms)
-            .max()
-            .unwrap_or(0);
-        SUCCESSOR_LIMIT + Duration::from_millis(longest)
+            .map(|h| of(&h.state().spec))
+            .max();
+        Duration::from_millis(longest.unwrap_or(0))
     }
 
     /// Remembers a process of the successor's, should it have to be
@@ -407,7 +436,7 @@ impl Handing {
     /// Waits until the successor has exited, killing it if it does not.
     async fn outlive_successor(&self) {
         let successor = self.successor;
-        let deadline = Instant::now() + SUCCESSOR_EXIT;
+        let deadline = Instant::now() + SUCCESSOR_EXIT + self.longest(|spec| spec.kill_timeout_ms);
         while successor.alive() && Instant::now() < deadline {
             sleep(POLL).await;
         }
@@ -415,7 +444,7 @@ impl Handing {
             tracing::warn!(pid = successor.pid, "killing the new daemon");
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(successor.pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
+                Signal::SIGKILL,
             );
             while successor.alive() {
                 sleep(POLL).await;

@@ -361,4 +361,40 @@ mod tests {
         api.release();
         assert!(!path.exists());
     }
+
+    #[test]
+    fn sockets_another_daemon_serves_keep_their_files_and_are_duplicated_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let unix = ListenAddress::Unix {
+            path: path.to_str().unwrap().into(),
+        };
+        let any = ListenAddress::Tcp {
+            host: Some("127.0.0.1".into()),
+            port: 0,
+        };
+        let mut api = AppSockets::default();
+        api.get(&unix, ip(&unix), 0).unwrap();
+        let tcp = api.get(&any, ip(&any), 0).unwrap();
+        let handed = api.duplicates();
+        assert_eq!(handed.len(), 2);
+        let (saved, fd) = handed
+            .iter()
+            .find(|(s, _)| s.ephemeral_index == Some(0))
+            .unwrap();
+        assert_eq!(saved.address, any);
+        assert_eq!(port_of(fd), port_of(&tcp));
+        // What the successor does with them: the same sockets, filed where
+        // they were.
+        let mut theirs = AppSockets::default();
+        for (saved, fd) in handed {
+            theirs.adopt(&saved, fd);
+        }
+        assert_eq!(theirs.inodes(), api.inodes());
+        api.leave_paths(true);
+        api.release();
+        assert!(path.exists(), "the other daemon's socket file went");
+        theirs.release();
+        assert!(!path.exists());
+    }
 }

@@ -13,7 +13,7 @@ use super::instance::Beginning;
 use super::lifecycle::Daemon;
 use super::recover::{stop_processes, survivors};
 use super::sockets::SavedSocket;
-use super::state_file::{self, AppState, DaemonState};
+use super::state_file::{self, process_start, AppState, DaemonState};
 use crate::home::Home;
 use crate::lines::read_line;
 use nix::fcntl::{Flock, FlockArg};
@@ -36,6 +36,10 @@ const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 const SOCKETS_LIMIT: Duration = Duration::from_secs(90);
 /// How long it may take to acknowledge a request to stop.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
+/// How long a daemon that has closed the connection may take to be gone,
+/// if it is dying.
+const OLD_EXIT: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(20);
 
 /// Takes every app over from the daemon running in `daemon`'s home.
 /// Returns the control socket's listener to serve once done; on an error
@@ -67,7 +71,12 @@ pub async fn take_over(daemon: &Arc<Daemon>) -> Result<UnixListener, String> {
         conversation,
         launches: daemon.apps.env.launches.listen(),
         apps: Vec::new(),
-        old,
+        old: Old {
+            pid: old_pid,
+            started: process_start(old_pid),
+            name: old,
+        },
+        old_died: false,
     };
     let result = taking.adopt_all(&state, received).await;
     daemon.apps.env.launches.stop_listening();
@@ -159,14 +168,31 @@ fn read_state(home: &Home, old_pid: u32) -> Result<DaemonState, String> {
 /// A failure before the end, with the seat to leave.
 type Failure = (String, Option<Seat>);
 
+/// The daemon taken over from.
+struct Old {
+    pid: u32,
+    started: Option<u64>,
+    /// As messages name it.
+    name: String,
+}
+
+impl Old {
+    fn alive(&self) -> bool {
+        self.started.is_some() && process_start(self.pid) == self.started
+    }
+}
+
+/// A take-over under way.
 struct Taking {
     daemon: Arc<Daemon>,
     conversation: Conversation,
     launches: UnboundedReceiver<(String, u32)>,
     /// The apps created so far.
     apps: Vec<AppHandle>,
-    /// The old daemon, as messages name it.
-    old: String,
+    old: Old,
+    /// The old daemon died half-way (it did not hang up to serve on):
+    /// what it left is ours to stop, as after a crash.
+    old_died: bool,
 }
 
 impl Taking {
@@ -240,12 +266,13 @@ impl Taking {
                     joined.map_err(|e| format!("internal error: {e}"))??;
                 }
                 Some((app, pid)) = self.launches.recv() => self.tell_launch(app, pid).await?,
-                _ = self.conversation.recv_line() => return Err(self.old_left()),
+                // It says nothing now: it has hung up.
+                _ = self.conversation.recv_line(), if !self.old_died => self.old_hung_up().await?,
             }
         }
         for (app, app_state) in alone {
             tracing::info!(app = %app.name, "it binds its own ports: the old processes stop first");
-            self.ask_stop(&app.name).await?;
+            self.ask_stop(app_state).await?;
             let adoptions = adoptions(app_state, false);
             let run = async { settled(app.run(Op::Adopt(adoptions)).await).await };
             tokio::pin!(run);
@@ -264,27 +291,53 @@ impl Taking {
     }
 
     async fn tell_launch(&mut self, app: String, pid: u32) -> Result<(), String> {
-        self.conversation
-            .send(&FromSuccessor::Launched { app, pid })
-            .await
-            .map_err(|_| self.old_left())
-    }
-
-    async fn ask_stop(&mut self, app: &str) -> Result<(), String> {
-        let app = app.to_string();
-        self.conversation
-            .send(&FromSuccessor::StopApp { app: app.clone() })
-            .await
-            .map_err(|_| self.old_left())?;
-        match self.conversation.recv::<FromOld>().await {
-            Ok(Some(FromOld::AppStopped { app: stopped })) if stopped == app => Ok(()),
-            Ok(Some(other)) => Err(format!("{} sent {other:?} out of turn", self.old)),
-            _ => Err(self.old_left()),
+        if self.old_died {
+            return Ok(());
         }
+        let message = FromSuccessor::Launched { app, pid };
+        if self.conversation.send(&message).await.is_err() {
+            self.old_hung_up().await?;
+        }
+        Ok(())
     }
 
-    fn old_left(&self) -> String {
-        format!("{} ended the hand-over", self.old)
+    /// Has the old daemon stop an app's processes, or stops them itself
+    /// when the old daemon died.
+    async fn ask_stop(&mut self, app: &AppState) -> Result<(), String> {
+        let name = app.spec.name.clone();
+        if !self.old_died {
+            let message = FromSuccessor::StopApp { app: name.clone() };
+            let answer = match self.conversation.send(&message).await {
+                Ok(()) => self.conversation.recv::<FromOld>().await,
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(Some(FromOld::AppStopped { app })) if app == name => return Ok(()),
+                Ok(Some(other)) => {
+                    return Err(format!("{} sent {other:?} out of turn", self.old.name))
+                }
+                _ => self.old_hung_up().await?,
+            }
+        }
+        stop_processes(&app.spec, &survivors(app)).await;
+        Ok(())
+    }
+
+    /// The connection ended: fine if the old daemon died (what it left is
+    /// then ours to stop), the end of the take-over if it hung up to serve
+    /// on. A dying process closes its descriptors a moment before it is
+    /// gone, hence the wait.
+    async fn old_hung_up(&mut self) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + OLD_EXIT;
+        while self.old.alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(POLL).await;
+        }
+        if self.old.alive() {
+            return Err(format!("{} ended the hand-over", self.old.name));
+        }
+        tracing::warn!("{} died half-way; taking over what it left", self.old.name);
+        self.old_died = true;
+        Ok(())
     }
 
     /// Every instance that was online under the old daemon is online now.
@@ -321,11 +374,17 @@ impl Taking {
             // Not fatal: the file is written again at the next change.
             tracing::warn!("writing {}: {e}", path.display());
         }
-        let _ = self.conversation.send(&FromSuccessor::StopYours).await;
-        let answer = timeout(STOP_LIMIT, self.conversation.recv::<FromOld>()).await;
-        if !matches!(answer, Ok(Ok(Some(FromOld::Stopping)))) {
+        let stopping = !self.old_died && {
+            let _ = self.conversation.send(&FromSuccessor::StopYours).await;
+            let answer = timeout(STOP_LIMIT, self.conversation.recv::<FromOld>()).await;
+            matches!(answer, Ok(Ok(Some(FromOld::Stopping))))
+        };
+        if !stopping {
             // It will not stop them: we do, as after a crash.
-            tracing::warn!("{} did not confirm; stopping its processes", self.old);
+            tracing::warn!(
+                "{} will not stop its processes; stopping them",
+                self.old.name
+            );
             stop_left(&state).await;
         }
         for app in &self.apps {
@@ -344,7 +403,7 @@ impl Taking {
             })
             .map_err(|e| format!("taking the control socket: {e}"))?;
         self.daemon.retirement.set_seat(seat);
-        let old = self.old.clone();
+        let old = self.old.name.clone();
         let mut conversation = self.conversation;
         tokio::spawn(async move {
             // The old daemon closes once its processes are gone.
