@@ -270,11 +270,120 @@ fn a_successor_killed_half_way_leaves_the_old_daemon_serving() {
     let state = r.home.path().join("state.json");
     wait_for("the state file to be the old daemon's", || {
         let text = std::fs::read_to_string(&state).unwrap_or_default();
-        text.contains(&format!("\"daemon_pid\":{old_daemon},")).then_some(())
+        text.contains(&format!("\"daemon_pid\":{old_daemon},"))
+            .then_some(())
     });
     // ...and a later update goes through.
     assert!(r.ok(&["update"]).contains("rsup daemon updated"));
     assert_ne!(daemon_pid(&r), old_daemon);
+}
+
+#[test]
+fn an_update_waits_for_a_running_reload_and_commands_sent_meanwhile_reach_the_new_daemon() {
+    let r = Rsup::new();
+    let ready = r.path("ready");
+    std::fs::write(&ready, "").unwrap();
+    let ready_env = ready.to_str().unwrap().to_string();
+    start_web(
+        &r,
+        "web",
+        &["--wait-ready", "--listen-timeout", "60000"],
+        &[("SEND_READY", "1"), ("READY_WHEN", &ready_env)],
+    );
+    let before = all_online(&r);
+    let old_pids = pids(&before);
+    std::fs::remove_file(&ready).unwrap();
+
+    // A reload that waits for its new process to say ready...
+    let piped = |args: &[&str]| {
+        r.cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let reload = piped(&["reload", "web"]);
+    wait_for("the reload's new process to listen", || {
+        listening_pids(&r)
+            .into_iter()
+            .find(|p| !old_pids.contains(p))
+    });
+    // ...is running when the update begins.
+    let update = piped(&["update"]);
+    let log = r.home.path().join("rsup.log");
+    wait_for("the old daemon to begin handing over", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("handing every app over").then_some(())
+    });
+    // A client now waits in the control socket's queue.
+    let mut client =
+        std::os::unix::net::UnixStream::connect(r.home.path().join("rsup.sock")).unwrap();
+    client.write_all(b"{\"cmd\":\"ping\"}\n").unwrap();
+
+    std::fs::write(&ready, "").unwrap();
+    let reloaded = reload.wait_with_output().unwrap();
+    assert!(
+        reloaded.status.success(),
+        "the running reload was not let finish: {}",
+        String::from_utf8_lossy(&reloaded.stderr)
+    );
+    let updated = update.wait_with_output().unwrap();
+    assert!(
+        updated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&updated.stderr)
+    );
+    let new_daemon = daemon_pid(&r);
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = String::new();
+    BufReader::new(&client).read_line(&mut answer).unwrap();
+    assert!(
+        answer.contains(&format!("\"pid\":{new_daemon},")),
+        "not answered by the new daemon (pid {new_daemon}): {answer}"
+    );
+    // The reload counted, the update did not.
+    let after = all_online(&r);
+    assert!(after.iter().all(|p| p.restarts == 1), "{after:?}");
+}
+
+#[test]
+fn a_release_whose_processes_do_not_come_up_leaves_the_old_daemon_serving() {
+    let r = Rsup::new();
+    let broken = r.path("broken");
+    let broken_env = broken.to_str().unwrap().to_string();
+    // A crash-looping new process is errored after its second quick exit.
+    let flags = ["--max-restarts", "1", "--min-uptime", "60000"];
+    let port = start_web(&r, "web", &flags, &[("BREAK_IF", &broken_env)]);
+    let before = all_online(&r);
+    let old_daemon = daemon_pid(&r);
+    std::fs::write(&broken, "").unwrap();
+
+    let mut out = None;
+    let tally = under_load(port, |tally| {
+        wait_for("traffic", || {
+            (tally.ok.load(Ordering::SeqCst) > 50).then_some(())
+        });
+        out = Some(r.run(&["update"]));
+        let seen = tally.ok.load(Ordering::SeqCst);
+        wait_for("traffic after", || {
+            (tally.ok.load(Ordering::SeqCst) > seen + 50).then_some(())
+        });
+    });
+    tally.assert_no_failures();
+    let out = out.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("update failed"), "{err}");
+    assert!(
+        err.contains("web (id 0) is errored under the new daemon"),
+        "{err}"
+    );
+    assert!(err.contains("serves on, unchanged"), "{err}");
+    assert_eq!(pinged_pid(&r), old_daemon);
+    let now = r.jlist();
+    assert_eq!(pids(&now), pids(&before));
+    assert_eq!(identities(&now), identities(&before));
 }
 
 #[test]

@@ -481,3 +481,57 @@ fn parent_of(pid: u32) -> Option<u32> {
         .ok()?;
     u32::try_from(stat.ppid).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::apps::AppEnv;
+    use crate::daemon::preload::Preload;
+    use crate::home::Home;
+    use rsup_proto::control::Target;
+
+    fn daemon(home: &tempfile::TempDir) -> Daemon {
+        Daemon {
+            apps: Apps::new(AppEnv::new(
+                Home {
+                    dir: home.path().to_path_buf(),
+                },
+                Preload {
+                    path: None,
+                    problem: None,
+                },
+            )),
+            sampler: Default::default(),
+            exit: Default::default(),
+            retirement: Retirement::new(true),
+        }
+    }
+
+    #[test]
+    fn while_handing_over_only_reads_run_and_running_work_is_counted() {
+        let home = tempfile::tempdir().unwrap();
+        let daemon = daemon(&home);
+        let stop = Request::Stop {
+            target: Target::All,
+        };
+        let running = admit(&daemon, &stop).unwrap().unwrap();
+        let recovering = hold(&daemon).unwrap();
+        assert_eq!(*daemon.retirement.busy.borrow(), 2);
+
+        daemon.apps.env.retiring.send_replace(true);
+        let refused = admit(&daemon, &stop).err().unwrap();
+        assert!(refused.contains("rsup update"), "{refused}");
+        assert!(hold(&daemon).is_none());
+        assert!(admit(&daemon, &Request::Ping).unwrap().is_none());
+        assert!(admit(&daemon, &Request::List { target: None })
+            .unwrap()
+            .is_none());
+        // What was running finishes and is counted out.
+        drop(running);
+        drop(recovering);
+        assert_eq!(*daemon.retirement.busy.borrow(), 0);
+
+        daemon.apps.env.retiring.send_replace(false);
+        assert!(admit(&daemon, &stop).unwrap().is_some());
+    }
+}
