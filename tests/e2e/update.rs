@@ -508,6 +508,45 @@ fn a_daemon_in_the_foreground_is_not_replaced() {
     foreground.wait().unwrap();
 }
 
+#[test]
+fn a_daemon_run_by_systemd_is_not_replaced_from_outside_its_service() {
+    let r = Rsup::new();
+    assert_success(&r.start_fixture("app.js", "api", &[], &[]));
+    r.ok(&["save"]);
+    r.ok(&["kill"]);
+    // The unit's ExecStart, with a socket standing in for systemd.
+    let notify = r.path("notify.sock");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    systemd.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut service = r
+        .cmd()
+        .args(["daemon", "--resurrect"])
+        .env("NOTIFY_SOCKET", &notify)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = systemd.recv(&mut buf).expect("READY=1 from the service");
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "READY=1")
+        {
+            break;
+        }
+    }
+    let out = r.run(&["update"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("runs as a systemd service"), "{err}");
+    assert!(err.contains("systemctl restart"), "{err}");
+    assert!(err.contains("serves on, unchanged"), "{err}");
+    assert_eq!(pinged_pid(&r), service.id());
+    r.ok(&["kill"]);
+    service.wait().unwrap();
+}
+
 /// A daemon built before `update` existed answers the request as its
 /// server answers any request it does not know.
 #[test]

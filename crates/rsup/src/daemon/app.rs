@@ -196,6 +196,11 @@ impl AppHandle {
 
     /// The app's instances now, by id; cheap, and never waits for an
     /// operation.
+    /// Whether a reload (asked for, or the app's own) is queued or runs.
+    pub fn is_reloading(&self) -> bool {
+        self.reloading.load(Ordering::SeqCst)
+    }
+
     pub fn instances(&self) -> Vec<InstanceHandle> {
         self.instances.borrow().clone()
     }
@@ -311,6 +316,11 @@ impl App {
     /// stopped, say) is left alone, and a reload asked for meanwhile is
     /// refused as during any reload.
     async fn scheduled_reload(&mut self, why: &str) {
+        // A daemon handing over leaves it to its successor, whose new
+        // processes are at hand anyway.
+        if *self.env.retiring.borrow() {
+            return;
+        }
         let chosen = self.chosen(&Selection::All);
         if !chosen.iter().any(|h| h.state().status == Status::Online) {
             return;

@@ -77,8 +77,8 @@ fn run_as(home: Home, apps: Vec<AppSpec>, successor: bool) -> Result<()> {
         apps: Apps::new(AppEnv::new(home.clone(), Preload::find())),
         sampler: Mutex::new(Sampler::default()),
         exit: Notify::new(),
-        // Apps given here mean the foreground mode.
-        retirement: Retirement::new(apps.is_empty()),
+        // Apps given here: --no-daemon, or the systemd unit's --resurrect.
+        retirement: Retirement::new(!apps.is_empty()),
     });
     let result = runtime.block_on(serve(daemon.clone(), apps, lock));
     // Only while the seat is ours: a daemon that handed it over, or never

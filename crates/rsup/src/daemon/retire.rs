@@ -36,18 +36,28 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// What the daemon needs to hand over, and the requests it is running.
 pub struct Retirement {
-    /// Not a daemon in the foreground (`--no-daemon`): its exit would end
-    /// the container or the terminal session that runs it.
-    may_hand_over: bool,
+    /// Why this daemon does not hand over, if it does not.
+    refusal: Option<String>,
     /// Control requests running, other than those that only read.
     busy: watch::Sender<usize>,
     seat: Mutex<Option<Seat>>,
 }
 
 impl Retirement {
-    pub fn new(may_hand_over: bool) -> Retirement {
+    /// `foreground`: started with its apps (`--no-daemon`, or by systemd).
+    pub fn new(foreground: bool) -> Retirement {
+        let refusal = if std::env::var_os("NOTIFY_SOCKET").is_some() {
+            // systemd follows its service by pid and cgroup: a daemon the
+            // CLI starts would run outside the service.
+            Some("this daemon runs as a systemd service, which a daemon started outside it cannot replace; restart the service instead (systemctl restart)")
+        } else if foreground {
+            // Its exit would end the container or terminal that runs it.
+            Some("this daemon runs in the foreground (--no-daemon) and does not hand over; restart it instead")
+        } else {
+            None
+        };
         Retirement {
-            may_hand_over,
+            refusal: refusal.map(String::from),
             busy: watch::Sender::new(0),
             seat: Mutex::new(None),
         }
@@ -161,11 +171,8 @@ fn begin(
             env!("CARGO_PKG_VERSION")
         ));
     }
-    if !daemon.retirement.may_hand_over {
-        return Err(
-            "this daemon runs in the foreground (--no-daemon) and does not hand over; restart it instead"
-                .into(),
-        );
+    if let Some(refusal) = &daemon.retirement.refusal {
+        return Err(refusal.clone());
     }
     let (pid, uid) = conversation
         .peer()
@@ -281,11 +288,17 @@ impl Handing {
         }
     }
 
-    /// Waits until no request is running (refused requests are answered
-    /// meanwhile by [`admit`]), then writes the state file.
+    /// Waits until no request and no reload is running (refused requests
+    /// are answered meanwhile by [`admit`]), then writes the state file.
     async fn prepare(&self) -> Result<(), String> {
         let mut busy = self.daemon.retirement.busy.subscribe();
-        let quiet = async { busy.wait_for(|n| *n == 0).await.map(drop) };
+        let quiet = async {
+            let _ = busy.wait_for(|n| *n == 0).await;
+            // Reloads an app does on its own (cron, watch) are no requests.
+            while self.apps().all().iter().any(AppHandle::is_reloading) {
+                sleep(POLL).await;
+            }
+        };
         if tokio::time::timeout(QUIET_LIMIT, quiet).await.is_err() {
             return Err(format!(
                 "requests still running after {} s; try again once they are done",
@@ -503,7 +516,7 @@ mod tests {
             )),
             sampler: Default::default(),
             exit: Default::default(),
-            retirement: Retirement::new(true),
+            retirement: Retirement::new(false),
         }
     }
 
