@@ -103,9 +103,11 @@ pub enum Command {
     Ping,
     /// Stop every app gracefully, then the daemon
     Kill,
-    /// Replace the running daemon by this binary (after installing a new
-    /// version): every instance is replaced as on reload, keeping its id and
-    /// restart count, without a refused connection
+    /// Replace the running daemon by this binary, without downtime
+    ///
+    /// After installing a new version: the new daemon takes the running
+    /// one's listening sockets and replaces every process as `reload` does,
+    /// keeping ids and restart counts; no connection is refused
     #[command(visible_alias = "updatePM2")]
     Update,
     /// Run the daemon in the foreground (started on demand by other commands)
