@@ -76,12 +76,12 @@ pub async fn take_over(daemon: &Arc<Daemon>) -> Result<UnixListener, String> {
             started: process_start(old_pid),
             name: old,
         },
-        old_died: false,
+        old_gone: false,
     };
     let result = taking.adopt_all(&state, received).await;
     daemon.apps.env.launches.stop_listening();
     match result {
-        Ok(seat) => taking.finish(state, seat).await,
+        Ok((seat, listener)) => Ok(taking.finish(state, seat, listener)),
         Err((e, seat)) => {
             taking.undo(seat).await;
             Err(e)
@@ -190,30 +190,69 @@ struct Taking {
     /// The apps created so far.
     apps: Vec<AppHandle>,
     old: Old,
-    /// The old daemon died half-way (it did not hang up to serve on):
-    /// what it left is ours to stop, as after a crash.
-    old_died: bool,
+    /// The old daemon died half-way (it did not hang up to serve on), or
+    /// stopped answering at the end: what it left is ours to stop, as after
+    /// a crash.
+    old_gone: bool,
 }
 
 impl Taking {
-    /// Creates every app and starts its instances; the seat once all are
-    /// ready.
+    /// Creates every app and starts its instances, and once all are ready
+    /// has the old daemon stop its processes: the seat and the control
+    /// socket's listener are ours from then on.
     async fn adopt_all(
         &mut self,
         state: &DaemonState,
         received: Received,
-    ) -> Result<Seat, Failure> {
+    ) -> Result<(Seat, UnixListener), Failure> {
         let seat = Seat {
             lock: Flock::lock(File::from(received.lock), FlockArg::LockExclusiveNonblock)
                 .map_err(|(_, e)| (format!("the pid file handed over is not locked: {e}"), None))?,
             control: received.control,
         };
-        match self
+        let listener = match listener_of(&seat) {
+            Ok(listener) => listener,
+            Err(e) => return Err((e, Some(seat))),
+        };
+        let adopted = self
             .adopt_apps(state, received.sockets, &received.own_port)
-            .await
-        {
-            Ok(()) => Ok(seat),
+            .await;
+        match adopted {
+            Ok(()) => {}
+            Err(e) => return Err((e, Some(seat))),
+        }
+        match self.stop_yours().await {
+            Ok(()) => Ok((seat, listener)),
             Err(e) => Err((e, Some(seat))),
+        }
+    }
+
+    /// Writes the state and tells the old daemon to stop its processes;
+    /// past this point the successor serves. Should the old daemon have
+    /// died, its processes are ours to stop.
+    async fn stop_yours(&mut self) -> Result<(), String> {
+        let path = state_file::path(&self.daemon.apps.env.home.dir);
+        let ours = state_file::snapshot(&self.daemon.apps);
+        if let Err(e) = state_file::write(&path, &ours) {
+            // Not fatal: the file is written again at the next change.
+            tracing::warn!("writing {}: {e}", path.display());
+        }
+        if self.old_gone {
+            return Ok(());
+        }
+        let _ = self.conversation.send(&FromSuccessor::StopYours).await;
+        let answer = timeout(STOP_LIMIT, self.conversation.recv::<FromOld>()).await;
+        match answer {
+            Ok(Ok(Some(FromOld::Stopping))) => Ok(()),
+            Ok(Ok(Some(other))) => Err(format!("{} sent {other:?} out of turn", self.old.name)),
+            Err(_) => {
+                // Stuck, or stopping without a word: an outage either way
+                // if we stopped too.
+                tracing::warn!("{} did not answer in time", self.old.name);
+                self.old_gone = true;
+                Ok(())
+            }
+            Ok(_) => self.old_hung_up().await,
         }
     }
 
@@ -267,7 +306,7 @@ impl Taking {
                 }
                 Some((app, pid)) = self.launches.recv() => self.tell_launch(app, pid).await?,
                 // It says nothing now: it has hung up.
-                _ = self.conversation.recv_line(), if !self.old_died => self.old_hung_up().await?,
+                _ = self.conversation.recv_line(), if !self.old_gone => self.old_hung_up().await?,
             }
         }
         for (app, app_state) in alone {
@@ -291,7 +330,7 @@ impl Taking {
     }
 
     async fn tell_launch(&mut self, app: String, pid: u32) -> Result<(), String> {
-        if self.old_died {
+        if self.old_gone {
             return Ok(());
         }
         let message = FromSuccessor::Launched { app, pid };
@@ -305,7 +344,7 @@ impl Taking {
     /// when the old daemon died.
     async fn ask_stop(&mut self, app: &AppState) -> Result<(), String> {
         let name = app.spec.name.clone();
-        if !self.old_died {
+        if !self.old_gone {
             let message = FromSuccessor::StopApp { app: name.clone() };
             let answer = match self.conversation.send(&message).await {
                 Ok(()) => self.conversation.recv::<FromOld>().await,
@@ -336,7 +375,7 @@ impl Taking {
             return Err(format!("{} ended the hand-over", self.old.name));
         }
         tracing::warn!("{} died half-way; taking over what it left", self.old.name);
-        self.old_died = true;
+        self.old_gone = true;
         Ok(())
     }
 
@@ -365,27 +404,12 @@ impl Taking {
         }
     }
 
-    /// Everything is ready: write the state, tell the old daemon to stop
-    /// its processes, and take the seat.
-    async fn finish(mut self, state: DaemonState, seat: Seat) -> Result<UnixListener, String> {
-        let path = state_file::path(&self.daemon.apps.env.home.dir);
-        let ours = state_file::snapshot(&self.daemon.apps);
-        if let Err(e) = state_file::write(&path, &ours) {
-            // Not fatal: the file is written again at the next change.
-            tracing::warn!("writing {}: {e}", path.display());
-        }
-        let stopping = !self.old_died && {
-            let _ = self.conversation.send(&FromSuccessor::StopYours).await;
-            let answer = timeout(STOP_LIMIT, self.conversation.recv::<FromOld>()).await;
-            matches!(answer, Ok(Ok(Some(FromOld::Stopping))))
-        };
-        if !stopping {
-            // It will not stop them: we do, as after a crash.
-            tracing::warn!(
-                "{} will not stop its processes; stopping them",
-                self.old.name
-            );
-            stop_left(&state).await;
+    /// The old daemon stops its processes (or has died): take the seat.
+    fn finish(self, state: DaemonState, seat: Seat, listener: UnixListener) -> UnixListener {
+        if self.old_gone {
+            tracing::warn!("stopping the processes {} left", self.old.name);
+            // Meanwhile they serve beside ours, and we serve the CLI.
+            tokio::spawn(async move { stop_left(&state).await });
         }
         for app in &self.apps {
             app.context.sockets.lock().unwrap().leave_paths(false);
@@ -393,15 +417,6 @@ impl Taking {
         if let Err(e) = write_pid(&seat.lock) {
             tracing::warn!("writing the pid file: {e}");
         }
-        let listener = seat
-            .control
-            .try_clone()
-            .map(std::os::unix::net::UnixListener::from)
-            .and_then(|l| {
-                l.set_nonblocking(true)?;
-                UnixListener::from_std(l)
-            })
-            .map_err(|e| format!("taking the control socket: {e}"))?;
         self.daemon.retirement.set_seat(seat);
         let old = self.old.name.clone();
         let mut conversation = self.conversation;
@@ -411,7 +426,7 @@ impl Taking {
             tracing::info!("{old} has stopped its processes and exited");
         });
         tracing::info!("took every app over; serving");
-        Ok(listener)
+        listener
     }
 
     /// Stops every instance of ours and gives the seat back to the old
@@ -427,6 +442,18 @@ impl Taking {
             seat.leave();
         }
     }
+}
+
+/// A listener on the control socket handed over, for the daemon's loop.
+fn listener_of(seat: &Seat) -> Result<UnixListener, String> {
+    seat.control
+        .try_clone()
+        .map(std::os::unix::net::UnixListener::from)
+        .and_then(|l| {
+            l.set_nonblocking(true)?;
+            UnixListener::from_std(l)
+        })
+        .map_err(|e| format!("taking the control socket: {e}"))
 }
 
 /// How each instance of `app` begins under the new daemon: with its id,
