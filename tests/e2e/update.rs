@@ -41,6 +41,21 @@ fn pids(procs: &[ProcessInfo]) -> Vec<u32> {
     procs.iter().filter_map(|p| p.pid).collect()
 }
 
+/// Each process's pid file holds its pid, and `pm2.pid` the daemon's.
+fn assert_pid_files(r: &Rsup, procs: &[ProcessInfo], daemon: u32) {
+    for p in procs {
+        let written = std::fs::read_to_string(&p.pid_file).unwrap_or_default();
+        assert_eq!(
+            written.trim(),
+            p.pid.unwrap().to_string(),
+            "{}",
+            p.pid_file.display()
+        );
+    }
+    let pm2 = std::fs::read_to_string(r.home.path().join("pm2.pid")).unwrap();
+    assert_eq!(pm2.trim(), daemon.to_string());
+}
+
 fn port_of(line: &str) -> u16 {
     line.rsplit("port=").next().unwrap().parse().unwrap()
 }
@@ -124,6 +139,8 @@ fn update_replaces_the_daemon_and_every_worker_under_load_without_a_failed_reque
     );
     let new_pids = pids(&after);
     assert_eq!(new_pids.len(), 2);
+    // The old daemon, gone now, left the new processes' pid files alone.
+    assert_pid_files(&r, &after, new_daemon);
     for pid in &old_pids {
         assert!(!new_pids.contains(pid), "{pid} was not replaced");
         assert!(!alive(*pid), "old worker {pid} is still running");
@@ -255,6 +272,8 @@ fn a_successor_killed_half_way_leaves_the_old_daemon_serving() {
     let now = r.jlist();
     assert_eq!(pids(&now), old_pids);
     assert_eq!(identities(&now), identities(&before));
+    // ...its pid files its own again...
+    assert_pid_files(&r, &now, old_daemon);
     // ...crashed processes restarted again...
     std::fs::write(&ready, "").unwrap();
     nix::sys::signal::kill(

@@ -174,6 +174,7 @@ impl AppHandle {
             preload: env.preload.clone(),
             retiring: env.retiring.subscribe(),
             launches: env.launches.clone(),
+            pid_files_shared: env.pid_files_shared.clone(),
         });
         let app = App {
             spec: Arc::new(spec),

@@ -11,7 +11,7 @@ use rsup_proto::app::AppSpec;
 use rsup_proto::control::Target;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -32,6 +32,10 @@ pub struct AppEnv {
     pub retiring: watch::Sender<bool>,
     /// Told of every process launched.
     pub launches: Arc<LaunchNotices>,
+    /// Another daemon runs processes of these same instances (a hand-over
+    /// is under way, or done): the pid files are written by whichever
+    /// launched last, and a process's end leaves them alone.
+    pub pid_files_shared: Arc<AtomicBool>,
 }
 
 /// Who hears of every process the daemon launches: a successor during a
@@ -69,6 +73,7 @@ impl AppEnv {
             changed: Arc::new(Notify::new()),
             retiring: watch::Sender::new(false),
             launches: Arc::default(),
+            pid_files_shared: Arc::default(),
         }
     }
 

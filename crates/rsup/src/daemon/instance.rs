@@ -18,6 +18,7 @@ use rsup_proto::worker::SupervisorMessage;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -94,6 +95,10 @@ pub struct AppContext {
     pub retiring: watch::Receiver<bool>,
     /// Told of every process launched.
     pub launches: Arc<LaunchNotices>,
+    /// See [`AppEnv::pid_files_shared`].
+    ///
+    /// [`AppEnv::pid_files_shared`]: super::apps::AppEnv::pid_files_shared
+    pub pid_files_shared: Arc<AtomicBool>,
 }
 
 /// How an instance's task begins.
@@ -617,7 +622,9 @@ impl Runner {
 
     fn record_exit(&self, status: std::io::Result<ExitStatus>) {
         let exit = exit_info(status);
-        pid_file::remove(&self.identity.pid_file);
+        if !self.context.pid_files_shared.load(Ordering::SeqCst) {
+            pid_file::remove(&self.identity.pid_file);
+        }
         self.update(|s| {
             s.pid = None;
             s.last_exit = exit;

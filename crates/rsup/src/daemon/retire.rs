@@ -8,6 +8,7 @@
 use super::app::{AppHandle, Op, Selection};
 use super::handover::{Conversation, FromOld, FromSuccessor, Seat, PROTOCOL};
 use super::lifecycle::Daemon;
+use super::pid_file;
 use super::recover::stop_processes;
 use super::reload::listeners_of;
 use super::state_file::{self, process_start};
@@ -17,6 +18,7 @@ use nix::sys::signal::Signal;
 use rsup_proto::app::AppSpec;
 use rsup_proto::control::{Reply, Request};
 use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -193,7 +195,14 @@ fn begin(
         return Err("a hand-over to another daemon is already in progress".into());
     }
     match daemon.retirement.take_seat() {
-        Some(seat) => Ok((successor, seat)),
+        Some(seat) => {
+            daemon
+                .apps
+                .env
+                .pid_files_shared
+                .store(true, Ordering::SeqCst);
+            Ok((successor, seat))
+        }
         None => {
             retiring.send_replace(false);
             Err("this daemon is starting or stopping; try again in a moment".into())
@@ -436,6 +445,16 @@ impl Handing {
         }
         for app in self.apps().all() {
             app.context.sockets.lock().unwrap().leave_paths(false);
+        }
+        // The successor's processes wrote theirs over ours.
+        self.apps()
+            .env
+            .pid_files_shared
+            .store(false, Ordering::SeqCst);
+        for h in self.apps().instances() {
+            if let Some(pid) = h.state().pid {
+                pid_file::write(&h.identity.pid_file, pid);
+            }
         }
         // Requests, crash restarts and state writes, all at once.
         self.apps().env.retiring.send_replace(false);

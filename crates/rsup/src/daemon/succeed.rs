@@ -10,7 +10,7 @@
 use super::app::{settled, Adoption, AppHandle, Op, Selection};
 use super::handover::{write_pid, Conversation, FromOld, FromSuccessor, Seat, PROTOCOL};
 use super::instance::Beginning;
-use super::lifecycle::Daemon;
+use super::lifecycle::{write_pm2_pid, Daemon};
 use super::recover::{stop_processes, survivors};
 use super::sockets::SavedSocket;
 use super::state_file::{self, process_start, AppState, DaemonState};
@@ -22,6 +22,7 @@ use rsup_proto::control::{Reply, Request};
 use rsup_proto::framing::{decode, encode};
 use std::fs::File;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -46,6 +47,12 @@ const POLL: Duration = Duration::from_millis(20);
 /// nothing of ours runs any more.
 pub async fn take_over(daemon: &Arc<Daemon>) -> Result<UnixListener, String> {
     let home = &daemon.apps.env.home;
+    // Until we serve, the old daemon's processes run too.
+    daemon
+        .apps
+        .env
+        .pid_files_shared
+        .store(true, Ordering::SeqCst);
     let (old_pid, old_version) = ping(home).await?;
     let old = format!("the running daemon (pid {old_pid}, version {old_version})");
     tracing::info!(
@@ -414,8 +421,16 @@ impl Taking {
         for app in &self.apps {
             app.context.sockets.lock().unwrap().leave_paths(false);
         }
+        self.daemon
+            .apps
+            .env
+            .pid_files_shared
+            .store(false, Ordering::SeqCst);
         if let Err(e) = write_pid(&seat.lock) {
             tracing::warn!("writing the pid file: {e}");
+        }
+        if let Err(e) = write_pm2_pid(&self.daemon.apps.env.home) {
+            tracing::warn!("{e:#}");
         }
         self.daemon.retirement.set_seat(seat);
         let old = self.old.name.clone();
