@@ -3,7 +3,8 @@
 // Soak: the express app (bench/app) under rsup in cluster mode (2
 // instances, --wait-ready), a steady stream of keep-alive requests for the
 // whole run, and faults spread over it: reloads, instance crashes (SIGKILL
-// and SIGSEGV to an instance pid) and one SIGKILL of the daemon, after
+// and SIGSEGV to an instance pid), `rsup update`s (the daemon replaced by
+// a new one, which takes the app over) and one SIGKILL of the daemon, after
 // which `rsup ls` starts a new daemon that recovers the app from
 // RSUP_HOME/state.json. Prints, per phase, requests and failed requests by
 // kind; the daemon's open descriptors and RSS at the start and the end (the
@@ -18,6 +19,7 @@
 //   CRASHES=10         instance crashes: the first half SIGKILL, the rest
 //                      SIGSEGV, alternating, each sent with kill(2) to the
 //                      pid of one instance (instances taken in turn)
+//   UPDATES=2          `rsup update` runs, at a quarter and three quarters
 //   DAEMON_KILLS=1     SIGKILLs of the daemon (0 or 1), halfway through
 //   RATE=200           requests per second, started on a fixed schedule
 //   CONNECTIONS=16     keep-alive sockets in the client's pool; a request
@@ -50,6 +52,7 @@ const NAME = 'soak';
 const DURATION = num('DURATION', 300);
 const RELOADS = num('RELOADS', 50);
 const CRASHES = num('CRASHES', 10);
+const UPDATES = num('UPDATES', 2);
 const DAEMON_KILLS = Math.min(1, num('DAEMON_KILLS', 1));
 const RATE = num('RATE', 200);
 const CONNECTIONS = Math.max(1, num('CONNECTIONS', 16));
@@ -351,9 +354,34 @@ async function doDaemonKill(readings) {
   return w;
 }
 
-// RELOADS reloads with CRASHES crashes spread evenly among them, the
-// daemon kill halfway. (`rsup update`, the daemon replacing itself, goes
-// here as its own phase once that verb exists.)
+// `rsup update`: a new daemon takes the app over; every pid, the daemon's
+// included, changes, and ids and restart counts stay.
+async function doUpdate(readings) {
+  const pid = daemonPid();
+  const before = (await jlist()) || [];
+  readings.push(daemonReading(pid, 'before an update'));
+  const w = { phase: 'update', start: Date.now() - T0, oldPid: pid };
+  const r = await rsup(['update'], 120_000);
+  w.end = Date.now() - T0;
+  w.code = r.code;
+  w.ms = r.ms;
+  if (r.code !== 0) w.note = `update exit ${r.code}${r.timedOut ? ' (timed out)' : ''}: ${tail(r)}`;
+  w.newPid = daemonPid();
+  const after = (await jlist()) || [];
+  const old = new Set(before.map((p) => p.pid));
+  const ident = (l) => l.map((p) => `${p.id}:${p.instance}:${p.restarts}`).sort().join(' ');
+  w.replaced = after.length === before.length && after.length > 0 && after.every((p) => !old.has(p.pid));
+  w.kept = ident(after) === ident(before);
+  w.oldGone = !alive(pid);
+  windows.push(w);
+  if (w.note) log(w.note);
+  readings.push(daemonReading(w.newPid, 'after an update'));
+  return w;
+}
+
+// RELOADS reloads with CRASHES crashes spread evenly among them, UPDATES
+// updates at a quarter and three quarters (more in between), the daemon
+// kill halfway.
 function schedule() {
   const m = RELOADS + CRASHES;
   const events = [];
@@ -365,13 +393,17 @@ function schedule() {
       crash++;
     } else events.push({ kind: 'reload' });
   }
+  for (let u = 0; u < UPDATES; u++) {
+    const at = UPDATES === 1 ? 0.25 : 0.25 + (0.5 * u) / (UPDATES - 1);
+    events.splice(Math.floor(events.length * at), 0, { kind: 'update' });
+  }
   if (DAEMON_KILLS) events.splice(Math.floor(events.length / 2), 0, { kind: 'daemon' });
   return events;
 }
 
 // ---- report -------------------------------------------------------------------
 
-const PHASES = ['steady', 'reload', 'crash SIGKILL', 'crash SIGSEGV', 'daemon SIGKILL'];
+const PHASES = ['steady', 'reload', 'update', 'crash SIGKILL', 'crash SIGSEGV', 'daemon SIGKILL'];
 
 function classify(records) {
   const ws = [...windows].sort((a, b) => a.start - b.start);
@@ -421,7 +453,6 @@ function report(meta, records, readings, samples, finalList, elapsedMs) {
   }
   rows.push(['total', windows.length, total.requests, total.failed, total.notSent, '']);
   out.push(...pad(rows));
-  out.push('(update: not run, `rsup update` does not exist yet)');
   out.push('');
 
   // The daemon: each pid from its first reading to its last.
@@ -453,6 +484,14 @@ function report(meta, records, readings, samples, finalList, elapsedMs) {
       `time median ${sec(median(reloads.map((w) => w.ms)))} s, max ${sec(Math.max(...reloads.map((w) => w.ms)))} s`,
   );
   for (const w of bad) out.push(`  at ${sec(w.start)} s: ${w.note}`);
+  for (const w of windows.filter((x) => x.phase === 'update')) {
+    out.push(
+      `update at ${sec(w.start)} s: exit ${w.code}, daemon pid ${w.oldPid} -> ${w.newPid}` +
+        `${w.oldGone ? ' (old one gone)' : ' (OLD ONE STILL RUNNING)'}, every instance pid replaced: ${w.replaced ? 'yes' : 'NO'}, ` +
+        `ids and restart counts kept: ${w.kept ? 'yes' : 'NO'}; took ${sec(w.ms)} s`,
+    );
+    if (w.note) out.push(`  ${w.note}`);
+  }
   for (const sig of ['SIGKILL', 'SIGSEGV']) {
     const cs = windows.filter((w) => w.phase === `crash ${sig}`);
     if (!cs.length) continue;
@@ -603,6 +642,7 @@ async function main() {
     const ev = events[i];
     if (ev.kind === 'reload') await doReload();
     else if (ev.kind === 'crash') await doCrash(ev.signal, ev.index);
+    else if (ev.kind === 'update') await doUpdate(readings);
     else {
       await doDaemonKill(readings);
       await sleep(GRACE_MS + 1000);
@@ -624,7 +664,7 @@ async function main() {
     `${NAME}: bench/app -i 2 --wait-ready on ${HOST}:${PORT}, /work waits ${WORK_MS} ms; ` +
       `load ${RATE} req/s over ${CONNECTIONS} keep-alive connections for ${sec(elapsedMs)} s ` +
       `(warm-up ${WARMUP} s, settle ${SETTLE} s), request timeout ${REQ_TIMEOUT_MS} ms`,
-    `faults: ${RELOADS} reloads, ${CRASHES} crashes, ${DAEMON_KILLS} daemon SIGKILL; a request counts to a fault ` +
+    `faults: ${RELOADS} reloads, ${UPDATES} updates, ${CRASHES} crashes, ${DAEMON_KILLS} daemon SIGKILL; a request counts to a fault ` +
       `when its life overlaps the fault (start to recovery + ${GRACE_MS} ms)`,
   ].join('\n');
   const { text, phases } = report(meta, load.records, readings, samples, finalList, elapsedMs);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Soak: the express app under rsup (cluster mode, 2 instances, --wait-ready)
-# with steady load for the whole run, through reloads, instance crashes and
-# a SIGKILL of the daemon. Loopback only; stops by itself.
+# with steady load for the whole run, through reloads, `rsup update`s,
+# instance crashes and a SIGKILL of the daemon. Loopback only; stops by
+# itself.
 #
 #   bash bench/soak.sh                          # about 5 minutes (DURATION=300)
-#   DURATION=60 RELOADS=10 CRASHES=4 bash bench/soak.sh
+#   DURATION=60 RELOADS=10 UPDATES=1 CRASHES=4 bash bench/soak.sh
 #
 # Settings are listed at the top of soak.js. Prints a table and saves it to
 # bench/results/soak-latest.txt (not tracked). Whatever ends the run, the

@@ -28,4 +28,5 @@ mod signal_reset;
 mod startup;
 mod stopping;
 mod trust;
+mod update;
 mod watch;

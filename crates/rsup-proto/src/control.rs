@@ -188,6 +188,14 @@ pub enum Request {
         #[serde(default)]
         target: Option<Target>,
     },
+    /// From a new daemon (`rsup update`): hand it every app, its listening
+    /// sockets and the daemon's place in `RSUP_HOME`. What follows on the
+    /// connection is the hand-over's own conversation, not [`Reply`]s; a
+    /// daemon that cannot hand over answers with [`Reply::Error`].
+    HandOver {
+        /// The version of that conversation the new daemon speaks.
+        protocol: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,6 +240,20 @@ mod tests {
         for t in ["all", "3", "api", "/^a/"] {
             assert_eq!(Target::parse(t).to_string(), t);
         }
+    }
+
+    #[test]
+    fn a_hand_over_request_is_one_line_an_older_daemon_refuses_cleanly() {
+        let line = crate::framing::encode(&Request::HandOver { protocol: 1 });
+        assert_eq!(line, b"{\"cmd\":\"hand_over\",\"protocol\":1}\n");
+        // A daemon built before the request existed fails to decode it,
+        // which its server answers with an error rather than a panic.
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "cmd", rename_all = "snake_case")]
+        enum Older {
+            Ping,
+        }
+        assert!(crate::framing::decode::<Older>(&line).is_err());
     }
 
     #[test]

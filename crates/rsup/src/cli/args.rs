@@ -101,12 +101,22 @@ pub enum Command {
     Ping,
     /// Stop every app gracefully, then the daemon
     Kill,
+    /// Replace the running daemon by this binary, without downtime
+    ///
+    /// After installing a new version: the new daemon takes the running
+    /// one's listening sockets and replaces every process as `reload` does,
+    /// keeping ids and restart counts; no connection is refused
+    #[command(visible_alias = "updatePM2")]
+    Update,
     /// Run the daemon in the foreground (started on demand by other commands)
     #[command(hide = true)]
     Daemon {
         /// Start the apps of the last `save` first (what the systemd unit runs)
         #[arg(long)]
         resurrect: bool,
+        /// Take every app over from the running daemon (`rsup update`)
+        #[arg(long)]
+        successor: bool,
     },
 }
 

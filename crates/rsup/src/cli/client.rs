@@ -9,7 +9,7 @@ use rsup_proto::framing::{decode, encode, read_line, MAX_LINE};
 use std::io::{BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a freshly started daemon may take to open its socket.
@@ -84,14 +84,25 @@ pub fn connect(home: &Home) -> Result<UnixStream> {
 /// Starts `rsup daemon` detached from this terminal, with this environment
 /// (apps inherit it, as PM2's do), logging to `RSUP_HOME/rsup.log`.
 fn start_daemon(home: &Home) -> Result<()> {
+    // The daemon outlives us; its exit is collected by init.
+    spawn_daemon(home, false)?;
+    Ok(())
+}
+
+/// Starts this binary as a daemon, detached, logging to `rsup.log`; with
+/// `successor`, one that takes over from the running daemon.
+pub fn spawn_daemon(home: &Home, successor: bool) -> Result<Child> {
     home.ensure()?;
     let log = crate::daemon::open_daemon_log(home)?;
     let exe = std::env::current_exe().context("locating the rsup binary")?;
     let mut cmd = Command::new(exe);
-    cmd.arg("daemon")
-        // A daemon started on demand is nobody's service: it must not
-        // report to the systemd unit the CLI happens to run under.
-        .env_remove("NOTIFY_SOCKET")
+    cmd.arg("daemon");
+    if successor {
+        cmd.arg("--successor");
+    }
+    // A daemon started on demand is nobody's service: it must not
+    // report to the systemd unit the CLI happens to run under.
+    cmd.env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null())
@@ -106,9 +117,7 @@ fn start_daemon(home: &Home) -> Result<()> {
             Ok(())
         });
     }
-    // The daemon outlives us; its exit is collected by init.
-    cmd.spawn().context("starting the rsup daemon")?;
-    Ok(())
+    cmd.spawn().context("starting the rsup daemon")
 }
 
 /// Sends `request` and returns the final reply, passing each progress
@@ -118,7 +127,8 @@ pub fn send(
     request: &Request,
     mut on_progress: impl FnMut(&str),
 ) -> Result<Reply> {
-    if matches!(request, Request::Ping | Request::List { .. }) {
+    // A caller that set its own limit keeps it.
+    if matches!(request, Request::Ping | Request::List { .. }) && stream.read_timeout()?.is_none() {
         stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     }
     let mut writer = stream.try_clone()?;

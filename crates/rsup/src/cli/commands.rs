@@ -14,7 +14,13 @@ use std::io::{IsTerminal, Write};
 pub fn run(command: Command) -> Result<i32> {
     let home = Home::from_env()?;
     match command {
-        Command::Daemon { resurrect } => {
+        Command::Daemon {
+            successor: true, ..
+        } => {
+            crate::daemon::run_successor(home)?;
+            Ok(0)
+        }
+        Command::Daemon { resurrect, .. } => {
             let apps = if resurrect {
                 dump::load(&home)?.map(|(_, apps)| apps).unwrap_or_default()
             } else {
@@ -23,6 +29,7 @@ pub fn run(command: Command) -> Result<i32> {
             crate::daemon::run(home, apps)?;
             Ok(0)
         }
+        Command::Update => super::update::update(&home),
         Command::Start(args) => start(&home, *args),
         Command::Stop { target } => act(&home, Request::Stop { target: t(&target) }),
         Command::Restart { target } => act(&home, Request::Restart { target: t(&target) }),
@@ -120,7 +127,7 @@ fn jlist_json(line: &[u8]) -> Result<&str> {
     }
 }
 
-fn list(home: &Home) -> Result<Vec<ProcessInfo>> {
+pub fn list(home: &Home) -> Result<Vec<ProcessInfo>> {
     request(home, &Request::List { target: None })
 }
 
@@ -134,7 +141,7 @@ pub(super) fn select(home: &Home, target: &str) -> Result<Vec<ProcessInfo>> {
     )
 }
 
-fn print_table(procs: &[ProcessInfo]) {
+pub fn print_table(procs: &[ProcessInfo]) {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!(
         "{}",

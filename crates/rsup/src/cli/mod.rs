@@ -9,6 +9,7 @@ pub mod logs;
 mod monit;
 pub mod render;
 mod startup;
+mod update;
 
 use clap::Parser;
 

@@ -7,7 +7,7 @@
 //! task's business, in [`super::instance`].
 
 use super::apps::AppEnv;
-use super::instance::{AppContext, Identity, InstanceHandle};
+use super::instance::{AppContext, Beginning, Identity, InstanceHandle};
 use super::log_paths::{combined_log_path, log_paths, pid_path};
 use super::reload::replace_instances;
 use super::sockets::AppSockets;
@@ -81,6 +81,9 @@ impl Selection {
 pub enum Op {
     /// Starts this many more instances with the app's options.
     Start(u32),
+    /// Creates the instances a previous daemon ran (`rsup update`), each
+    /// with its id, index and restart count, launched or down as it was.
+    Adopt(Vec<Adoption>),
     Stop(Selection),
     /// Stops and starts the instances, all at once.
     Restart(Selection),
@@ -116,6 +119,15 @@ impl Op {
                 }
         )
     }
+}
+
+/// One instance taken over from a previous daemon.
+#[derive(Debug, Clone, Copy)]
+pub struct Adoption {
+    pub id: u32,
+    /// Its `NODE_APP_INSTANCE`.
+    pub instance: u32,
+    pub beginning: Beginning,
 }
 
 /// The instances an operation concerned, or why it failed.
@@ -160,6 +172,9 @@ impl AppHandle {
             changed: env.changed.clone(),
             instance_changed: Notify::new(),
             preload: env.preload.clone(),
+            retiring: env.retiring.subscribe(),
+            launches: env.launches.clone(),
+            pid_files_shared: env.pid_files_shared.clone(),
         });
         let app = App {
             spec: Arc::new(spec),
@@ -182,6 +197,11 @@ impl AppHandle {
 
     /// The app's instances now, by id; cheap, and never waits for an
     /// operation.
+    /// Whether a reload (asked for, or the app's own) is queued or runs.
+    pub fn is_reloading(&self) -> bool {
+        self.reloading.load(Ordering::SeqCst)
+    }
+
     pub fn instances(&self) -> Vec<InstanceHandle> {
         self.instances.borrow().clone()
     }
@@ -297,6 +317,11 @@ impl App {
     /// stopped, say) is left alone, and a reload asked for meanwhile is
     /// refused as during any reload.
     async fn scheduled_reload(&mut self, why: &str) {
+        // A daemon handing over leaves it to its successor, whose new
+        // processes are at hand anyway.
+        if *self.env.retiring.borrow() {
+            return;
+        }
         let chosen = self.chosen(&Selection::All);
         if !chosen.iter().any(|h| h.state().status == Status::Online) {
             return;
@@ -327,6 +352,7 @@ impl App {
     async fn perform(&mut self, op: Op) -> Outcome {
         match op {
             Op::Start(count) => Ok(self.start_instances(count).await),
+            Op::Adopt(adoptions) => Ok(self.adopt(adoptions).await),
             Op::Stop(selection) => {
                 let chosen = self.chosen(&selection);
                 for_each(&chosen, |h| async move { h.stop().await }).await;
@@ -386,6 +412,34 @@ impl App {
         started
     }
 
+    /// Creates the instances a previous daemon ran and returns them once
+    /// each is ready, has failed, or is down as it was. An id the app
+    /// already has is skipped.
+    async fn adopt(&mut self, adoptions: Vec<Adoption>) -> Vec<InstanceHandle> {
+        let mut adopted = Vec::new();
+        let mut settled = Vec::new();
+        for a in adoptions {
+            if self.instances.contains_key(&a.id) {
+                continue;
+            }
+            let identity = self.identity(a.id, a.instance);
+            let (handle, ready) = InstanceHandle::start_as(
+                identity,
+                self.spec.clone(),
+                self.context.clone(),
+                a.beginning,
+            );
+            self.instances.insert(a.id, handle.clone());
+            adopted.push(handle);
+            settled.push(ready);
+        }
+        self.publish();
+        for ready in settled {
+            let _ = ready.await;
+        }
+        adopted
+    }
+
     /// A new id and the lowest instance index no instance of the app has.
     fn new_identity(&self) -> Identity {
         let id = self.env.next_id();
@@ -395,6 +449,10 @@ impl App {
             .map(|h| h.identity.instance)
             .collect();
         let instance = (0..).find(|i| !taken.contains(i)).unwrap_or(0);
+        self.identity(id, instance)
+    }
+
+    fn identity(&self, id: u32, instance: u32) -> Identity {
         let (out_log, err_log) = log_paths(&self.spec, id, &self.env.home);
         Identity {
             id,

@@ -11,9 +11,9 @@ use rsup_proto::app::AppSpec;
 use rsup_proto::control::Target;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, watch, Notify};
 
 /// What every app needs from the daemon.
 pub struct AppEnv {
@@ -26,6 +26,41 @@ pub struct AppEnv {
     next_id: AtomicU32,
     /// Told of every change worth writing to the state file.
     pub changed: Arc<Notify>,
+    /// Set while the daemon hands its apps to a successor (`rsup update`):
+    /// it takes no request, restarts no crashed process and leaves the
+    /// state file to the hand-over.
+    pub retiring: watch::Sender<bool>,
+    /// Told of every process launched.
+    pub launches: Arc<LaunchNotices>,
+    /// Another daemon runs processes of these same instances (a hand-over
+    /// is under way, or done): the pid files are written by whichever
+    /// launched last, and a process's end leaves them alone.
+    pub pid_files_shared: Arc<AtomicBool>,
+}
+
+/// Who hears of every process the daemon launches: a successor during a
+/// hand-over, which passes each pid on to the daemon it takes over from,
+/// so that that one can stop them should the successor die half-way.
+#[derive(Default)]
+pub struct LaunchNotices(Mutex<Option<mpsc::UnboundedSender<(String, u32)>>>);
+
+impl LaunchNotices {
+    /// From now on, each launch (app name, pid) goes to the receiver.
+    pub fn listen(&self) -> mpsc::UnboundedReceiver<(String, u32)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.0.lock().unwrap() = Some(tx);
+        rx
+    }
+
+    pub fn stop_listening(&self) {
+        *self.0.lock().unwrap() = None;
+    }
+
+    pub fn tell(&self, app: &str, pid: u32) {
+        if let Some(tx) = &*self.0.lock().unwrap() {
+            let _ = tx.send((app.to_string(), pid));
+        }
+    }
 }
 
 impl AppEnv {
@@ -36,6 +71,9 @@ impl AppEnv {
             preload_problem: preload.problem,
             next_id: AtomicU32::new(0),
             changed: Arc::new(Notify::new()),
+            retiring: watch::Sender::new(false),
+            launches: Arc::default(),
+            pid_files_shared: Arc::default(),
         }
     }
 
@@ -415,6 +453,112 @@ mod tests {
         assert!(late.contains("deleted"), "{late}");
         // The name is free again.
         apps.create(vec![sleeper("s", 1)]).unwrap();
+    }
+
+    /// Polls `f` until it holds, for at most the given seconds.
+    async fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !f() {
+            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn while_retiring_a_crash_is_recorded_and_restarted_only_once_serving_again() {
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        let app = apps.create(vec![sleeper("s", 1)]).unwrap().remove(0);
+        app.run(Op::Start(1)).await.unwrap();
+        let h = app.instances().remove(0);
+        let first = h.state().pid.unwrap();
+
+        apps.env.retiring.send_replace(true);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(first as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        until("the exit is recorded", 30, || {
+            let s = h.state();
+            s.pid.is_none() && s.status == Status::WaitingRestart && s.last_exit.is_some()
+        })
+        .await;
+        // Longer than the restart delay (none): still held.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(h.state().pid, None);
+        assert_eq!(h.state().status, Status::WaitingRestart);
+
+        apps.env.retiring.send_replace(false);
+        until("the restart once serving again", 30, || {
+            let s = h.state();
+            s.status == Status::Online && s.pid.is_some_and(|p| p != first)
+        })
+        .await;
+        assert_eq!(h.state().restarts, 1);
+        app.run(Op::Remove(Selection::All)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn adopted_instances_keep_their_ids_indexes_restarts_and_downs() {
+        use crate::daemon::app::Adoption;
+        use crate::daemon::instance::Beginning;
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        let app = apps.create(vec![sleeper("s", 2)]).unwrap().remove(0);
+        let adoptions = vec![
+            Adoption {
+                id: 7,
+                instance: 1,
+                beginning: Beginning {
+                    restarts: 3,
+                    down: None,
+                    taking_over: false,
+                },
+            },
+            Adoption {
+                id: 9,
+                instance: 0,
+                beginning: Beginning {
+                    restarts: 2,
+                    down: Some(Status::Stopped),
+                    taking_over: false,
+                },
+            },
+        ];
+        // Answers once the launched one is up; the one down does not hold
+        // it back.
+        let adopted = app.run(Op::Adopt(adoptions)).await.unwrap();
+        let seen: Vec<(u32, u32, u32, Status, bool)> = adopted
+            .iter()
+            .map(|h| {
+                let s = h.state();
+                (
+                    h.identity.id,
+                    h.identity.instance,
+                    s.restarts,
+                    s.status,
+                    s.pid.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (7, 1, 3, Status::Online, true),
+                (9, 0, 2, Status::Stopped, false)
+            ]
+        );
+        // The one down starts on request.
+        let found = apps.resolve(&Target::Id(9)).unwrap().remove(0);
+        app.run(Op::Restart(found.1)).await.unwrap();
+        let nine = app
+            .instances()
+            .into_iter()
+            .find(|h| h.identity.id == 9)
+            .unwrap();
+        assert_eq!(nine.state().status, Status::Online);
+        app.run(Op::Remove(Selection::All)).await.unwrap();
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use rsup_proto::framing::{decode, encode};
 use rsup_proto::worker::{ListenAddress, SupervisorMessage, WorkerMessage};
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader, Interest};
 use tokio::net::unix::OwnedWriteHalf;
@@ -80,30 +80,49 @@ impl Channels {
     /// Sends `msg` with `fd` attached (SCM_RIGHTS) to its first byte.
     pub async fn send_worker_with_fd(&mut self, msg: &SupervisorMessage, fd: &OwnedFd) -> bool {
         let line = encode(msg);
-        let stream = self.worker.as_ref();
-        let raw = stream.as_raw_fd();
-        let fds = [fd.as_raw_fd()];
-        let first = tokio::time::timeout(
+        let sent = tokio::time::timeout(
             WRITE_TIMEOUT,
-            stream.async_io(Interest::WRITABLE, || {
-                sendmsg::<UnixAddr>(
-                    raw,
-                    &[IoSlice::new(&line)],
-                    &[ControlMessage::ScmRights(&fds)],
-                    MsgFlags::MSG_NOSIGNAL,
-                    None,
-                )
-                .map_err(std::io::Error::from)
-            }),
+            send_with_fd(self.worker.as_ref(), &line, fd.as_fd()),
         )
         .await;
-        match first {
-            Ok(Ok(n)) if n == line.len() => true,
-            // The descriptor went with the first bytes; the rest is plain.
-            Ok(Ok(n)) => write_line(&mut self.worker, &line[n..]).await,
-            _ => false,
+        matches!(sent, Ok(Ok(())))
+    }
+}
+
+/// Writes `line` on `stream` with `fd` attached (SCM_RIGHTS) to its first
+/// byte, so that a reader that keeps descriptors in arrival order gives
+/// each to its line. Used for the workers' sockets and for the hand-over
+/// to a new daemon.
+pub async fn send_with_fd(
+    stream: &UnixStream,
+    line: &[u8],
+    fd: BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    let raw = stream.as_raw_fd();
+    let fds = [fd.as_raw_fd()];
+    let first = stream
+        .async_io(Interest::WRITABLE, || {
+            sendmsg::<UnixAddr>(
+                raw,
+                &[IoSlice::new(line)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+            .map_err(std::io::Error::from)
+        })
+        .await?;
+    // The descriptor went with the first bytes; the rest is plain.
+    let mut rest = &line[first..];
+    while !rest.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 async fn write_line(w: &mut OwnedWriteHalf, line: &[u8]) -> bool {

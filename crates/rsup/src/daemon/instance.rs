@@ -3,6 +3,7 @@
 //! place on reload, stop on request. The task owns the process; everything
 //! else talks to it through an [`InstanceHandle`].
 
+use super::apps::LaunchNotices;
 use super::log_writer::{self, LogHealth};
 use super::pid_file;
 use super::process::Proc;
@@ -17,6 +18,7 @@ use rsup_proto::worker::SupervisorMessage;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -86,6 +88,41 @@ pub struct AppContext {
     pub instance_changed: Notify,
     /// rsup's Node preload, given to Node apps with `-r`.
     pub preload: Option<PathBuf>,
+    /// True while the daemon hands over to a successor: a crashed process
+    /// is not restarted until it is false again (see [`AppEnv::retiring`]).
+    ///
+    /// [`AppEnv::retiring`]: super::apps::AppEnv::retiring
+    pub retiring: watch::Receiver<bool>,
+    /// Told of every process launched.
+    pub launches: Arc<LaunchNotices>,
+    /// See [`AppEnv::pid_files_shared`].
+    ///
+    /// [`AppEnv::pid_files_shared`]: super::apps::AppEnv::pid_files_shared
+    pub pid_files_shared: Arc<AtomicBool>,
+}
+
+/// How an instance's task begins.
+#[derive(Debug, Clone, Copy)]
+pub struct Beginning {
+    /// Restarts so far (PM2's `restart_time`).
+    pub restarts: u32,
+    /// `None` launches a process at once; `Some(status)` (stopped or
+    /// errored) begins down, waiting for a command.
+    pub down: Option<Status>,
+    /// Its first process takes over from a previous daemon's (`rsup
+    /// update`): it is ready when ready to take over on a reload (listening
+    /// on the app's sockets, or `ready` with wait_ready), not at once as a
+    /// fork-mode start would be.
+    pub taking_over: bool,
+}
+
+impl Beginning {
+    /// A new instance: launched at once, no restart yet.
+    pub const NEW: Beginning = Beginning {
+        restarts: 0,
+        down: None,
+        taking_over: false,
+    };
 }
 
 #[derive(Clone)]
@@ -103,11 +140,23 @@ impl InstanceHandle {
         spec: Arc<AppSpec>,
         context: Arc<AppContext>,
     ) -> (InstanceHandle, oneshot::Receiver<()>) {
+        Self::start_as(identity, spec, context, Beginning::NEW)
+    }
+
+    /// Creates the instance as `beginning` says. The returned receiver
+    /// fires once its first process is ready or has failed, or at once
+    /// when it begins down.
+    pub fn start_as(
+        identity: Identity,
+        spec: Arc<AppSpec>,
+        context: Arc<AppContext>,
+        beginning: Beginning,
+    ) -> (InstanceHandle, oneshot::Receiver<()>) {
         let (commands, rx) = mpsc::channel(8);
         let (state_tx, state) = watch::channel(InstanceState {
-            status: Status::Launching,
+            status: beginning.down.unwrap_or(Status::Launching),
             pid: None,
-            restarts: 0,
+            restarts: beginning.restarts,
             unstable_restarts: 0,
             started_at_ms: None,
             last_exit: None,
@@ -127,8 +176,13 @@ impl InstanceHandle {
             state: state_tx,
             history: CrashHistory::default(),
             waiting: vec![settled_tx],
+            taking_over: beginning.taking_over,
         };
-        tokio::spawn(runner.run());
+        let first = match beginning.down {
+            Some(_) => Next::Idle,
+            None => Next::Launch,
+        };
+        tokio::spawn(runner.run(first));
         (
             InstanceHandle {
                 identity,
@@ -236,14 +290,28 @@ struct Runner {
     history: CrashHistory,
     /// Callers to tell when the current launch is ready or has failed.
     waiting: Vec<oneshot::Sender<()>>,
+    /// See [`Beginning::taking_over`]; cleared once its first process has
+    /// run.
+    taking_over: bool,
 }
 
 impl Runner {
-    async fn run(mut self) {
-        let mut next = Next::Launch;
+    async fn run(mut self, first: Next) {
+        let mut next = first;
+        if !matches!(next, Next::Launch) {
+            // Begun down: settled already.
+            self.release_waiters();
+        }
         loop {
             next = match next {
-                Next::Launch => self.run_process().await,
+                // Only a crash restart can come due while the daemon hands
+                // over: it waits for the hand-over's end.
+                Next::Launch if *self.context.retiring.borrow() => self.held().await,
+                Next::Launch => {
+                    let next = self.run_process().await;
+                    self.taking_over = false;
+                    next
+                }
                 Next::Backoff(delay) => self.backoff(delay).await,
                 Next::Idle => self.idle().await,
                 Next::End => break,
@@ -279,7 +347,7 @@ impl Runner {
 
     /// Starts a process; `restarts` is its PM2 `restart_time`.
     fn launch(&self, spec: &AppSpec, restarts: u32) -> std::io::Result<Proc> {
-        Proc::launch(&LaunchRequest {
+        let proc = Proc::launch(&LaunchRequest {
             spec,
             id: self.identity.id,
             instance: self.identity.instance,
@@ -288,7 +356,19 @@ impl Runner {
             err_log: &self.identity.err_log,
             combined_log: self.identity.combined_log.as_ref(),
             preload: self.context.preload.as_deref(),
-        })
+        })?;
+        self.context.launches.tell(&self.identity.name, proc.pid);
+        Ok(proc)
+    }
+
+    /// Ready for traffic: as on a start, or as on a reload when this
+    /// process takes over from a previous daemon's.
+    fn ready(&self, proc: &Proc, spec: &AppSpec) -> bool {
+        if self.taking_over {
+            proc.ready_for_reload(spec)
+        } else {
+            proc.ready_for_start(spec)
+        }
     }
 
     /// Launches one process and supervises it until it exits or is stopped.
@@ -308,7 +388,7 @@ impl Runner {
             s.started_at_ms = Some(now_ms());
         });
         pid_file::write(&self.identity.pid_file, proc.pid);
-        if proc.ready_for_start(&spec) {
+        if self.ready(&proc, &spec) {
             self.mark_online();
         }
         // PM2 treats an app that never says ready as ready at listen_timeout.
@@ -324,7 +404,7 @@ impl Runner {
                 }
                 Some(event) = proc.events.recv() => {
                     proc.handle(event, &self.context.sockets).await;
-                    if launching && proc.ready_for_start(&spec) {
+                    if launching && self.ready(&proc, &spec) {
                         self.mark_online();
                     }
                 }
@@ -544,7 +624,9 @@ impl Runner {
 
     fn record_exit(&self, status: std::io::Result<ExitStatus>) {
         let exit = exit_info(status);
-        pid_file::remove(&self.identity.pid_file);
+        if !self.context.pid_files_shared.load(Ordering::SeqCst) {
+            pid_file::remove(&self.identity.pid_file);
+        }
         self.update(|s| {
             s.pid = None;
             s.last_exit = exit;
@@ -587,6 +669,31 @@ impl Runner {
     fn crash_restart(&mut self) -> Next {
         self.update(|s| s.restarts += 1);
         Next::Launch
+    }
+
+    /// A restart came due while the daemon hands over: the exit is
+    /// recorded, and the process launched only if the daemon serves again
+    /// (the hand-over failed). A command (the hand-over's final stop) is
+    /// obeyed meanwhile.
+    async fn held(&mut self) -> Next {
+        self.set_status(Status::WaitingRestart);
+        let mut retiring = self.context.retiring.clone();
+        loop {
+            tokio::select! {
+                serving = async { retiring.wait_for(|r| !*r).await.map(drop) } => {
+                    return match serving {
+                        Ok(()) => Next::Launch,
+                        // The daemon is ending.
+                        Err(_) => Next::Idle,
+                    };
+                }
+                command = self.commands.recv() => {
+                    if let Err(other) = self.answer_in_passing(command) {
+                        return self.obey_while_down(other);
+                    }
+                }
+            }
+        }
     }
 
     async fn idle(&mut self) -> Next {

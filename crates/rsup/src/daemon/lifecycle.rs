@@ -7,16 +7,19 @@ use super::descriptors::{
     close_inherited_descriptors, out_of_descriptors, raise_descriptor_limit, RepeatedWarning,
     ReserveDescriptor, ACCEPT_REST,
 };
+use super::handover::Seat;
 use super::metrics::Sampler;
 use super::preload::Preload;
+use super::retire::{self, Retirement};
 use super::server;
-use super::{log_reopen, memory_limit, recover, state_file, systemd};
+use super::{log_reopen, memory_limit, recover, state_file, succeed, systemd};
 use crate::home::Home;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use rsup_proto::app::AppSpec;
 use std::fs;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::sync::{Arc, Mutex};
 use tokio::net::UnixListener;
@@ -29,11 +32,23 @@ pub struct Daemon {
     pub sampler: Mutex<Sampler>,
     /// Set by `rsup kill`: stop serving and exit.
     pub exit: Notify,
+    /// Its seat, and the requests a hand-over to a successor waits for.
+    pub retirement: Retirement,
 }
 
 /// Runs the daemon until `rsup kill` or a termination signal. `apps` are
 /// started at once (the foreground mode for containers).
 pub fn run(home: Home, apps: Vec<AppSpec>) -> Result<()> {
+    run_as(home, apps, false)
+}
+
+/// Runs a daemon that takes every app over from the one running in
+/// `home` (`rsup update`), then serves as any other.
+pub fn run_successor(home: Home) -> Result<()> {
+    run_as(home, vec![], true)
+}
+
+fn run_as(home: Home, apps: Vec<AppSpec>, successor: bool) -> Result<()> {
     // First, while nothing else in this process holds a descriptor: what
     // the shell that first ran the CLI left open (a lock, a pipe) would
     // otherwise stay held for the daemon's whole life, and reach every app.
@@ -46,22 +61,57 @@ pub fn run(home: Home, apps: Vec<AppSpec>) -> Result<()> {
             "descriptor limit raised from {from} to {to} for the daemon; apps keep {from}"
         );
     }
-    let _lock = lock_pid_file(&home)?;
+    // A successor shares the running daemon's lock, handed over, and
+    // writes the pid files once it serves.
+    let lock = match successor {
+        false => Some(lock_pid_file(&home)?),
+        true => None,
+    };
+    if lock.is_some() {
+        write_pm2_pid(&home)?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let daemon = Arc::new(Daemon {
+        apps: Apps::new(AppEnv::new(home.clone(), Preload::find())),
+        sampler: Mutex::new(Sampler::default()),
+        exit: Notify::new(),
+        // Apps given here: --no-daemon, or the systemd unit's --resurrect.
+        retirement: Retirement::new(!apps.is_empty()),
+    });
+    let result = runtime.block_on(serve(daemon.clone(), apps, lock));
+    // Only while the seat is ours: a daemon that handed it over, or never
+    // got it, leaves the files to the one that has it.
+    if let Some(seat) = daemon.retirement.take_seat() {
+        let _ = fs::remove_file(home.socket());
+        // Every app was stopped: nothing for a later daemon to recover.
+        let _ = fs::remove_file(state_file::path(&home.dir));
+        let _ = fs::remove_file(home.pm2_pid_file());
+        let _ = fs::remove_file(home.pid_file());
+        drop(seat);
+    }
+    result
+}
+
+/// Writes our pid to `pm2.pid`, where PM2 keeps its daemon's.
+pub fn write_pm2_pid(home: &Home) -> Result<()> {
     crate::private_file::write_atomic(
         &home.pm2_pid_file(),
         std::process::id().to_string().as_bytes(),
     )
-    .with_context(|| format!("writing {}", home.pm2_pid_file().display()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(serve(home.clone(), apps));
-    let _ = fs::remove_file(home.socket());
-    // Every app was stopped: nothing for a later daemon to recover.
-    let _ = fs::remove_file(state_file::path(&home.dir));
-    let _ = fs::remove_file(home.pm2_pid_file());
-    let _ = fs::remove_file(home.pid_file());
-    result
+    .with_context(|| format!("writing {}", home.pm2_pid_file().display()))
+}
+
+/// Binds `rsup.sock`, private to the daemon's user.
+fn bind_control_socket(home: &Home) -> Result<UnixListener> {
+    let socket = home.socket();
+    // The lock is ours, so any socket file left is a dead daemon's.
+    let _ = fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket)
+        .with_context(|| format!("binding control socket {}", socket.display()))?;
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 /// Holds an exclusive lock on the pid file for the daemon's lifetime, so two
@@ -86,7 +136,13 @@ fn lock_pid_file(home: &Home) -> Result<Flock<fs::File>> {
     Ok(lock)
 }
 
-async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
+/// Serves with `lock` held, on a control socket it binds; without one,
+/// takes over from the running daemon first.
+async fn serve(
+    daemon: Arc<Daemon>,
+    apps: Vec<AppSpec>,
+    lock: Option<Flock<fs::File>>,
+) -> Result<()> {
     // Signals first: a SIGTERM that comes while the first apps start must
     // stop them, not kill the daemon and leave them running.
     let mut term = signal(SignalKind::terminate())?;
@@ -94,24 +150,26 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
 
-    let socket = home.socket();
-    // The lock is ours, so any socket file left is a dead daemon's.
-    let _ = fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket)
-        .with_context(|| format!("binding control socket {}", socket.display()))?;
-    fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))?;
-
-    let daemon = Arc::new(Daemon {
-        apps: Apps::new(AppEnv::new(home, Preload::find())),
-        sampler: Mutex::new(Sampler::default()),
-        exit: Notify::new(),
-    });
+    let fresh = lock.is_some();
+    let listener = match lock {
+        Some(lock) => {
+            let listener = bind_control_socket(&daemon.apps.env.home)?;
+            let control = listener.as_fd().try_clone_to_owned()?;
+            daemon.retirement.set_seat(Seat { lock, control });
+            listener
+        }
+        None => succeed::take_over(&daemon)
+            .await
+            .map_err(|e| anyhow::anyhow!("update failed: {e}"))?,
+    };
     tracing::info!(pid = std::process::id(), "daemon started");
 
-    // What a killed daemon left: read before anything overwrites it.
+    // What a killed daemon left: read before anything overwrites it. A
+    // successor has just taken it over instead.
     let state_path = state_file::path(&daemon.apps.env.home.dir);
     let previous = match state_file::read(&state_path) {
-        Ok(previous) => previous.filter(recover::worth_recovering),
+        Ok(previous) if fresh => previous.filter(recover::worth_recovering),
+        Ok(_) => None,
         Err(e) => {
             tracing::warn!("{e}; not recovering from it");
             None
@@ -125,7 +183,11 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     ));
     if let Some(previous) = previous {
         let daemon = daemon.clone();
-        tokio::spawn(async move { recover::recover(&daemon, previous).await });
+        tokio::spawn(async move {
+            // A request of its own: a hand-over waits for it.
+            let _busy = retire::hold(&daemon);
+            recover::recover(&daemon, previous).await
+        });
     }
 
     // The apps given on the command line (foreground mode) start while
@@ -150,9 +212,11 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
     let rest = tokio::time::sleep(std::time::Duration::ZERO);
     tokio::pin!(rest);
     let mut resting = false;
+    // Not while the apps are being handed over to a successor.
+    let mut retiring = daemon.apps.env.retiring.subscribe();
     loop {
         tokio::select! {
-            accepted = listener.accept(), if !resting => match accepted {
+            accepted = listener.accept(), if !resting && !*retiring.borrow() => match accepted {
                 Ok((stream, _)) => {
                     if reserve.is_held() {
                         accept_errors.ended();
@@ -182,6 +246,7 @@ async fn serve(home: Home, apps: Vec<AppSpec>) -> Result<()> {
                 }
                 systemd::ready(first_count);
             }
+            _ = retiring.changed() => {}
             _ = daemon.exit.notified() => break,
             _ = term.recv() => { stop_on_signal(&daemon, "SIGTERM").await; break }
             _ = int.recv() => { stop_on_signal(&daemon, "SIGINT").await; break }

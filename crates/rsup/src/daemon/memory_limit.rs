@@ -60,6 +60,10 @@ pub async fn watch(apps: Arc<Apps>, every: Duration) {
 async fn check(apps: &Apps) {
     for app in apps.all() {
         for h in app.instances() {
+            // A daemon handing over leaves it to its successor.
+            if *apps.env.retiring.borrow() {
+                return;
+            }
             let state = h.state();
             let (Some(limit), Some(pid), Status::Online) =
                 (state.spec.max_memory_restart_bytes, state.pid, state.status)

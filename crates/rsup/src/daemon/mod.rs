@@ -26,12 +26,16 @@
 //! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
 //! - reloads an app asks for itself: on a schedule (`cron_restart`, in
 //!   [`app`]) and on file changes ([`watch`])
+//! - handing every app over to a new daemon (`rsup update`): the
+//!   conversation [`handover`], the old daemon's side [`retire`] (which
+//!   also holds back requests meanwhile), the new one's [`succeed`]
 
 mod actions;
 mod app;
 mod apps;
 mod channels;
 mod descriptors;
+mod handover;
 mod instance;
 mod lifecycle;
 mod log_lines;
@@ -48,16 +52,18 @@ mod process;
 mod recover;
 mod reload;
 mod restart_policy;
+mod retire;
 mod server;
 mod sockets;
 mod spawn;
 mod state_file;
 mod stop;
+mod succeed;
 mod systemd;
 mod watch;
 
 pub use instance::now_ms;
-pub use lifecycle::open_daemon_log;
+pub use lifecycle::{open_daemon_log, run_successor};
 pub use pid1::become_reaper_if_pid1;
 
 /// Runs the daemon (see [`lifecycle::run`]).

@@ -20,6 +20,7 @@ use super::sockets::SavedSocket;
 use super::state_file::{self, AppState, DaemonState};
 use super::stop::Target;
 use nix::sys::signal::Signal;
+use rsup_proto::app::AppSpec;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::str::FromStr;
 use std::time::Duration;
@@ -98,7 +99,7 @@ async fn bring_back(daemon: &Daemon, app: &AppState) {
 }
 
 /// The pids of the app's processes that still run.
-fn survivors(app: &AppState) -> Vec<u32> {
+pub fn survivors(app: &AppState) -> Vec<u32> {
     app.instances
         .iter()
         .filter(|r| r.still_running())
@@ -167,14 +168,20 @@ async fn stop(app: &AppState, survivors: &[u32]) {
     if survivors.is_empty() {
         return;
     }
-    let spec = &app.spec;
     tracing::warn!(
-        app = %spec.name,
+        app = %app.spec.name,
         "stopping {} process(es) left by the previous daemon: {survivors:?}",
         survivors.len()
     );
+    stop_processes(&app.spec, survivors).await;
+}
+
+/// Stops processes this daemon did not start (it has no channel to them)
+/// with the app's kill signal, each (its group with treekill), then
+/// SIGKILL to what is left at `kill_timeout`.
+pub async fn stop_processes(spec: &AppSpec, pids: &[u32]) {
     let signal = Signal::from_str(&spec.kill_signal).unwrap_or(Signal::SIGINT);
-    let targets: Vec<Target> = survivors
+    let targets: Vec<Target> = pids
         .iter()
         .map(|pid| Target::new(*pid, spec.treekill))
         .collect();

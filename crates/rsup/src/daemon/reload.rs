@@ -98,7 +98,7 @@ async fn replace_one(
 
 /// The listening sockets the instance's process (its whole group with
 /// treekill) opened itself rather than taking them from the daemon.
-async fn listeners_of(context: &AppContext, h: &InstanceHandle, pid: u32) -> Vec<OwnListener> {
+pub async fn listeners_of(context: &AppContext, h: &InstanceHandle, pid: u32) -> Vec<OwnListener> {
     let handed = context.sockets.lock().unwrap().inodes();
     let group = h.state().spec.treekill.then_some(pid);
     // A group scan reads every /proc/*/stat: off the daemon's thread.

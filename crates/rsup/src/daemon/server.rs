@@ -2,7 +2,9 @@
 //! replies back.
 
 use super::actions;
+use super::handover::Conversation;
 use super::lifecycle::Daemon;
+use super::retire;
 use crate::lines::read_line;
 use rsup_proto::control::{Reply, Request};
 use rsup_proto::framing::{decode, encode};
@@ -32,6 +34,25 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
         };
     let request = match request {
         Ok(r) => r,
+        Err(message) => {
+            let _ = write.write_all(&encode(&Reply::Error { message })).await;
+            return;
+        }
+    };
+    if let Request::HandOver { protocol } = request {
+        // The connection becomes the hand-over's conversation.
+        let already_read = reader.buffer().to_vec();
+        match reader.into_inner().reunite(write) {
+            Ok(stream) => {
+                let conversation = Conversation::new(stream, &already_read);
+                retire::hand_over(daemon, conversation, protocol).await;
+            }
+            Err(e) => tracing::warn!("hand-over connection: {e}"),
+        }
+        return;
+    }
+    let _busy = match retire::admit(&daemon, &request) {
+        Ok(busy) => busy,
         Err(message) => {
             let _ = write.write_all(&encode(&Reply::Error { message })).await;
             return;

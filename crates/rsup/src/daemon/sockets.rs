@@ -28,6 +28,9 @@ pub struct AppSockets {
     ephemeral: HashMap<(Option<String>, usize), OwnedFd>,
     /// Told when a socket is bound, so that the state file lists it.
     changed: Option<Arc<Notify>>,
+    /// Another daemon serves these sockets too (during and after a
+    /// hand-over): [`AppSockets::release`] leaves Unix socket files alone.
+    leave_paths: bool,
 }
 
 /// A socket as the state file keeps it: enough for a later daemon to find
@@ -49,8 +52,26 @@ impl AppSockets {
         }
     }
 
+    /// Every socket with a duplicate of its descriptor, to hand to a
+    /// successor.
+    pub fn duplicates(&self) -> Vec<(SavedSocket, OwnedFd)> {
+        self.entries()
+            .filter_map(|(saved, fd)| Some((saved, fd.try_clone().ok()?)))
+            .collect()
+    }
+
+    /// While `leave` holds, releasing the sockets leaves their Unix socket
+    /// files in place: another daemon serves them.
+    pub fn leave_paths(&mut self, leave: bool) {
+        self.leave_paths = leave;
+    }
+
     /// Every socket, for the state file.
     pub fn saved(&self) -> Vec<SavedSocket> {
+        self.entries().map(|(saved, _)| saved).collect()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (SavedSocket, &OwnedFd)> + '_ {
         let bound = self
             .bound
             .iter()
@@ -66,13 +87,13 @@ impl AppSockets {
             .chain(ephemeral)
             .filter_map(|(address, ephemeral_index, fd)| {
                 let inode = socket_inode(fd.as_fd()).ok()?;
-                Some(SavedSocket {
+                let saved = SavedSocket {
                     address,
                     ephemeral_index,
                     inode,
-                })
+                };
+                Some((saved, fd))
             })
-            .collect()
     }
 
     /// Takes back a socket a previous daemon had bound, where it was.
@@ -140,7 +161,7 @@ impl AppSockets {
     /// socket files. Whether it held any.
     pub fn release(&mut self) -> bool {
         let held = !self.bound.is_empty() || !self.ephemeral.is_empty();
-        for address in self.bound.keys() {
+        for address in self.bound.keys().filter(|_| !self.leave_paths) {
             if let ListenAddress::Unix { path } = address {
                 let _ = std::fs::remove_file(path);
             }
@@ -338,6 +359,42 @@ mod tests {
         api.get(&address, ip(&address), 0).unwrap();
         assert!(path.exists());
         api.release();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn sockets_another_daemon_serves_keep_their_files_and_are_duplicated_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let unix = ListenAddress::Unix {
+            path: path.to_str().unwrap().into(),
+        };
+        let any = ListenAddress::Tcp {
+            host: Some("127.0.0.1".into()),
+            port: 0,
+        };
+        let mut api = AppSockets::default();
+        api.get(&unix, ip(&unix), 0).unwrap();
+        let tcp = api.get(&any, ip(&any), 0).unwrap();
+        let handed = api.duplicates();
+        assert_eq!(handed.len(), 2);
+        let (saved, fd) = handed
+            .iter()
+            .find(|(s, _)| s.ephemeral_index == Some(0))
+            .unwrap();
+        assert_eq!(saved.address, any);
+        assert_eq!(port_of(fd), port_of(&tcp));
+        // What the successor does with them: the same sockets, filed where
+        // they were.
+        let mut theirs = AppSockets::default();
+        for (saved, fd) in handed {
+            theirs.adopt(&saved, fd);
+        }
+        assert_eq!(theirs.inodes(), api.inodes());
+        api.leave_paths(true);
+        api.release();
+        assert!(path.exists(), "the other daemon's socket file went");
+        theirs.release();
         assert!(!path.exists());
     }
 }

@@ -131,11 +131,16 @@ pub fn read(path: &Path) -> Result<Option<DaemonState>, String> {
     Ok(Some(state))
 }
 
-/// Keeps the state file up to date until the daemon ends.
+/// Keeps the state file up to date until the daemon ends. While the
+/// daemon hands over to a successor the file is the hand-over's: it was
+/// written when the hand-over began, and then is the successor's to write.
 pub async fn keep_written(apps: Arc<Apps>, path: PathBuf) {
     loop {
         apps.env.changed.notified().await;
         tokio::time::sleep(SETTLE).await;
+        if *apps.env.retiring.borrow() {
+            continue;
+        }
         let state = snapshot(&apps);
         if let Err(e) = write(&path, &state) {
             tracing::warn!("writing {}: {e}", path.display());

@@ -47,6 +47,8 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
             stop_everything(daemon).await;
             Reply::Done { processes: vec![] }
         }
+        // The server hands the connection to `retire` before this.
+        Request::HandOver { .. } => error("a hand-over needs its own connection"),
     }
 }
 
