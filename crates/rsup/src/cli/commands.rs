@@ -491,6 +491,7 @@ mod tests {
             restarts: 2,
             unstable_restarts: 0,
             started_at_ms: Some(1_700_000_000_000),
+            created_at_ms: 1_600_000_000_000,
             cpu_percent: 12.3,
             memory_bytes: 1 << 20,
             last_exit: Some(ExitInfo {
