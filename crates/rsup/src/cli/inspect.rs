@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 const BREAK_LENGTH: usize = 80;
 const COMPACT: usize = 3;
-const MAX_ARRAY_LENGTH: usize = 100;
+/// Entries of an array written out; the rest are counted.
+pub const MAX_ARRAY_LENGTH: usize = 100;
 const MAX_STRING_LENGTH: usize = 10_000;
 /// Strings shorter than this are never split at their line breaks.
 const MIN_LINE_LENGTH: usize = 16;
@@ -370,7 +371,7 @@ fn str_escape(s: &str, lone_surrogate: Option<u16>) -> String {
 /// A number as JavaScript's `String(n)` writes it (`util.inspect` adds
 /// `-0`): the shortest digits that read back the same, in plain notation
 /// from 1e-7 up to 1e21 and in exponent notation (`1e+21`) outside.
-pub fn js_number(n: f64) -> String {
+fn js_number(n: f64) -> String {
     if n == 0.0 {
         return if n.is_sign_negative() { "-0" } else { "0" }.into();
     }
@@ -400,9 +401,10 @@ pub fn js_number(n: f64) -> String {
         format!("0.{}{digits}", "0".repeat((-n_pos) as usize))
     } else {
         let (first, rest) = digits.split_at(1);
-        let sign = if n_pos - 1 >= 0 { '+' } else { '-' };
+        let e = n_pos - 1;
+        let sign = if e < 0 { '-' } else { '+' };
         let dot = if rest.is_empty() { "" } else { "." };
-        format!("{first}{dot}{rest}e{sign}{}", (n_pos - 1).abs())
+        format!("{first}{dot}{rest}e{sign}{}", e.abs())
     };
     if n < 0.0 {
         format!("-{body}")
