@@ -51,6 +51,12 @@ fn jlist_is_pm2s_list_with_rsups_values() {
         assert!(n.out_log.exists(), "{}", n.out_log.display());
         assert!(env.get("pm_log_path").is_none(), "no -l, no pm_log_path");
         assert_eq!(env["node_args"], Value::Array(vec![]));
+        // The interpreter rsup runs, found in PATH.
+        let interpreter = env["exec_interpreter"].as_str().unwrap();
+        assert!(
+            interpreter.starts_with('/') && interpreter.ends_with("/node"),
+            "{interpreter}"
+        );
         assert!(env["pm_uptime"].as_u64().unwrap() >= env["created_at"].as_u64().unwrap());
     }
     let web: Vec<&Value> = list.iter().filter(|p| p["name"] == "web").collect();
@@ -135,8 +141,8 @@ fn prettylist_is_nodes_inspect_of_jlist() {
 #[test]
 fn jlist_native_is_rsups_own_records_and_not_in_help() {
     let r = Rsup::new();
-    assert_eq!(r.ok(&["jlist"]).trim(), "[]");
-    assert_eq!(r.ok(&["prettylist"]).trim(), "[]");
+    assert_eq!(r.ok(&["jlist"]), "[]\n");
+    assert_eq!(r.ok(&["prettylist"]), "[]\n");
     assert_success(&r.start_fixture("app.js", "api", &[], &[]));
     let native = r.jlist();
     assert_eq!(native[0].name, "api");

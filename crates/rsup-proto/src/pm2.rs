@@ -438,6 +438,14 @@ mod tests {
         assert_eq!(env["NODE_APP_INSTANCE"], 1);
         assert_eq!(env["wait_ready"], true);
         assert_eq!(env["kill_timeout"], 1600);
+        assert_eq!(env["kill_signal"], "SIGINT");
+        assert_eq!(env["max_restarts"], 16);
+        assert_eq!(env["min_uptime"], 1000);
+        assert_eq!(env["watch"], false);
+        for empty in ["axm_monitor", "axm_dynamic"] {
+            assert_eq!(env[empty], json!({}));
+        }
+        assert_eq!(env["axm_actions"], json!([]));
         assert_eq!(env["listen_timeout"], 3000);
         assert_eq!(env["merge_logs"], false);
         assert_eq!(env["autorestart"], true);
