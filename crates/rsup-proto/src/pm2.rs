@@ -70,7 +70,7 @@ impl Serialize for Monit<'_> {
 /// Every key `pm2_env` writes itself, sorted: an environment variable of
 /// the same name is not merged in over it (PM2 lets some of them overwrite
 /// its own, such as `name`; a list must not say two things).
-const OWN_KEYS: [&str; 47] = [
+const OWN_KEYS: [&str; 50] = [
     "args",
     "autorestart",
     "axm_actions",
@@ -78,11 +78,13 @@ const OWN_KEYS: [&str; 47] = [
     "axm_monitor",
     "axm_options",
     "created_at",
+    "cron_restart",
     "env",
     "exec_interpreter",
     "exec_mode",
     "exit_code",
     "exp_backoff_restart_delay",
+    "ignore_watch",
     "increment_var",
     "instance_var",
     "instances",
@@ -118,6 +120,7 @@ const OWN_KEYS: [&str; 47] = [
     "unstable_restarts",
     "wait_ready",
     "watch",
+    "watch_delay",
 ];
 
 fn own_key(key: &str) -> bool {
@@ -152,7 +155,16 @@ impl Serialize for Pm2Env<'_> {
         )?;
         m.serialize_entry("merge_logs", &spec.merge_logs)?;
         m.serialize_entry("autorestart", &spec.autorestart)?;
-        m.serialize_entry("watch", &false)?;
+        if spec.watch.is_empty() {
+            m.serialize_entry("watch", &false)?;
+        } else {
+            let paths: Vec<_> = spec.watch.iter().map(|p| p.to_string_lossy()).collect();
+            m.serialize_entry("watch", &paths)?;
+            if !spec.ignore_watch.is_empty() {
+                m.serialize_entry("ignore_watch", &spec.ignore_watch)?;
+            }
+            m.serialize_entry("watch_delay", &spec.watch_delay_ms)?;
+        }
         m.serialize_entry("instance_var", &spec.instance_var)?;
         m.serialize_entry("treekill", &spec.treekill)?;
         m.serialize_entry("node_args", &spec.node_args)?;
@@ -197,6 +209,9 @@ impl Serialize for Pm2Env<'_> {
         }
         if let Some(bytes) = spec.max_memory_restart_bytes {
             m.serialize_entry("max_memory_restart", &bytes)?;
+        }
+        if let Some(pattern) = &spec.cron_restart {
+            m.serialize_entry("cron_restart", pattern)?;
         }
 
         // The instance's own variables, then its environment over the top
@@ -247,17 +262,16 @@ impl Serialize for Pm2Env<'_> {
     }
 }
 
-/// PM2's `increment_var`: the variable's value in `env` (0 if it is not a
-/// number) plus the instance index, as a number. `None` without one.
+/// PM2's `increment_var` and the value the instance's process was given
+/// ([`AppSpec::instance_variables`]), as a number. `None` without one.
 fn increment_var(spec: &AppSpec, instance: u32) -> Option<(&str, f64)> {
     let var = spec.increment_var.as_deref()?;
-    let base = spec
-        .env
-        .get(var)
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite())
-        .unwrap_or(0.0);
-    Some((var, base + f64::from(instance)))
+    let (_, value) = spec
+        .instance_variables(instance)
+        .into_iter()
+        .skip(1) // the instance variable comes first
+        .find(|(name, _)| name == var)?;
+    Some((var, value.parse().ok()?))
 }
 
 /// `pm2_env.env`: the app's environment, the `increment_var` as a number,
@@ -374,6 +388,10 @@ mod tests {
             log_type: LogType::Text,
             stop_exit_codes: vec![],
             increment_var: None,
+            cron_restart: None,
+            watch: vec![],
+            ignore_watch: vec![],
+            watch_delay_ms: defaults::WATCH_DELAY_MS,
         }
     }
 
@@ -510,6 +528,9 @@ mod tests {
         s.stop_exit_codes = vec![0];
         s.increment_var = Some("PORT".into());
         s.max_memory_restart_bytes = Some(1 << 20);
+        s.cron_restart = Some("0 3 * * *".into());
+        s.watch = vec!["/srv/api/src".into()];
+        s.ignore_watch = vec!["*.log".into()];
         let mut p = info(0, 0, s);
         p.combined_log = Some("/h/logs/api.log".into());
         p.last_exit = Some(ExitInfo {
@@ -533,6 +554,10 @@ mod tests {
         assert_eq!(env["log_type"], "json");
         assert_eq!(env["stop_exit_codes"], json!([0]));
         assert_eq!(env["max_memory_restart"], 1 << 20);
+        assert_eq!(env["cron_restart"], "0 3 * * *");
+        assert_eq!(env["watch"], json!(["/srv/api/src"]));
+        assert_eq!(env["ignore_watch"], json!(["*.log"]));
+        assert_eq!(env["watch_delay"], 1000);
         assert_eq!(env["log_error"], "cannot write");
         assert_eq!(env["log_dropped_bytes"], 9);
     }
