@@ -63,7 +63,7 @@ const supervisors = {
     pidFile: () => path.join(homes.rsup, 'rsup.pid'),
     // `list` starts rsup's daemon when none runs (`ping` only asks).
     bootArgs: ['list'],
-    online: (p) => p.status === 'online',
+    online: (p) => p.pm2_env && p.pm2_env.status === 'online',
   },
 };
 

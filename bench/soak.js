@@ -140,7 +140,7 @@ const alive = (pid) => {
 };
 
 async function jlist() {
-  const r = await rsup(['jlist'], 20_000);
+  const r = await rsup(['jlist', '--native'], 20_000);
   if (r.code !== 0) return null;
   try {
     const list = JSON.parse(r.stdout).filter((p) => p.name === NAME);

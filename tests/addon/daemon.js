@@ -62,7 +62,7 @@ function privateDaemon(env = {}) {
   }
 
   async function list() {
-    const out = await rsup(['jlist'], 10_000);
+    const out = await rsup(['jlist', '--native'], 10_000);
     assert.equal(out.code, 0, out.stderr);
     const procs = JSON.parse(out.stdout);
     for (const p of procs) if (p.pid) pids.add(p.pid);

@@ -84,8 +84,9 @@ impl Rsup {
         cmd.output().expect("rsup runs")
     }
 
+    /// The daemon's own records of its processes (`jlist --native`).
     pub fn jlist(&self) -> Vec<ProcessInfo> {
-        serde_json::from_str(&self.ok(&["jlist"])).expect("jlist is JSON")
+        serde_json::from_str(&self.ok(&["jlist", "--native"])).expect("jlist is JSON")
     }
 
     pub fn process(&self, name: &str) -> ProcessInfo {

@@ -27,7 +27,7 @@ fn wait_ready_holds_online_back_until_the_app_says_ready() {
     r.wait_report("report", "start");
     let p = wait_for("the daemon to list w", || {
         let list = serde_json::from_str::<Vec<rsup_proto::app::ProcessInfo>>(
-            &String::from_utf8_lossy(&r.run(&["jlist"]).stdout),
+            &String::from_utf8_lossy(&r.run(&["jlist", "--native"]).stdout),
         )
         .ok()?;
         list.into_iter().find(|p| p.name == "w")

@@ -220,6 +220,10 @@ pub struct ProcessInfo {
     pub unstable_restarts: u32,
     /// When the current process started, ms since the Unix epoch.
     pub started_at_ms: Option<u64>,
+    /// When the instance was created (its first start), ms since the Unix
+    /// epoch; kept across restarts and reloads (PM2's `created_at`).
+    #[serde(default)]
+    pub created_at_ms: u64,
     pub cpu_percent: f64,
     pub memory_bytes: u64,
     pub last_exit: Option<ExitInfo>,

@@ -6,8 +6,11 @@
 //! - [`worker`]: messages between the daemon and a worker process (the Node
 //!   addon speaks this side) over the socket named by [`worker::FD_ENV`].
 //! - [`framing`]: both channels are JSON lines; this is the one encoder/decoder.
+//! - [`pm2`]: the process list in PM2's shape (`jlist`, `prettylist`, the
+//!   Node API), for tools written for PM2.
 
 pub mod app;
 pub mod control;
 pub mod framing;
+pub mod pm2;
 pub mod worker;

@@ -126,6 +126,7 @@ mod tests {
             restarts: 0,
             unstable_restarts: 0,
             started_at_ms: None,
+            created_at_ms: 0,
             cpu_percent: 0.0,
             memory_bytes: 0,
             last_exit: None,

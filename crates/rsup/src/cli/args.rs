@@ -56,8 +56,14 @@ pub enum Command {
     /// Show the process table
     #[command(visible_aliases = ["ls", "status"])]
     List,
-    /// Print the process list as JSON
-    Jlist,
+    /// Print the process list as JSON, in PM2's shape
+    Jlist {
+        /// The daemon's own records instead of PM2's shape
+        #[arg(long, hide = true)]
+        native: bool,
+    },
+    /// Print the process list in PM2's shape, as Node's util.inspect writes it
+    Prettylist,
     /// Show everything about a process
     #[command(visible_alias = "show")]
     Describe { target: String },

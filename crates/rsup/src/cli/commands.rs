@@ -2,13 +2,14 @@
 
 use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs, StartupArgs};
 use super::client::{check_answers, connect, connect_existing, send, send_raw};
-use super::{log_verbs, monit, render, startup};
+use super::{inspect, log_verbs, monit, render, startup};
 use crate::config::{self, Context as ConfigContext, Overrides};
 use crate::dump;
 use crate::home::Home;
 use anyhow::{bail, Context, Result};
 use rsup_proto::app::{AppSpec, ProcessInfo, Status};
 use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, Request, ScaleCount, Target};
+use rsup_proto::pm2::MonitorData;
 use std::io::{IsTerminal, Write};
 
 pub fn run(command: Command) -> Result<i32> {
@@ -49,7 +50,9 @@ pub fn run(command: Command) -> Result<i32> {
             print_table(&list(&home)?);
             Ok(0)
         }
-        Command::Jlist => jlist(&home),
+        Command::Jlist { native: true } => jlist_native(&home),
+        Command::Jlist { native: false } => jlist(&home),
+        Command::Prettylist => prettylist(&home),
         Command::Monit => monit::run(|| list(&home)),
         Command::Describe { target } => describe(&home, &target),
         Command::Logs(args) => log_verbs::logs(&home, args),
@@ -97,10 +100,42 @@ fn act(home: &Home, req: Request) -> Result<i32> {
     Ok(0)
 }
 
-/// Prints the daemon's list of processes as it sent it: the same JSON as
-/// parsing it into [`ProcessInfo`]s and writing them again, without the
-/// cost of doing so for thousands of processes.
+/// Prints the process list in PM2's shape, as JSON (`pm2 jlist`).
 fn jlist(home: &Home) -> Result<i32> {
+    let procs = list_fast(home)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer(&mut out, &MonitorData(&procs))?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// Prints the process list in PM2's shape as `pm2 prettylist` does: Node's
+/// `util.inspect` of it.
+fn prettylist(home: &Home) -> Result<i32> {
+    let text = prettylist_text(&list_fast(home)?);
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\n")?;
+    Ok(0)
+}
+
+fn prettylist_text(procs: &[ProcessInfo]) -> String {
+    // Node writes the first 100 entries of an array and only counts the
+    // rest: only those are built.
+    let shown = procs.len().min(inspect::MAX_ARRAY_LENGTH);
+    let mut list = rsup_proto::pm2::monitor_data(&procs[..shown]);
+    if let serde_json::Value::Array(entries) = &mut list {
+        entries.resize(procs.len(), serde_json::Value::Null);
+    }
+    inspect::inspect(&list)
+}
+
+/// Prints the daemon's own records of its processes as it sent them
+/// (`jlist --native`, for rsup's tests and tools): the same JSON as parsing
+/// it into [`ProcessInfo`]s and writing them again, without the cost of
+/// doing so for thousands of processes.
+fn jlist_native(home: &Home) -> Result<i32> {
     let line = send_raw(connect(home)?, &Request::List { target: None })?;
     let json = jlist_json(&line)?;
     let mut out = std::io::stdout().lock();
@@ -125,6 +160,14 @@ fn jlist_json(line: &[u8]) -> Result<&str> {
         ("error", _, Some(message)) => bail!(message),
         _ => bail!("unexpected reply from the daemon"),
     }
+}
+
+/// Every process, read straight from the reply's `processes` array: the
+/// generic reply parser buffers a tagged reply whole first, which costs
+/// more than the rest of `jlist` for thousands of processes.
+fn list_fast(home: &Home) -> Result<Vec<ProcessInfo>> {
+    let line = send_raw(connect(home)?, &Request::List { target: None })?;
+    serde_json::from_str(jlist_json(&line)?).context("unreadable reply from the rsup daemon")
 }
 
 pub fn list(home: &Home) -> Result<Vec<ProcessInfo>> {
@@ -491,6 +534,7 @@ mod tests {
             restarts: 2,
             unstable_restarts: 0,
             started_at_ms: Some(1_700_000_000_000),
+            created_at_ms: 1_600_000_000_000,
             cpu_percent: 12.3,
             memory_bytes: 1 << 20,
             last_exit: Some(ExitInfo {
@@ -525,6 +569,90 @@ mod tests {
                 serde_json::to_string(&parsed).unwrap()
             );
         }
+    }
+
+    /// A process as PM2's e2e scripts start them: `start echo.js` from the
+    /// fixtures folder, with the CLI's environment.
+    fn echo(id: u32, name: &str) -> ProcessInfo {
+        let mut p = info(id);
+        p.name = name.into();
+        p.instance = 0;
+        p.spec.name = name.into();
+        p.spec.script = "/t/fixtures/echo.js".into();
+        p.spec.cwd = "/t/fixtures".into();
+        p.spec.env = [("HOME", "/root"), ("PATH", "/usr/bin:/bin")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        p.out_log = format!("/root/.pm2/logs/{name}-out.log").into();
+        p.err_log = format!("/root/.pm2/logs/{name}-error.log").into();
+        p.pid_file = format!("/root/.pm2/pids/{name}-{id}.pid").into();
+        p.restarts = 1;
+        p.log_error = None;
+        p.log_dropped_bytes = 0;
+        p
+    }
+
+    /// What PM2's e2e scripts count with `grep -o` in `prettylist`.
+    fn count(text: &str, pattern: &str) -> usize {
+        text.matches(pattern).count()
+    }
+
+    #[test]
+    fn prettylist_has_what_pm2_scripts_count_once_per_process() {
+        let mut stopped = echo(1, "ECHONEST");
+        stopped.status = Status::Stopped;
+        stopped.pid = None;
+        let text = prettylist_text(&[echo(0, "echo"), stopped]);
+        assert_eq!(count(&text, "online"), 1);
+        assert_eq!(count(&text, "stopped"), 1);
+        assert_eq!(count(&text, "restart_time: 1"), 2);
+        assert_eq!(count(&text, "restart_time"), 2);
+        assert_eq!(count(&text, "fork_mode"), 2);
+        assert_eq!(count(&text, "NODE_APP_INSTANCE: 0"), 2);
+        // The top level, pm2_env and @pm2/io's module name, as under PM2.
+        assert_eq!(count(&text, "name: 'echo'"), 3);
+        // ... and its log paths, pid path and module slot in env.
+        assert_eq!(count(&text, "ECHONEST"), 7);
+        assert_eq!(count(&text, "echo.js"), 2, "pm_exec_path only");
+        assert_eq!(count(&text, "node_args: []"), 2);
+        assert!(text.contains("\n      pm_out_log_path: '/root/.pm2/logs/echo-out.log',\n"));
+        assert!(text.contains("\n    pm_id: 1,\n"));
+    }
+
+    #[test]
+    fn prettylist_counts_what_it_does_not_show_as_node_does() {
+        let procs: Vec<ProcessInfo> = (0..103).map(|i| echo(i, "many")).collect();
+        let text = prettylist_text(&procs);
+        assert_eq!(
+            text,
+            inspect::inspect(&rsup_proto::pm2::monitor_data(&procs))
+        );
+        assert!(
+            text.ends_with("  },\n  ... 3 more items\n]"),
+            "{}",
+            &text[text.len() - 200..]
+        );
+        assert_eq!(count(&text, "online"), 100);
+    }
+
+    #[test]
+    fn prettylist_shows_the_increment_var_as_pm2_does() {
+        let procs: Vec<ProcessInfo> = (0..2)
+            .map(|i| {
+                let mut p = echo(i, "sample-increment");
+                p.instance = i;
+                p.spec.exec_mode = rsup_proto::app::ExecMode::Cluster;
+                p.spec.increment_var = Some("PORT".into());
+                p.spec.env.insert("PORT".into(), "3000".into());
+                p
+            })
+            .collect();
+        let text = prettylist_text(&procs);
+        assert_eq!(count(&text, "PORT: 3000"), 2);
+        assert_eq!(count(&text, "PORT: 3001"), 2);
+        assert_eq!(count(&text, "exec_mode: 'cluster_mode'"), 2);
+        assert_eq!(count(&text, "NODE_APP_INSTANCE: 1"), 1);
     }
 
     #[test]

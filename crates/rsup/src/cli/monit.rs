@@ -221,6 +221,7 @@ mod tests {
             restarts: 3,
             unstable_restarts: 0,
             started_at_ms: Some(1_000),
+            created_at_ms: 1_000,
             cpu_percent: 12.0,
             memory_bytes: 44_354_764,
             last_exit: None,

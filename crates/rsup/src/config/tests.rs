@@ -381,8 +381,8 @@ fn unknown_and_unsupported_keys_are_warnings() {
     assert_eq!(
         loaded.warnings,
         [
-            "ecosystem.config.js: app \"api\": unknown key \"colour\" is ignored",
             "ecosystem.config.js: app \"api\": \"uid\" is not supported by rsup and is ignored",
+            "ecosystem.config.js: app \"api\": unknown key \"colour\" is ignored",
         ]
     );
 }

@@ -462,6 +462,7 @@ impl App {
             err_log,
             combined_log: combined_log_path(&self.spec, id),
             pid_file: pid_path(&self.spec, id, &self.env.home),
+            created_at_ms: crate::daemon::now_ms(),
         }
     }
 

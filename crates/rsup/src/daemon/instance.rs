@@ -76,6 +76,8 @@ pub struct Identity {
     /// The log of both streams, when the app has one.
     pub combined_log: Option<PathBuf>,
     pub pid_file: PathBuf,
+    /// When the instance was created, ms since the Unix epoch.
+    pub created_at_ms: u64,
 }
 
 /// What an app's instances share: the app's listening sockets and how to

@@ -42,6 +42,7 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
                 restarts: state.restarts,
                 unstable_restarts: state.unstable_restarts,
                 started_at_ms: state.started_at_ms,
+                created_at_ms: h.identity.created_at_ms,
                 cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
                 memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
                 last_exit: state.last_exit,
