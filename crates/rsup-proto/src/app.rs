@@ -44,8 +44,18 @@ pub struct AppSpec {
     pub node: bool,
     pub instances: u32,
     pub exec_mode: ExecMode,
-    /// The whole environment of each instance, before rsup's own variables.
+    /// The app's own variables (ecosystem `env`, `env_<name>` and
+    /// `deploy.<name>.env` with `--env`, `port`): what lists show.
     pub env: BTreeMap<String, String>,
+    /// The environment of the CLI that started the app (or that last gave
+    /// `--update-env`): every instance inherits it, under the app's own
+    /// variables. Lists leave it out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inherited_env: BTreeMap<String, String>,
+    /// Inherited variables the app's `env` sets to `null`: removed, whatever
+    /// environment is inherited later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_unset: Vec<String>,
     pub wait_ready: bool,
     pub listen_timeout_ms: u64,
     pub kill_timeout_ms: u64,
@@ -111,6 +121,21 @@ pub struct AppSpec {
 
 fn default_watch_delay() -> u64 {
     defaults::WATCH_DELAY_MS
+}
+
+impl AppSpec {
+    /// Each instance's environment before rsup's own variables: the
+    /// inherited one less what the app unsets, under the app's own.
+    pub fn process_env(&self) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = self
+            .inherited_env
+            .iter()
+            .filter(|(k, _)| !self.env_unset.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
 }
 
 fn default_namespace() -> String {
@@ -244,4 +269,45 @@ pub struct ProcessInfo {
     /// want of a writable log.
     #[serde(default)]
     pub log_dropped_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_json() -> serde_json::Value {
+        serde_json::json!({
+            "name": "a", "script": "/a.js", "args": [], "cwd": "/", "interpreter": "node",
+            "node_args": [], "node": true, "instances": 1, "exec_mode": "fork",
+            "env": {"PORT": "80", "HOME": "/app"},
+            "wait_ready": false, "listen_timeout_ms": 3000, "kill_timeout_ms": 1600,
+            "kill_signal": "SIGINT", "shutdown_with_message": false, "treekill": true,
+            "autorestart": true, "max_restarts": 16, "min_uptime_ms": 1000,
+            "restart_delay_ms": 0, "exp_backoff_restart_delay_ms": 0,
+            "instance_var": "NODE_APP_INSTANCE", "out_file": null, "error_file": null,
+            "merge_logs": true, "log_date_format": null, "time": false
+        })
+    }
+
+    #[test]
+    fn a_spec_without_an_inherited_environment_reads_with_its_env_whole() {
+        // As older daemons wrote it: the inherited variables were in `env`.
+        let spec: AppSpec = serde_json::from_value(spec_json()).unwrap();
+        assert!(spec.inherited_env.is_empty() && spec.env_unset.is_empty());
+        assert_eq!(spec.process_env(), spec.env);
+        let written = serde_json::to_value(&spec).unwrap();
+        assert!(written.get("inherited_env").is_none());
+    }
+
+    #[test]
+    fn the_apps_variables_win_over_the_inherited_ones_and_unset_ones_go() {
+        let mut spec: AppSpec = serde_json::from_value(spec_json()).unwrap();
+        spec.inherited_env = [("HOME", "/root"), ("PATH", "/bin"), ("SECRET", "x")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        spec.env_unset = vec!["SECRET".into()];
+        let env = spec.process_env();
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(pairs, [("HOME", "/app"), ("PATH", "/bin"), ("PORT", "80")]);
+    }
 }
