@@ -17,6 +17,8 @@ pub fn spec() -> AppSpec {
         instances: 1,
         exec_mode: ExecMode::Fork,
         env: BTreeMap::new(),
+        inherited_env: BTreeMap::new(),
+        env_unset: vec![],
         wait_ready: false,
         listen_timeout_ms: defaults::LISTEN_TIMEOUT_MS,
         kill_timeout_ms: defaults::KILL_TIMEOUT_MS,
