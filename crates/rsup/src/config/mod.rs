@@ -28,8 +28,8 @@ use serde_json::{Map, Value};
 pub use error::ConfigError;
 pub use fields::split_words;
 use resolve::Origin;
-pub use signal::normalise as signal_name;
 pub use resolve::{absolute, inherited_env};
+pub use signal::normalise as signal_name;
 
 /// What the CLI knows about where it runs.
 #[derive(Debug, Clone)]

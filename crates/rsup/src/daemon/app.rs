@@ -352,7 +352,9 @@ impl App {
         tracing::info!(app = %self.spec.name, "{why}: reloading");
         let (progress, _unheard) = mpsc::unbounded_channel();
         let options = ReloadOptions::default();
-        if let Err(e) = replace_instances(&self.context, &chosen, None, options, &progress).await {
+        if let Err(e) =
+            replace_instances(&self.context, &chosen, &|_| None, options, &progress).await
+        {
             tracing::warn!(app = %self.spec.name, "{why}: reload failed: {e}");
         }
         self.reloading.store(false, Ordering::SeqCst);

@@ -252,6 +252,7 @@ pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
         restarts: info.restarts,
         out_log: &info.out_log,
         err_log: &info.err_log,
+        combined_log: info.combined_log.as_ref(),
         preload: None,
     })
 }
