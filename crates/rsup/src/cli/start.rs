@@ -6,7 +6,7 @@
 use super::args::StartArgs;
 use super::client::{connect_existing, send};
 use super::commands::{list, load, overrides, print_table, report_failures, request, STDIN};
-use super::operate::update_of;
+use super::operate::{cli_target, update_of};
 use crate::config::{self, Overrides};
 use crate::home::Home;
 use anyhow::{bail, Result};
@@ -104,10 +104,8 @@ fn start_one(
 /// Whether `arg` is no file here but names processes the daemon runs (a
 /// name, an id, `all`, `/regex/`); false when no daemon runs.
 fn names_known_processes(home: &Home, arg: &str) -> Result<bool> {
-    if arg.contains('/') && !matches!(Target::parse(arg), Target::Regex(_)) {
-        return Ok(false);
-    }
-    if std::path::Path::new(arg).exists() {
+    let target = cli_target(arg)?;
+    if matches!(target, Target::Script(_)) || std::path::Path::new(arg).exists() {
         return Ok(false);
     }
     let Some(stream) = connect_existing(home)? else {
@@ -116,7 +114,7 @@ fn names_known_processes(home: &Home, arg: &str) -> Result<bool> {
     let reply = send(
         stream,
         &Request::List {
-            target: Some(Target::parse(arg)),
+            target: Some(target),
         },
         |_| {},
     )?;

@@ -140,12 +140,7 @@ pub fn load_config_text(
     ov: &Overrides,
     ctx: &Context,
 ) -> Result<Loaded, ConfigError> {
-    let value = evaluate::evaluate_json_text(text, &ctx.env, &ctx.cwd).map_err(|reason| {
-        ConfigError::Evaluate {
-            file: label.to_string(),
-            reason,
-        }
-    })?;
+    let value = evaluate_text(label, text, ctx)?;
     load_config_value(&value, label, &ctx.cwd, ov, ctx)
 }
 
@@ -168,12 +163,7 @@ pub fn app_names_in_text(
     ov: &Overrides,
     ctx: &Context,
 ) -> Result<Vec<String>, ConfigError> {
-    let value = evaluate::evaluate_json_text(text, &ctx.env, &ctx.cwd).map_err(|reason| {
-        ConfigError::Evaluate {
-            file: label.to_string(),
-            reason,
-        }
-    })?;
+    let value = evaluate_text(label, text, ctx)?;
     app_names_in_value(&value, label, ov)
 }
 
@@ -184,6 +174,13 @@ fn app_names_in_value(
 ) -> Result<Vec<String>, ConfigError> {
     let (apps, _) = select_apps(value, file, ov)?;
     Ok(apps.into_iter().filter_map(|a| a.name).collect())
+}
+
+fn evaluate_text(label: &str, text: &str, ctx: &Context) -> Result<Value, ConfigError> {
+    evaluate::evaluate_json_text(text, &ctx.env, &ctx.cwd).map_err(|reason| ConfigError::Evaluate {
+        file: label.to_string(),
+        reason,
+    })
 }
 
 /// The file's label for messages, its absolute path and its value.

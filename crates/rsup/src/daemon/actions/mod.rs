@@ -58,7 +58,7 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
 /// Restarts what the target names, every app at once, with the options
 /// `update` changes.
 async fn restart(daemon: &Daemon, target: &Target, update: SpecUpdate) -> Reply {
-    let chosen = match chosen_for_update(daemon, target, &update) {
+    let chosen = match targeted(daemon, target, &update) {
         Ok(chosen) => chosen,
         Err(message) => return error(message),
     };
@@ -72,7 +72,7 @@ async fn restart(daemon: &Daemon, target: &Target, update: SpecUpdate) -> Reply 
 /// The apps a target names for a verb that acts on processes: naming none
 /// is an error, `all` included, as in PM2. For an update with a new name,
 /// the one app named, renamed at once.
-fn chosen_for_update(
+fn targeted(
     daemon: &Daemon,
     target: &Target,
     update: &SpecUpdate,
@@ -97,7 +97,7 @@ fn chosen_for_update(
 /// Gives every app the target names its operation, all at once, and
 /// answers once all are done.
 async fn on_each_app(daemon: &Daemon, target: &Target, op: impl Fn(Selection) -> Op) -> Reply {
-    match chosen_for_update(daemon, target, &SpecUpdate::default()) {
+    match targeted(daemon, target, &SpecUpdate::default()) {
         Ok(chosen) => run_on_each(daemon, chosen, op).await,
         Err(message) => error(message),
     }

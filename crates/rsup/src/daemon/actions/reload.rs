@@ -1,9 +1,8 @@
 //! `reload`: each named app replaces its instances without a gap, with
-//! the options `update` changes. Apps go
-//! one after another, and the first failure ends the reload: what was not
-//! reached keeps its old processes.
+//! the options `update` changes. Apps go one after another, and the first
+//! failure ends the reload: what was not reached keeps its old processes.
 
-use super::{chosen_for_update, error, reply};
+use super::{error, reply, targeted};
 use crate::daemon::app::{Op, Progress};
 use crate::daemon::lifecycle::Daemon;
 use rsup_proto::control::{ReloadOptions, Reply, SpecUpdate, Target};
@@ -18,7 +17,7 @@ pub async fn reload(
     // `systemctl reload` runs `rsup reload all`: the unit shows reloading
     // until every app is done.
     let _reloading = (*target == Target::All).then(crate::daemon::systemd::Reloading::begin);
-    let chosen = match chosen_for_update(daemon, target, &update) {
+    let chosen = match targeted(daemon, target, &update) {
         Ok(chosen) => chosen,
         Err(message) => return error(message),
     };
