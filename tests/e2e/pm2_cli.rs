@@ -37,13 +37,7 @@ fn run_env(r: &Rsup, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn ok_env(r: &Rsup, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = run_env(r, args, env);
-    assert!(
-        out.status.success(),
-        "rsup {args:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
