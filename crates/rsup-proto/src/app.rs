@@ -127,15 +127,33 @@ impl AppSpec {
     /// Each instance's environment before rsup's own variables: the
     /// inherited one less what the app unsets, under the app's own.
     pub fn process_env(&self) -> BTreeMap<String, String> {
-        let mut env: BTreeMap<String, String> = self
-            .inherited_env
-            .iter()
-            .filter(|(k, _)| !self.env_unset.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        env
+        merge_env(&self.inherited_env, &self.env_unset, &self.env)
     }
+
+    /// One variable of [`AppSpec::process_env`].
+    pub fn process_var(&self, name: &str) -> Option<&String> {
+        self.env.get(name).or_else(|| {
+            (!self.env_unset.iter().any(|k| k == name))
+                .then(|| self.inherited_env.get(name))
+                .flatten()
+        })
+    }
+}
+
+/// An instance's environment before rsup's own variables: `inherited`
+/// less `unset`, under the app's `own`.
+pub fn merge_env(
+    inherited: &BTreeMap<String, String>,
+    unset: &[String],
+    own: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = inherited
+        .iter()
+        .filter(|(k, _)| !unset.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
 }
 
 fn default_namespace() -> String {
@@ -145,15 +163,15 @@ fn default_namespace() -> String {
 impl AppSpec {
     /// The variables that differ from one instance to the next, as PM2
     /// gives them: `instance_var` holding the instance index, and
-    /// `increment_var` counting up from its value in `env` (0 when unset).
+    /// `increment_var` counting up from its value in the environment (0
+    /// when unset).
     /// The increment follows the index, so a replaced instance keeps its
     /// value and the values stay `base..base + instances`.
     pub fn instance_variables(&self, instance: u32) -> Vec<(String, String)> {
         let mut vars = vec![(self.instance_var.clone(), instance.to_string())];
         if let Some(var) = &self.increment_var {
             let base = self
-                .env
-                .get(var)
+                .process_var(var)
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .unwrap_or(0);
             vars.push((var.clone(), (base + i64::from(instance)).to_string()));
@@ -309,5 +327,19 @@ mod tests {
         let env = spec.process_env();
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
         assert_eq!(pairs, [("HOME", "/app"), ("PATH", "/bin"), ("PORT", "80")]);
+        for (name, value) in [
+            ("HOME", Some("/app")),
+            ("PATH", Some("/bin")),
+            ("SECRET", None),
+        ] {
+            assert_eq!(spec.process_var(name).map(String::as_str), value, "{name}");
+        }
+        // increment_var counts up from an inherited value too.
+        spec.increment_var = Some("PATH".into());
+        spec.inherited_env.insert("PATH".into(), "7000".into());
+        assert_eq!(
+            spec.instance_variables(2)[1],
+            ("PATH".into(), "7002".into())
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use rsup_proto::app::{defaults, AppSpec, ExecMode};
+use rsup_proto::app::{defaults, merge_env, AppSpec, ExecMode};
 
 use super::fields::{self, EnvMap, LogFileSetting, RawApp, Watch};
 use super::interpreter::{self, which};
@@ -257,7 +257,10 @@ pub fn resolve(
         },
     };
     let increment_var = match raw.increment_var.take() {
-        Some(text) => Some(increment_variable(&text, &env)?),
+        Some(text) => Some(increment_variable(
+            &text,
+            &merge_env(&env.inherited, &env.unset, &env.own),
+        )?),
         None => None,
     };
     // PM2 stops every app with the `shutdown` message when its daemon has
