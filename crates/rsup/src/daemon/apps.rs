@@ -420,7 +420,7 @@ mod tests {
     use super::*;
     use crate::daemon::app::Op;
     use rsup_proto::app::Status;
-    use rsup_proto::control::ScaleCount;
+    use rsup_proto::control::{ScaleCount, SpecUpdate};
 
     fn apps(home: &tempfile::TempDir) -> Arc<Apps> {
         Apps::new(AppEnv::new(
@@ -797,7 +797,12 @@ mod tests {
         );
         // The one down starts on request.
         let found = apps.resolve(&Target::Id(9)).unwrap().remove(0);
-        app.run(Op::Restart(found.1)).await.unwrap();
+        app.run(Op::Restart {
+            selection: found.1,
+            update: SpecUpdate::default(),
+        })
+        .await
+        .unwrap();
         let nine = app
             .instances()
             .into_iter()
