@@ -314,8 +314,13 @@ fn restart_and_reload_apply_a_new_name_and_node_args() {
         .jlist()
         .iter()
         .all(|p| p.spec.node_args == ["--no-warnings"] && p.restarts == 1));
+    assert!(r
+        .ok(&["prettylist"])
+        .contains("node_args: [ '--no-warnings' ]"));
     r.ok(&["reload", "echo", "--node-args=null"]);
     assert!(r.jlist().iter().all(|p| p.spec.node_args.is_empty()));
+    // Removed, as PM2 removes an option given as null: not even listed.
+    assert!(!r.ok(&["prettylist"]).contains("node_args"));
 
     // A new name is the app's: every instance takes it, ids stay.
     r.ok(&["restart", "0", "--name", "api"]);

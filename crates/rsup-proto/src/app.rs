@@ -40,6 +40,10 @@ pub struct AppSpec {
     pub interpreter: Option<String>,
     /// Arguments for the interpreter, before the script.
     pub node_args: Vec<String>,
+    /// `--node-args null` removed them: PM2 then lists no `node_args` at
+    /// all, where it lists `[]` for none given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub node_args_unset: bool,
     /// Whether the process is Node and so gets a Node IPC channel.
     pub node: bool,
     pub instances: u32,

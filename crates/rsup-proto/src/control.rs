@@ -137,7 +137,7 @@ pub struct SpecUpdate {
     /// A new name for the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// New interpreter arguments; empty clears them.
+    /// New interpreter arguments; empty removes them (PM2's `null`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_args: Option<Vec<String>>,
     /// The environment to inherit from now on (`--update-env`).
@@ -158,6 +158,7 @@ impl SpecUpdate {
         }
         if let Some(node_args) = &self.node_args {
             new.node_args = node_args.clone();
+            new.node_args_unset = node_args.is_empty();
         }
         if let Some(env) = &self.inherited_env {
             new.inherited_env = env.clone();

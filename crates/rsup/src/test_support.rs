@@ -13,6 +13,7 @@ pub fn spec() -> AppSpec {
         cwd: PathBuf::from("/srv/app"),
         interpreter: Some("node".into()),
         node_args: vec![],
+        node_args_unset: false,
         node: true,
         instances: 1,
         exec_mode: ExecMode::Fork,

@@ -73,11 +73,13 @@ pub fn resolve(
     if ov.interpreter.is_some() {
         raw.interpreter = ov.interpreter.clone();
     }
+    let mut node_args_unset = false;
     if let Some(text) = &ov.node_args {
         let words = fields::split_words(text).map_err(|e| format!("--node-args: {e}"))?;
         if words == ["null"] {
             // PM2 removes an option given as "null".
             raw.node_args = Some(Vec::new());
+            node_args_unset = true;
         } else if !words.is_empty() {
             // `--node-args ""` leaves the file's value, as an absent flag does.
             raw.node_args = Some(words);
@@ -279,6 +281,7 @@ pub fn resolve(
         cwd,
         interpreter,
         node_args,
+        node_args_unset,
         node,
         instances: instance_count,
         exec_mode,
