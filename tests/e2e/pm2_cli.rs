@@ -377,8 +377,10 @@ fn restart_keeps_the_environment_it_started_with_unless_update_env() {
     assert!(starts_of(&r, "env")[4].contains("VAR=fourth"));
 
     // Lists leave the inherited environment out; `env` shows it.
-    let jlist = r.ok(&["jlist"]);
-    assert!(!jlist.contains("fourth"), "{jlist}");
+    for list in ["jlist", "prettylist"] {
+        let shown = r.ok(&[list]);
+        assert!(!shown.contains("fourth"), "{list}: {shown}");
+    }
     assert!(r.process("env").spec.inherited_env.is_empty());
     let shown = r.ok(&["env", "0"]);
     assert!(shown.lines().any(|l| l == "VAR: fourth"), "{shown}");
