@@ -472,11 +472,11 @@ fn exit_codes_follow_pm2() {
 fn pm2_flags_and_commands_rsup_lacks_get_one_clear_line() {
     let r = Rsup::new();
     let app = script(&r, "app.js");
-    let out = r.run(&["start", &app, "--deep-monitoring"]);
+    let out = r.run(&["start", &app, "--container"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out).trim(),
-        "rsup: --deep-monitoring is a PM2 flag that rsup does not support (rsup start --help lists the flags it has)"
+        "rsup: --container is a PM2 flag that rsup does not support (rsup start --help lists the flags it has)"
     );
     let out = r.run(&["plus"]);
     assert_eq!(out.status.code(), Some(2));
@@ -485,6 +485,20 @@ fn pm2_flags_and_commands_rsup_lacks_get_one_clear_line() {
         "rsup: plus is a PM2 command that rsup does not support (rsup --help lists the commands it has)"
     );
     assert!(r.jlist().is_empty());
+    // PM2's switches for its own monitoring mean nothing here: taken as is.
+    ok_env(
+        &r,
+        &[
+            "start",
+            &app,
+            "--no-automation",
+            "--no-pmx",
+            "--no-vizion",
+            "--trace",
+        ],
+        &[],
+    );
+    assert_eq!(r.jlist().len(), 1);
 }
 
 #[test]

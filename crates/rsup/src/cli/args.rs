@@ -298,9 +298,38 @@ pub struct StartArgs {
     /// Run in the foreground, without a daemon (for containers)
     #[arg(long)]
     pub no_daemon: bool,
+    #[command(flatten)]
+    pub pm2_monitoring: Pm2MonitoringFlags,
     /// Arguments for the app, after --
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+/// PM2's switches for its own monitoring (PM2.io, vizion, tracing): they
+/// mean nothing to rsup and are taken without a word, as the same keys in
+/// an ecosystem file are, so that PM2 command lines keep working.
+#[derive(Args, Debug, Default)]
+pub struct Pm2MonitoringFlags {
+    #[arg(long = "no-vizion", hide = true)]
+    no_vizion: bool,
+    #[arg(long = "no-pmx", hide = true)]
+    no_pmx: bool,
+    #[arg(long = "no-automation", hide = true)]
+    no_automation: bool,
+    #[arg(long, hide = true)]
+    trace: bool,
+    #[arg(long, hide = true)]
+    disable_trace: bool,
+    #[arg(long, hide = true)]
+    v8: bool,
+    #[arg(long, hide = true)]
+    event_loop_inspector: bool,
+    #[arg(long, hide = true)]
+    deep_monitoring: bool,
+    #[arg(long, hide = true)]
+    source_map_support: bool,
+    #[arg(long, hide = true)]
+    disable_source_map_support: bool,
 }
 
 #[derive(Args, Debug)]

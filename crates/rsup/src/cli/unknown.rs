@@ -17,6 +17,7 @@ const PM2_COMMANDS: &[&str] = &[
     "conf",
     "config",
     "create",
+    "dash",
     "dashboard",
     "deepUpdate",
     "delete",
@@ -27,12 +28,14 @@ const PM2_COMMANDS: &[&str] = &[
     "ecosystem",
     "env",
     "examples",
+    "expose",
     "flush",
     "forward",
     "get",
     "id",
     "imonit",
     "info",
+    "init",
     "inspect",
     "install",
     "install-otel",
@@ -85,6 +88,7 @@ const PM2_COMMANDS: &[&str] = &[
     "startOrRestart",
     "startup",
     "status",
+    "sysinfos",
     "stop",
     "trigger",
     "uninstall",
@@ -295,8 +299,8 @@ mod tests {
     #[test]
     fn pm2_flags_rsup_lacks_are_named_as_such() {
         assert_eq!(
-            line(&["rsup", "start", "app.js", "--deep-monitoring"]),
-            "rsup: --deep-monitoring is a PM2 flag that rsup does not support (rsup start --help lists the flags it has)"
+            line(&["rsup", "start", "app.js", "--container"]),
+            "rsup: --container is a PM2 flag that rsup does not support (rsup start --help lists the flags it has)"
         );
         assert!(line(&["rsup", "start", "app.js", "--image-name=web"])
             .starts_with("rsup: --image-name is a PM2 flag"));
