@@ -15,6 +15,7 @@ mod logs;
 mod monit;
 mod namespaces;
 mod pid_files;
+mod pm2_cli;
 mod pm2_list;
 mod process_limits;
 mod readiness;

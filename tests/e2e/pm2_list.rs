@@ -12,6 +12,27 @@ impl Rsup {
     }
 }
 
+/// Starts the fixture app as `name` from a config file whose `env` holds
+/// `env`: the app's own variables, which the lists show (those it inherits
+/// from the shell they leave out).
+fn start_with_env(r: &Rsup, name: &str, flags: &[&str], env: &[(&str, &str)]) {
+    let vars: serde_json::Map<String, Value> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    let config = r.path(&format!("{name}.json"));
+    let app = serde_json::json!([{ "name": name, "script": fixture("app.js"), "env": vars }]);
+    std::fs::write(&config, app.to_string()).unwrap();
+    let out = r
+        .cmd()
+        .arg("start")
+        .arg(&config)
+        .args(flags)
+        .output()
+        .expect("rsup runs");
+    assert_success(&out);
+}
+
 fn by_id(list: &[Value], id: u32) -> &Value {
     list.iter()
         .find(|p| p["pm_id"] == id)
@@ -21,7 +42,7 @@ fn by_id(list: &[Value], id: u32) -> &Value {
 #[test]
 fn jlist_is_pm2s_list_with_rsups_values() {
     let r = Rsup::new();
-    assert_success(&r.start_fixture("app.js", "web", &["-i", "2"], &[("GREETING", "hi")]));
+    start_with_env(&r, "web", &["-i", "2"], &[("GREETING", "hi")]);
     assert_success(&r.start_fixture("app.js", "solo", &["--", "--port", "80"], &[]));
     let native = r.jlist();
     assert_eq!(native.len(), 3);
@@ -108,7 +129,7 @@ fn jlist_follows_restarts_and_stops() {
 #[test]
 fn prettylist_is_nodes_inspect_of_jlist() {
     let r = Rsup::new();
-    assert_success(&r.start_fixture("app.js", "echo", &[], &[("PORT", "3000")]));
+    start_with_env(&r, "echo", &[], &[("PORT", "3000")]);
     assert_success(&r.start_fixture("app.js", "web", &["-i", "2"], &[]));
     // Stopped, the lists hold nothing that changes between two calls.
     r.ok(&["stop", "all"]);

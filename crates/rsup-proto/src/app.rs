@@ -40,12 +40,26 @@ pub struct AppSpec {
     pub interpreter: Option<String>,
     /// Arguments for the interpreter, before the script.
     pub node_args: Vec<String>,
+    /// `--node-args null` removed them: PM2 then lists no `node_args` at
+    /// all, where it lists `[]` for none given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub node_args_unset: bool,
     /// Whether the process is Node and so gets a Node IPC channel.
     pub node: bool,
     pub instances: u32,
     pub exec_mode: ExecMode,
-    /// The whole environment of each instance, before rsup's own variables.
+    /// The app's own variables (ecosystem `env`, `env_<name>` and
+    /// `deploy.<name>.env` with `--env`, `port`): what lists show.
     pub env: BTreeMap<String, String>,
+    /// The environment of the CLI that started the app (or that last gave
+    /// `--update-env`): every instance inherits it, under the app's own
+    /// variables. Lists leave it out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inherited_env: BTreeMap<String, String>,
+    /// Inherited variables the app's `env` sets to `null`: removed, whatever
+    /// environment is inherited later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_unset: Vec<String>,
     pub wait_ready: bool,
     pub listen_timeout_ms: u64,
     pub kill_timeout_ms: u64,
@@ -113,6 +127,39 @@ fn default_watch_delay() -> u64 {
     defaults::WATCH_DELAY_MS
 }
 
+impl AppSpec {
+    /// Each instance's environment before rsup's own variables: the
+    /// inherited one less what the app unsets, under the app's own.
+    pub fn process_env(&self) -> BTreeMap<String, String> {
+        merge_env(&self.inherited_env, &self.env_unset, &self.env)
+    }
+
+    /// One variable of [`AppSpec::process_env`].
+    pub fn process_var(&self, name: &str) -> Option<&String> {
+        self.env.get(name).or_else(|| {
+            (!self.env_unset.iter().any(|k| k == name))
+                .then(|| self.inherited_env.get(name))
+                .flatten()
+        })
+    }
+}
+
+/// An instance's environment before rsup's own variables: `inherited`
+/// less `unset`, under the app's `own`.
+pub fn merge_env(
+    inherited: &BTreeMap<String, String>,
+    unset: &[String],
+    own: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = inherited
+        .iter()
+        .filter(|(k, _)| !unset.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
 fn default_namespace() -> String {
     defaults::NAMESPACE.to_string()
 }
@@ -120,15 +167,15 @@ fn default_namespace() -> String {
 impl AppSpec {
     /// The variables that differ from one instance to the next, as PM2
     /// gives them: `instance_var` holding the instance index, and
-    /// `increment_var` counting up from its value in `env` (0 when unset).
+    /// `increment_var` counting up from its value in the environment (0
+    /// when unset).
     /// The increment follows the index, so a replaced instance keeps its
     /// value and the values stay `base..base + instances`.
     pub fn instance_variables(&self, instance: u32) -> Vec<(String, String)> {
         let mut vars = vec![(self.instance_var.clone(), instance.to_string())];
         if let Some(var) = &self.increment_var {
             let base = self
-                .env
-                .get(var)
+                .process_var(var)
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .unwrap_or(0);
             vars.push((var.clone(), (base + i64::from(instance)).to_string()));
@@ -244,4 +291,59 @@ pub struct ProcessInfo {
     /// want of a writable log.
     #[serde(default)]
     pub log_dropped_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_json() -> serde_json::Value {
+        serde_json::json!({
+            "name": "a", "script": "/a.js", "args": [], "cwd": "/", "interpreter": "node",
+            "node_args": [], "node": true, "instances": 1, "exec_mode": "fork",
+            "env": {"PORT": "80", "HOME": "/app"},
+            "wait_ready": false, "listen_timeout_ms": 3000, "kill_timeout_ms": 1600,
+            "kill_signal": "SIGINT", "shutdown_with_message": false, "treekill": true,
+            "autorestart": true, "max_restarts": 16, "min_uptime_ms": 1000,
+            "restart_delay_ms": 0, "exp_backoff_restart_delay_ms": 0,
+            "instance_var": "NODE_APP_INSTANCE", "out_file": null, "error_file": null,
+            "merge_logs": true, "log_date_format": null, "time": false
+        })
+    }
+
+    #[test]
+    fn a_spec_without_an_inherited_environment_reads_with_its_env_whole() {
+        // As older daemons wrote it: the inherited variables were in `env`.
+        let spec: AppSpec = serde_json::from_value(spec_json()).unwrap();
+        assert!(spec.inherited_env.is_empty() && spec.env_unset.is_empty());
+        assert_eq!(spec.process_env(), spec.env);
+        let written = serde_json::to_value(&spec).unwrap();
+        assert!(written.get("inherited_env").is_none());
+    }
+
+    #[test]
+    fn the_apps_variables_win_over_the_inherited_ones_and_unset_ones_go() {
+        let mut spec: AppSpec = serde_json::from_value(spec_json()).unwrap();
+        spec.inherited_env = [("HOME", "/root"), ("PATH", "/bin"), ("SECRET", "x")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        spec.env_unset = vec!["SECRET".into()];
+        let env = spec.process_env();
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(pairs, [("HOME", "/app"), ("PATH", "/bin"), ("PORT", "80")]);
+        for (name, value) in [
+            ("HOME", Some("/app")),
+            ("PATH", Some("/bin")),
+            ("SECRET", None),
+        ] {
+            assert_eq!(spec.process_var(name).map(String::as_str), value, "{name}");
+        }
+        // increment_var counts up from an inherited value too.
+        spec.increment_var = Some("PATH".into());
+        spec.inherited_env.insert("PATH".into(), "7000".into());
+        assert_eq!(
+            spec.instance_variables(2)[1],
+            ("PATH".into(), "7002".into())
+        );
+    }
 }

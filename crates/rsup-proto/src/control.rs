@@ -3,6 +3,8 @@
 
 use crate::app::{AppSpec, ProcessInfo};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// Name of the control socket inside `RSUP_HOME`.
 pub const SOCKET_FILE: &str = "rsup.sock";
@@ -23,6 +25,9 @@ pub enum Target {
     /// Every app whose name matches the pattern (typed `/pattern/`, as PM2
     /// takes it).
     Regex(String),
+    /// Every process running this script (an absolute path, as the CLI
+    /// resolved what was typed), as PM2 takes `stop app.js`.
+    Script(PathBuf),
 }
 
 impl Target {
@@ -56,6 +61,7 @@ impl std::fmt::Display for Target {
             Target::Id(id) => write!(f, "{id}"),
             Target::Name(name) => f.write_str(name),
             Target::Regex(pattern) => write!(f, "/{pattern}/"),
+            Target::Script(path) => write!(f, "{}", path.display()),
         }
     }
 }
@@ -124,24 +130,70 @@ impl Default for ReloadOptions {
     }
 }
 
+/// Options a restart or reload changes (PM2's `restart <app> --name x
+/// --node-args y --update-env`); `None` keeps the app's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecUpdate {
+    /// A new name for the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New interpreter arguments; empty removes them (PM2's `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_args: Option<Vec<String>>,
+    /// The environment to inherit from now on (`--update-env`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherited_env: Option<BTreeMap<String, String>>,
+}
+
+impl SpecUpdate {
+    pub fn is_empty(&self) -> bool {
+        *self == SpecUpdate::default()
+    }
+
+    /// `spec` with these changes.
+    pub fn apply(&self, spec: &AppSpec) -> AppSpec {
+        let mut new = spec.clone();
+        if let Some(name) = &self.name {
+            new.name = name.clone();
+        }
+        if let Some(node_args) = &self.node_args {
+            new.node_args = node_args.clone();
+            new.node_args_unset = node_args.is_empty();
+        }
+        if let Some(env) = &self.inherited_env {
+            new.inherited_env = env.clone();
+        }
+        new
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Ping,
-    /// Start these apps. An app whose name already runs is refused.
+    /// Start these apps. An app whose name is taken is refused, unless it
+    /// runs the same script and nothing of it runs (then it is restarted,
+    /// as PM2's `start` does), or `force` is set (then the new processes
+    /// join it, as PM2's `start -f` adds a process of the same name).
     Start {
         apps: Vec<AppSpec>,
+        #[serde(default)]
+        force: bool,
     },
     Stop {
         target: Target,
     },
     Restart {
         target: Target,
+        #[serde(default, skip_serializing_if = "SpecUpdate::is_empty")]
+        update: SpecUpdate,
     },
     Reload {
         target: Target,
         #[serde(default)]
         options: ReloadOptions,
+        #[serde(default, skip_serializing_if = "SpecUpdate::is_empty")]
+        update: SpecUpdate,
     },
     Delete {
         target: Target,
@@ -173,9 +225,15 @@ pub enum Request {
         target: Target,
     },
     /// The processes `target` names; every process when it is `None`.
+    /// Their specs leave the inherited environment out.
     List {
         #[serde(default)]
         target: Option<Target>,
+    },
+    /// The processes `target` names, their specs with the inherited
+    /// environment (`rsup env`).
+    Environment {
+        target: Target,
     },
     /// Stop every app, then the daemon.
     Kill,

@@ -167,7 +167,9 @@ impl Serialize for Pm2Env<'_> {
         }
         m.serialize_entry("instance_var", &spec.instance_var)?;
         m.serialize_entry("treekill", &spec.treekill)?;
-        m.serialize_entry("node_args", &spec.node_args)?;
+        if !spec.node_args_unset {
+            m.serialize_entry("node_args", &spec.node_args)?;
+        }
         m.serialize_entry("pm_exec_path", &spec.script)?;
         m.serialize_entry("pm_cwd", &spec.cwd.to_string_lossy())?;
         m.serialize_entry(
@@ -357,6 +359,7 @@ mod tests {
             cwd: PathBuf::from("/srv/api"),
             interpreter: Some("node".into()),
             node_args: vec![],
+            node_args_unset: false,
             node: true,
             instances: 2,
             exec_mode: ExecMode::Cluster,
@@ -392,6 +395,8 @@ mod tests {
             watch: vec![],
             ignore_watch: vec![],
             watch_delay_ms: defaults::WATCH_DELAY_MS,
+            inherited_env: Default::default(),
+            env_unset: vec![],
         }
     }
 

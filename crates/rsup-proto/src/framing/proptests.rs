@@ -2,7 +2,7 @@
 //! whatever the bytes, it returns, and it accepts only messages.
 
 use super::{decode, encode};
-use crate::control::{ApplyAction, ReloadOptions, Reply, Request, ScaleCount, Target};
+use crate::control::{ApplyAction, ReloadOptions, Reply, Request, ScaleCount, SpecUpdate, Target};
 use crate::worker::{ListenAddress, ListenError, SupervisorMessage, WorkerMessage};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -175,7 +175,22 @@ fn request() -> impl Strategy<Value = Request> {
         any::<u32>().prop_map(Target::Id),
         any::<String>().prop_map(Target::Name),
         any::<String>().prop_map(Target::Regex),
+        any::<String>().prop_map(|p| Target::Script(p.into())),
     ];
+    let update = (
+        proptest::option::of(any::<String>()),
+        proptest::option::of(proptest::collection::vec(any::<String>(), 0..3)),
+        proptest::option::of(proptest::collection::btree_map(
+            any::<String>(),
+            any::<String>(),
+            0..3,
+        )),
+    )
+        .prop_map(|(name, node_args, inherited_env)| SpecUpdate {
+            name,
+            node_args,
+            inherited_env,
+        });
     let count = prop_oneof![
         any::<u32>().prop_map(ScaleCount::To),
         any::<u32>().prop_map(ScaleCount::Add),
@@ -194,11 +209,23 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::ReloadLogs),
         proptest::option::of(target.clone()).prop_map(|target| Request::Flush { target }),
         target.clone().prop_map(|target| Request::Stop { target }),
+        (target.clone(), update.clone())
+            .prop_map(|(target, update)| Request::Restart { target, update }),
+        target.clone().prop_map(|target| Request::Delete { target }),
         target
             .clone()
-            .prop_map(|target| Request::Restart { target }),
-        target.clone().prop_map(|target| Request::Delete { target }),
-        (target, options.clone()).prop_map(|(target, options)| Request::Reload { target, options }),
+            .prop_map(|target| Request::Environment { target }),
+        any::<bool>().prop_map(|force| Request::Start {
+            apps: Vec::new(),
+            force
+        }),
+        (target, options.clone(), update).prop_map(|(target, options, update)| {
+            Request::Reload {
+                target,
+                options,
+                update,
+            }
+        }),
         (action, options).prop_map(|(action, options)| Request::Apply {
             apps: Vec::new(),
             action,

@@ -17,22 +17,19 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Start a script or every app of an ecosystem file (.config.js, .json, .yml),
-    /// or start again the processes a name, id or /regex/ names
+    /// Start scripts, the apps of ecosystem files (.config.js, .json, .yml;
+    /// "-" reads JSON apps from stdin), or start again the processes a
+    /// name, id or /regex/ names
     Start(Box<StartArgs>),
-    /// Stop processes: a name, an id or "all"
-    Stop { target: String },
+    /// Stop processes: names, ids, /regex/, "all", scripts or config files
+    Stop(TargetArgs),
     /// Stop and start processes again, all at once
-    Restart { target: String },
+    Restart(RestartArgs),
     /// Replace processes without downtime: each new process starts beside
     /// the old one, which stops once the new one is ready (listening on the
     /// sockets rsup owns, or `ready` with --wait-ready). An app that binds
     /// its own port without rsup's preload is restarted instead
-    Reload {
-        target: String,
-        #[command(flatten)]
-        options: ReloadFlags,
-    },
+    Reload(ReloadArgs),
     /// Run N instances of an app ("N", "+N" for N more, "-N" for N fewer)
     Scale {
         name: String,
@@ -41,7 +38,7 @@ pub enum Command {
     },
     /// Stop processes and forget them
     #[command(visible_alias = "del")]
-    Delete { target: String },
+    Delete(TargetArgs),
     /// Send a signal to the processes of a name, id or namespace
     #[command(name = "sendSignal")]
     SendSignal {
@@ -65,10 +62,12 @@ pub enum Command {
     /// Print the process list in PM2's shape, as Node's util.inspect writes it
     Prettylist,
     /// Show everything about a process
-    #[command(visible_alias = "show")]
+    #[command(visible_aliases = ["show", "info", "desc"])]
     Describe { target: String },
     /// A live dashboard of every process and the selected one's logs
     Monit,
+    /// Print the environment of a process (inherited and its own)
+    Env { target: String },
     /// Print and follow log files
     #[command(visible_alias = "log")]
     Logs(LogsArgs),
@@ -126,12 +125,76 @@ pub enum Command {
     },
 }
 
-#[derive(Args, Debug, Default)]
-pub struct StartArgs {
-    /// Script, command, or ecosystem file
-    pub script: String,
+/// Which apps of a config file a verb acts on.
+#[derive(Args, Debug, Default, Clone)]
+pub struct FileFlags {
+    /// With a config file: use env_<NAME> and deploy.<NAME>.env
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// With a config file: only these apps (comma separated)
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// Names, ids, /regex/, "all", scripts, config files, or "-" (a config
+    /// on stdin)
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub file: FileFlags,
+}
+
+/// Options a restart or reload changes.
+#[derive(Args, Debug, Default, Clone)]
+pub struct UpdateFlags {
+    /// Give the processes this shell's environment instead of the one they
+    /// were started with
+    #[arg(short = 'a', long)]
+    pub update_env: bool,
+    /// Rename the app
     #[arg(short, long)]
     pub name: Option<String>,
+    /// New arguments for the interpreter ("null" removes them)
+    #[arg(long, allow_hyphen_values = true, value_name = "ARGS")]
+    pub node_args: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestartArgs {
+    /// Names, ids, /regex/, "all", scripts, config files, or "-" (a config
+    /// on stdin); apps of a config file that do not run are started
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub update: UpdateFlags,
+    #[command(flatten)]
+    pub file: FileFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub restart: RestartArgs,
+    #[command(flatten)]
+    pub options: ReloadFlags,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct StartArgs {
+    /// Scripts, commands, ecosystem files or "-" (default: ecosystem.config.js)
+    #[arg(value_name = "SCRIPT")]
+    pub scripts: Vec<String>,
+    #[arg(short, long)]
+    pub name: Option<String>,
+    /// Start a script that already runs once more (its processes join the
+    /// app of that name)
+    #[arg(short, long)]
+    pub force: bool,
+    /// With a name or id that runs: give it this shell's environment
+    #[arg(short = 'a', long)]
+    pub update_env: bool,
     /// Number of instances: N, "max" (one per CPU), 0, or -N (CPUs minus N)
     #[arg(short = 'i', long, allow_hyphen_values = true)]
     pub instances: Option<String>,
@@ -150,7 +213,7 @@ pub struct StartArgs {
     /// Stop the app by sending it the "shutdown" message instead of a signal
     #[arg(long)]
     pub shutdown_with_message: bool,
-    /// Use env_<NAME> from the ecosystem file
+    /// Use env_<NAME> and deploy.<NAME>.env from the ecosystem file
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
     /// Only start these apps of the ecosystem file (comma separated)
@@ -235,9 +298,38 @@ pub struct StartArgs {
     /// Run in the foreground, without a daemon (for containers)
     #[arg(long)]
     pub no_daemon: bool,
+    #[command(flatten)]
+    pub pm2_monitoring: Pm2MonitoringFlags,
     /// Arguments for the app, after --
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+/// PM2's switches for its own monitoring (PM2.io, vizion, tracing): they
+/// mean nothing to rsup and are taken without a word, as the same keys in
+/// an ecosystem file are, so that PM2 command lines keep working.
+#[derive(Args, Debug, Default)]
+pub struct Pm2MonitoringFlags {
+    #[arg(long = "no-vizion", hide = true)]
+    no_vizion: bool,
+    #[arg(long = "no-pmx", hide = true)]
+    no_pmx: bool,
+    #[arg(long = "no-automation", hide = true)]
+    no_automation: bool,
+    #[arg(long, hide = true)]
+    trace: bool,
+    #[arg(long, hide = true)]
+    disable_trace: bool,
+    #[arg(long, hide = true)]
+    v8: bool,
+    #[arg(long, hide = true)]
+    event_loop_inspector: bool,
+    #[arg(long, hide = true)]
+    deep_monitoring: bool,
+    #[arg(long, hide = true)]
+    source_map_support: bool,
+    #[arg(long, hide = true)]
+    disable_source_map_support: bool,
 }
 
 #[derive(Args, Debug)]
@@ -302,7 +394,7 @@ pub struct LogsArgs {
     pub timestamp: Option<String>,
 }
 
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, Clone, Copy)]
 pub struct ReloadFlags {
     /// Instances replaced at the same time
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -317,7 +409,7 @@ pub struct ReloadFlags {
 pub struct ApplyArgs {
     /// Ecosystem file
     pub config: String,
-    /// Use env_<NAME> from the ecosystem file
+    /// Use env_<NAME> and deploy.<NAME>.env from the ecosystem file
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
     /// Only these apps of the file (comma separated)

@@ -156,12 +156,19 @@ fn check_size(request: &Request, len: usize) -> Result<()> {
         return Ok(());
     }
     let apps = match request {
-        Request::Start { apps } | Request::Apply { apps, .. } => apps.as_slice(),
+        Request::Start { apps, .. } | Request::Apply { apps, .. } => apps.as_slice(),
         _ => &[],
+    };
+    let updated = match request {
+        Request::Restart { update, .. } | Request::Reload { update, .. } => {
+            update.inherited_env.as_ref()
+        }
+        _ => None,
     };
     let env: usize = apps
         .iter()
-        .flat_map(|a| a.env.iter())
+        .flat_map(|a| a.env.iter().chain(&a.inherited_env))
+        .chain(updated.into_iter().flatten())
         .map(|(k, v)| k.len() + v.len())
         .sum();
     let mb = |n: usize| n as f64 / 1_000_000.0;

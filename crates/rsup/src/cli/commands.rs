@@ -1,8 +1,10 @@
-//! What each verb does on the client side.
+//! What each verb does on the client side, and what the verbs share
+//! (`start` lives in [`super::start`]; stop, restart, reload and delete
+//! in [`super::operate`]).
 
 use super::args::{ApplyArgs, Command, ReloadFlags, StartArgs, StartupArgs};
 use super::client::{check_answers, connect, connect_existing, send, send_raw};
-use super::{inspect, log_verbs, monit, render, startup};
+use super::{inspect, log_verbs, monit, operate, render, start, startup};
 use crate::config::{self, Context as ConfigContext, Overrides};
 use crate::dump;
 use crate::home::Home;
@@ -31,18 +33,19 @@ pub fn run(command: Command) -> Result<i32> {
             Ok(0)
         }
         Command::Update => super::update::update(&home),
-        Command::Start(args) => start(&home, *args),
-        Command::Stop { target } => act(&home, Request::Stop { target: t(&target) }),
-        Command::Restart { target } => act(&home, Request::Restart { target: t(&target) }),
-        Command::Reload { target, options } => act(
+        Command::Start(args) => start::start(&home, *args),
+        Command::Stop(a) => operate::operate(&home, operate::Verb::Stop, &a.targets, &a.file),
+        Command::Restart(a) => {
+            operate::operate(&home, operate::Verb::Restart(a.update), &a.targets, &a.file)
+        }
+        Command::Reload(a) => operate::operate(
             &home,
-            Request::Reload {
-                target: t(&target),
-                options: options.into(),
-            },
+            operate::Verb::Reload(a.restart.update, a.options.into()),
+            &a.restart.targets,
+            &a.restart.file,
         ),
         Command::Scale { name, count } => scale(&home, &name, &count),
-        Command::Delete { target } => act(&home, Request::Delete { target: t(&target) }),
+        Command::Delete(a) => operate::operate(&home, operate::Verb::Delete, &a.targets, &a.file),
         Command::SendSignal { signal, targets } => send_signal(&home, &signal, &targets),
         Command::Reset { target } => act(&home, Request::Reset { target: t(&target) }),
         Command::Pid { target } => pid(&home, target.as_deref()),
@@ -58,6 +61,7 @@ pub fn run(command: Command) -> Result<i32> {
         Command::Logs(args) => log_verbs::logs(&home, args),
         Command::Flush { target } => log_verbs::flush(&home, target.as_deref()),
         Command::ReloadLogs => log_verbs::reload_logs(&home),
+        Command::Env { target } => env(&home, &target),
         Command::StartOrRestart(a) => apply(&home, a, ApplyAction::Restart),
         Command::StartOrReload(a) | Command::StartOrGracefulReload(a) => {
             apply(&home, a, ApplyAction::Reload)
@@ -192,7 +196,7 @@ pub fn print_table(procs: &[ProcessInfo]) {
     );
 }
 
-fn context(home: &Home) -> Result<ConfigContext> {
+pub(super) fn context(home: &Home) -> Result<ConfigContext> {
     Ok(ConfigContext {
         cwd: std::env::current_dir()?,
         env: std::env::vars().collect(),
@@ -201,7 +205,7 @@ fn context(home: &Home) -> Result<ConfigContext> {
     })
 }
 
-fn overrides(a: &StartArgs) -> Overrides {
+pub(super) fn overrides(a: &StartArgs) -> Overrides {
     Overrides {
         name: a.name.clone(),
         instances: a.instances.clone(),
@@ -242,10 +246,13 @@ fn overrides(a: &StartArgs) -> Overrides {
     }
 }
 
-/// Reads apps from a config file or a script, printing warnings.
-fn load(home: &Home, script: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
+/// Reads apps from a config file (`-`: from stdin) or a script, printing
+/// warnings.
+pub(super) fn load(home: &Home, script: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
     let ctx = context(home)?;
-    let loaded = if config::is_config_file(script) {
+    let loaded = if script == STDIN {
+        config::load_config_text("stdin", &read_stdin()?, ov, &ctx)?
+    } else if config::is_config_file(script) {
         config::load_config_file(std::path::Path::new(script), ov, &ctx)?
     } else {
         config::app_from_script(script, ov, &ctx)?
@@ -259,46 +266,18 @@ fn load(home: &Home, script: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
     Ok(loaded.apps)
 }
 
-fn start(home: &Home, args: StartArgs) -> Result<i32> {
-    // PM2's `start <name|id>`: what is already known starts again.
-    if !args.no_daemon && names_known_processes(home, &args.script)? {
-        let started = request(
-            home,
-            &Request::Restart {
-                target: t(&args.script),
-            },
-        )?;
-        print_table(&list(home)?);
-        return Ok(report_failures(&started));
-    }
-    let apps = load(home, &args.script, &overrides(&args))?;
-    if args.no_daemon {
-        crate::daemon::become_reaper_if_pid1();
-        crate::daemon::run(home.clone(), apps)?;
-        return Ok(0);
-    }
-    let started = request(home, &Request::Start { apps })?;
-    print_table(&list(home)?);
-    Ok(report_failures(&started))
-}
+/// The target that stands for a config read from stdin, as in PM2.
+pub(super) const STDIN: &str = "-";
 
-/// Whether `arg` is no file here but names processes the daemon runs (a
-/// name, an id, `all`, `/regex/`); false when no daemon runs.
-fn names_known_processes(home: &Home, arg: &str) -> Result<bool> {
-    if std::path::Path::new(arg).exists() {
-        return Ok(false);
+/// What was piped to the CLI: PM2 reads a config from stdin for `-`.
+pub(super) fn read_stdin() -> Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .context("reading the apps from stdin")?;
+    if text.trim().is_empty() {
+        bail!("-: nothing was read from stdin (pipe a JSON app list into rsup)");
     }
-    let Some(stream) = connect_existing(home)? else {
-        return Ok(false);
-    };
-    let reply = send(
-        stream,
-        &Request::List {
-            target: Some(t(arg)),
-        },
-        |_| {},
-    )?;
-    Ok(matches!(reply, Reply::Done { processes } if !processes.is_empty()))
+    Ok(text)
 }
 
 fn apply(home: &Home, a: ApplyArgs, action: ApplyAction) -> Result<i32> {
@@ -321,7 +300,7 @@ fn apply(home: &Home, a: ApplyArgs, action: ApplyAction) -> Result<i32> {
 }
 
 /// Names instances that did not come up; exit code 1 if any.
-fn report_failures(procs: &[ProcessInfo]) -> i32 {
+pub(super) fn report_failures(procs: &[ProcessInfo]) -> i32 {
     let mut failed = false;
     for p in procs {
         let why = match p.status {
@@ -359,6 +338,25 @@ fn describe(home: &Home, target: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// PM2's `env <id>`: every variable the process was given, `KEY: value`,
+/// sorted; a line naming each process first when the target names several.
+fn env(home: &Home, target: &str) -> Result<i32> {
+    let procs = request(home, &Request::Environment { target: t(target) })?;
+    let several = procs.len() > 1;
+    let mut out = std::io::stdout().lock();
+    for p in &procs {
+        if several {
+            writeln!(out, "--- {} (id {})", p.name, p.id)?;
+        }
+        let mut vars = p.spec.process_env();
+        vars.extend(crate::daemon::pm2_variables_of(p));
+        for (k, v) in vars {
+            writeln!(out, "{k}: {v}")?;
+        }
+    }
+    Ok(0)
+}
+
 impl From<ReloadFlags> for ReloadOptions {
     fn from(f: ReloadFlags) -> Self {
         ReloadOptions {
@@ -380,7 +378,14 @@ fn scale(home: &Home, name: &str, count: &str) -> Result<i32> {
 }
 
 fn save(home: &Home, force: bool) -> Result<i32> {
-    let apps = dump::apps_of(&list(home)?);
+    // With the environment each app inherited, which lists leave out.
+    let whole = request(
+        home,
+        &Request::Environment {
+            target: Target::All,
+        },
+    )?;
+    let apps = dump::apps_of(&whole);
     match dump::save(home, &apps, force)? {
         Some(path) => println!("[rsup] saved {} app(s) in {}", apps.len(), path.display()),
         None => {
@@ -412,7 +417,13 @@ fn resurrect(home: &Home) -> Result<i32> {
     let started = if missing.is_empty() {
         vec![]
     } else {
-        request(home, &Request::Start { apps: missing })?
+        request(
+            home,
+            &Request::Start {
+                apps: missing,
+                force: false,
+            },
+        )?
     };
     print_table(&list(home)?);
     Ok(report_failures(&started))

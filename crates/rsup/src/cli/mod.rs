@@ -8,15 +8,28 @@ mod inspect;
 mod log_verbs;
 pub mod logs;
 mod monit;
+mod operate;
 pub mod render;
+mod start;
 mod startup;
+mod unknown;
 mod update;
 
 use clap::Parser;
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = args::Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match args::Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => match unknown::explain(&e, &lossy(&argv)) {
+            Some(line) => {
+                eprintln!("{line}");
+                return 2;
+            }
+            None => e.exit(),
+        },
+    };
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -24,4 +37,10 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+fn lossy(argv: &[std::ffi::OsString]) -> Vec<String> {
+    argv.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }

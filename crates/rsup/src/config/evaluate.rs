@@ -92,26 +92,52 @@ pub fn evaluate(path: &Path, env: &BTreeMap<String, String>, cwd: &Path) -> Resu
             // comments and trailing commas work there; give node a go
             // before reporting the strict parser's error.
             Err(strict) => match which("node", env, cwd) {
-                Some(_) => run_node(path, env, cwd, true, NODE_TIME_LIMIT)
+                Some(_) => run_node(Input::File(path), env, cwd, true, NODE_TIME_LIMIT)
                     .map_err(|_| format!("invalid JSON: {strict}")),
                 None => Err(format!("invalid JSON: {strict}")),
             },
         };
     }
-    run_node(path, env, cwd, false, NODE_TIME_LIMIT)
+    run_node(Input::File(path), env, cwd, false, NODE_TIME_LIMIT)
 }
 
-/// The loader for `.json` files that only node can read: PM2 evaluates
-/// `(<contents>)` as an expression.
+/// Reads a config given as text (`rsup start -`): JSON, else, as PM2
+/// evaluates what it is piped, a JavaScript expression.
+pub fn evaluate_json_text(
+    text: &str,
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+) -> Result<Value, String> {
+    match serde_json::from_str(text) {
+        Ok(v) => Ok(v),
+        Err(strict) => match which("node", env, cwd) {
+            Some(_) => run_node(Input::Text(text), env, cwd, true, NODE_TIME_LIMIT)
+                .map_err(|_| format!("invalid JSON: {strict}")),
+            None => Err(format!("invalid JSON: {strict}")),
+        },
+    }
+}
+
+/// The loader for JSON that only node can read: PM2 evaluates
+/// `(<contents>)` as an expression. It reads the file named, else stdin.
 const JSON_EXPRESSION_LOADER: &str = r#"
 const fs = require('fs'), vm = require('vm');
 const RESULT = process.env.RSUP_CONFIG_RESULT_MARK;
-const value = vm.runInNewContext('(' + fs.readFileSync(process.argv[1], 'utf8') + ')', {}, { timeout: 1000 });
+const text = fs.readFileSync(process.argv.length > 1 ? process.argv[1] : 0, 'utf8');
+// The newline ends a `//` comment on the last line before the parenthesis.
+const value = vm.runInNewContext('(' + text + '\n)', {}, { timeout: 1000 });
 process.stdout.write(RESULT + JSON.stringify(value), () => process.exit(0));
 "#;
 
+/// What node reads: a file, or text given on its stdin.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    File(&'a Path),
+    Text(&'a str),
+}
+
 fn run_node(
-    path: &Path,
+    input: Input,
     env: &BTreeMap<String, String>,
     cwd: &Path,
     json_expression: bool,
@@ -124,20 +150,34 @@ fn run_node(
     } else {
         LOADER
     };
-    let mut child = Command::new(node)
-        .arg("-e")
-        .arg(loader)
-        .arg(path)
+    let mut command = Command::new(node);
+    command.arg("-e").arg(loader);
+    if let Input::File(path) = input {
+        command.arg(path);
+    }
+    let mut child = command
         .current_dir(cwd)
         .env_clear()
         .envs(env)
         .env("RSUP_CONFIG_RESULT_MARK", RESULT_MARK)
         .env("RSUP_CONFIG_ERROR_MARK", ERROR_MARK)
-        .stdin(Stdio::null())
+        .stdin(match input {
+            Input::File(_) => Stdio::null(),
+            Input::Text(_) => Stdio::piped(),
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run node: {e}"))?;
+    if let (Input::Text(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        // On a thread: a text larger than the pipe must not block us while
+        // node has not read it yet; node's exit ends the write.
+        let text = text.to_string();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(text.as_bytes());
+        });
+    }
 
     let stdout = Drained::start(Box::new(child.stdout.take().expect("piped")));
     let stderr = Drained::start(Box::new(child.stderr.take().expect("piped")));
@@ -301,12 +341,30 @@ mod tests {
     }
 
     #[test]
+    fn text_strict_and_lenient() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = evaluate_json_text(r#"[{"script":"a.js"}]"#, &env(), dir.path()).unwrap();
+        assert_eq!(v[0]["script"], "a.js");
+        let v = evaluate_json_text("[{ script: 'a.js', }] // piped", &env(), dir.path()).unwrap();
+        assert_eq!(v[0]["script"], "a.js");
+        let e = evaluate_json_text("[{ script: ", &env(), dir.path()).unwrap_err();
+        assert!(e.starts_with("invalid JSON: "), "{e}");
+    }
+
+    #[test]
     fn hanging_config_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.config.js");
         std::fs::write(&path, "while (true) {}").unwrap();
         let started = Instant::now();
-        let e = run_node(&path, &env(), dir.path(), false, Duration::from_millis(300)).unwrap_err();
+        let e = run_node(
+            Input::File(&path),
+            &env(),
+            dir.path(),
+            false,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
         assert_eq!(e, "node did not finish within 0.3 s");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -327,7 +385,13 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let (p, d) = (path.clone(), dir.path().to_path_buf());
         std::thread::spawn(move || {
-            let _ = tx.send(run_node(&p, &env(), &d, false, NODE_TIME_LIMIT));
+            let _ = tx.send(run_node(
+                Input::File(&p),
+                &env(),
+                &d,
+                false,
+                NODE_TIME_LIMIT,
+            ));
         });
         // A hang check, not a timing claim: without the grace this waits
         // for the 1000 s sleep.

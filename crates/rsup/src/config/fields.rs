@@ -68,6 +68,10 @@ pub struct RawApp {
     pub increment_var: Option<String>,
     pub log_file: Option<LogFileSetting>,
     pub log_type: Option<LogType>,
+    /// With `--env <name>`, the app is named `<name>-<env>`.
+    pub append_env_to_name: Option<bool>,
+    /// The file's `deploy.<name>.env` for `--env <name>`: under `env`.
+    pub deploy_env: EnvMap,
 }
 
 /// PM2's `watch`: a switch, or the paths to watch.
@@ -204,6 +208,7 @@ pub fn read(obj: &Map<String, Value>) -> Result<Read, String> {
                 let text = string(key, v)?;
                 app.log_type = Some(log_type(&format!("\"{key}\""), &text, &mut warnings));
             }
+            "append_env_to_name" => app.append_env_to_name = Some(boolean(key, v)?),
             other => unreachable!("key {other} is in keys::USED but not read"),
         }
     }
@@ -438,7 +443,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, &'static str> {
 
 /// An `env`/`env_<name>` object. Scalars become strings; objects and arrays
 /// become their JSON text as PM2 does; `null` unsets the variable.
-fn env_map(key: &str, v: &Value) -> Result<EnvMap, String> {
+pub fn env_map(key: &str, v: &Value) -> Result<EnvMap, String> {
     let Value::Object(vars) = v else {
         return Err(format!(
             "\"{key}\" must be an object of variables, got {}",

@@ -45,6 +45,7 @@ pub const USED: &[(&str, &[&str])] = &[
     ("increment_var", &[]),
     ("log_file", &["log"]),
     ("log_type", &[]),
+    ("append_env_to_name", &[]),
 ];
 
 /// PM2 features rsup does not have: accepted, with a warning when they are
@@ -54,7 +55,6 @@ pub const IGNORED: &[(&str, &[&str])] = &[
     ("disable_logs", &[]),
     ("name_prefix", &[]),
     ("filter_env", &[]),
-    ("append_env_to_name", &[]),
     ("uid", &["user"]),
     ("gid", &[]),
     ("kill_retry_time", &[]),

@@ -26,7 +26,9 @@ use rsup_proto::app::{AppSpec, ExecMode};
 use serde_json::{Map, Value};
 
 pub use error::ConfigError;
+pub use fields::split_words;
 use resolve::Origin;
+pub use resolve::{absolute, inherited_env};
 pub use signal::normalise as signal_name;
 
 /// What the CLI knows about where it runs.
@@ -42,7 +44,7 @@ pub struct Context {
 }
 
 /// Options from `rsup start` flags; `None` (or empty) = not given.
-#[derive(Default, Debug, Clone)]
+#[derive(Default, Debug, Clone, PartialEq)]
 pub struct Overrides {
     pub name: Option<String>,
     /// As typed: "4", "max", "0", "-1".
@@ -121,6 +123,68 @@ pub fn is_config_file(arg: &str) -> bool {
 /// Reads every app of an ecosystem file, applies the flags in `ov` and
 /// resolves each app completely.
 pub fn load_config_file(path: &Path, ov: &Overrides, ctx: &Context) -> Result<Loaded, ConfigError> {
+    let (file, abs, value) = evaluate_file(path, ctx)?;
+    // Apps in a file start from the file's directory. PM2 uses the shell's
+    // cwd instead, which breaks `pm2 start /srv/app/ecosystem.config.js`
+    // run from elsewhere; both agree when run from the file's directory.
+    let base = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+    load_config_value(&value, &file, &base, ov, ctx)
+}
+
+/// Reads the apps of a config given as text (`rsup start -` reads it from
+/// stdin): JSON, or a JavaScript expression as PM2 evaluates it. Relative
+/// paths start at the CLI's cwd, as in PM2.
+pub fn load_config_text(
+    label: &str,
+    text: &str,
+    ov: &Overrides,
+    ctx: &Context,
+) -> Result<Loaded, ConfigError> {
+    let value = evaluate_text(label, text, ctx)?;
+    load_config_value(&value, label, &ctx.cwd, ov, ctx)
+}
+
+/// The names the apps of a config file get (with `--only`, `--env` and
+/// `append_env_to_name`), without resolving them: enough to stop or
+/// delete them, even once their scripts are gone.
+pub fn app_names_in_file(
+    path: &Path,
+    ov: &Overrides,
+    ctx: &Context,
+) -> Result<Vec<String>, ConfigError> {
+    let (file, _, value) = evaluate_file(path, ctx)?;
+    app_names_in_value(&value, &file, ov)
+}
+
+/// [`app_names_in_file`] for a config given as text.
+pub fn app_names_in_text(
+    label: &str,
+    text: &str,
+    ov: &Overrides,
+    ctx: &Context,
+) -> Result<Vec<String>, ConfigError> {
+    let value = evaluate_text(label, text, ctx)?;
+    app_names_in_value(&value, label, ov)
+}
+
+fn app_names_in_value(
+    value: &Value,
+    file: &str,
+    ov: &Overrides,
+) -> Result<Vec<String>, ConfigError> {
+    let (apps, _) = select_apps(value, file, ov)?;
+    Ok(apps.into_iter().filter_map(|a| a.name).collect())
+}
+
+fn evaluate_text(label: &str, text: &str, ctx: &Context) -> Result<Value, ConfigError> {
+    evaluate::evaluate_json_text(text, &ctx.env, &ctx.cwd).map_err(|reason| ConfigError::Evaluate {
+        file: label.to_string(),
+        reason,
+    })
+}
+
+/// The file's label for messages, its absolute path and its value.
+fn evaluate_file(path: &Path, ctx: &Context) -> Result<(String, PathBuf, Value), ConfigError> {
     let file = path.display().to_string();
     let abs = resolve::absolute(&ctx.cwd, path);
     if !abs.exists() {
@@ -137,96 +201,23 @@ pub fn load_config_file(path: &Path, ov: &Overrides, ctx: &Context) -> Result<Lo
             file: file.clone(),
             reason,
         })?;
-    let invalid = |reason: String| ConfigError::Invalid {
-        file: file.clone(),
-        reason,
-    };
-    let objects = app_objects(&value).map_err(invalid)?;
-    // Apps in a file start from the file's directory. PM2 uses the shell's
-    // cwd instead, which breaks `pm2 start /srv/app/ecosystem.config.js`
-    // run from elsewhere; both agree when run from the file's directory.
-    let base = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+    Ok((file, abs, value))
+}
 
-    let mut warnings = Vec::new();
-    let mut apps = Vec::new();
-    for (i, obj) in objects.iter().enumerate() {
-        let label = app_label(obj, i);
-        let app_error = |reason: String| ConfigError::App {
-            file: file.clone(),
-            app: label.clone(),
-            reason,
-        };
-        let read = fields::read(obj).map_err(app_error)?;
-        let mut raw = read.app;
-        let Some(script) = raw.script.as_deref() else {
-            return Err(app_error("\"script\" is required".into()));
-        };
-        let name = raw
-            .name
-            .clone()
-            .unwrap_or_else(|| resolve::default_name(script));
-        name::check(&name).map_err(|why| ConfigError::App {
-            file: file.clone(),
-            app: name_label(&name),
-            reason: format!("invalid name: {why}"),
-        })?;
-        raw.name = Some(name);
-        let prefix = format!(
-            "{file}: {}: ",
-            name_label(raw.name.as_deref().unwrap_or(""))
-        );
-        warnings.extend(read.warnings.into_iter().map(|w| format!("{prefix}{w}")));
-        apps.push(raw);
-    }
-
-    let mut seen = BTreeSet::new();
-    for app in &apps {
-        let name = app.name.as_deref().unwrap_or("");
-        if !seen.insert(name) {
-            return Err(invalid(format!(
-                "two apps are named {name:?}; names must be unique"
-            )));
-        }
-    }
-
-    if let Some(only) = &ov.only {
-        let wanted: Vec<&str> = only
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        for w in &wanted {
-            if !seen.contains(w) {
-                let known: Vec<&str> = seen.iter().copied().collect();
-                return Err(invalid(format!(
-                    "--only: no app named {w:?} (apps: {})",
-                    known.join(", ")
-                )));
-            }
-        }
-        apps.retain(|a| wanted.contains(&a.name.as_deref().unwrap_or("")));
-    }
-
-    // PM2 gives every app of the file the `--name`, which can only make
-    // sense when one app is being started.
-    if let Some(name) = &ov.name {
-        if apps.len() != 1 {
-            return Err(invalid(format!(
-                "--name applies to one app, but {} are selected; choose one with --only",
-                apps.len()
-            )));
-        }
-        name::check(name)
-            .map_err(|why| invalid(format!("--name {}: invalid name: {why}", name::shown(name))))?;
-        apps[0].name = Some(name.clone());
-    }
-
+fn load_config_value(
+    value: &Value,
+    file: &str,
+    base: &Path,
+    ov: &Overrides,
+    ctx: &Context,
+) -> Result<Loaded, ConfigError> {
+    let (apps, mut warnings) = select_apps(value, file, ov)?;
     let mut specs = Vec::new();
     for raw in apps {
         let label = name_label(raw.name.as_deref().unwrap_or(""));
-        let resolved = resolve::resolve(raw, ov, ctx, &base, Origin::File).map_err(|reason| {
+        let resolved = resolve::resolve(raw, ov, ctx, base, Origin::File).map_err(|reason| {
             ConfigError::App {
-                file: file.clone(),
+                file: file.to_string(),
                 app: label.clone(),
                 reason,
             }
@@ -243,6 +234,137 @@ pub fn load_config_file(path: &Path, ov: &Overrides, ctx: &Context) -> Result<Lo
         apps: specs,
         warnings,
     })
+}
+
+/// The apps of a config value that the flags select, read and named, and
+/// the warnings so far.
+fn select_apps(
+    value: &Value,
+    file: &str,
+    ov: &Overrides,
+) -> Result<(Vec<fields::RawApp>, Vec<String>), ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        file: file.to_string(),
+        reason,
+    };
+    let objects = app_objects(value).map_err(invalid)?;
+    let deploy_env = match &ov.env_name {
+        Some(env_name) => deploy_env(value, env_name).map_err(invalid)?,
+        None => Default::default(),
+    };
+
+    let mut warnings = Vec::new();
+    let mut apps = Vec::new();
+    for (i, obj) in objects.iter().enumerate() {
+        let label = app_label(obj, i);
+        let app_error = |reason: String| ConfigError::App {
+            file: file.to_string(),
+            app: label.clone(),
+            reason,
+        };
+        let read = fields::read(obj).map_err(app_error)?;
+        let mut raw = read.app;
+        let Some(script) = raw.script.as_deref() else {
+            return Err(app_error("\"script\" is required".into()));
+        };
+        let name = raw
+            .name
+            .clone()
+            .unwrap_or_else(|| resolve::default_name(script));
+        name::check(&name).map_err(|why| ConfigError::App {
+            file: file.to_string(),
+            app: name_label(&name),
+            reason: format!("invalid name: {why}"),
+        })?;
+        raw.name = Some(name);
+        raw.deploy_env = deploy_env.clone();
+        let prefix = format!(
+            "{file}: {}: ",
+            name_label(raw.name.as_deref().unwrap_or(""))
+        );
+        warnings.extend(read.warnings.into_iter().map(|w| format!("{prefix}{w}")));
+        apps.push(raw);
+    }
+
+    let seen: BTreeSet<String> = unique_names(&apps).map_err(invalid)?;
+
+    if let Some(only) = &ov.only {
+        // PM2 splits on commas and spaces.
+        let wanted: Vec<&str> = only
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        for w in &wanted {
+            if !seen.contains(*w) {
+                let known: Vec<&str> = seen.iter().map(String::as_str).collect();
+                return Err(invalid(format!(
+                    "--only: no app named {w:?} (apps: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        apps.retain(|a| wanted.contains(&a.name.as_deref().unwrap_or("")));
+    }
+
+    // PM2 (API._startJson): with `--env <name>`, an app that asks for it
+    // is named `<name>-<env>`.
+    if let Some(env_name) = &ov.env_name {
+        for app in apps
+            .iter_mut()
+            .filter(|a| a.append_env_to_name == Some(true))
+        {
+            let name = format!("{}-{env_name}", app.name.as_deref().unwrap_or(""));
+            name::check(&name).map_err(|why| ConfigError::App {
+                file: file.to_string(),
+                app: name_label(&name),
+                reason: format!("invalid name: {why}"),
+            })?;
+            app.name = Some(name);
+        }
+        unique_names(&apps).map_err(invalid)?;
+    }
+
+    // PM2 gives every app of the file the `--name`, which can only make
+    // sense when one app is being started.
+    if let Some(name) = &ov.name {
+        if apps.len() != 1 {
+            return Err(invalid(format!(
+                "--name applies to one app, but {} are selected; choose one with --only",
+                apps.len()
+            )));
+        }
+        name::check(name)
+            .map_err(|why| invalid(format!("--name {}: invalid name: {why}", name::shown(name))))?;
+        apps[0].name = Some(name.clone());
+    }
+    Ok((apps, warnings))
+}
+
+/// The apps' names, each once; an error names the first given twice.
+fn unique_names(apps: &[fields::RawApp]) -> Result<BTreeSet<String>, String> {
+    let mut seen = BTreeSet::new();
+    for app in apps {
+        let name = app.name.clone().unwrap_or_default();
+        if seen.contains(&name) {
+            return Err(format!("two apps are named {name:?}; names must be unique"));
+        }
+        seen.insert(name);
+    }
+    Ok(seen)
+}
+
+/// The file's `deploy.<env_name>.env`, which PM2 puts under the apps' own
+/// `env` when `--env <env_name>` is given.
+fn deploy_env(value: &Value, env_name: &str) -> Result<fields::EnvMap, String> {
+    let env = value
+        .get("deploy")
+        .and_then(|d| d.get(env_name))
+        .and_then(|d| d.get("env"));
+    match env {
+        None | Some(Value::Null) => Ok(Default::default()),
+        Some(env) => fields::env_map(&format!("deploy.{env_name}.env"), env),
+    }
 }
 
 /// The app of `rsup start <script> [flags] [-- args]`.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use rsup_proto::app::{defaults, AppSpec, ExecMode};
+use rsup_proto::app::{defaults, merge_env, AppSpec, ExecMode};
 
 use super::fields::{self, EnvMap, LogFileSetting, RawApp, Watch};
 use super::interpreter::{self, which};
@@ -73,10 +73,15 @@ pub fn resolve(
     if ov.interpreter.is_some() {
         raw.interpreter = ov.interpreter.clone();
     }
+    let mut node_args_unset = false;
     if let Some(text) = &ov.node_args {
         let words = fields::split_words(text).map_err(|e| format!("--node-args: {e}"))?;
-        // `--node-args ""` leaves the file's value, as an absent flag does.
-        if !words.is_empty() {
+        if words == ["null"] {
+            // PM2 removes an option given as "null".
+            raw.node_args = Some(Vec::new());
+            node_args_unset = true;
+        } else if !words.is_empty() {
+            // `--node-args ""` leaves the file's value, as an absent flag does.
             raw.node_args = Some(words);
         }
     }
@@ -254,7 +259,10 @@ pub fn resolve(
         },
     };
     let increment_var = match raw.increment_var.take() {
-        Some(text) => Some(increment_variable(&text, &env)?),
+        Some(text) => Some(increment_variable(
+            &text,
+            &merge_env(&env.inherited, &env.unset, &env.own),
+        )?),
         None => None,
     };
     // PM2 stops every app with the `shutdown` message when its daemon has
@@ -273,10 +281,13 @@ pub fn resolve(
         cwd,
         interpreter,
         node_args,
+        node_args_unset,
         node,
         instances: instance_count,
         exec_mode,
-        env,
+        env: env.own,
+        inherited_env: env.inherited,
+        env_unset: env.unset,
         wait_ready: ov.wait_ready.or(raw.wait_ready).unwrap_or(false),
         listen_timeout_ms: ov
             .listen_timeout_ms
@@ -483,36 +494,62 @@ fn choose_interpreter(
     }
 }
 
-/// The app's whole environment: the CLI's, then `env`, then `port` as
-/// `PORT`, then `env_<name>` for `--env <name>` (PM2's order).
+/// What an app inherits of the CLI's environment `env`: all of it but the
+/// variables of the CLI's own Node channel.
+pub fn inherited_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.iter()
+        .filter(|(k, _)| !NOT_INHERITED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// An app's environment, in the parts [`AppSpec`] keeps apart.
+struct Environment {
+    own: BTreeMap<String, String>,
+    inherited: BTreeMap<String, String>,
+    unset: Vec<String>,
+}
+
+/// The app's own variables, in PM2's order (Common.mergeEnvironmentVariables
+/// and prepareAppConf): `deploy.<name>.env`, then `env`, then `port` as
+/// `PORT`, then `env_<name>` for `--env <name>`; and the CLI's environment,
+/// which every instance inherits under them.
 fn build_env(
     raw: &RawApp,
     ov: &Overrides,
     ctx: &Context,
     interpreter: Option<&str>,
     warnings: &mut Vec<String>,
-) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = ctx
-        .env
-        .iter()
-        .filter(|(k, _)| !NOT_INHERITED.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let overlay = |env: &mut BTreeMap<String, String>, vars: &EnvMap| {
+) -> Environment {
+    let inherited = inherited_env(&ctx.env);
+    let mut own = BTreeMap::new();
+    let mut unset = Vec::new();
+    let mut overlay = |vars: &EnvMap, own: &mut BTreeMap<String, String>| {
         for (k, v) in vars {
             match v {
-                Some(v) => env.insert(k.clone(), v.clone()),
-                None => env.remove(k),
-            };
+                Some(v) => {
+                    own.insert(k.clone(), v.clone());
+                }
+                // `null` removes the variable, inherited or set before.
+                None => {
+                    own.remove(k);
+                    if !unset.contains(k) {
+                        unset.push(k.clone());
+                    }
+                }
+            }
         }
     };
-    overlay(&mut env, &raw.env);
+    if ov.env_name.is_some() {
+        overlay(&raw.deploy_env, &mut own);
+    }
+    overlay(&raw.env, &mut own);
     if let Some(port) = raw.port {
-        env.insert("PORT".into(), port.to_string());
+        own.insert("PORT".into(), port.to_string());
     }
     if let Some(env_name) = &ov.env_name {
         match raw.env_variants.get(env_name) {
-            Some(vars) => overlay(&mut env, vars),
+            Some(vars) => overlay(vars, &mut own),
             // PM2 warns and goes on with `env` alone.
             None => warnings.push(format!(
                 "\"env_{env_name}\" is not defined; using \"env\" only"
@@ -521,11 +558,18 @@ fn build_env(
     }
     // PM2 sets this for Python so that print() output reaches the log
     // promptly; the user's own value is kept.
-    if interpreter.is_some_and(|i| i.contains("python")) {
-        env.entry("PYTHONUNBUFFERED".into())
-            .or_insert_with(|| "1".into());
+    if interpreter.is_some_and(|i| i.contains("python"))
+        && !own.contains_key("PYTHONUNBUFFERED")
+        && !inherited.contains_key("PYTHONUNBUFFERED")
+    {
+        own.insert("PYTHONUNBUFFERED".into(), "1".into());
     }
-    env
+    unset.retain(|k| !own.contains_key(k));
+    Environment {
+        own,
+        inherited,
+        unset,
+    }
 }
 
 /// `~` and `~/x` relative to the CLI user's home, as PM2 (resolveHome).

@@ -102,7 +102,9 @@ fn defaults_of_a_plain_js_app() {
     assert!(a.merge_logs);
     assert_eq!(a.log_date_format, None);
     assert!(!a.time);
-    assert_eq!(a.env["FROM_CLI"], "cli");
+    // The CLI's environment is inherited, kept apart from the app's own.
+    assert_eq!(a.inherited_env["FROM_CLI"], "cli");
+    assert!(a.env.is_empty(), "{:?}", a.env);
 }
 
 #[test]
@@ -273,12 +275,17 @@ fn env_layers_and_env_name() {
     };
 
     let a = f.load_one("ecosystem.config.js", &Overrides::default());
-    assert_eq!(a.env["FROM_CLI"], "cli");
-    assert_eq!(a.env["SHARED"], "file");
-    assert_eq!(a.env["NODE_ENV"], "development");
-    assert_eq!(a.env["PORT"], "4000");
-    assert!(!a.env.contains_key("GONE"));
-    assert!(!a.env.contains_key("EXTRA"));
+    let own: Vec<&str> = a.env.keys().map(String::as_str).collect();
+    assert_eq!(own, ["NODE_ENV", "PORT", "SHARED"]);
+    assert_eq!(a.inherited_env["FROM_CLI"], "cli");
+    assert_eq!(a.env_unset, ["GONE"]);
+    let env = a.process_env();
+    assert_eq!(env["FROM_CLI"], "cli");
+    assert_eq!(env["SHARED"], "file");
+    assert_eq!(env["NODE_ENV"], "development");
+    assert_eq!(env["PORT"], "4000");
+    assert!(!env.contains_key("GONE"));
+    assert!(!env.contains_key("EXTRA"));
 
     let ov = Overrides {
         env_name: Some("production".into()),
@@ -410,6 +417,118 @@ fn only_filters_by_name() {
         ..Default::default()
     };
     assert!(err(f.load("ecosystem.config.js", &ov)).contains("--only: no app named \"nope\""));
+}
+
+#[test]
+fn env_name_takes_the_deploy_env_under_the_apps_own() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.write(
+        "eco.json",
+        r#"{ "apps": [{ "name": "api", "script": "a.js", "env": { "A": "env" },
+                       "env_production": { "B": "env_production" } }],
+             "deploy": { "production": { "env": { "A": "deploy", "B": "deploy", "C": "deploy" } },
+                         "staging": { "user": "node" } } }"#,
+    );
+    let with_env = |name: &str| Overrides {
+        env_name: Some(name.into()),
+        ..Default::default()
+    };
+    let a = f.load_one("eco.json", &with_env("production"));
+    let own: Vec<(&str, &str)> = a.env.iter().map(|(k, v)| (&**k, &**v)).collect();
+    assert_eq!(
+        own,
+        [("A", "env"), ("B", "env_production"), ("C", "deploy")]
+    );
+    // Without --env the deploy section is not read; one without env is none.
+    assert!(!f
+        .load_one("eco.json", &Overrides::default())
+        .env
+        .contains_key("C"));
+    assert_eq!(f.load_one("eco.json", &with_env("staging")).env["A"], "env");
+
+    f.write(
+        "bad.json",
+        r#"{ "apps": [{ "script": "a.js" }], "deploy": { "production": { "env": "A=1" } } }"#,
+    );
+    let e = err(f.load("bad.json", &with_env("production")));
+    assert!(
+        e.contains("\"deploy.production.env\" must be an object"),
+        "{e}"
+    );
+}
+
+#[test]
+fn append_env_to_name_with_env_name() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    f.write(
+        "apps.json",
+        r#"[{ "name": "web", "script": "a.js", "append_env_to_name": true },
+            { "name": "worker", "script": "a.js" }]"#,
+    );
+    let names = |ov: &Overrides| -> Vec<String> {
+        f.load("apps.json", ov)
+            .unwrap()
+            .apps
+            .into_iter()
+            .map(|a| a.name)
+            .collect()
+    };
+    assert_eq!(names(&Overrides::default()), ["web", "worker"]);
+    let dev = Overrides {
+        env_name: Some("dev".into()),
+        ..Default::default()
+    };
+    assert_eq!(names(&dev), ["web-dev", "worker"]);
+    // --only names the apps as written, as PM2 does.
+    let only = Overrides {
+        only: Some("web".into()),
+        ..dev.clone()
+    };
+    assert_eq!(names(&only), ["web-dev"]);
+    // Stop and delete find the same names without resolving the apps.
+    std::fs::remove_file(f.root().join("a.js")).unwrap();
+    assert_eq!(
+        app_names_in_file(Path::new("apps.json"), &dev, &f.ctx).unwrap(),
+        ["web-dev", "worker"]
+    );
+    assert!(f.load("apps.json", &dev).is_err());
+}
+
+#[test]
+fn apps_as_text_start_from_the_cli_cwd() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    let loaded = load_config_text(
+        "stdin",
+        r#"[{ "name": "x", "script": "./a.js" }]"#,
+        &Overrides::default(),
+        &f.ctx,
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.apps[0].script,
+        f.root().join("a.js").to_string_lossy()
+    );
+    // One app object, as PM2 takes it too; JavaScript notation works.
+    let loaded =
+        load_config_text("stdin", "{ script: 'a.js' }", &Overrides::default(), &f.ctx).unwrap();
+    assert_eq!(loaded.apps[0].name, "a");
+    let e = load_config_text("stdin", "[{", &Overrides::default(), &f.ctx)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("stdin: "), "{e}");
+    assert_eq!(
+        app_names_in_text(
+            "stdin",
+            r#"{"apps":[{"script":"gone.js"}]}"#,
+            &Overrides::default(),
+            &f.ctx
+        )
+        .unwrap(),
+        ["gone"]
+    );
 }
 
 #[test]

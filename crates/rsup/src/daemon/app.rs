@@ -13,7 +13,7 @@ use super::reload::replace_instances;
 use super::sockets::AppSockets;
 use super::watch::FileWatch;
 use rsup_proto::app::{AppSpec, Status};
-use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, ScaleCount};
+use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, ScaleCount, SpecUpdate};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,13 +84,25 @@ pub enum Op {
     /// Creates the instances a previous daemon ran (`rsup update`), each
     /// with its id, index and restart count, launched or down as it was.
     Adopt(Vec<Adoption>),
+    /// Starts this many more instances with options of their own (PM2's
+    /// `start -f` of a script whose name is taken).
+    Add {
+        spec: Arc<AppSpec>,
+        count: u32,
+    },
     Stop(Selection),
-    /// Stops and starts the instances, all at once.
-    Restart(Selection),
-    /// Replaces the instances without a gap, a few at a time.
+    /// Stops and starts the instances, all at once, each with its options
+    /// changed by `update` (a new name renames every instance).
+    Restart {
+        selection: Selection,
+        update: SpecUpdate,
+    },
+    /// Replaces the instances without a gap, a few at a time, with their
+    /// options changed as for [`Op::Restart`].
     Reload {
         selection: Selection,
         options: ReloadOptions,
+        update: SpecUpdate,
         progress: Progress,
     },
     /// Runs as many instances as asked: new ones get the lowest free
@@ -204,6 +216,14 @@ impl AppHandle {
 
     pub fn instances(&self) -> Vec<InstanceHandle> {
         self.instances.borrow().clone()
+    }
+
+    /// The same app under another name (see [`super::apps::Apps::rename`]).
+    pub fn renamed(&self, name: &str) -> AppHandle {
+        AppHandle {
+            name: name.into(),
+            ..self.clone()
+        }
     }
 
     /// Queues `op` and returns once the app has done it.
@@ -332,7 +352,9 @@ impl App {
         tracing::info!(app = %self.spec.name, "{why}: reloading");
         let (progress, _unheard) = mpsc::unbounded_channel();
         let options = ReloadOptions::default();
-        if let Err(e) = replace_instances(&self.context, &chosen, None, options, &progress).await {
+        if let Err(e) =
+            replace_instances(&self.context, &chosen, &|_| None, options, &progress).await
+        {
             tracing::warn!(app = %self.spec.name, "{why}: reload failed: {e}");
         }
         self.reloading.store(false, Ordering::SeqCst);
@@ -349,27 +371,56 @@ impl App {
         selection.pick(self.instances.values().cloned().collect())
     }
 
+    /// The instances a restart or reload with `update` concerns: a new
+    /// name is the whole app's, so it reaches every instance. The app's own
+    /// options take the update too, for instances started later.
+    fn chosen_for_update(
+        &mut self,
+        selection: &Selection,
+        update: &SpecUpdate,
+    ) -> Vec<InstanceHandle> {
+        if update.is_empty() {
+            return self.chosen(selection);
+        }
+        self.spec = Arc::new(update.apply(&self.spec));
+        if update.name.is_some() {
+            self.chosen(&Selection::All)
+        } else {
+            self.chosen(selection)
+        }
+    }
+
     async fn perform(&mut self, op: Op) -> Outcome {
         match op {
-            Op::Start(count) => Ok(self.start_instances(count).await),
+            Op::Start(count) => Ok(self.start_instances(self.spec.clone(), count).await),
+            Op::Add { spec, count } => {
+                self.env.check_instances(&spec, count)?;
+                Ok(self.start_instances(spec, count).await)
+            }
             Op::Adopt(adoptions) => Ok(self.adopt(adoptions).await),
             Op::Stop(selection) => {
                 let chosen = self.chosen(&selection);
                 for_each(&chosen, |h| async move { h.stop().await }).await;
                 Ok(chosen)
             }
-            Op::Restart(selection) => {
-                let chosen = self.chosen(&selection);
-                for_each(&chosen, |h| async move { h.restart(None).await }).await;
+            Op::Restart { selection, update } => {
+                let chosen = self.chosen_for_update(&selection, &update);
+                for_each(&chosen, |h| {
+                    let spec = updated(&h, &update);
+                    async move { h.restart(spec).await }
+                })
+                .await;
                 Ok(chosen)
             }
             Op::Reload {
                 selection,
                 options,
+                update,
                 progress,
             } => {
-                let chosen = self.chosen(&selection);
-                replace_instances(&self.context, &chosen, None, options, &progress).await?;
+                let chosen = self.chosen_for_update(&selection, &update);
+                let spec_of = |h: &InstanceHandle| updated(h, &update);
+                replace_instances(&self.context, &chosen, &spec_of, options, &progress).await?;
                 Ok(chosen)
             }
             Op::Scale(count) => {
@@ -392,15 +443,15 @@ impl App {
         }
     }
 
-    /// Adds `count` instances and returns them once each is ready or has
-    /// failed. They are listed from the moment they launch.
-    async fn start_instances(&mut self, count: u32) -> Vec<InstanceHandle> {
+    /// Adds `count` instances with `spec` and returns them once each is
+    /// ready or has failed. They are listed from the moment they launch.
+    async fn start_instances(&mut self, spec: Arc<AppSpec>, count: u32) -> Vec<InstanceHandle> {
         let mut started = Vec::new();
         let mut settled = Vec::new();
         for _ in 0..count {
-            let identity = self.new_identity();
+            let identity = self.new_identity(&spec);
             let (handle, ready) =
-                InstanceHandle::start(identity, self.spec.clone(), self.context.clone());
+                InstanceHandle::start(identity, spec.clone(), self.context.clone());
             self.instances.insert(handle.identity.id, handle.clone());
             started.push(handle);
             settled.push(ready);
@@ -422,7 +473,7 @@ impl App {
             if self.instances.contains_key(&a.id) {
                 continue;
             }
-            let identity = self.identity(a.id, a.instance);
+            let identity = self.identity(&self.spec, a.id, a.instance);
             let (handle, ready) = InstanceHandle::start_as(
                 identity,
                 self.spec.clone(),
@@ -441,7 +492,7 @@ impl App {
     }
 
     /// A new id and the lowest instance index no instance of the app has.
-    fn new_identity(&self) -> Identity {
+    fn new_identity(&self, spec: &AppSpec) -> Identity {
         let id = self.env.next_id();
         let taken: Vec<u32> = self
             .instances
@@ -449,19 +500,19 @@ impl App {
             .map(|h| h.identity.instance)
             .collect();
         let instance = (0..).find(|i| !taken.contains(i)).unwrap_or(0);
-        self.identity(id, instance)
+        self.identity(spec, id, instance)
     }
 
-    fn identity(&self, id: u32, instance: u32) -> Identity {
-        let (out_log, err_log) = log_paths(&self.spec, id, &self.env.home);
+    fn identity(&self, spec: &AppSpec, id: u32, instance: u32) -> Identity {
+        let (out_log, err_log) = log_paths(spec, id, &self.env.home);
         Identity {
             id,
-            name: self.spec.name.clone(),
+            name: spec.name.clone(),
             instance,
             out_log,
             err_log,
-            combined_log: combined_log_path(&self.spec, id),
-            pid_file: pid_path(&self.spec, id, &self.env.home),
+            combined_log: combined_log_path(spec, id),
+            pid_file: pid_path(spec, id, &self.env.home),
             created_at_ms: crate::daemon::now_ms(),
         }
     }
@@ -474,7 +525,8 @@ impl App {
         }
         self.shrink_to(count as usize).await;
         let missing = (count as usize).saturating_sub(self.instances.len());
-        self.start_instances(missing as u32).await;
+        self.start_instances(self.spec.clone(), missing as u32)
+            .await;
     }
 
     /// Removes the instances with the highest indexes beyond `wanted`.
@@ -515,21 +567,21 @@ impl App {
                 .await;
             }
             ApplyAction::Reload => {
-                replace_instances(
-                    &self.context,
-                    &running,
-                    Some(spec.clone()),
-                    options,
-                    progress,
-                )
-                .await?
+                let spec_of = |_: &InstanceHandle| Some(spec.clone());
+                replace_instances(&self.context, &running, &spec_of, options, progress).await?
             }
         }
-        self.spec = spec;
+        self.spec = spec.clone();
         let missing = wanted.saturating_sub(self.instances.len());
-        self.start_instances(missing as u32).await;
+        self.start_instances(spec, missing as u32).await;
         Ok(self.instances.values().cloned().collect())
     }
+}
+
+/// The instance's own options with `update`, or `None` (keep them) when
+/// there is nothing to change.
+fn updated(h: &InstanceHandle, update: &SpecUpdate) -> Option<Arc<AppSpec>> {
+    (!update.is_empty()).then(|| Arc::new(update.apply(&h.state().spec)))
 }
 
 /// Runs `f` on every handle at once and waits for all of them.

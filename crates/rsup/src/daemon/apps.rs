@@ -7,10 +7,10 @@ use super::app::{AppHandle, Selection};
 use super::instance::InstanceHandle;
 use super::preload::Preload;
 use crate::home::Home;
-use rsup_proto::app::AppSpec;
+use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::Target;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch, Notify};
@@ -22,7 +22,8 @@ pub struct AppEnv {
     pub preload: Option<PathBuf>,
     /// Why Node apps cannot take the daemon's sockets, when they cannot.
     pub preload_problem: Option<String>,
-    /// The next `pm_id`: unique in the daemon, never reused.
+    /// The next `pm_id`: unique among the daemon's processes; back to 0
+    /// once none is left.
     next_id: AtomicU32,
     /// Told of every change worth writing to the state file.
     pub changed: Arc<Notify>,
@@ -146,37 +147,120 @@ impl Apps {
             .collect())
     }
 
-    /// The app of this name, created (with no instance) if there is none;
-    /// `true` when it was created.
-    pub fn get_or_create(self: &Arc<Self>, spec: &AppSpec) -> Result<(AppHandle, bool), String> {
+    /// What `start` does with each app (see [`rsup_proto::control::Request::Start`]):
+    /// apps of free names are created (with no instance); for a taken name,
+    /// the app that has it, to restart or, with `force`, to add to. All or
+    /// nothing: when any is refused, none is created.
+    pub fn claim(
+        self: &Arc<Self>,
+        specs: Vec<AppSpec>,
+        force: bool,
+    ) -> Result<Vec<(AppSpec, Claim)>, String> {
         let mut by_name = self.by_name.lock().unwrap();
-        if let Some(app) = by_name.get(&spec.name) {
-            return Ok((app.clone(), false));
+        let mut fresh = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            check_name(&spec.name)?;
+            self.env.check_instances(spec, spec.instances)?;
+            if specs[..i].iter().any(|s| s.name == spec.name) {
+                return Err(format!("app \"{}\" is given twice", spec.name));
+            }
+            match by_name.get(&spec.name) {
+                None => fresh.push(i),
+                Some(app) if !force => check_startable_again(app, spec)?,
+                Some(_) => {}
+            }
         }
-        check_name(&spec.name)?;
-        let handle = self.spawn(spec.clone());
-        by_name.insert(spec.name.clone(), handle.clone());
-        Ok((handle, true))
+        Ok(specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let claim = if fresh.contains(&i) {
+                    let handle = self.spawn(spec.clone());
+                    by_name.insert(spec.name.clone(), handle.clone());
+                    Claim::Created(handle)
+                } else if force {
+                    Claim::AddTo(by_name[&spec.name].clone())
+                } else {
+                    Claim::StartAgain(by_name[&spec.name].clone())
+                };
+                (spec, claim)
+            })
+            .collect())
+    }
+
+    /// Gives `app` the name `new` at once, so that no other app can take
+    /// it meanwhile; refused when another app has it.
+    pub fn rename(&self, app: &AppHandle, new: &str) -> Result<AppHandle, String> {
+        check_name(new)?;
+        let mut by_name = self.by_name.lock().unwrap();
+        if let Some(other) = by_name.get(new) {
+            if other.generation == app.generation {
+                return Ok(other.clone());
+            }
+            return Err(format!(
+                "cannot rename {} to {new:?}: an app of that name exists",
+                app.name
+            ));
+        }
+        let old = by_name
+            .iter()
+            .find(|(_, a)| a.generation == app.generation)
+            .map(|(name, _)| name.clone())
+            .ok_or_else(|| format!("app {} was deleted", app.name))?;
+        let handle = by_name.remove(&old).expect("found just now");
+        let renamed = handle.renamed(new);
+        by_name.insert(new.to_string(), renamed.clone());
+        Ok(renamed)
+    }
+
+    /// The app of each spec's name, created (with no instance) if there is
+    /// none, `true` when it was; all names are taken at once, or none when
+    /// one is refused.
+    pub fn get_or_create_all(
+        self: &Arc<Self>,
+        specs: &[AppSpec],
+    ) -> Result<Vec<(AppHandle, bool)>, String> {
+        let mut by_name = self.by_name.lock().unwrap();
+        for (i, spec) in specs.iter().enumerate() {
+            if !by_name.contains_key(&spec.name) {
+                check_name(&spec.name)?;
+            }
+            if specs[..i].iter().any(|s| s.name == spec.name) {
+                return Err(format!("app \"{}\" is given twice", spec.name));
+            }
+        }
+        Ok(specs
+            .iter()
+            .map(|spec| match by_name.get(&spec.name) {
+                Some(app) => (app.clone(), false),
+                None => {
+                    let handle = self.spawn(spec.clone());
+                    by_name.insert(spec.name.clone(), handle.clone());
+                    (handle, true)
+                }
+            })
+            .collect())
     }
 
     fn spawn(self: &Arc<Self>, spec: AppSpec) -> AppHandle {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let apps = Arc::downgrade(self);
-        AppHandle::spawn(spec, self.env.clone(), generation, move |name: &str| {
+        AppHandle::spawn(spec, self.env.clone(), generation, move |_: &str| {
             if let Some(apps) = apps.upgrade() {
-                apps.forget(name, generation);
+                apps.forget(generation);
             }
         })
     }
 
     /// Called by an app that has no instance left: its name is free again.
-    fn forget(&self, name: &str, generation: u64) {
+    /// Found by generation, since the app may have been renamed since it
+    /// last knew its name. When no app is left, ids start again at 0, as
+    /// PM2's do (scripts run `delete all`, then act on id 0).
+    fn forget(&self, generation: u64) {
         let mut by_name = self.by_name.lock().unwrap();
-        if by_name
-            .get(name)
-            .is_some_and(|a| a.generation == generation)
-        {
-            by_name.remove(name);
+        by_name.retain(|_, a| a.generation != generation);
+        if by_name.is_empty() {
+            self.env.next_id.store(0, Ordering::Relaxed);
         }
     }
 
@@ -215,6 +299,18 @@ impl Apps {
                 }
             }
             Target::Name(name) => named(apps, name),
+            Target::Script(path) => apps
+                .into_iter()
+                .filter_map(|a| {
+                    let ids: Vec<u32> = a
+                        .instances()
+                        .iter()
+                        .filter(|h| Path::new(&h.state().spec.script) == path)
+                        .map(|h| h.identity.id)
+                        .collect();
+                    (!ids.is_empty()).then_some((a, Selection::Ids(ids)))
+                })
+                .collect(),
             Target::Regex(pattern) => {
                 let re = regex::Regex::new(pattern)
                     .map_err(|e| format!("invalid pattern /{pattern}/: {e}"))?;
@@ -240,6 +336,51 @@ impl Apps {
         chosen.sort_by_key(|h| h.identity.id);
         Ok(chosen)
     }
+}
+
+/// What `start` does with an app whose name it was given.
+pub enum Claim {
+    /// A new app, with no instance yet.
+    Created(AppHandle),
+    /// The stopped app of that name and script: start it again.
+    StartAgain(AppHandle),
+    /// The app of that name, to which the new instances are added.
+    AddTo(AppHandle),
+}
+
+/// `start` of a name that is taken, without `-f`: allowed when the app runs
+/// this script and none of its processes run (PM2 then starts it again);
+/// otherwise the one-line reason why not.
+fn check_startable_again(app: &AppHandle, spec: &AppSpec) -> Result<(), String> {
+    let instances = app.instances();
+    let name = &spec.name;
+    let Some(first) = instances.first() else {
+        return Err(format!(
+            "app \"{name}\" is already running (it is being started); wait for it, or choose another --name"
+        ));
+    };
+    if !instances
+        .iter()
+        .any(|h| h.state().spec.script == spec.script)
+    {
+        return Err(format!(
+            "app \"{name}\" is already running (script {}); choose another --name, or add -f to add these processes to it",
+            first.state().spec.script
+        ));
+    }
+    let down = instances.iter().all(|h| {
+        matches!(
+            h.state().status,
+            Status::Stopped | Status::Stopping | Status::Errored
+        )
+    });
+    if !down {
+        return Err(format!(
+            "app \"{name}\" is already running {}; add -f to start another process of it, or use restart or reload",
+            spec.script
+        ));
+    }
+    Ok(())
 }
 
 /// The CLI checks names when it reads them; a client of the daemon's own
@@ -279,7 +420,7 @@ mod tests {
     use super::*;
     use crate::daemon::app::Op;
     use rsup_proto::app::Status;
-    use rsup_proto::control::ScaleCount;
+    use rsup_proto::control::{ScaleCount, SpecUpdate};
 
     fn apps(home: &tempfile::TempDir) -> Arc<Apps> {
         Apps::new(AppEnv::new(
@@ -338,7 +479,7 @@ mod tests {
         // A client that skips the CLI is held to its name rules.
         let err = apps.create(vec![sleeper("../x", 1)]).err().unwrap();
         assert!(err.contains("must not contain \"/\""), "{err}");
-        assert!(apps.get_or_create(&sleeper("all", 1)).is_err());
+        assert!(apps.get_or_create_all(&[sleeper("all", 1)]).is_err());
         let names: Vec<String> = apps.all().iter().map(|a| a.name.to_string()).collect();
         assert_eq!(names, ["a"]);
     }
@@ -421,6 +562,111 @@ mod tests {
         for app in apps.all() {
             app.run(Op::Remove(Selection::All)).await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_script_names_the_processes_that_run_it() {
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        let mut other = sleeper("b", 1);
+        other.script = "/bin/sleep".into();
+        let created = apps.create(vec![sleeper("a", 2), other]).unwrap();
+        for (app, count) in created.iter().zip([2, 1]) {
+            app.run(Op::Start(count)).await.unwrap();
+        }
+        let ids = |script: &str| -> Result<Vec<u32>, String> {
+            Ok(apps
+                .resolve_instances(&Target::Script(script.into()))?
+                .iter()
+                .map(|h| h.identity.id)
+                .collect())
+        };
+        assert_eq!(ids("sleep").unwrap(), [0, 1]);
+        assert_eq!(ids("/bin/sleep").unwrap(), [2]);
+        assert!(ids("/srv/none.js").unwrap_err().contains("not found"));
+        for app in apps.all() {
+            app.run(Op::Remove(Selection::All)).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_name_starts_again_when_down_takes_more_with_force_or_is_refused() {
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        let app = apps.create(vec![sleeper("s", 1)]).unwrap().remove(0);
+        app.run(Op::Start(1)).await.unwrap();
+
+        let err = apps.claim(vec![sleeper("s", 1)], false).err().unwrap();
+        assert!(
+            err.contains("\"s\" is already running sleep; add -f"),
+            "{err}"
+        );
+        let mut elsewhere = sleeper("s", 1);
+        elsewhere.script = "/bin/sleep".into();
+        let err = apps.claim(vec![elsewhere.clone()], false).err().unwrap();
+        assert!(err.contains("(script sleep)"), "{err}");
+        // All or nothing: the free name was not taken either.
+        let err = apps
+            .claim(vec![sleeper("fresh", 1), sleeper("s", 1)], false)
+            .err()
+            .unwrap();
+        assert!(err.contains("\"s\""), "{err}");
+        assert_eq!(apps.all().len(), 1);
+
+        app.run(Op::Stop(Selection::All)).await.unwrap();
+        let claimed = apps.claim(vec![sleeper("s", 1)], false).unwrap();
+        assert!(matches!(claimed[0].1, Claim::StartAgain(_)));
+
+        let claimed = apps.claim(vec![elsewhere.clone()], true).unwrap();
+        let Claim::AddTo(same) = &claimed[0].1 else {
+            panic!("-f adds to the app of that name")
+        };
+        let added = same
+            .run(Op::Add {
+                spec: Arc::new(elsewhere),
+                count: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(added[0].state().spec.script, "/bin/sleep");
+        let scripts: Vec<String> = app
+            .instances()
+            .iter()
+            .map(|h| h.state().spec.script.clone())
+            .collect();
+        assert_eq!(scripts, ["sleep", "/bin/sleep"]);
+        app.run(Op::Remove(Selection::All)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_rename_moves_the_name_and_ids_start_over_once_no_app_is_left() {
+        let home = tempfile::tempdir().unwrap();
+        let apps = apps(&home);
+        let created = apps
+            .create(vec![sleeper("old", 1), sleeper("other", 1)])
+            .unwrap();
+        for app in &created {
+            app.run(Op::Start(1)).await.unwrap();
+        }
+        let renamed = apps.rename(&created[0], "new").unwrap();
+        assert!(apps.resolve(&Target::Name("old".into())).is_err());
+        assert!(apps.resolve(&Target::Name("new".into())).is_ok());
+        let err = apps.rename(&renamed, "other").err().unwrap();
+        assert!(err.contains("an app of that name exists"), "{err}");
+        // The old name is free at once.
+        apps.create(vec![sleeper("old", 1)])
+            .unwrap()
+            .remove(0)
+            .run(Op::Start(1))
+            .await
+            .unwrap();
+        assert_eq!(apps.env.peek_next_id(), 3);
+        for app in apps.all() {
+            app.run(Op::Remove(Selection::All)).await.unwrap();
+        }
+        // The renamed app, removed under its new name, freed it.
+        assert!(apps.all().is_empty());
+        assert_eq!(apps.env.peek_next_id(), 0);
     }
 
     #[tokio::test]
@@ -551,7 +797,12 @@ mod tests {
         );
         // The one down starts on request.
         let found = apps.resolve(&Target::Id(9)).unwrap().remove(0);
-        app.run(Op::Restart(found.1)).await.unwrap();
+        app.run(Op::Restart {
+            selection: found.1,
+            update: SpecUpdate::default(),
+        })
+        .await
+        .unwrap();
         let nine = app
             .instances()
             .into_iter()

@@ -201,7 +201,7 @@ async fn serve(
     if starting {
         let daemon = daemon.clone();
         tokio::spawn(async move {
-            let _ = first_tx.send(actions::start(&daemon, apps).await);
+            let _ = first_tx.send(actions::start(&daemon, apps, false).await);
         });
     }
 

@@ -12,7 +12,7 @@ use super::app::{Op, Selection};
 use super::apps::Apps;
 use super::metrics::resident_bytes;
 use rsup_proto::app::Status;
-use rsup_proto::control::ReloadOptions;
+use rsup_proto::control::{ReloadOptions, SpecUpdate};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::MissedTickBehavior;
@@ -88,10 +88,14 @@ async fn check(apps: &Apps) {
                 Op::Reload {
                     selection,
                     options: ReloadOptions::default(),
+                    update: SpecUpdate::default(),
                     progress,
                 }
             } else {
-                Op::Restart(selection)
+                Op::Restart {
+                    selection,
+                    update: SpecUpdate::default(),
+                }
             };
             match app.run(op).await {
                 Ok(_) => tracing::info!(

@@ -65,6 +65,7 @@ mod watch;
 pub use instance::now_ms;
 pub use lifecycle::{open_daemon_log, run_successor};
 pub use pid1::become_reaper_if_pid1;
+pub use spawn::pm2_variables_of;
 
 /// Runs the daemon (see [`lifecycle::run`]).
 pub fn run(home: crate::home::Home, apps: Vec<rsup_proto::app::AppSpec>) -> anyhow::Result<()> {

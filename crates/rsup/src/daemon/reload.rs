@@ -10,13 +10,16 @@ use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::{ReloadOptions, Reply};
 use std::sync::Arc;
 
-/// Replaces `handles` `options.parallel` at a time, giving each `spec` if
-/// set. Stops at the first batch with a failure: a failed instance keeps
-/// its old process, and so do all not yet reached.
+/// New options for an instance, or `None` to keep its own.
+pub type SpecOf<'a> = dyn Fn(&InstanceHandle) -> Option<Arc<AppSpec>> + Sync + 'a;
+
+/// Replaces `handles` `options.parallel` at a time, giving each the
+/// options `spec_of` has for it. Stops at the first batch with a failure: a
+/// failed instance keeps its old process, and so do all not yet reached.
 pub async fn replace_instances(
     context: &Arc<AppContext>,
     handles: &[InstanceHandle],
-    spec: Option<Arc<AppSpec>>,
+    spec_of: &SpecOf<'_>,
     options: ReloadOptions,
     progress: &Progress,
 ) -> Result<(), String> {
@@ -24,7 +27,7 @@ pub async fn replace_instances(
     for batch in handles.chunks(parallel) {
         let mut set = tokio::task::JoinSet::new();
         for h in batch {
-            let (h, spec, progress) = (h.clone(), spec.clone(), progress.clone());
+            let (h, spec, progress) = (h.clone(), spec_of(h), progress.clone());
             let context = context.clone();
             set.spawn(async move {
                 let result = replace_one(&context, &h, spec, options, &progress).await;

@@ -16,7 +16,7 @@ use super::stop::Target;
 use super::{actions, apps::Apps};
 use nix::sys::signal::Signal;
 use rsup_proto::app::AppSpec;
-use rsup_proto::control::{Reply, Request};
+use rsup_proto::control::{Reply, Request, SpecUpdate};
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -460,7 +460,12 @@ impl Handing {
         self.apps().env.retiring.send_replace(false);
         self.apps().env.changed.notify_one();
         for app in std::mem::take(&mut self.stopped) {
-            let _ = app.run(Op::Restart(Selection::All)).await;
+            let _ = app
+                .run(Op::Restart {
+                    selection: Selection::All,
+                    update: SpecUpdate::default(),
+                })
+                .await;
         }
         self.stop_launched().await;
     }

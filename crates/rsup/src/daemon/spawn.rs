@@ -6,7 +6,7 @@ use super::log_lines::{JsonFields, LineFormat};
 use super::log_writer::{spawn_copier, LogTarget};
 use crate::config::interpreter;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use rsup_proto::app::{defaults, AppSpec, LogType};
+use rsup_proto::app::{defaults, AppSpec, LogType, ProcessInfo};
 use rsup_proto::worker;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -90,10 +90,11 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         }
         None => Command::new(&spec.script),
     };
+    let env = spec.process_env();
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
         .env_clear()
-        .envs(&spec.env)
+        .envs(&env)
         .envs(pm2_variables(req))
         .env(worker::FD_ENV, CHILD_WORKER_FD.to_string())
         .env(worker::KILL_TIMEOUT_ENV, spec.kill_timeout_ms.to_string())
@@ -115,7 +116,7 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
     if let (true, Some(preload)) = (through_package_manager, req.preload) {
         cmd.env(
             "NODE_OPTIONS",
-            with_preload(spec.env.get("NODE_OPTIONS").map(String::as_str), preload),
+            with_preload(env.get("NODE_OPTIONS").map(String::as_str), preload),
         );
     }
 
@@ -239,6 +240,21 @@ fn place(fd: RawFd, target: RawFd) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The variables PM2 gives the process `info` describes, as its current
+/// process got them (`rsup env`).
+pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
+    pm2_variables(&LaunchRequest {
+        spec: &info.spec,
+        id: info.id,
+        instance: info.instance,
+        restarts: info.restarts,
+        out_log: &info.out_log,
+        err_log: &info.err_log,
+        combined_log: info.combined_log.as_ref(),
+        preload: None,
+    })
 }
 
 /// The variables PM2 gives its processes, which apps and libraries read.

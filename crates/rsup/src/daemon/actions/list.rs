@@ -1,5 +1,6 @@
 //! `list` (and what `describe` and `logs` show): the instances a target
-//! names, with their state and resource use.
+//! names, with their state and resource use; `env`: the same with the
+//! environment they inherit.
 
 use crate::daemon::instance::InstanceHandle;
 use crate::daemon::lifecycle::Daemon;
@@ -25,7 +26,24 @@ pub fn list(daemon: &Daemon, target: Option<&Target>) -> Reply {
     Reply::Done { processes }
 }
 
+/// The processes `target` names, each spec whole (with the environment
+/// its processes inherit, which lists leave out).
+pub fn environment(daemon: &Daemon, target: &Target) -> Reply {
+    match daemon.apps.resolve_instances(target) {
+        Ok(handles) => Reply::Done {
+            processes: report(daemon, &handles, true),
+        },
+        Err(message) => Reply::Error { message },
+    }
+}
+
+/// What lists show about these instances: the inherited environment (the
+/// whole environment of the shell that started them) is left out.
 pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo> {
+    report(daemon, handles, false)
+}
+
+fn report(daemon: &Daemon, handles: &[InstanceHandle], inherited: bool) -> Vec<ProcessInfo> {
     let mut sampler = daemon.sampler.lock().unwrap();
     handles
         .iter()
@@ -33,9 +51,14 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
             let state = h.state();
             let usage = state.pid.map(|pid| sampler.sample(pid));
             let (log_error, log_dropped_bytes) = log_report(&state.log_health);
+            let mut spec = (*state.spec).clone();
+            if !inherited {
+                spec.inherited_env.clear();
+            }
             ProcessInfo {
                 id: h.identity.id,
-                name: h.identity.name.clone(),
+                // The name the app has now (it may have been renamed).
+                name: spec.name.clone(),
                 instance: h.identity.instance,
                 status: state.status,
                 pid: state.pid,
@@ -50,7 +73,7 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
                 err_log: h.identity.err_log.clone(),
                 combined_log: h.identity.combined_log.clone(),
                 pid_file: h.identity.pid_file.clone(),
-                spec: (*state.spec).clone(),
+                spec,
                 log_error,
                 log_dropped_bytes,
             }

@@ -14,9 +14,9 @@ mod start;
 pub use list::describe;
 pub use start::start;
 
-use super::app::{Op, Outcome, Progress, Selection};
+use super::app::{AppHandle, Op, Outcome, Progress, Selection};
 use super::lifecycle::Daemon;
-use rsup_proto::control::{Reply, Request, Target};
+use rsup_proto::control::{Reply, Request, SpecUpdate, Target};
 use std::sync::Arc;
 
 pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) -> Reply {
@@ -25,12 +25,14 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         },
-        Request::Start { apps } => start::start(daemon, apps).await,
+        Request::Start { apps, force } => start::start(daemon, apps, force).await,
         Request::Stop { target } => on_each_app(daemon, &target, Op::Stop).await,
-        Request::Restart { target } => on_each_app(daemon, &target, Op::Restart).await,
-        Request::Reload { target, options } => {
-            reload::reload(daemon, &target, options, &progress).await
-        }
+        Request::Restart { target, update } => restart(daemon, &target, update).await,
+        Request::Reload {
+            target,
+            options,
+            update,
+        } => reload::reload(daemon, &target, options, update, &progress).await,
         Request::Scale { name, count } => scale::scale(daemon, &name, count).await,
         Request::Delete { target } => on_each_app(daemon, &target, Op::Remove).await,
         Request::Apply {
@@ -43,6 +45,7 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
         Request::List { target } => list::list(daemon, target.as_ref()),
         Request::ReloadLogs => reload_logs::reload_logs(daemon).await,
         Request::Flush { target } => flush::flush(daemon, target.as_ref(), &progress),
+        Request::Environment { target } => list::environment(daemon, &target),
         Request::Kill => {
             stop_everything(daemon).await;
             Reply::Done { processes: vec![] }
@@ -52,13 +55,59 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
     }
 }
 
-/// Gives every app the target names its operation, all at once, and
-/// answers once all are done.
-async fn on_each_app(daemon: &Daemon, target: &Target, op: impl Fn(Selection) -> Op) -> Reply {
-    let chosen = match daemon.apps.resolve(target) {
+/// Restarts what the target names, every app at once, with the options
+/// `update` changes.
+async fn restart(daemon: &Daemon, target: &Target, update: SpecUpdate) -> Reply {
+    let chosen = match targeted(daemon, target, &update) {
         Ok(chosen) => chosen,
         Err(message) => return error(message),
     };
+    run_on_each(daemon, chosen, |selection| Op::Restart {
+        selection,
+        update: update.clone(),
+    })
+    .await
+}
+
+/// The apps a target names for a verb that acts on processes: naming none
+/// is an error, `all` included, as in PM2. For an update with a new name,
+/// the one app named, renamed at once.
+fn targeted(
+    daemon: &Daemon,
+    target: &Target,
+    update: &SpecUpdate,
+) -> Result<Vec<(AppHandle, Selection)>, String> {
+    let mut chosen = daemon.apps.resolve(target)?;
+    if chosen.is_empty() {
+        return Err("no process found".into());
+    }
+    if let Some(name) = &update.name {
+        if chosen.len() > 1 {
+            return Err(format!(
+                "--name gives one app a new name, but {target} names {} apps",
+                chosen.len()
+            ));
+        }
+        let (app, selection) = chosen.remove(0);
+        chosen.push((daemon.apps.rename(&app, name)?, selection));
+    }
+    Ok(chosen)
+}
+
+/// Gives every app the target names its operation, all at once, and
+/// answers once all are done.
+async fn on_each_app(daemon: &Daemon, target: &Target, op: impl Fn(Selection) -> Op) -> Reply {
+    match targeted(daemon, target, &SpecUpdate::default()) {
+        Ok(chosen) => run_on_each(daemon, chosen, op).await,
+        Err(message) => error(message),
+    }
+}
+
+async fn run_on_each(
+    daemon: &Daemon,
+    chosen: Vec<(AppHandle, Selection)>,
+    op: impl Fn(Selection) -> Op,
+) -> Reply {
     let mut set = tokio::task::JoinSet::new();
     for (app, selection) in chosen {
         let op = op(selection);

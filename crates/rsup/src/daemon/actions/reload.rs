@@ -1,22 +1,23 @@
-//! `reload`: each named app replaces its instances without a gap. Apps go
-//! one after another, and the first failure ends the reload: what was not
-//! reached keeps its old processes.
+//! `reload`: each named app replaces its instances without a gap, with
+//! the options `update` changes. Apps go one after another, and the first
+//! failure ends the reload: what was not reached keeps its old processes.
 
-use super::{error, reply};
+use super::{error, reply, targeted};
 use crate::daemon::app::{Op, Progress};
 use crate::daemon::lifecycle::Daemon;
-use rsup_proto::control::{ReloadOptions, Reply, Target};
+use rsup_proto::control::{ReloadOptions, Reply, SpecUpdate, Target};
 
 pub async fn reload(
     daemon: &Daemon,
     target: &Target,
     options: ReloadOptions,
+    update: SpecUpdate,
     progress: &Progress,
 ) -> Reply {
     // `systemctl reload` runs `rsup reload all`: the unit shows reloading
     // until every app is done.
     let _reloading = (*target == Target::All).then(crate::daemon::systemd::Reloading::begin);
-    let chosen = match daemon.apps.resolve(target) {
+    let chosen = match targeted(daemon, target, &update) {
         Ok(chosen) => chosen,
         Err(message) => return error(message),
     };
@@ -26,6 +27,7 @@ pub async fn reload(
             .run(Op::Reload {
                 selection,
                 options,
+                update: update.clone(),
                 progress: progress.clone(),
             })
             .await;

@@ -1,32 +1,53 @@
-//! `start` (new apps only) and `startOrRestart`/`startOrReload` (start what
-//! is new, restart or reload what runs with the file's new options).
+//! `start` (new apps; a stopped app of the same script again; with `-f`,
+//! more processes for an app) and `startOrRestart`/`startOrReload` (start
+//! what is new, restart or reload what runs with the file's new options).
 
 use super::{error, reply};
-use crate::daemon::app::{settled, Op, Progress};
+use crate::daemon::app::{settled, Op, Progress, Selection};
+use crate::daemon::apps::Claim;
 use crate::daemon::lifecycle::Daemon;
 use rsup_proto::app::AppSpec;
-use rsup_proto::control::{ApplyAction, ReloadOptions, Reply};
+use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, SpecUpdate};
 use std::sync::Arc;
 
-/// Starts every app, refusing all of them if any name is taken (names are
-/// taken at once, before anything starts), and answers once each instance
-/// is ready or has failed.
-pub async fn start(daemon: &Daemon, apps: Vec<AppSpec>) -> Reply {
-    let counts: Vec<u32> = apps.iter().map(|a| a.instances).collect();
-    let created = match daemon.apps.create(apps) {
-        Ok(created) => created,
+/// Starts every app, or none when any is refused (names are claimed at
+/// once, before anything starts; see [`crate::daemon::apps::Apps::claim`]),
+/// and answers once each instance is ready or has failed.
+pub async fn start(daemon: &Daemon, apps: Vec<AppSpec>, force: bool) -> Reply {
+    let claimed = match daemon.apps.claim(apps, force) {
+        Ok(claimed) => claimed,
         Err(message) => return error(message),
     };
     // In file order, so that ids follow it as PM2's do.
     let mut outcomes = Vec::new();
-    for (app, count) in created.into_iter().zip(counts) {
-        outcomes.push(settled(app.run(Op::Start(count)).await).await);
+    for (spec, claim) in claimed {
+        let outcome = match claim {
+            Claim::Created(app) => app.run(Op::Start(spec.instances)).await,
+            Claim::StartAgain(app) => {
+                app.run(Op::Restart {
+                    selection: Selection::All,
+                    update: SpecUpdate::default(),
+                })
+                .await
+            }
+            Claim::AddTo(app) => {
+                let count = spec.instances;
+                app.run(Op::Add {
+                    spec: Arc::new(spec),
+                    count,
+                })
+                .await
+            }
+        };
+        outcomes.push(settled(outcome).await);
     }
     reply(daemon, outcomes)
 }
 
-/// Brings the running apps in line with a config file, app by app; the
-/// first failure ends it.
+/// Brings the running apps in line with a config file: the names of its
+/// apps are taken at once, then app by app new ones start and running ones
+/// restart or reload. After a failure the running apps not yet reached
+/// keep their processes; the file's new apps still start.
 pub async fn apply(
     daemon: &Daemon,
     apps: Vec<AppSpec>,
@@ -34,38 +55,33 @@ pub async fn apply(
     options: ReloadOptions,
     progress: &Progress,
 ) -> Reply {
+    let found = match daemon.apps.get_or_create_all(&apps) {
+        Ok(found) => found,
+        Err(message) => return error(message),
+    };
     let mut outcomes = Vec::new();
-    for spec in apps {
-        let (app, created) = match daemon.apps.get_or_create(&spec) {
-            Ok(found) => found,
-            Err(message) => {
-                outcomes.push(Err(message));
-                break;
-            }
-        };
-        let op = if created {
+    let mut failed = false;
+    for (spec, (app, created)) in apps.into_iter().zip(found) {
+        if created {
             let _ = progress.send(Reply::Progress {
                 message: format!("starting {}", spec.name),
             });
-            Op::Start(spec.instances)
-        } else {
-            Op::Apply {
+            outcomes.push(settled(app.run(Op::Start(spec.instances)).await).await);
+            continue;
+        }
+        if failed {
+            continue;
+        }
+        let outcome = app
+            .run(Op::Apply {
                 spec: Arc::new(spec),
                 action,
                 options,
                 progress: progress.clone(),
-            }
-        };
-        let outcome = if created {
-            settled(app.run(op).await).await
-        } else {
-            app.run(op).await
-        };
-        let failed = outcome.is_err();
+            })
+            .await;
+        failed = outcome.is_err();
         outcomes.push(outcome);
-        if failed {
-            break;
-        }
     }
     reply(daemon, outcomes)
 }
