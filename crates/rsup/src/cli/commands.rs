@@ -90,7 +90,9 @@ pub(super) fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
     match reply {
         Reply::Done { processes } => Ok(processes),
         Reply::Error { message } => bail!(message),
-        Reply::Pong { .. } | Reply::Progress { .. } => bail!("unexpected reply from the daemon"),
+        Reply::Pong { .. } | Reply::Progress { .. } | Reply::Subscribed => {
+            bail!("unexpected reply from the daemon")
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! `list` (and what `describe` and `logs` show): the instances a target
 //! names, with their state and resource use.
 
-use crate::daemon::instance::InstanceHandle;
+use crate::daemon::instance::{Identity, InstanceHandle, InstanceState};
 use crate::daemon::lifecycle::Daemon;
 use crate::daemon::log_writer::LogHealth;
+use crate::daemon::metrics::Usage;
 use rsup_proto::app::ProcessInfo;
 use rsup_proto::control::{Reply, Target};
 use std::sync::Arc;
@@ -32,30 +33,40 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
         .map(|h| {
             let state = h.state();
             let usage = state.pid.map(|pid| sampler.sample(pid));
-            let (log_error, log_dropped_bytes) = log_report(&state.log_health);
-            ProcessInfo {
-                id: h.identity.id,
-                name: h.identity.name.clone(),
-                instance: h.identity.instance,
-                status: state.status,
-                pid: state.pid,
-                restarts: state.restarts,
-                unstable_restarts: state.unstable_restarts,
-                started_at_ms: state.started_at_ms,
-                created_at_ms: h.identity.created_at_ms,
-                cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
-                memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
-                last_exit: state.last_exit,
-                out_log: h.identity.out_log.clone(),
-                err_log: h.identity.err_log.clone(),
-                combined_log: h.identity.combined_log.clone(),
-                pid_file: h.identity.pid_file.clone(),
-                spec: (*state.spec).clone(),
-                log_error,
-                log_dropped_bytes,
-            }
+            process_info(&h.identity, state, usage)
         })
         .collect()
+}
+
+/// What is reported about an instance in this state; `usage` is its
+/// process's CPU and memory, when measured.
+pub fn process_info(
+    identity: &Identity,
+    state: InstanceState,
+    usage: Option<Usage>,
+) -> ProcessInfo {
+    let (log_error, log_dropped_bytes) = log_report(&state.log_health);
+    ProcessInfo {
+        id: identity.id,
+        name: identity.name.clone(),
+        instance: identity.instance,
+        status: state.status,
+        pid: state.pid,
+        restarts: state.restarts,
+        unstable_restarts: state.unstable_restarts,
+        started_at_ms: state.started_at_ms,
+        created_at_ms: identity.created_at_ms,
+        cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
+        memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
+        last_exit: state.last_exit,
+        out_log: identity.out_log.clone(),
+        err_log: identity.err_log.clone(),
+        combined_log: identity.combined_log.clone(),
+        pid_file: identity.pid_file.clone(),
+        spec: (*state.spec).clone(),
+        log_error,
+        log_dropped_bytes,
+    }
 }
 
 /// What is wrong with an instance's logs now, and how much output they
