@@ -73,6 +73,7 @@ pub fn run(command: Command) -> Result<i32> {
         Command::Unstartup(a) => unstartup(a),
         Command::Ping => ping(&home),
         Command::Kill => kill(&home),
+        Command::NodeApi => super::node_api::run(&home),
     }
 }
 
@@ -194,7 +195,7 @@ pub fn print_table(procs: &[ProcessInfo]) {
     );
 }
 
-fn context(home: &Home) -> Result<ConfigContext> {
+pub(super) fn context(home: &Home) -> Result<ConfigContext> {
     Ok(ConfigContext {
         cwd: std::env::current_dir()?,
         env: std::env::vars().collect(),
@@ -286,7 +287,7 @@ fn start(home: &Home, args: StartArgs) -> Result<i32> {
 
 /// Whether `arg` is no file here but names processes the daemon runs (a
 /// name, an id, `all`, `/regex/`); false when no daemon runs.
-fn names_known_processes(home: &Home, arg: &str) -> Result<bool> {
+pub(super) fn names_known_processes(home: &Home, arg: &str) -> Result<bool> {
     if std::path::Path::new(arg).exists() {
         return Ok(false);
     }
@@ -507,13 +508,19 @@ fn kill(home: &Home) -> Result<i32> {
     if let Reply::Error { message } = send(stream, &Request::Kill, |m| println!("[rsup] {m}"))? {
         bail!(message);
     }
-    // The daemon exits right after answering; wait until it has.
+    wait_until_stopped(home)?;
+    println!("rsup daemon stopped");
+    Ok(0)
+}
+
+/// The daemon exits right after answering `kill`; waits (5 s at most)
+/// until it has.
+pub(super) fn wait_until_stopped(home: &Home) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while connect_existing(home)?.is_some() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    println!("rsup daemon stopped");
-    Ok(0)
+    Ok(())
 }
 
 #[cfg(test)]

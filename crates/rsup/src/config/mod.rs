@@ -137,15 +137,43 @@ pub fn load_config_file(path: &Path, ov: &Overrides, ctx: &Context) -> Result<Lo
             file: file.clone(),
             reason,
         })?;
-    let invalid = |reason: String| ConfigError::Invalid {
-        file: file.clone(),
-        reason,
-    };
-    let objects = app_objects(&value).map_err(invalid)?;
     // Apps in a file start from the file's directory. PM2 uses the shell's
     // cwd instead, which breaks `pm2 start /srv/app/ecosystem.config.js`
     // run from elsewhere; both agree when run from the file's directory.
     let base = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+    load_config_value(&value, file, &base, ov, ctx)
+}
+
+/// Reads the apps of a config given as JSON text (PM2's options object
+/// from the Node API), labelled `label` in messages. Relative paths start
+/// at the CLI's cwd, as in PM2.
+pub fn load_config_text(
+    label: &str,
+    text: &str,
+    ov: &Overrides,
+    ctx: &Context,
+) -> Result<Loaded, ConfigError> {
+    let value = serde_json::from_str(text).map_err(|e| ConfigError::Evaluate {
+        file: label.to_string(),
+        reason: format!("invalid JSON: {e}"),
+    })?;
+    load_config_value(&value, label.to_string(), &ctx.cwd, ov, ctx)
+}
+
+/// The apps of an evaluated config, `file` naming it in messages, with
+/// relative paths from `base`.
+fn load_config_value(
+    value: &Value,
+    file: String,
+    base: &Path,
+    ov: &Overrides,
+    ctx: &Context,
+) -> Result<Loaded, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        file: file.clone(),
+        reason,
+    };
+    let objects = app_objects(value).map_err(invalid)?;
 
     let mut warnings = Vec::new();
     let mut apps = Vec::new();
@@ -224,7 +252,7 @@ pub fn load_config_file(path: &Path, ov: &Overrides, ctx: &Context) -> Result<Lo
     let mut specs = Vec::new();
     for raw in apps {
         let label = name_label(raw.name.as_deref().unwrap_or(""));
-        let resolved = resolve::resolve(raw, ov, ctx, &base, Origin::File).map_err(|reason| {
+        let resolved = resolve::resolve(raw, ov, ctx, base, Origin::File).map_err(|reason| {
             ConfigError::App {
                 file: file.clone(),
                 app: label.clone(),
