@@ -235,8 +235,10 @@ fn warn(warnings: &[String]) {
 }
 
 /// Sends each request in turn and writes its progress as it comes, then
-/// one final reply: every process the requests concerned, or every error.
-/// Returns whether that reply is an error.
+/// one final reply: every process the requests concerned. Several requests
+/// act on the apps of a file, and as in PM2 one that fails (an app of the
+/// file that does not run) is a warning; the call fails only when every
+/// request did. Returns whether the final reply is an error.
 fn relay(home: &Home, requests: &[Request], out: &mut impl Write) -> Result<bool> {
     if let [request @ Request::List { .. }] = requests {
         // As the daemon wrote it: no parsing of a long list.
@@ -267,15 +269,17 @@ fn relay(home: &Home, requests: &[Request], out: &mut impl Write) -> Result<bool
             other => bail!("unexpected reply from the daemon: {other:?}"),
         }
     }
-    let last = if errors.is_empty() {
-        Reply::Done { processes }
-    } else {
+    let failed = errors.len() == requests.len();
+    let last = if failed {
         Reply::Error {
             message: errors.join("\n"),
         }
+    } else {
+        warn(&errors);
+        Reply::Done { processes }
     };
     out.write_all(&encode(&last))?;
-    Ok(!errors.is_empty())
+    Ok(failed)
 }
 
 /// PM2's `killDaemon`: every app stopped, then the daemon; answered once
