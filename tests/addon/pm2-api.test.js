@@ -238,10 +238,14 @@ test('disconnect ends the buses, so a script using the API exits by itself', { s
     env: { PM2_API_MODULE: API_MODULE, RSUP_HOME: daemon.home, RSUP_BIN: RSUP },
   });
   await script.waitFor(/^listed \d+$/, PATIENCE);
+  let timer;
   const exited = await Promise.race([
     script.exited,
-    new Promise((resolve) => setTimeout(resolve, PATIENCE, null)),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, PATIENCE, null);
+    }),
   ]);
+  clearTimeout(timer);
   if (!exited) script.child.kill('SIGKILL');
   assert.ok(exited, 'still running after disconnect');
   assert.equal(exited.code, 0, script.stderr());
