@@ -514,10 +514,13 @@ fn kill(home: &Home) -> Result<i32> {
 }
 
 /// The daemon exits right after answering `kill`; waits (5 s at most)
-/// until it has.
+/// until it has: its socket is gone, and so is its pid file, which it
+/// removes last.
 pub(super) fn wait_until_stopped(home: &Home) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while connect_existing(home)?.is_some() && std::time::Instant::now() < deadline {
+    while (connect_existing(home)?.is_some() || home.pid_file().exists())
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     Ok(())
