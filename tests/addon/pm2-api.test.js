@@ -71,11 +71,25 @@ const processEvent = (event, name) => (e) =>
 
 test('connect starts the daemon, as the CLI does on demand', { skip }, async () => {
   assert.equal(fs.existsSync(path.join(daemon.home, 'rsup.pid')), false);
-  const meta = await call('connect');
+  // PM2's noDaemonMode: the daemon is started detached all the same.
+  const meta = await call('connect', true);
   const pid = Number(fs.readFileSync(path.join(daemon.home, 'rsup.pid'), 'utf8'));
   assert.equal(meta.pid, pid);
+  assert.equal(typeof meta.version, 'string');
   // Connecting again finds the same daemon.
-  assert.equal((await call('connect', false)).pid, pid);
+  assert.equal((await call('connect')).pid, pid);
+});
+
+test('the methods work detached from the module, and through ES imports', { skip }, async () => {
+  const { list, custom } = require(API_MODULE);
+  assert.equal(typeof list, 'function');
+  const { list: listHere } = new custom({ pm2_home: daemon.home });
+  assert.ok(Array.isArray(await promisify(listHere)()));
+  const esm = await import(API_MODULE.replace(/\.js$/, '.mjs'));
+  for (const name of ['connect', 'start', 'restart', 'reload', 'stop', 'delete', 'list', 'describe', 'launchBus']) {
+    assert.equal(typeof esm[name], 'function', name);
+    assert.equal(typeof esm.default[name], 'function', name);
+  }
 });
 
 test('start(script, options) starts the app with those options and calls back with its processes', { skip }, async () => {
@@ -134,6 +148,12 @@ test('restart, reload and stop call back with the processes, status and restarts
       ['online', 2],
     ],
   );
+  // A name that runs is started again, as `pm2 start api` does.
+  const again = await call('start', 'api');
+  assert.deepEqual(
+    again.map((p) => p.pm2_env.restart_time),
+    [3, 3],
+  );
   const [first] = reloaded;
   const stopped = await call('stop', first.pm_id);
   assert.deepEqual(
@@ -165,6 +185,12 @@ test('start of apps as an object starts them, and restarts them when they run', 
   const [again] = await call('start', apps);
   assert.equal(again.pm_id, started.pm_id);
   assert.equal(again.pm2_env.restart_time, 1);
+  // restart takes apps too, with their new options.
+  apps.apps[0].env.GREETING = 'changed';
+  const [restarted] = await call('restart', apps);
+  assert.deepEqual([restarted.status, restarted.restart_time], ['online', 2]);
+  const [described] = await call('describe', 'obj');
+  assert.equal(described.pm2_env.env.GREETING, 'changed');
   await call('delete', 'obj');
 });
 
@@ -180,6 +206,19 @@ test('start of an ecosystem file uses its env_<name> with options.env', { skip }
     [['eco-a', 'stopped']],
     'only the file\'s apps that run',
   );
+  // reload of the file starts what does not run and reloads the rest.
+  const reloaded = await call('reload', 'api-ecosystem.config.js');
+  assert.deepEqual(
+    reloaded.map((p) => [p.name, p.status]).sort(),
+    [
+      ['eco-a', 'online'],
+      ['eco-b', 'online'],
+    ],
+  );
+  await call('stop', '/^eco-/');
+  const deleted = await call('delete', 'api-ecosystem.config.js');
+  assert.deepEqual(deleted.map((p) => p.name).sort(), ['eco-a', 'eco-b']);
+  await assert.rejects(call('delete', 'api-ecosystem.config.js'), /not found: eco-a/);
 });
 
 test('the bus carries process events and output: start, online, crash, restart', { skip }, async () => {
@@ -192,6 +231,7 @@ test('the bus carries process events and output: start, online, crash, restart',
     name: 'crasher',
     env: { CRASH_AFTER_MS: '300', ERR_LINE: 'to stderr' },
     restart_delay: 200,
+    max_restarts: 2,
   });
   const started = await events.until(processEvent('start', 'crasher'), 'start of crasher');
   assert.equal(started.packet.manually, true);
@@ -207,6 +247,10 @@ test('the bus carries process events and output: start, online, crash, restart',
     (e) => processEvent('online', 'crasher')(e) && events.seen.indexOf(e) > events.seen.indexOf(exit),
     'online after the crash',
   );
+
+  // Too many crashes within min_uptime: it gives up.
+  const overlimit = await events.until(processEvent('restart overlimit', 'crasher'), 'restart overlimit');
+  assert.equal(overlimit.packet.process.status, 'errored');
 
   await call('stop', 'crasher');
   await events.until(processEvent('stop', 'crasher'), 'stop of crasher');
@@ -228,12 +272,20 @@ test('the bus carries process events and output: start, online, crash, restart',
 
   await call('delete', 'crasher');
   await events.until(processEvent('delete', 'crasher'), 'delete of crasher');
+
+  await call('start', 'api-app.js', { name: 'steady', listen_timeout: 300 });
+  await call('reload', 'steady');
+  const reload = await events.until(processEvent('reload', 'steady'), 'reload of steady');
+  assert.equal(reload.packet.manually, true);
+  assert.equal(reload.packet.process.restart_time, 1);
+  await call('delete', 'steady');
+
   const closed = new Promise((resolve) => bus.once('close', resolve));
   bus.close();
   await closed;
 });
 
-test('disconnect ends the buses, so a script using the API exits by itself', { skip }, async () => {
+test('disconnect ends the buses, so a script using the API exits by itself; an error without a callback is printed', { skip }, async () => {
   const script = start('api-disconnect.js', {
     env: { PM2_API_MODULE: API_MODULE, RSUP_HOME: daemon.home, RSUP_BIN: RSUP },
   });
@@ -249,6 +301,7 @@ test('disconnect ends the buses, so a script using the API exits by itself', { s
   if (!exited) script.child.kill('SIGKILL');
   assert.ok(exited, 'still running after disconnect');
   assert.equal(exited.code, 0, script.stderr());
+  assert.match(script.stderr(), /^rsup: process or app not found: no-such-app$/m);
 });
 
 test('killDaemon stops every app, then the daemon', { skip }, async () => {

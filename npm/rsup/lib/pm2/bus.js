@@ -67,18 +67,21 @@ class Bus extends EventEmitter {
 // event after the callback is missed.
 function launchBus(options, cb) {
   const bus = new Bus();
-  let subscribed = false;
-  let failure = null;
+  // 'waiting' for the daemon's word, then 'subscribed', or 'failed'.
+  let state = 'waiting';
   bus._child = relay.run(
     { call: 'send', request: { cmd: 'subscribe', logs: true } },
     { ...options, keepStdin: true },
     (line) => {
-      if (!subscribed) {
+      if (state === 'failed') return;
+      if (state === 'waiting') {
         if (line.reply === 'subscribed') {
-          subscribed = true;
+          state = 'subscribed';
           cb(null, bus);
         } else {
-          failure = new Error(line.message || `rsup: unexpected answer ${JSON.stringify(line)}`);
+          state = 'failed';
+          bus.close();
+          cb(new Error(line.message || `rsup: unexpected answer ${JSON.stringify(line)}`));
         }
         return;
       }
@@ -98,12 +101,12 @@ function launchBus(options, cb) {
       }
     },
     (err) => {
-      if (!subscribed) {
-        cb(err || failure || new Error('rsup: the subscription ended before it began'));
-        return;
-      }
       bus._child = null;
-      bus.emit('close');
+      if (state === 'waiting') {
+        state = 'failed';
+        cb(err || new Error('rsup: the subscription ended before it began'));
+      }
+      if (state === 'subscribed') bus.emit('close');
     },
   );
   return bus;
