@@ -122,9 +122,11 @@ fn plan(
         }
         other => bail!("expected a name, an id, a file or an object, got {other}"),
     };
-    // What runs already is started again, as `rsup start <name>` does.
-    let known = names_known_processes(home, text)?;
-    let file = !known && config::is_config_file(text);
+    // What runs already is started again, as `rsup start <name>` does; a
+    // name that looks like a file's is the processes' when they run.
+    let maybe_file = config::is_config_file(text);
+    let known = (verb == Verb::Start || maybe_file) && names_known_processes(home, text)?;
+    let file = maybe_file && !known;
     let t = Target::parse(text);
     Ok(match verb {
         Verb::Start if known => vec![Request::Restart { target: t }],
