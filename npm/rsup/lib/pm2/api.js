@@ -42,6 +42,8 @@ class API {
   _options() {
     const env = { ...process.env };
     if (this.home) env.RSUP_HOME = this.home;
+    // The binary runs in `cwd`: a relative folder is this process's.
+    if (env.RSUP_HOME) env.RSUP_HOME = path.resolve(env.RSUP_HOME);
     return { cwd: this.cwd || process.cwd(), env };
   }
 
