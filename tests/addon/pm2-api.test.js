@@ -304,11 +304,14 @@ test('disconnect ends the buses, so a script using the API exits by itself; an e
   assert.match(script.stderr(), /^rsup: process or app not found: no-such-app$/m);
 });
 
-test('killDaemon stops every app, then the daemon', { skip }, async () => {
+test('killDaemon stops every app, then the daemon; a bus ends with it', { skip }, async () => {
   await call('start', 'api-app.js', { name: 'last' });
   const procs = await call('list');
   assert.ok(procs.some((p) => p.name === 'last' && p.pid), JSON.stringify(procs.map((p) => p.name)));
+  const bus = await call('launchBus');
+  const closed = new Promise((resolve) => bus.once('close', resolve));
   await call('killDaemon');
+  await closed;
   assert.equal(fs.existsSync(path.join(daemon.home, 'rsup.pid')), false);
   for (const p of procs) {
     if (!p.pid) continue;
