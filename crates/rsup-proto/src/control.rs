@@ -1,5 +1,8 @@
 //! The control socket: one request per connection from the CLI, answered by
 //! zero or more [`Reply::Progress`] lines and then exactly one final reply.
+//! The exception is [`Request::Subscribe`]: its final reply,
+//! [`Reply::Subscribed`], is followed by [`crate::events::BusEvent`] lines
+//! until either side closes.
 
 use crate::app::{AppSpec, ProcessInfo};
 use serde::{Deserialize, Serialize};
@@ -254,6 +257,12 @@ pub enum Request {
         /// The version of that conversation the new daemon speaks.
         protocol: u32,
     },
+    /// Stream the daemon's events (PM2's bus) on this connection until the
+    /// client closes it; with `logs`, the processes' output too.
+    Subscribe {
+        #[serde(default)]
+        logs: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -275,6 +284,8 @@ pub enum Reply {
     Error {
         message: String,
     },
+    /// The subscription is in place: every event from now on follows.
+    Subscribed,
 }
 
 #[cfg(test)]

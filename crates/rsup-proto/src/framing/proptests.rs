@@ -3,6 +3,7 @@
 
 use super::{decode, encode};
 use crate::control::{ApplyAction, ReloadOptions, Reply, Request, ScaleCount, SpecUpdate, Target};
+use crate::events::{BusEvent, LogStream};
 use crate::worker::{ListenAddress, ListenError, SupervisorMessage, WorkerMessage};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -36,6 +37,7 @@ fn decodes_every_type_only_as_messages(bytes: &[u8]) -> Result<(), TestCaseError
     decodes_only_messages::<Request>(bytes, "cmd")?;
     decodes_only_messages::<Reply>(bytes, "reply")?;
     decodes_only_messages::<WorkerMessage>(bytes, "type")?;
+    decodes_only_messages::<BusEvent>(bytes, "type")?;
     decodes_only_messages::<SupervisorMessage>(bytes, "type")
 }
 
@@ -89,6 +91,13 @@ const KEYS: &[&str] = &[
     "processes",
     "pid",
     "version",
+    "logs",
+    "stream",
+    "data",
+    "count",
+    "event",
+    "namespace",
+    "at_ms",
 ];
 const NAMES: &[&str] = &[
     "ready",
@@ -112,6 +121,13 @@ const NAMES: &[&str] = &[
     "done",
     "pong",
     "error",
+    "subscribe",
+    "subscribed",
+    "log",
+    "process",
+    "dropped",
+    "out",
+    "err",
 ];
 
 fn json() -> impl Strategy<Value = Value> {
@@ -232,6 +248,7 @@ fn request() -> impl Strategy<Value = Request> {
             options
         }),
         (any::<String>(), count).prop_map(|(name, count)| Request::Scale { name, count }),
+        any::<bool>().prop_map(|logs| Request::Subscribe { logs }),
     ]
 }
 
@@ -243,6 +260,31 @@ fn reply() -> impl Strategy<Value = Reply> {
         Just(Reply::Done {
             processes: Vec::new()
         }),
+        Just(Reply::Subscribed),
+    ]
+}
+
+/// Bus events without a process: see [`request`] on `AppSpec`.
+fn bus_event() -> impl Strategy<Value = BusEvent> {
+    let stream = prop_oneof![Just(LogStream::Out), Just(LogStream::Err)];
+    prop_oneof![
+        (
+            stream,
+            any::<u32>(),
+            any::<String>(),
+            any::<String>(),
+            any::<u64>(),
+            any::<String>()
+        )
+            .prop_map(|(stream, id, name, namespace, at_ms, data)| BusEvent::Log {
+                stream,
+                id,
+                name,
+                namespace,
+                at_ms,
+                data
+            }),
+        any::<u64>().prop_map(|count| BusEvent::Dropped { count }),
     ]
 }
 
@@ -269,6 +311,11 @@ proptest! {
 
     #[test]
     fn requests_round_trip(m in request(), cut in any::<prop::sample::Index>()) {
+        round_trips_and_refuses_prefixes(&m, cut)?;
+    }
+
+    #[test]
+    fn bus_events_round_trip(m in bus_event(), cut in any::<prop::sample::Index>()) {
         round_trips_and_refuses_prefixes(&m, cut)?;
     }
 

@@ -113,6 +113,10 @@ pub enum Command {
     /// keeping ids and restart counts; no connection is refused
     #[command(visible_alias = "updatePM2")]
     Update,
+    /// Answer one call of the Node API (`require('rsup/pm2')`), read as a
+    /// JSON line on stdin, with the daemon's replies on stdout
+    #[command(name = "node-api", hide = true)]
+    NodeApi,
     /// Run the daemon in the foreground (started on demand by other commands)
     #[command(hide = true)]
     Daemon {

@@ -77,6 +77,7 @@ pub fn run(command: Command) -> Result<i32> {
         Command::Unstartup(a) => unstartup(a),
         Command::Ping => ping(&home),
         Command::Kill => kill(&home),
+        Command::NodeApi => super::node_api::run(&home),
     }
 }
 
@@ -94,7 +95,9 @@ pub(super) fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
     match reply {
         Reply::Done { processes } => Ok(processes),
         Reply::Error { message } => bail!(message),
-        Reply::Pong { .. } | Reply::Progress { .. } => bail!("unexpected reply from the daemon"),
+        Reply::Pong { .. } | Reply::Progress { .. } | Reply::Subscribed => {
+            bail!("unexpected reply from the daemon")
+        }
     }
 }
 
@@ -516,13 +519,22 @@ fn kill(home: &Home) -> Result<i32> {
     if let Reply::Error { message } = send(stream, &Request::Kill, |m| println!("[rsup] {m}"))? {
         bail!(message);
     }
-    // The daemon exits right after answering; wait until it has.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while connect_existing(home)?.is_some() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until_stopped(home)?;
     println!("rsup daemon stopped");
     Ok(0)
+}
+
+/// The daemon exits right after answering `kill`; waits (5 s at most)
+/// until it has: its socket is gone, and so is its pid file, which it
+/// removes last.
+pub(super) fn wait_until_stopped(home: &Home) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while (connect_existing(home)?.is_some() || home.pid_file().exists())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

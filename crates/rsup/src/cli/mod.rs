@@ -8,6 +8,7 @@ mod inspect;
 mod log_verbs;
 pub mod logs;
 mod monit;
+mod node_api;
 mod operate;
 pub mod render;
 mod start;

@@ -103,7 +103,7 @@ fn start_one(
 
 /// Whether `arg` is no file here but names processes the daemon runs (a
 /// name, an id, `all`, `/regex/`); false when no daemon runs.
-fn names_known_processes(home: &Home, arg: &str) -> Result<bool> {
+pub(super) fn names_known_processes(home: &Home, arg: &str) -> Result<bool> {
     let target = cli_target(arg)?;
     if matches!(target, Target::Script(_)) || std::path::Path::new(arg).exists() {
         return Ok(false);

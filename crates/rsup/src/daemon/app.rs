@@ -187,6 +187,7 @@ impl AppHandle {
             retiring: env.retiring.subscribe(),
             launches: env.launches.clone(),
             pid_files_shared: env.pid_files_shared.clone(),
+            events: env.events.clone(),
         });
         let app = App {
             spec: Arc::new(spec),

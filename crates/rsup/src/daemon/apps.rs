@@ -4,6 +4,7 @@
 //! one name.
 
 use super::app::{AppHandle, Selection};
+use super::events::Events;
 use super::instance::InstanceHandle;
 use super::preload::Preload;
 use crate::home::Home;
@@ -27,6 +28,8 @@ pub struct AppEnv {
     next_id: AtomicU32,
     /// Told of every change worth writing to the state file.
     pub changed: Arc<Notify>,
+    /// Where instances publish their steps and output for subscribers.
+    pub events: Arc<Events>,
     /// Set while the daemon hands its apps to a successor (`rsup update`):
     /// it takes no request, restarts no crashed process and leaves the
     /// state file to the hand-over.
@@ -75,6 +78,7 @@ impl AppEnv {
             retiring: watch::Sender::new(false),
             launches: Arc::default(),
             pid_files_shared: Arc::default(),
+            events: Arc::new(Events::default()),
         }
     }
 

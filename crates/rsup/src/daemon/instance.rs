@@ -4,6 +4,7 @@
 //! else talks to it through an [`InstanceHandle`].
 
 use super::apps::LaunchNotices;
+use super::events::Events;
 use super::log_writer::{self, LogHealth};
 use super::pid_file;
 use super::process::Proc;
@@ -90,6 +91,8 @@ pub struct AppContext {
     pub instance_changed: Notify,
     /// rsup's Node preload, given to Node apps with `-r`.
     pub preload: Option<PathBuf>,
+    /// Where the instances publish their steps and output.
+    pub events: Arc<Events>,
     /// True while the daemon hands over to a successor: a crashed process
     /// is not restarted until it is false again (see [`AppEnv::retiring`]).
     ///
@@ -347,6 +350,14 @@ impl Runner {
         self.context.instance_changed.notify_one();
     }
 
+    /// Tells the bus's subscribers of a step (PM2's `process:event`
+    /// names), with the state as it is now.
+    fn emit(&self, name: &'static str, manually: bool) {
+        self.context
+            .events
+            .process(name, manually, &self.identity, &self.state.borrow());
+    }
+
     /// Starts a process; `restarts` is its PM2 `restart_time`.
     fn launch(&self, spec: &AppSpec, restarts: u32) -> std::io::Result<Proc> {
         let proc = Proc::launch(&LaunchRequest {
@@ -358,6 +369,7 @@ impl Runner {
             err_log: &self.identity.err_log,
             combined_log: self.identity.combined_log.as_ref(),
             preload: self.context.preload.as_deref(),
+            events: &self.context.events,
         })?;
         self.context.launches.tell(&self.identity.name, proc.pid);
         Ok(proc)
@@ -384,12 +396,16 @@ impl Runner {
                 return Next::Idle;
             }
         };
+        let first = self.state.borrow().started_at_ms.is_none();
         self.update(|s| {
             s.status = Status::Launching;
             s.pid = Some(proc.pid);
             s.started_at_ms = Some(now_ms());
         });
         pid_file::write(&self.identity.pid_file, proc.pid);
+        if first {
+            self.emit("start", true);
+        }
         if self.ready(&proc, &spec) {
             self.mark_online();
         }
@@ -420,6 +436,9 @@ impl Runner {
                     Some(Command::Reload { spec: new_spec, strict, done }) => {
                         let result = self.replace(&mut proc, new_spec, strict).await;
                         spec = self.spec();
+                        if result.is_ok() {
+                            self.emit("reload", true);
+                        }
                         let _ = done.send(result);
                     }
                     Some(Command::Reset(done)) => {
@@ -437,6 +456,7 @@ impl Runner {
                         self.set_status(Status::Stopping);
                         let status = stop_process(&mut proc, &spec, &self.context.sockets).await;
                         self.record_exit(status);
+                        self.emit("exit", false);
                         return self.obey(other);
                     }
                 },
@@ -446,6 +466,7 @@ impl Runner {
 
     fn mark_online(&mut self) {
         self.set_status(Status::Online);
+        self.emit("online", false);
         self.release_waiters();
     }
 
@@ -508,6 +529,7 @@ impl Runner {
             s.status = Status::Online;
         });
         pid_file::write(&self.identity.pid_file, current.pid);
+        self.emit("online", false);
         self.history = CrashHistory::default();
         let status = stop_process(&mut old, &old_spec, &self.context.sockets).await;
         let exit = exit_info(status);
@@ -520,17 +542,20 @@ impl Runner {
         match command {
             Some(Command::Stop(done)) => {
                 self.set_status(Status::Stopped);
+                self.emit("stop", true);
                 let _ = done.send(());
                 Next::Idle
             }
             Some(Command::Restart(spec, done)) => {
                 self.prepare_restart(spec, true);
+                self.emit("restart", true);
                 self.waiting.push(done);
                 Next::Launch
             }
             Some(Command::Reload { spec, done, .. }) => {
                 // Nothing runs to be replaced: a plain start.
                 self.prepare_restart(spec, true);
+                self.emit("reload", true);
                 let (tx, rx) = oneshot::channel();
                 self.waiting.push(tx);
                 let state = self.state.subscribe();
@@ -547,6 +572,7 @@ impl Runner {
             }
             Some(Command::Remove(done)) => {
                 self.set_status(Status::Stopped);
+                self.emit("delete", true);
                 let _ = done.send(());
                 Next::End
             }
@@ -605,7 +631,7 @@ impl Runner {
         let decision = restart_policy::decide(&spec, uptime, code, &mut self.history);
         let unstable = self.history.unstable_restarts;
         self.update(|s| s.unstable_restarts = unstable);
-        match decision {
+        let next = match decision {
             Decision::Restart(delay) => Next::Backoff(delay),
             Decision::Stay => {
                 self.set_status(Status::Stopped);
@@ -619,9 +645,12 @@ impl Runner {
                     spec.max_restarts + 1
                 );
                 self.set_status(Status::Errored);
+                self.emit("restart overlimit", false);
                 Next::Idle
             }
-        }
+        };
+        self.emit("exit", false);
+        next
     }
 
     fn record_exit(&self, status: std::io::Result<ExitStatus>) {
@@ -729,6 +758,7 @@ impl Runner {
         match command {
             Some(Command::Restart(spec, done)) => {
                 self.prepare_restart(spec, false);
+                self.emit("restart", true);
                 self.waiting.push(done);
                 Next::Launch
             }

@@ -29,12 +29,16 @@
 //! - handing every app over to a new daemon (`rsup update`): the
 //!   conversation [`handover`], the old daemon's side [`retire`] (which
 //!   also holds back requests meanwhile), the new one's [`succeed`]
+//! - the bus of lifecycle steps and output that clients subscribe to
+//!   (PM2's `launchBus`): [`events`]; serving a subscriber:
+//!   `actions/subscribe.rs`
 
 mod actions;
 mod app;
 mod apps;
 mod channels;
 mod descriptors;
+mod events;
 mod handover;
 mod instance;
 mod lifecycle;

@@ -51,6 +51,12 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
         }
         return;
     }
+    // A subscription lasts as long as its client: it holds back no
+    // hand-over, and ends with this daemon.
+    if let Request::Subscribe { logs } = request {
+        actions::subscribe::serve(&daemon, logs, reader, write).await;
+        return;
+    }
     let _busy = match retire::admit(&daemon, &request) {
         Ok(busy) => busy,
         Err(message) => {

@@ -2,16 +2,18 @@
 //! (the app's, PM2's variables, rsup's), its own process group, the Node IPC
 //! channel, the rsup worker channel, and stdout/stderr into the logs.
 
+use super::events::{Events, LogSource};
 use super::log_lines::{JsonFields, LineFormat};
 use super::log_writer::{spawn_copier, LogTarget};
 use crate::config::interpreter;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use rsup_proto::app::{defaults, AppSpec, LogType, ProcessInfo};
+use rsup_proto::events::LogStream;
 use rsup_proto::worker;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
@@ -49,6 +51,8 @@ pub struct LaunchRequest<'a> {
     /// rsup's Node preload, loaded with `-r` into Node apps so that
     /// `server.listen()` takes the supervisor's sockets.
     pub preload: Option<&'a Path>,
+    /// Where the process's output is published for subscribers.
+    pub events: &'a Arc<Events>,
 }
 
 /// A process just started, with the parent's ends of its channels.
@@ -171,11 +175,22 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         format: line_format(req, stream),
     };
     let mut log_copiers = Vec::new();
+    let source = Arc::new(LogSource {
+        id: req.id,
+        name: spec.name.clone(),
+        namespace: spec.namespace.clone(),
+    });
     if let Some(out) = child.stdout.take() {
-        log_copiers.push(spawn_copier(out, target(req.out_log, "out")));
+        log_copiers.push(spawn_copier(
+            req.events.tap(out, source.clone(), LogStream::Out),
+            target(req.out_log, "out"),
+        ));
     }
     if let Some(err) = child.stderr.take() {
-        log_copiers.push(spawn_copier(err, target(req.err_log, "err")));
+        log_copiers.push(spawn_copier(
+            req.events.tap(err, source, LogStream::Err),
+            target(req.err_log, "err"),
+        ));
     }
     Ok(Launched {
         child,
@@ -245,6 +260,8 @@ fn place(fd: RawFd, target: RawFd) -> std::io::Result<()> {
 /// The variables PM2 gives the process `info` describes, as its current
 /// process got them (`rsup env`).
 pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
+    // Nothing is launched: the events are nobody's.
+    let events = Arc::new(super::events::Events::default());
     pm2_variables(&LaunchRequest {
         spec: &info.spec,
         id: info.id,
@@ -254,6 +271,7 @@ pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
         err_log: &info.err_log,
         combined_log: info.combined_log.as_ref(),
         preload: None,
+        events: &events,
     })
 }
 

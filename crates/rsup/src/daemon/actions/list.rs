@@ -2,9 +2,10 @@
 //! names, with their state and resource use; `env`: the same with the
 //! environment they inherit.
 
-use crate::daemon::instance::InstanceHandle;
+use crate::daemon::instance::{Identity, InstanceHandle, InstanceState};
 use crate::daemon::lifecycle::Daemon;
 use crate::daemon::log_writer::LogHealth;
+use crate::daemon::metrics::Usage;
 use rsup_proto::app::ProcessInfo;
 use rsup_proto::control::{Reply, Target};
 use std::sync::Arc;
@@ -50,35 +51,48 @@ fn report(daemon: &Daemon, handles: &[InstanceHandle], inherited: bool) -> Vec<P
         .map(|h| {
             let state = h.state();
             let usage = state.pid.map(|pid| sampler.sample(pid));
-            let (log_error, log_dropped_bytes) = log_report(&state.log_health);
-            let mut spec = (*state.spec).clone();
-            if !inherited {
-                spec.inherited_env.clear();
-            }
-            ProcessInfo {
-                id: h.identity.id,
-                // The name the app has now (it may have been renamed).
-                name: spec.name.clone(),
-                instance: h.identity.instance,
-                status: state.status,
-                pid: state.pid,
-                restarts: state.restarts,
-                unstable_restarts: state.unstable_restarts,
-                started_at_ms: state.started_at_ms,
-                created_at_ms: h.identity.created_at_ms,
-                cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
-                memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
-                last_exit: state.last_exit,
-                out_log: h.identity.out_log.clone(),
-                err_log: h.identity.err_log.clone(),
-                combined_log: h.identity.combined_log.clone(),
-                pid_file: h.identity.pid_file.clone(),
-                spec,
-                log_error,
-                log_dropped_bytes,
-            }
+            process_info(&h.identity, state, usage, inherited)
         })
         .collect()
+}
+
+/// What is reported about an instance in this state; `usage` is its
+/// process's CPU and memory, when measured. The inherited environment
+/// (the whole environment of the shell that started it) is left out
+/// unless `inherited`.
+pub fn process_info(
+    identity: &Identity,
+    state: InstanceState,
+    usage: Option<Usage>,
+    inherited: bool,
+) -> ProcessInfo {
+    let (log_error, log_dropped_bytes) = log_report(&state.log_health);
+    let mut spec = (*state.spec).clone();
+    if !inherited {
+        spec.inherited_env.clear();
+    }
+    ProcessInfo {
+        id: identity.id,
+        // The name the app has now (it may have been renamed).
+        name: spec.name.clone(),
+        instance: identity.instance,
+        status: state.status,
+        pid: state.pid,
+        restarts: state.restarts,
+        unstable_restarts: state.unstable_restarts,
+        started_at_ms: state.started_at_ms,
+        created_at_ms: identity.created_at_ms,
+        cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
+        memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
+        last_exit: state.last_exit,
+        out_log: identity.out_log.clone(),
+        err_log: identity.err_log.clone(),
+        combined_log: identity.combined_log.clone(),
+        pid_file: identity.pid_file.clone(),
+        spec,
+        log_error,
+        log_dropped_bytes,
+    }
 }
 
 /// What is wrong with an instance's logs now, and how much output they

@@ -10,6 +10,7 @@ mod reset;
 mod scale;
 mod signal;
 mod start;
+pub mod subscribe;
 
 pub use list::describe;
 pub use start::start;
@@ -52,6 +53,8 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
         }
         // The server hands the connection to `retire` before this.
         Request::HandOver { .. } => error("a hand-over needs its own connection"),
+        // The server hands a subscription its connection instead.
+        Request::Subscribe { .. } => error("a subscription needs its own connection"),
     }
 }
 
