@@ -544,3 +544,20 @@ fn logs_and_flush_take_a_namespace() {
     assert!(!read(&logs.join("a-out.log")).lines().any(|l| l == "start"));
     assert!(read(&logs.join("web-out.log")).starts_with("start\n"));
 }
+
+#[test]
+fn output_that_never_ends_its_line_still_reaches_the_combined_log() {
+    let r = Rsup::new();
+    let app = r.path("partial.js");
+    std::fs::write(
+        &app,
+        "process.stderr.write('errwrite'); process.stdout.write('outwrite'); setInterval(() => {}, 1000);\n",
+    )
+    .unwrap();
+    let all = r.path("all.log");
+    r.ok(&["start", app.to_str().unwrap(), "-l", all.to_str().unwrap()]);
+    wait_for("both unfinished lines in the combined log", || {
+        let text = std::fs::read_to_string(&all).unwrap_or_default();
+        (text.contains("errwrite") && text.contains("outwrite")).then_some(())
+    });
+}

@@ -139,11 +139,16 @@ fn push_record(out: &mut Vec<u8>, fields: &JsonFields, line: &[u8]) {
 
 /// Passes on whole lines only, holding the start of an unfinished one: what
 /// goes into the log both streams write, so that a line of one never gets
-/// cut by a line of the other.
+/// cut by a line of the other. Output that never ends its line
+/// (`process.stderr.write('x')`) is passed on as it is once it has waited
+/// [`HOLD_LIMIT`], rather than held until the process exits.
 #[derive(Default)]
 pub struct WholeLines {
     held: Vec<u8>,
 }
+
+/// How long the start of a line waits for its end.
+pub const HOLD_LIMIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl WholeLines {
     /// The lines `bytes` completes.
@@ -165,6 +170,16 @@ impl WholeLines {
             out.append(&mut self.held);
         }
         Cow::Owned(out)
+    }
+
+    /// Whether the start of a line is waiting for its end.
+    pub fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The unfinished line as it is, for a writer that waited long enough.
+    pub fn release(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
     }
 
     /// The unfinished line, ended, when the stream ends.

@@ -17,7 +17,7 @@
 //! much was dropped meanwhile. How each file fares is published in a
 //! [`LogHealth`] that `list` and `describe` read.
 
-use super::log_lines::{Formatter, LineFormat, WholeLines};
+use super::log_lines::{Formatter, LineFormat, WholeLines, HOLD_LIMIT};
 use super::log_reopen;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -70,6 +70,8 @@ where
     tokio::spawn(async move {
         let mut formatter = Formatter::new(target.format);
         let mut buf = vec![0u8; FIRST_READ];
+        // When the unfinished line held for the combined log is let go.
+        let mut release_at: Option<Instant> = None;
         loop {
             let retry = [Some(&own), shared.as_ref().map(|(log, _)| log)]
                 .into_iter()
@@ -90,6 +92,11 @@ where
                             if !whole.is_empty() {
                                 log.write(&whole, now);
                             }
+                            release_at = match (lines.holding(), release_at) {
+                                (false, _) => None,
+                                (true, Some(at)) => Some(at),
+                                (true, None) => Some(now + HOLD_LIMIT),
+                            };
                         }
                         if n == buf.len() && buf.len() < MAX_READ {
                             buf.resize(buf.len() * 2, 0);
@@ -102,6 +109,13 @@ where
                     own.retry(now);
                     if let Some((log, _)) = &mut shared {
                         log.retry(now);
+                    }
+                }
+                _ = tokio::time::sleep_until(release_at.unwrap_or_else(Instant::now).into()),
+                    if release_at.is_some() => {
+                    release_at = None;
+                    if let Some((log, lines)) = &mut shared {
+                        log.write(&lines.release(), Instant::now());
                     }
                 }
                 Some(done) = reopen.recv() => {
