@@ -30,6 +30,8 @@ export interface StartOptions {
   log_date_format?: string;
   time?: boolean;
   namespace?: string;
+  /** With a script: the processes join a running app of that name. */
+  force?: boolean;
   /** Any other PM2 app key; unknown ones are warned about. */
   [key: string]: unknown;
 }
@@ -42,7 +44,12 @@ export interface AppsOptions {
   only?: string;
 }
 
-export interface ReloadOptions extends AppsOptions {
+export interface RestartOptions extends AppsOptions {
+  /** The processes get this process's environment (`--update-env`). */
+  updateEnv?: boolean;
+}
+
+export interface ReloadOptions extends RestartOptions {
   /** Instances replaced at the same time. */
   parallel?: number;
 }
@@ -138,7 +145,7 @@ export interface API {
   start(script: string, cb?: Callback<ProcessDescription[]>): void;
   start(script: string, options: StartOptions | AppsOptions, cb?: Callback<ProcessDescription[]>): void;
   restart(target: string | number | StartOptions | StartOptions[], cb?: Callback<ProcessResult[]>): void;
-  restart(target: string | number | StartOptions | StartOptions[], options: AppsOptions, cb?: Callback<ProcessResult[]>): void;
+  restart(target: string | number | StartOptions | StartOptions[], options: RestartOptions, cb?: Callback<ProcessResult[]>): void;
   reload(target: string | number | StartOptions | StartOptions[], cb?: Callback<ProcessResult[]>): void;
   reload(target: string | number | StartOptions | StartOptions[], options: ReloadOptions, cb?: Callback<ProcessResult[]>): void;
   stop(target: string | number, cb?: Callback<ProcessResult[]>): void;
