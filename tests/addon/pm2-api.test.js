@@ -224,6 +224,36 @@ test('a namespace names its apps', { skip }, async () => {
   assert.equal((await call('delete', 'team')).length, 2);
 });
 
+test('scale, dump, resurrect, clearDump, ping, getVersion and getProcessIdByName', { skip }, async () => {
+  assert.deepEqual(await call('ping'), { msg: 'pong' });
+  assert.match(await call('getVersion'), /^\d+\.\d+\.\d+/);
+  await call('start', 'api-app.js', { name: 'saved' });
+  assert.equal((await call('scale', 'saved', 3)).length, 3);
+  assert.equal((await call('scale', 'saved', '-1')).length, 2);
+  const ids = await call('getProcessIdByName', 'saved');
+  assert.deepEqual(
+    ids,
+    (await call('describe', 'saved')).map((p) => p.pm_id),
+  );
+  assert.equal(ids.length, 2);
+
+  assert.deepEqual(await call('dump'), { success: true });
+  await call('delete', 'saved');
+  const back = await call('resurrect');
+  assert.deepEqual(
+    back.map((p) => [p.name, p.pm2_env.status]),
+    [
+      ['saved', 'online'],
+      ['saved', 'online'],
+    ],
+  );
+  // Nothing missing: nothing started.
+  assert.deepEqual(await call('resurrect'), []);
+  await call('delete', 'saved');
+  await call('clearDump');
+  assert.deepEqual(await call('resurrect'), []);
+});
+
 test('unknown apps and ids are errors for restart, reload, stop and delete', { skip }, async () => {
   for (const verb of ['restart', 'reload', 'stop', 'delete']) {
     await assert.rejects(call(verb, 'nope'), /not found: nope/, verb);
@@ -366,6 +396,9 @@ test('disconnect ends the buses, so a script using the API exits by itself; an e
 });
 
 test('killDaemon stops every app, then the daemon; a bus ends with it', { skip }, async () => {
+  // Nothing runs here: an empty list is saved only when forced.
+  await assert.rejects(call('dump'), /no app runs/);
+  assert.deepEqual(await call('dump', true), { success: true });
   await call('start', 'api-app.js', { name: 'last' });
   const procs = await call('list');
   assert.ok(procs.some((p) => p.name === 'last' && p.pid), JSON.stringify(procs.map((p) => p.name)));

@@ -12,14 +12,17 @@
 //! daemon's events until stdin closes (the caller disconnecting or gone).
 
 use super::client::{check_answers, connect, connect_existing, send, send_raw};
-use super::commands::{context, list, load, wait_until_stopped};
+use super::commands::{context, list, load, resurrect_apps, save_apps, wait_until_stopped};
 use super::operate::{cli_target, update_of};
 use super::start::names_known_processes;
 use crate::config::{self, Overrides};
+use crate::dump;
 use crate::home::Home;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use rsup_proto::app::{AppSpec, ProcessInfo};
-use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, Request, SpecUpdate, Target};
+use rsup_proto::control::{
+    ApplyAction, ReloadOptions, Reply, Request, ScaleCount, SpecUpdate, Target,
+};
 use rsup_proto::framing::{encode, read_line};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -45,6 +48,18 @@ pub enum Call {
         #[serde(default)]
         options: Map<String, Value>,
     },
+    /// PM2's `scale`: `count` as `rsup scale` reads it (`N`, `+N`, `-N`).
+    Scale { name: String, count: String },
+    /// PM2's `dump`: the running apps written for `resurrect`, as by
+    /// `rsup save [--force]`.
+    Dump {
+        #[serde(default)]
+        force: bool,
+    },
+    /// PM2's `resurrect`, as `rsup resurrect`.
+    Resurrect,
+    /// PM2's `clearDump`, as `rsup cleardump`.
+    ClearDump,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -98,7 +113,31 @@ fn answer(home: &Home, out: &mut impl Write) -> Result<bool> {
             let requests = plan(home, verb, &target, &options)?;
             relay(home, &requests, out)
         }
+        Call::Scale { name, count } => {
+            let count = ScaleCount::parse(&count).map_err(|e| anyhow!("scale: {e}"))?;
+            relay(home, &[Request::Scale { name, count }], out)
+        }
+        Call::Dump { force } => {
+            if let (_, None) = save_apps(home, force)? {
+                bail!(
+                    "no app runs: {} is left as it was (dump(true, cb) saves an empty list)",
+                    dump::path(home).display()
+                );
+            }
+            done(out, vec![])
+        }
+        Call::Resurrect => done(out, resurrect_apps(home, |_| {})?),
+        Call::ClearDump => {
+            dump::save(home, &[], true)?;
+            done(out, vec![])
+        }
     }
+}
+
+/// Writes the final `done` reply.
+fn done(out: &mut impl Write, processes: Vec<ProcessInfo>) -> Result<bool> {
+    out.write_all(&encode(&Reply::Done { processes }))?;
+    Ok(false)
 }
 
 /// The requests a PM2 verb on `target` makes, read by the CLI's rules
