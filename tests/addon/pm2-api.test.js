@@ -230,6 +230,8 @@ test('scale, dump, resurrect, clearDump, ping, getVersion and getProcessIdByName
   await call('start', 'api-app.js', { name: 'saved' });
   assert.equal((await call('scale', 'saved', 3)).length, 3);
   assert.equal((await call('scale', 'saved', '-1')).length, 2);
+  // As many as run already: nothing to do, and no error.
+  assert.equal((await call('scale', 'saved', 2)).length, 2);
   const ids = await call('getProcessIdByName', 'saved');
   assert.deepEqual(
     ids,
