@@ -30,6 +30,8 @@ export interface StartOptions {
   log_date_format?: string;
   time?: boolean;
   namespace?: string;
+  /** With a script: the processes join a running app of that name. */
+  force?: boolean;
   /** Any other PM2 app key; unknown ones are warned about. */
   [key: string]: unknown;
 }
@@ -42,7 +44,12 @@ export interface AppsOptions {
   only?: string;
 }
 
-export interface ReloadOptions extends AppsOptions {
+export interface RestartOptions extends AppsOptions {
+  /** The processes get this process's environment (`--update-env`). */
+  updateEnv?: boolean;
+}
+
+export interface ReloadOptions extends RestartOptions {
   /** Instances replaced at the same time. */
   parallel?: number;
 }
@@ -138,7 +145,7 @@ export interface API {
   start(script: string, cb?: Callback<ProcessDescription[]>): void;
   start(script: string, options: StartOptions | AppsOptions, cb?: Callback<ProcessDescription[]>): void;
   restart(target: string | number | StartOptions | StartOptions[], cb?: Callback<ProcessResult[]>): void;
-  restart(target: string | number | StartOptions | StartOptions[], options: AppsOptions, cb?: Callback<ProcessResult[]>): void;
+  restart(target: string | number | StartOptions | StartOptions[], options: RestartOptions, cb?: Callback<ProcessResult[]>): void;
   reload(target: string | number | StartOptions | StartOptions[], cb?: Callback<ProcessResult[]>): void;
   reload(target: string | number | StartOptions | StartOptions[], options: ReloadOptions, cb?: Callback<ProcessResult[]>): void;
   stop(target: string | number, cb?: Callback<ProcessResult[]>): void;
@@ -146,6 +153,21 @@ export interface API {
   list(cb: Callback<ProcessDescription[]>): void;
   /** The processes with this id or name; an empty list when there are none. */
   describe(target: string | number, cb: Callback<ProcessDescription[]>): void;
+  /** The ids of the processes of the app `name`. */
+  getProcessIdByName(name: string, cb: Callback<number[]>): void;
+  /** Runs `count` instances (`'+N'`: N more, `'-N'`: N fewer). */
+  scale(name: string, count: number | string, cb?: Callback<ProcessResult[]>): void;
+  /** Writes the running apps for `resurrect`; an error when none runs, unless `force`. */
+  dump(cb?: Callback<{ success: boolean }>): void;
+  dump(force: boolean, cb?: Callback<{ success: boolean }>): void;
+  /** Starts the dumped apps that do not run. */
+  resurrect(cb?: Callback<ProcessDescription[]>): void;
+  /** Empties the dump. */
+  clearDump(cb?: Callback<undefined>): void;
+  /** Starts the daemon if it does not run. */
+  ping(cb?: Callback<{ msg: 'pong' }>): void;
+  /** The daemon's version. */
+  getVersion(cb: Callback<string>): void;
   /** Stops every app, then the daemon. */
   killDaemon(cb?: Callback<{}>): void;
   kill(cb?: Callback<{}>): void;
@@ -166,6 +188,13 @@ export const describe: API['describe'];
 export const killDaemon: API['killDaemon'];
 export const kill: API['kill'];
 export const launchBus: API['launchBus'];
+export const getProcessIdByName: API['getProcessIdByName'];
+export const scale: API['scale'];
+export const dump: API['dump'];
+export const resurrect: API['resurrect'];
+export const clearDump: API['clearDump'];
+export const ping: API['ping'];
+export const getVersion: API['getVersion'];
 /** Another API: another daemon folder or cwd. */
 export const custom: new (opts?: CustomOptions) => API;
 

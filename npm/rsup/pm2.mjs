@@ -13,6 +13,13 @@ export const {
   killDaemon,
   kill,
   launchBus,
+  getProcessIdByName,
+  scale,
+  dump,
+  resurrect,
+  clearDump,
+  ping,
+  getVersion,
   custom,
 } = pm2;
 // `delete` is a reserved word: exported under that name all the same, as

@@ -24,6 +24,15 @@ const PATIENCE = 30_000;
 
 const call = (method, ...args) => promisify(pm2[method])(...args);
 
+// Waits until `cond()` holds; fails, saying `what()`, after PATIENCE.
+async function until(cond, what) {
+  const deadline = Date.now() + PATIENCE;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`waited for ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 test.after(async () => {
   pm2.disconnect();
   // Whatever the tests left running is seen, then stopped with the daemon.
@@ -111,8 +120,16 @@ test('start(script, options) starts the app with those options and calls back wi
   assert.ok(list.every((p) => typeof p.pid === 'number' && p.monit), JSON.stringify(list[0]));
 });
 
-test('start of a script whose app runs fails, naming the app', { skip }, async () => {
-  await assert.rejects(call('start', 'api-app.js', { name: 'api' }), /"api" is already running/);
+test('start of a script whose app runs fails, naming the app, unless force adds processes', { skip }, async () => {
+  await assert.rejects(call('start', 'api-app.js', { name: 'api' }), /api/);
+  const added = await call('start', 'api-app.js', { name: 'api', force: true });
+  assert.deepEqual(
+    added.map((p) => p.name),
+    ['api'],
+  );
+  assert.equal((await call('describe', 'api')).length, 3);
+  await call('delete', added[0].pm_id);
+  assert.equal((await call('describe', 'api')).length, 2);
 });
 
 test('start with bad options fails with the field named, and starts nothing', { skip }, async () => {
@@ -162,6 +179,81 @@ test('restart, reload and stop call back with the processes, status and restarts
   );
   const statuses = (await call('describe', 'api')).map((p) => p.pm2_env.status).sort();
   assert.deepEqual(statuses, ['online', 'stopped']);
+});
+
+test('updateEnv gives the processes this environment; a script\'s path names its processes', { skip }, async () => {
+  const [proc] = await call('start', 'api-app.js', { name: 'greeter' });
+  const out = proc.pm2_env.pm_out_log_path;
+  // Each process says its greeting once it runs.
+  const greetings = () =>
+    fs.existsSync(out)
+      ? fs.readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[2] || '')
+      : [];
+  const greeted = (n) => until(() => greetings().length === n, () => `${n} greetings in ${out}: ${greetings()}`);
+  await greeted(1);
+  process.env.GREETING = 'fresh';
+  try {
+    await call('restart', 'greeter');
+    await greeted(2);
+    await call('restart', 'greeter', { updateEnv: true });
+    await greeted(3);
+  } finally {
+    delete process.env.GREETING;
+  }
+  assert.deepEqual(greetings(), ['', '', 'fresh']);
+  // By script: every process running it, `api` too.
+  const stopped = await call('stop', 'api-app.js');
+  assert.deepEqual(
+    [...new Set(stopped.map((p) => p.name))].sort(),
+    ['api', 'greeter'],
+  );
+  await call('restart', 'api');
+  await call('delete', 'greeter');
+});
+
+test('a namespace names its apps', { skip }, async () => {
+  await call('start', { apps: [{ name: 'ns-a', script: APP, namespace: 'team' }, { name: 'ns-b', script: APP, namespace: 'team' }] });
+  const stopped = await call('stop', 'team');
+  assert.deepEqual(
+    stopped.map((p) => [p.name, p.namespace, p.status]).sort(),
+    [
+      ['ns-a', 'team', 'stopped'],
+      ['ns-b', 'team', 'stopped'],
+    ],
+  );
+  assert.equal((await call('delete', 'team')).length, 2);
+});
+
+test('scale, dump, resurrect, clearDump, ping, getVersion and getProcessIdByName', { skip }, async () => {
+  assert.deepEqual(await call('ping'), { msg: 'pong' });
+  assert.match(await call('getVersion'), /^\d+\.\d+\.\d+/);
+  await call('start', 'api-app.js', { name: 'saved' });
+  assert.equal((await call('scale', 'saved', 3)).length, 3);
+  assert.equal((await call('scale', 'saved', '-1')).length, 2);
+  // As many as run already: nothing to do, and no error.
+  assert.equal((await call('scale', 'saved', 2)).length, 2);
+  const ids = await call('getProcessIdByName', 'saved');
+  assert.deepEqual(
+    ids,
+    (await call('describe', 'saved')).map((p) => p.pm_id),
+  );
+  assert.equal(ids.length, 2);
+
+  assert.deepEqual(await call('dump'), { success: true });
+  await call('delete', 'saved');
+  const back = await call('resurrect');
+  assert.deepEqual(
+    back.map((p) => [p.name, p.pm2_env.status]),
+    [
+      ['saved', 'online'],
+      ['saved', 'online'],
+    ],
+  );
+  // Nothing missing: nothing started.
+  assert.deepEqual(await call('resurrect'), []);
+  await call('delete', 'saved');
+  await call('clearDump');
+  assert.deepEqual(await call('resurrect'), []);
 });
 
 test('unknown apps and ids are errors for restart, reload, stop and delete', { skip }, async () => {
@@ -218,7 +310,8 @@ test('start of an ecosystem file uses its env_<name> with options.env', { skip }
   await call('stop', '/^eco-/');
   const deleted = await call('delete', 'api-ecosystem.config.js');
   assert.deepEqual(deleted.map((p) => p.name).sort(), ['eco-a', 'eco-b']);
-  await assert.rejects(call('delete', 'api-ecosystem.config.js'), /not found: eco-a/);
+  // Apps of the file that do not run are passed over, as in PM2.
+  assert.deepEqual(await call('delete', 'api-ecosystem.config.js'), []);
 });
 
 test('the bus carries process events and output: start, online, crash, restart', { skip }, async () => {
@@ -305,6 +398,9 @@ test('disconnect ends the buses, so a script using the API exits by itself; an e
 });
 
 test('killDaemon stops every app, then the daemon; a bus ends with it', { skip }, async () => {
+  // Nothing runs here: an empty list is saved only when forced.
+  await assert.rejects(call('dump'), /no app runs/);
+  assert.deepEqual(await call('dump', true), { success: true });
   await call('start', 'api-app.js', { name: 'last' });
   const procs = await call('list');
   assert.ok(procs.some((p) => p.name === 'last' && p.pid), JSON.stringify(procs.map((p) => p.name)));

@@ -13,6 +13,7 @@ use rsup_proto::app::{AppSpec, ProcessInfo, Status};
 use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, Request, ScaleCount, Target};
 use rsup_proto::pm2::MonitorData;
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 pub fn run(command: Command) -> Result<i32> {
     let home = Home::from_env()?;
@@ -381,17 +382,9 @@ fn scale(home: &Home, name: &str, count: &str) -> Result<i32> {
 }
 
 fn save(home: &Home, force: bool) -> Result<i32> {
-    // With the environment each app inherited, which lists leave out.
-    let whole = request(
-        home,
-        &Request::Environment {
-            target: Target::All,
-        },
-    )?;
-    let apps = dump::apps_of(&whole);
-    match dump::save(home, &apps, force)? {
-        Some(path) => println!("[rsup] saved {} app(s) in {}", apps.len(), path.display()),
-        None => {
+    match save_apps(home, force)? {
+        (count, Some(path)) => println!("[rsup] saved {count} app(s) in {}", path.display()),
+        (_, None) => {
             println!(
                 "[rsup] no app runs: {} left as it was",
                 dump::path(home).display()
@@ -402,34 +395,54 @@ fn save(home: &Home, force: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// Writes the running apps to the dump; how many, and where (`None` when
+/// none runs and not `force`: the file is left as it was).
+pub(super) fn save_apps(home: &Home, force: bool) -> Result<(usize, Option<PathBuf>)> {
+    // With the environment each app inherited, which lists leave out.
+    let whole = request(
+        home,
+        &Request::Environment {
+            target: Target::All,
+        },
+    )?;
+    let apps = dump::apps_of(&whole);
+    Ok((apps.len(), dump::save(home, &apps, force)?))
+}
+
 fn resurrect(home: &Home) -> Result<i32> {
+    let started = resurrect_apps(home, |path| {
+        println!("[rsup] restoring the apps saved in {}", path.display())
+    })?;
+    print_table(&list(home)?);
+    Ok(report_failures(&started))
+}
+
+/// Starts the apps of the dump that do not run (`reading` is told which
+/// file), and returns their processes; none when there is no dump.
+pub(super) fn resurrect_apps(home: &Home, reading: impl FnOnce(&Path)) -> Result<Vec<ProcessInfo>> {
     let Some((path, apps)) = dump::load(home)? else {
         eprintln!(
             "rsup: nothing to resurrect: no {} (write it with `rsup save`)",
             dump::path(home).display()
         );
-        print_table(&list(home)?);
-        return Ok(0);
+        return Ok(vec![]);
     };
-    println!("[rsup] restoring the apps saved in {}", path.display());
+    reading(&path);
     let running = list(home)?;
     let missing: Vec<AppSpec> = apps
         .into_iter()
         .filter(|a| !running.iter().any(|p| p.name == a.name))
         .collect();
-    let started = if missing.is_empty() {
-        vec![]
-    } else {
-        request(
-            home,
-            &Request::Start {
-                apps: missing,
-                force: false,
-            },
-        )?
-    };
-    print_table(&list(home)?);
-    Ok(report_failures(&started))
+    if missing.is_empty() {
+        return Ok(vec![]);
+    }
+    request(
+        home,
+        &Request::Start {
+            apps: missing,
+            force: false,
+        },
+    )
 }
 
 fn startup(a: StartupArgs) -> Result<i32> {

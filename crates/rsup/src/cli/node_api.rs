@@ -12,13 +12,17 @@
 //! daemon's events until stdin closes (the caller disconnecting or gone).
 
 use super::client::{check_answers, connect, connect_existing, send, send_raw};
-use super::commands::{context, wait_until_stopped};
+use super::commands::{context, list, load, resurrect_apps, save_apps, wait_until_stopped};
+use super::operate::{cli_target, update_of};
 use super::start::names_known_processes;
 use crate::config::{self, Overrides};
+use crate::dump;
 use crate::home::Home;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use rsup_proto::app::{AppSpec, ProcessInfo};
-use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, Request, SpecUpdate, Target};
+use rsup_proto::control::{
+    ApplyAction, ReloadOptions, Reply, Request, ScaleCount, SpecUpdate, Target,
+};
 use rsup_proto::framing::{encode, read_line};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -44,6 +48,18 @@ pub enum Call {
         #[serde(default)]
         options: Map<String, Value>,
     },
+    /// PM2's `scale`: `count` as `rsup scale` reads it (`N`, `+N`, `-N`).
+    Scale { name: String, count: String },
+    /// PM2's `dump`: the running apps written for `resurrect`, as by
+    /// `rsup save [--force]`.
+    Dump {
+        #[serde(default)]
+        force: bool,
+    },
+    /// PM2's `resurrect`, as `rsup resurrect`.
+    Resurrect,
+    /// PM2's `clearDump`, as `rsup cleardump`.
+    ClearDump,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -97,11 +113,36 @@ fn answer(home: &Home, out: &mut impl Write) -> Result<bool> {
             let requests = plan(home, verb, &target, &options)?;
             relay(home, &requests, out)
         }
+        Call::Scale { name, count } => {
+            let count = ScaleCount::parse(&count).map_err(|e| anyhow!("scale: {e}"))?;
+            relay(home, &[Request::Scale { name, count }], out)
+        }
+        Call::Dump { force } => {
+            if let (_, None) = save_apps(home, force)? {
+                bail!(
+                    "no app runs: {} is left as it was (dump(true, cb) saves an empty list)",
+                    dump::path(home).display()
+                );
+            }
+            done(out, vec![])
+        }
+        Call::Resurrect => done(out, resurrect_apps(home, |_| {})?),
+        Call::ClearDump => {
+            dump::save(home, &[], true)?;
+            done(out, vec![])
+        }
     }
 }
 
-/// The requests a PM2 verb on `target` makes, with the CLI's rules for
-/// telling a file, a script and processes apart.
+/// Writes the final `done` reply.
+fn done(out: &mut impl Write, processes: Vec<ProcessInfo>) -> Result<bool> {
+    out.write_all(&encode(&Reply::Done { processes }))?;
+    Ok(false)
+}
+
+/// The requests a PM2 verb on `target` makes, read by the CLI's rules
+/// (`rsup start`, `rsup stop`, ... in start.rs and operate.rs): a config
+/// file's apps, processes that already run, a script.
 fn plan(
     home: &Home,
     verb: Verb,
@@ -119,76 +160,106 @@ fn plan(
                 }
             };
             let apps = load_apps(home, &target.to_string(), &file_overrides(options)?)?;
-            return Ok(vec![apply(apps, action, options)]);
+            return Ok(vec![apply(apps, action, options)?]);
         }
         other => bail!("expected a name, an id, a file or an object, got {other}"),
     };
-    // What runs already is started again, as `rsup start <name>` does; a
-    // name that looks like a file's is the processes' when they run.
-    let maybe_file = config::is_config_file(text);
-    let known = (verb == Verb::Start || maybe_file) && names_known_processes(home, text)?;
-    let file = maybe_file && !known;
-    let t = Target::parse(text);
-    Ok(match verb {
-        Verb::Start if known => vec![Request::Restart {
-            target: t,
-            update: SpecUpdate::default(),
-        }],
-        // PM2 starts a file's apps that are not running and restarts the
-        // others (startOrRestart).
-        Verb::Start | Verb::Restart if file => {
-            vec![apply(
-                load_file(home, text, options)?,
+    if config::is_config_file(text) {
+        let ov = file_overrides(options)?;
+        return match verb {
+            // PM2 starts a file's apps that are not running and restarts
+            // the others (startOrRestart).
+            Verb::Start | Verb::Restart => Ok(vec![apply(
+                load(home, text, &ov)?,
                 ApplyAction::Restart,
                 options,
-            )]
-        }
-        Verb::Reload if file => {
-            vec![apply(
-                load_file(home, text, options)?,
+            )?]),
+            Verb::Reload => Ok(vec![apply(
+                load(home, text, &ov)?,
                 ApplyAction::Reload,
                 options,
-            )]
-        }
-        Verb::Stop | Verb::Delete if file => load_file(home, text, options)?
-            .into_iter()
-            .map(|app| {
-                let target = Target::Name(app.name);
-                match verb {
-                    Verb::Stop => Request::Stop { target },
-                    _ => Request::Delete { target },
-                }
-            })
-            .collect(),
+            )?]),
+            Verb::Stop | Verb::Delete => stop_or_delete_file(home, verb, text, &ov),
+        };
+    }
+    let update = update(options)?;
+    Ok(vec![match verb {
+        // What runs already is started again, as `rsup start <name>` does.
+        Verb::Start if names_known_processes(home, text)? => Request::Restart {
+            target: Target::parse(text),
+            update,
+        },
         Verb::Start => {
-            // PM2's `start(script, options)`: the options are the app's.
+            // PM2's `start(script, options)`: the options are the app's,
+            // but for `force`, which adds processes to a running app.
             let mut app = options.clone();
+            let force = app.remove("force").is_some_and(|f| f == true);
             app.insert("script".into(), Value::String(text.into()));
-            vec![Request::Start {
+            Request::Start {
                 apps: load_apps(home, &Value::Object(app).to_string(), &Overrides::default())?,
-                force: false,
-            }]
+                force,
+            }
         }
-        Verb::Restart => vec![Request::Restart {
-            target: t,
-            update: SpecUpdate::default(),
-        }],
-        Verb::Reload => vec![Request::Reload {
-            target: t,
-            update: SpecUpdate::default(),
+        Verb::Restart => Request::Restart {
+            target: cli_target(text)?,
+            update,
+        },
+        Verb::Reload => Request::Reload {
+            target: cli_target(text)?,
             options: reload_options(options)?,
-        }],
-        Verb::Stop => vec![Request::Stop { target: t }],
-        Verb::Delete => vec![Request::Delete { target: t }],
+            update,
+        },
+        Verb::Stop => Request::Stop {
+            target: cli_target(text)?,
+        },
+        Verb::Delete => Request::Delete {
+            target: cli_target(text)?,
+        },
+    }])
+}
+
+/// The apps of a file that rsup has; those it has not are passed over,
+/// as PM2 and `rsup stop <file>` do.
+fn stop_or_delete_file(
+    home: &Home,
+    verb: Verb,
+    file: &str,
+    ov: &Overrides,
+) -> Result<Vec<Request>> {
+    let names = config::app_names_in_file(std::path::Path::new(file), ov, &context(home)?)?;
+    let known = list(home)?;
+    let mut requests = Vec::new();
+    for name in names {
+        if !known.iter().any(|p| p.name == name) {
+            eprintln!("rsup: {name} is not running; passed over");
+            continue;
+        }
+        let target = Target::Name(name);
+        requests.push(match verb {
+            Verb::Delete => Request::Delete { target },
+            _ => Request::Stop { target },
+        });
+    }
+    Ok(requests)
+}
+
+fn apply(apps: Vec<AppSpec>, action: ApplyAction, options: &Map<String, Value>) -> Result<Request> {
+    Ok(Request::Apply {
+        apps,
+        action,
+        options: reload_options(options)?,
     })
 }
 
-fn apply(apps: Vec<AppSpec>, action: ApplyAction, options: &Map<String, Value>) -> Request {
-    Request::Apply {
-        apps,
-        action,
-        options: reload_options(options).unwrap_or_default(),
-    }
+/// PM2's `updateEnv`: the processes get this environment, as with
+/// `--update-env`.
+fn update(options: &Map<String, Value>) -> Result<SpecUpdate> {
+    let update_env = match options.get("updateEnv") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => bail!("updateEnv: expected true or false, got {other}"),
+    };
+    update_of(update_env, None, None)
 }
 
 /// PM2's `parallel` option of a reload.
@@ -221,16 +292,6 @@ fn file_overrides(options: &Map<String, Value>) -> Result<Overrides> {
     })
 }
 
-fn load_file(home: &Home, file: &str, options: &Map<String, Value>) -> Result<Vec<AppSpec>> {
-    let loaded = config::load_config_file(
-        std::path::Path::new(file),
-        &file_overrides(options)?,
-        &context(home)?,
-    )?;
-    warn(&loaded.warnings);
-    Ok(loaded.apps)
-}
-
 /// Apps given as JSON, read as `rsup start -` reads them.
 fn load_apps(home: &Home, json: &str, ov: &Overrides) -> Result<Vec<AppSpec>> {
     let loaded = config::load_config_text("options", json, ov, &context(home)?)?;
@@ -246,10 +307,9 @@ fn warn(warnings: &[String]) {
 }
 
 /// Sends each request in turn and writes its progress as it comes, then
-/// one final reply: every process the requests concerned. Several requests
-/// act on the apps of a file, and as in PM2 one that fails (an app of the
-/// file that does not run) is a warning; the call fails only when every
-/// request did. Returns whether the final reply is an error.
+/// one final reply: every process the requests concerned, or the first
+/// error, which ends it as in the CLI. Returns whether that reply is an
+/// error.
 fn relay(home: &Home, requests: &[Request], out: &mut impl Write) -> Result<bool> {
     if let [request @ Request::List { .. }] = requests {
         // As the daemon wrote it: no parsing of a long list.
@@ -259,7 +319,6 @@ fn relay(home: &Home, requests: &[Request], out: &mut impl Write) -> Result<bool
         return Ok(line.starts_with(br#"{"reply":"error""#));
     }
     let mut processes: Vec<ProcessInfo> = Vec::new();
-    let mut errors = Vec::new();
     for request in requests {
         let stream = connect(home)?;
         if !matches!(request, Request::Ping) {
@@ -272,25 +331,15 @@ fn relay(home: &Home, requests: &[Request], out: &mut impl Write) -> Result<bool
         })?;
         match reply {
             Reply::Done { processes: more } => processes.extend(more),
-            Reply::Error { message } => errors.push(message),
-            pong @ Reply::Pong { .. } if requests.len() == 1 => {
-                out.write_all(&encode(&pong))?;
-                return Ok(false);
+            last @ (Reply::Error { .. } | Reply::Pong { .. }) => {
+                out.write_all(&encode(&last))?;
+                return Ok(matches!(last, Reply::Error { .. }));
             }
             other => bail!("unexpected reply from the daemon: {other:?}"),
         }
     }
-    let failed = errors.len() == requests.len();
-    let last = if failed {
-        Reply::Error {
-            message: errors.join("\n"),
-        }
-    } else {
-        warn(&errors);
-        Reply::Done { processes }
-    };
-    out.write_all(&encode(&last))?;
-    Ok(failed)
+    out.write_all(&encode(&Reply::Done { processes }))?;
+    Ok(false)
 }
 
 /// PM2's `killDaemon`: every app stopped, then the daemon; answered once
@@ -357,7 +406,7 @@ mod tests {
         let target = json!(script.to_str().unwrap());
         let opts = options(json!({"name": "api", "instances": 2, "killTimeout": 900}));
         let requests = plan(&home, Verb::Start, &target, &opts).unwrap();
-        let [Request::Start { apps, .. }] = requests.as_slice() else {
+        let [Request::Start { apps, force: false }] = requests.as_slice() else {
             panic!("{requests:?}")
         };
         let [app] = apps.as_slice() else {
@@ -368,6 +417,13 @@ mod tests {
         assert_eq!(app.exec_mode, ExecMode::Cluster);
         assert_eq!(app.kill_timeout_ms, 900);
         assert_eq!(app.script, script.to_str().unwrap());
+        // `force` is start's, not the app's.
+        let opts = options(json!({"name": "api", "force": true}));
+        let requests = plan(&home, Verb::Start, &target, &opts).unwrap();
+        assert!(
+            matches!(requests.as_slice(), [Request::Start { force: true, .. }]),
+            "{requests:?}"
+        );
     }
 
     #[test]
@@ -397,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn names_ids_and_patterns_are_targets() {
+    fn names_ids_and_patterns_are_targets_and_update_env_takes_this_environment() {
         let (_tmp, home) = nowhere();
         let stop = plan(&home, Verb::Stop, &json!("3"), &Map::new()).unwrap();
         assert_eq!(
@@ -430,37 +486,13 @@ mod tests {
                 target: Target::All
             }]
         );
-    }
-
-    #[test]
-    fn the_apps_of_a_file_are_stopped_by_name() {
-        let (tmp, home) = nowhere();
-        let file = tmp.path().join("ecosystem.json");
-        for script in ["a.js", "b.js"] {
-            std::fs::write(tmp.path().join(script), "").unwrap();
-        }
-        std::fs::write(
-            &file,
-            r#"{"apps": [{"name": "a", "script": "a.js"}, {"name": "b", "script": "b.js"}]}"#,
-        )
-        .unwrap();
-        let stop = plan(
-            &home,
-            Verb::Delete,
-            &json!(file.to_str().unwrap()),
-            &Map::new(),
-        );
-        assert_eq!(
-            stop.unwrap(),
-            [
-                Request::Delete {
-                    target: Target::Name("a".into())
-                },
-                Request::Delete {
-                    target: Target::Name("b".into())
-                }
-            ]
-        );
+        let opts = options(json!({"updateEnv": true}));
+        let restart = plan(&home, Verb::Restart, &json!("api"), &opts).unwrap();
+        let [Request::Restart { update, .. }] = restart.as_slice() else {
+            panic!("{restart:?}")
+        };
+        let env = update.inherited_env.as_ref().expect("the environment");
+        assert_eq!(env.get("PATH"), std::env::var("PATH").ok().as_ref());
     }
 
     #[test]
@@ -476,6 +508,9 @@ mod tests {
         let bad = options(json!({"env": 3}));
         let err = plan(&home, Verb::Start, &json!([{"script": "a.js"}]), &bad).unwrap_err();
         assert!(err.to_string().contains("env: expected a string"), "{err}");
+        let bad = options(json!({"updateEnv": "yes"}));
+        let err = plan(&home, Verb::Restart, &json!("api"), &bad).unwrap_err();
+        assert!(err.to_string().contains("updateEnv"), "{err}");
         assert!(
             serde_json::from_str::<Call>(r#"{"call":"act","verb":"scale","target":"a"}"#).is_err()
         );

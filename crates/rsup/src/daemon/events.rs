@@ -99,20 +99,21 @@ impl Events {
             data: data.to_vec(),
         }));
     }
+}
 
-    /// `pipe`, publishing a copy of everything read from it.
-    pub fn tap<R>(
-        self: &Arc<Self>,
-        pipe: R,
-        source: Arc<LogSource>,
-        stream: LogStream,
-    ) -> Tapped<R> {
-        Tapped {
-            pipe,
-            events: self.clone(),
-            source,
-            stream,
-        }
+/// `pipe`, publishing a copy of everything read from it on `events` (with
+/// none, reading it as it is).
+pub fn tap<R>(
+    events: Option<&Arc<Events>>,
+    pipe: R,
+    source: Arc<LogSource>,
+    stream: LogStream,
+) -> Tapped<R> {
+    Tapped {
+        pipe,
+        events: events.cloned(),
+        source,
+        stream,
     }
 }
 
@@ -120,7 +121,7 @@ impl Events {
 /// each read published on the bus.
 pub struct Tapped<R> {
     pipe: R,
-    events: Arc<Events>,
+    events: Option<Arc<Events>>,
     source: Arc<LogSource>,
     stream: LogStream,
 }
@@ -134,10 +135,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for Tapped<R> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.pipe).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
+        if let (Poll::Ready(Ok(())), Some(events)) = (&polled, &this.events) {
             let read = &buf.filled()[before..];
             if !read.is_empty() {
-                this.events.log(&this.source, this.stream, read);
+                events.log(&this.source, this.stream, read);
             }
         }
         polled
@@ -162,7 +163,12 @@ mod tests {
     async fn a_tapped_pipe_reads_as_before_and_publishes_each_read() {
         let events = Arc::new(Events::default());
         let mut rx = events.subscribe();
-        let mut tapped = events.tap(&b"hello\nworld"[..], source(), LogStream::Out);
+        let mut tapped = tap(
+            Some(&events),
+            &b"hello\nworld"[..],
+            source(),
+            LogStream::Out,
+        );
         let mut all = String::new();
         tapped.read_to_string(&mut all).await.unwrap();
         assert_eq!(all, "hello\nworld");

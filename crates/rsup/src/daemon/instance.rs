@@ -369,7 +369,7 @@ impl Runner {
             err_log: &self.identity.err_log,
             combined_log: self.identity.combined_log.as_ref(),
             preload: self.context.preload.as_deref(),
-            events: &self.context.events,
+            events: Some(&self.context.events),
         })?;
         self.context.launches.tell(&self.identity.name, proc.pid);
         Ok(proc)

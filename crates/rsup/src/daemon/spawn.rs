@@ -2,7 +2,7 @@
 //! (the app's, PM2's variables, rsup's), its own process group, the Node IPC
 //! channel, the rsup worker channel, and stdout/stderr into the logs.
 
-use super::events::{Events, LogSource};
+use super::events::{tap, Events, LogSource};
 use super::log_lines::{JsonFields, LineFormat};
 use super::log_writer::{spawn_copier, LogTarget};
 use crate::config::interpreter;
@@ -51,8 +51,9 @@ pub struct LaunchRequest<'a> {
     /// rsup's Node preload, loaded with `-r` into Node apps so that
     /// `server.listen()` takes the supervisor's sockets.
     pub preload: Option<&'a Path>,
-    /// Where the process's output is published for subscribers.
-    pub events: &'a Arc<Events>,
+    /// Where the process's output is published for subscribers; `None`
+    /// for a request only described, never launched.
+    pub events: Option<&'a Arc<Events>>,
 }
 
 /// A process just started, with the parent's ends of its channels.
@@ -182,13 +183,13 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
     });
     if let Some(out) = child.stdout.take() {
         log_copiers.push(spawn_copier(
-            req.events.tap(out, source.clone(), LogStream::Out),
+            tap(req.events, out, source.clone(), LogStream::Out),
             target(req.out_log, "out"),
         ));
     }
     if let Some(err) = child.stderr.take() {
         log_copiers.push(spawn_copier(
-            req.events.tap(err, source, LogStream::Err),
+            tap(req.events, err, source, LogStream::Err),
             target(req.err_log, "err"),
         ));
     }
@@ -260,8 +261,6 @@ fn place(fd: RawFd, target: RawFd) -> std::io::Result<()> {
 /// The variables PM2 gives the process `info` describes, as its current
 /// process got them (`rsup env`).
 pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
-    // Nothing is launched: the events are nobody's.
-    let events = Arc::new(super::events::Events::default());
     pm2_variables(&LaunchRequest {
         spec: &info.spec,
         id: info.id,
@@ -271,7 +270,7 @@ pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
         err_log: &info.err_log,
         combined_log: info.combined_log.as_ref(),
         preload: None,
-        events: &events,
+        events: None,
     })
 }
 

@@ -154,6 +154,56 @@ class API {
     });
   }
 
+  // The ids of the processes of the app `name`.
+  getProcessIdByName(name, cb) {
+    this.list((err, list) => {
+      if (err) return settle(cb, err);
+      return settle(
+        cb,
+        null,
+        list.filter((proc) => proc.name === name).map((proc) => proc.pm_id),
+      );
+    });
+  }
+
+  // `count` as `rsup scale` reads it: N, '+N' or '-N'.
+  scale(name, count, cb) {
+    this._call(
+      { call: 'scale', name: String(name), count: String(count) },
+      (reply) => operated(reply.processes),
+      cb,
+    );
+  }
+
+  // The running apps written for `resurrect`; with nothing running, an
+  // error unless `force`.
+  dump(force, cb) {
+    if (typeof force === 'function') {
+      cb = force;
+      force = false;
+    }
+    this._call({ call: 'dump', force: force === true }, () => ({ success: true }), cb);
+  }
+
+  // Starts the dumped apps that do not run; calls back with their processes.
+  resurrect(cb) {
+    this._call({ call: 'resurrect' }, (reply) => monitorData(reply.processes), cb);
+  }
+
+  clearDump(cb) {
+    this._call({ call: 'clear_dump' }, () => undefined, cb);
+  }
+
+  // Starts the daemon if it does not run, as `connect` does.
+  ping(cb) {
+    this._call({ call: 'send', request: { cmd: 'ping' } }, () => ({ msg: 'pong' }), cb);
+  }
+
+  // The daemon's version.
+  getVersion(cb) {
+    this._call({ call: 'send', request: { cmd: 'ping' } }, (reply) => reply.version, cb);
+  }
+
   // Stops every app, then the daemon; calls back once it is gone.
   killDaemon(cb) {
     this._call({ call: 'send', request: { cmd: 'kill' } }, () => ({}), cb);

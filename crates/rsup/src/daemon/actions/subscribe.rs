@@ -99,7 +99,7 @@ mod tests {
     use super::*;
     use crate::daemon::app::{Op, Selection};
     use crate::daemon::apps::{AppEnv, Apps};
-    use crate::daemon::events::{LogSource, CAPACITY};
+    use crate::daemon::events::{tap, LogSource, CAPACITY};
     use crate::daemon::instance::{Identity, InstanceState};
     use crate::daemon::metrics::Sampler;
     use crate::daemon::preload::Preload;
@@ -245,11 +245,8 @@ mod tests {
         });
         let bytes = vec![b'x'; size];
         for _ in 0..count {
-            let mut tapped = daemon
-                .apps
-                .env
-                .events
-                .tap(&bytes[..], source.clone(), LogStream::Out);
+            let events = Some(&daemon.apps.env.events);
+            let mut tapped = tap(events, &bytes[..], source.clone(), LogStream::Out);
             let mut buf = vec![0u8; size];
             tapped.read_exact(&mut buf).await.unwrap();
         }
