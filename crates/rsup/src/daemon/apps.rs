@@ -426,6 +426,13 @@ mod tests {
     use rsup_proto::app::Status;
     use rsup_proto::control::{ScaleCount, SpecUpdate};
 
+    /// Stops every app's sleepers, so no test leaves processes behind.
+    async fn remove_all(apps: &Apps) {
+        for app in apps.all() {
+            app.run(Op::Remove(Selection::All)).await.unwrap();
+        }
+    }
+
     fn apps(home: &tempfile::TempDir) -> Arc<Apps> {
         Apps::new(AppEnv::new(
             Home {
@@ -518,9 +525,7 @@ mod tests {
         assert_eq!(ids("5").unwrap(), [3]);
         assert!(ids("nope").unwrap_err().contains("not found: nope"));
         assert!(ids("/(/").unwrap_err().contains("invalid pattern"));
-        for app in apps.all() {
-            app.run(Op::Remove(Selection::All)).await.unwrap();
-        }
+        remove_all(&apps).await;
     }
 
     #[tokio::test]
@@ -563,9 +568,7 @@ mod tests {
         // scale takes an app's name only.
         assert!(apps.by_name("web").is_none());
         assert!(apps.by_name("jobs").is_some());
-        for app in apps.all() {
-            app.run(Op::Remove(Selection::All)).await.unwrap();
-        }
+        remove_all(&apps).await;
     }
 
     #[tokio::test]
@@ -588,9 +591,7 @@ mod tests {
         assert_eq!(ids("sleep").unwrap(), [0, 1]);
         assert_eq!(ids("/bin/sleep").unwrap(), [2]);
         assert!(ids("/srv/none.js").unwrap_err().contains("not found"));
-        for app in apps.all() {
-            app.run(Op::Remove(Selection::All)).await.unwrap();
-        }
+        remove_all(&apps).await;
     }
 
     #[tokio::test]
@@ -665,9 +666,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(apps.env.peek_next_id(), 3);
-        for app in apps.all() {
-            app.run(Op::Remove(Selection::All)).await.unwrap();
-        }
+        remove_all(&apps).await;
         // The renamed app, removed under its new name, freed it.
         assert!(apps.all().is_empty());
         assert_eq!(apps.env.peek_next_id(), 0);
