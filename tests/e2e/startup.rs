@@ -109,9 +109,17 @@ fn the_units_daemon_reports_ready_once_the_saved_apps_are_up() {
     wait_notification(&notify, "WATCHDOG=1");
 
     // `systemctl reload` runs the unit's ExecReload: a reload of every app.
-    let reload = std::thread::spawn({
+    let exec_reload = |r: &Rsup| {
+        let line = unit_value(&unit, "ExecReload=");
+        let args = line
+            .strip_prefix(&format!("\"{exe}\" "))
+            .expect("ExecReload runs the same binary");
         let mut c = r.cmd();
-        c.args(["reload", "all"]);
+        c.args(args.split(' '));
+        c
+    };
+    let reload = std::thread::spawn({
+        let mut c = exec_reload(&r);
         move || c.output().unwrap()
     });
     let reloading = wait_notification(&notify, "RELOADING=1");
@@ -121,6 +129,14 @@ fn the_units_daemon_reports_ready_once_the_saved_apps_are_up() {
     );
     wait_notification(&notify, "READY=1");
     assert_success(&reload.join().unwrap());
+
+    // With no app left, `systemctl reload` still succeeds, while a user's
+    // `reload all` fails on nothing as PM2's does.
+    r.ok(&["delete", "all"]);
+    assert_success(&exec_reload(&r).output().unwrap());
+    let plain = r.run(&["reload", "all"]);
+    assert!(!plain.status.success());
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("no process found"));
 
     // systemd's stop: SIGTERM to the daemon alone (KillMode=mixed).
     nix::sys::signal::kill(

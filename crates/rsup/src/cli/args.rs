@@ -183,6 +183,10 @@ pub struct ReloadArgs {
     pub restart: RestartArgs,
     #[command(flatten)]
     pub options: ReloadFlags,
+    /// Succeed when no process runs (what the systemd unit's ExecReload
+    /// uses; a plain `reload all` fails on nothing, as PM2's does)
+    #[arg(long, hide = true)]
+    pub if_any: bool,
 }
 
 #[derive(Args, Debug, Default)]

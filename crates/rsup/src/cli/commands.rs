@@ -39,6 +39,10 @@ pub fn run(command: Command) -> Result<i32> {
         Command::Restart(a) => {
             operate::operate(&home, operate::Verb::Restart(a.update), &a.targets, &a.file)
         }
+        Command::Reload(a) if a.if_any && list(&home)?.is_empty() => {
+            println!("[rsup] no process runs: nothing to reload");
+            Ok(0)
+        }
         Command::Reload(a) => operate::operate(
             &home,
             operate::Verb::Reload(a.restart.update, a.options.into()),

@@ -47,7 +47,7 @@ impl Unit {
              Environment=\"RSUP_HOME={home}\"\n\
              Environment=\"PATH={path}\"\n\
              ExecStart=\"{exe}\" daemon --resurrect\n\
-             ExecReload=\"{exe}\" reload all\n\
+             ExecReload=\"{exe}\" reload all --if-any\n\
              KillMode=mixed\n\
              Restart=on-failure\n\
              RestartSec=2\n\
@@ -161,7 +161,7 @@ mod tests {
             "User=deploy",
             "Environment=\"RSUP_HOME=/home/deploy/.rsup\"",
             "ExecStart=\"/opt/app/node_modules/rsup/native/rsup\" daemon --resurrect",
-            "ExecReload=\"/opt/app/node_modules/rsup/native/rsup\" reload all",
+            "ExecReload=\"/opt/app/node_modules/rsup/native/rsup\" reload all --if-any",
             "KillMode=mixed",
             "WantedBy=multi-user.target",
         ] {
