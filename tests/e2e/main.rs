@@ -11,6 +11,7 @@ mod crash_restart;
 mod cron_restart;
 mod instance_vars;
 mod log_loss;
+mod log_rotation;
 mod logs;
 mod monit;
 mod namespaces;

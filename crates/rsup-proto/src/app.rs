@@ -121,6 +121,10 @@ pub struct AppSpec {
     /// Quiet time after a change before the reload (`watch_delay`).
     #[serde(default = "default_watch_delay")]
     pub watch_delay_ms: u64,
+    /// The app's own log rotation (`log_rotate`), over the global
+    /// pm2-logrotate settings; `None`: the global settings alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_rotate: Option<LogRotate>,
 }
 
 fn default_watch_delay() -> u64 {
@@ -195,6 +199,53 @@ pub enum LogType {
     Json,
 }
 
+/// An app's log rotation: off whatever the global settings say, or on
+/// with these settings (each unset one taken from the global settings,
+/// else pm2-logrotate's default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogRotate {
+    Off,
+    On(RotateSettings),
+}
+
+/// pm2-logrotate's settings, each optional; values checked when read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateSettings {
+    /// Bytes after which a log is rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Rotated files kept per log; `u32::MAX`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<u32>,
+    /// gzip rotated files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
+    /// The date in rotated names, a day.js pattern (`dateFormat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_format: Option<String>,
+    /// A cron pattern at which every non-empty log is rotated
+    /// (`rotateInterval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_interval: Option<String>,
+}
+
+impl RotateSettings {
+    /// These settings, each unset one taken from `under`.
+    pub fn over(&self, under: &RotateSettings) -> RotateSettings {
+        RotateSettings {
+            max_size: self.max_size.or(under.max_size),
+            retain: self.retain.or(under.retain),
+            compress: self.compress.or(under.compress),
+            date_format: self.date_format.clone().or(under.date_format.clone()),
+            rotate_interval: self
+                .rotate_interval
+                .clone()
+                .or(under.rotate_interval.clone()),
+        }
+    }
+}
+
 /// Defaults, PM2's where PM2 has one.
 pub mod defaults {
     pub const LISTEN_TIMEOUT_MS: u64 = 3000;
@@ -210,6 +261,11 @@ pub mod defaults {
     pub const LOG_DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
     pub const NAMESPACE: &str = "default";
     pub const WATCH_DELAY_MS: u64 = 1000;
+    /// pm2-logrotate's defaults.
+    pub const ROTATE_MAX_SIZE: u64 = 10 * 1024 * 1024;
+    pub const ROTATE_RETAIN: u32 = 30;
+    pub const ROTATE_DATE_FORMAT: &str = "YYYY-MM-DD_HH-mm-ss";
+    pub const ROTATE_INTERVAL: &str = "0 0 * * *";
 }
 
 /// Lifecycle state of one instance, named as PM2 names them.

@@ -395,6 +395,7 @@ mod tests {
             watch: vec![],
             ignore_watch: vec![],
             watch_delay_ms: defaults::WATCH_DELAY_MS,
+            log_rotate: None,
             inherited_env: Default::default(),
             env_unset: vec![],
         }

@@ -9,6 +9,7 @@ mod home;
 mod lines;
 mod log_tail;
 mod private_file;
+mod rotation_settings;
 #[cfg(test)]
 mod test_support;
 

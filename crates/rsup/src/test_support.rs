@@ -48,5 +48,6 @@ pub fn spec() -> AppSpec {
         watch: vec![],
         ignore_watch: vec![],
         watch_delay_ms: defaults::WATCH_DELAY_MS,
+        log_rotate: None,
     }
 }

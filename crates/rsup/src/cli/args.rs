@@ -77,6 +77,15 @@ pub enum Command {
     /// Reopen every log file, as after log rotation
     #[command(name = "reloadLogs")]
     ReloadLogs,
+    /// Set a pm2-logrotate setting (pm2-logrotate:max_size 10M), turning
+    /// log rotation on
+    Set { key: String, value: String },
+    /// Print the pm2-logrotate settings, or one of them
+    Get { key: Option<String> },
+    /// `install pm2-logrotate`: rotate every log (pm2-logrotate is built in)
+    Install { module: String },
+    /// `uninstall pm2-logrotate`: stop rotating logs
+    Uninstall { module: String },
     /// Start the apps of a config file that are not running, restart the rest
     #[command(name = "startOrRestart")]
     StartOrRestart(ApplyArgs),

@@ -66,6 +66,10 @@ pub fn run(command: Command) -> Result<i32> {
         Command::Logs(args) => log_verbs::logs(&home, args),
         Command::Flush { target } => log_verbs::flush(&home, target.as_deref()),
         Command::ReloadLogs => log_verbs::reload_logs(&home),
+        Command::Set { key, value } => super::module_conf::set(&home, &key, &value),
+        Command::Get { key } => super::module_conf::get(&home, key.as_deref()),
+        Command::Install { module } => super::module_conf::install(&home, &module, true),
+        Command::Uninstall { module } => super::module_conf::install(&home, &module, false),
         Command::Env { target } => env(&home, &target),
         Command::StartOrRestart(a) => apply(&home, a, ApplyAction::Restart),
         Command::StartOrReload(a) | Command::StartOrGracefulReload(a) => {

@@ -7,6 +7,7 @@ mod commands;
 mod inspect;
 mod log_verbs;
 pub mod logs;
+mod module_conf;
 mod monit;
 mod node_api;
 mod operate;

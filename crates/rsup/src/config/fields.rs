@@ -68,6 +68,7 @@ pub struct RawApp {
     pub increment_var: Option<String>,
     pub log_file: Option<LogFileSetting>,
     pub log_type: Option<LogType>,
+    pub log_rotate: Option<rsup_proto::app::LogRotate>,
     /// With `--env <name>`, the app is named `<name>-<env>`.
     pub append_env_to_name: Option<bool>,
     /// The file's `deploy.<name>.env` for `--env <name>`: under `env`.
@@ -208,6 +209,7 @@ pub fn read(obj: &Map<String, Value>) -> Result<Read, String> {
                 let text = string(key, v)?;
                 app.log_type = Some(log_type(&format!("\"{key}\""), &text, &mut warnings));
             }
+            "log_rotate" => app.log_rotate = Some(crate::rotation_settings::from_config(key, v)?),
             "append_env_to_name" => app.append_env_to_name = Some(boolean(key, v)?),
             other => unreachable!("key {other} is in keys::USED but not read"),
         }

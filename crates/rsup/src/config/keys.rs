@@ -45,6 +45,7 @@ pub const USED: &[(&str, &[&str])] = &[
     ("increment_var", &[]),
     ("log_file", &["log"]),
     ("log_type", &[]),
+    ("log_rotate", &[]),
     ("append_env_to_name", &[]),
 ];
 

@@ -343,6 +343,7 @@ pub fn resolve(
             }
             None => raw.cron_restart.clone(),
         },
+        log_rotate: raw.log_rotate.clone(),
     };
     Ok(Resolved { spec, warnings })
 }

@@ -56,6 +56,7 @@ fn run_as(home: Home, apps: Vec<AppSpec>, successor: bool) -> Result<()> {
     let limit = raise_descriptor_limit();
     home.ensure()?;
     init_tracing();
+    super::log_rotate::load_global(&home);
     if let Some((from, to)) = limit {
         tracing::info!(
             "descriptor limit raised from {from} to {to} for the daemon; apps keep {from}"
@@ -149,6 +150,7 @@ async fn serve(
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
+    super::own_log_rotate::spawn(&daemon.apps.env.home);
 
     let fresh = lock.is_some();
     let listener = match lock {

@@ -172,6 +172,20 @@ impl WholeLines {
         Cow::Owned(out)
     }
 
+    /// `bytes` as they are, or (`whole_only`) the lines they complete;
+    /// what was held goes first either way.
+    pub fn pass<'a>(&mut self, bytes: &'a [u8], whole_only: bool) -> Cow<'a, [u8]> {
+        if whole_only {
+            return self.take(bytes);
+        }
+        if self.held.is_empty() {
+            return Cow::Borrowed(bytes);
+        }
+        let mut out = std::mem::take(&mut self.held);
+        out.extend_from_slice(bytes);
+        Cow::Owned(out)
+    }
+
     /// Whether the start of a line is waiting for its end.
     pub fn holding(&self) -> bool {
         !self.held.is_empty()

@@ -10,6 +10,10 @@
 //! `reloadLogs` has every copier open its files again at once (see
 //! [`log_reopen`]).
 //!
+//! Rotation (pm2-logrotate's settings, see [`log_rotate`]) happens here,
+//! between whole lines: while a log is rotated, its copiers hand it whole
+//! lines only, as they do the combined log.
+//!
 //! A log that cannot be written never holds up the child: the pipe is
 //! always read. While the file cannot be opened or written (disk full,
 //! folder missing), output waits in a bounded backlog and writing is retried
@@ -19,6 +23,8 @@
 
 use super::log_lines::{Formatter, LineFormat, WholeLines, HOLD_LIMIT};
 use super::log_reopen;
+use super::log_rotate::{self, Gate};
+use rsup_proto::app::LogRotate;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -50,6 +56,8 @@ pub struct LogTarget {
     /// only, so that a line of one stream never cuts through the other's.
     pub combined: Option<PathBuf>,
     pub format: LineFormat,
+    /// The app's own rotation setting (`log_rotate`).
+    pub rotate: Option<LogRotate>,
 }
 
 /// Starts copying `stream` into `target` until the stream ends (the
@@ -61,16 +69,19 @@ where
     // Opened before the task runs, so that a log that cannot be opened is
     // already reported when the command that launched the process replies.
     let now = Instant::now();
-    let mut own = open_path(&target.path, now);
+    let rotate = target.rotate.as_ref();
+    let mut own = open_path(&target.path, now, rotate);
+    // The start of a line held back from the own log while it is rotated.
+    let mut own_lines = WholeLines::default();
     let mut shared = target
         .combined
         .as_deref()
-        .map(|path| (open_path(path, now), WholeLines::default()));
+        .map(|path| (open_path(path, now, rotate), WholeLines::default()));
     let mut reopen = log_reopen::register();
     tokio::spawn(async move {
         let mut formatter = Formatter::new(target.format);
         let mut buf = vec![0u8; FIRST_READ];
-        // When the unfinished line held for the combined log is let go.
+        // When the unfinished lines held for the logs are let go.
         let mut release_at: Option<Instant> = None;
         loop {
             let retry = [Some(&own), shared.as_ref().map(|(log, _)| log)]
@@ -86,18 +97,23 @@ where
                     Ok(n) => {
                         let now = Instant::now();
                         let text = formatter.format(&buf[..n]);
-                        own.write(&text, now);
+                        let framed = own_lines.pass(&text, own.rotating());
+                        if !framed.is_empty() {
+                            own.write(&framed, now);
+                        }
+                        let mut holding = own_lines.holding();
                         if let Some((log, lines)) = &mut shared {
                             let whole = lines.take(&text);
                             if !whole.is_empty() {
                                 log.write(&whole, now);
                             }
-                            release_at = match (lines.holding(), release_at) {
-                                (false, _) => None,
-                                (true, Some(at)) => Some(at),
-                                (true, None) => Some(now + HOLD_LIMIT),
-                            };
+                            holding |= lines.holding();
                         }
+                        release_at = match (holding, release_at) {
+                            (false, _) => None,
+                            (true, Some(at)) => Some(at),
+                            (true, None) => Some(now + HOLD_LIMIT),
+                        };
                         if n == buf.len() && buf.len() < MAX_READ {
                             buf.resize(buf.len() * 2, 0);
                         }
@@ -114,8 +130,14 @@ where
                 _ = tokio::time::sleep_until(release_at.unwrap_or_else(Instant::now).into()),
                     if release_at.is_some() => {
                     release_at = None;
+                    let now = Instant::now();
+                    if own_lines.holding() {
+                        own.write(&own_lines.release(), now);
+                    }
                     if let Some((log, lines)) = &mut shared {
-                        log.write(&lines.release(), Instant::now());
+                        if lines.holding() {
+                            log.write(&lines.release(), now);
+                        }
                     }
                 }
                 Some(done) = reopen.recv() => {
@@ -131,7 +153,9 @@ where
         // A last line without its newline still ends the record cleanly.
         let rest = formatter.finish();
         let now = Instant::now();
-        own.hold(&rest);
+        let mut own_rest = own_lines.take(&rest).into_owned();
+        own_rest.extend(own_lines.finish());
+        own.hold(&own_rest);
         own.finish(now);
         if let Some((mut log, mut lines)) = shared {
             let mut whole = lines.take(&rest).into_owned();
@@ -142,12 +166,13 @@ where
     })
 }
 
-fn open_path(path: &Path, now: Instant) -> LogFile<PathSink> {
-    LogFile::open(
+fn open_path(path: &Path, now: Instant, rotate: Option<&LogRotate>) -> LogFile<PathSink> {
+    LogFile::open_gated(
         PathSink(path.to_path_buf()),
         health(path),
         BACKLOG_LIMIT,
         now,
+        log_rotate::gate(path, rotate),
     )
 }
 
@@ -275,6 +300,8 @@ trait Sink {
     fn open(&mut self) -> std::io::Result<Self::File>;
     /// The path no longer names `file`: it was moved, deleted or replaced.
     fn moved(&self, file: &Self::File) -> bool;
+    /// How large the open file is now.
+    fn size(&self, file: &Self::File) -> Option<u64>;
     fn name(&self) -> String;
 }
 
@@ -292,6 +319,10 @@ impl Sink for PathSink {
             (Ok(open), Ok(now)) => (open.dev(), open.ino()) != (now.dev(), now.ino()),
             _ => true,
         }
+    }
+
+    fn size(&self, file: &File) -> Option<u64> {
+        file.metadata().ok().map(|m| m.len())
     }
 
     fn name(&self) -> String {
@@ -371,11 +402,27 @@ struct LogFile<S: Sink> {
     /// The last byte written did not end a line.
     mid_line: bool,
     health: Arc<LogHealth>,
+    /// Shared with the path's other writers, for rotation.
+    gate: Option<Arc<Gate>>,
+    /// The rotation the open file belongs to.
+    generation: u64,
 }
 
 impl<S: Sink> LogFile<S> {
     /// Opens the file at once, so a failure is known from the start.
+    #[cfg(test)]
     fn open(sink: S, health: Arc<LogHealth>, limit: usize, now: Instant) -> Self {
+        Self::open_gated(sink, health, limit, now, None)
+    }
+
+    fn open_gated(
+        sink: S,
+        health: Arc<LogHealth>,
+        limit: usize,
+        now: Instant,
+        gate: Option<Arc<Gate>>,
+    ) -> Self {
+        let generation = gate.as_ref().map_or(0, |g| *g.write_lock());
         let mut backlog = Backlog::new(limit);
         backlog.dropped = health.take_unsaid();
         let mut log = LogFile {
@@ -387,9 +434,16 @@ impl<S: Sink> LogFile<S> {
             check_at: now + MOVE_CHECK_EVERY,
             mid_line: false,
             health,
+            gate,
+            generation,
         };
         log.attempt(now);
         log
+    }
+
+    /// Whether the file is rotated now: it must then get whole lines.
+    fn rotating(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| g.policy().is_some())
     }
 
     /// Takes output: written at once while writing works, held otherwise
@@ -452,7 +506,22 @@ impl<S: Sink> LogFile<S> {
 
     /// Writes what is held, then `fresh`; what cannot be written is held.
     fn attempt_with(&mut self, fresh: &[u8], now: Instant) {
-        match self.write_out(fresh, now) {
+        let gate = self.gate.clone();
+        // No rotation moves the file away while this writes into it.
+        let lock = gate.as_deref().map(Gate::write_lock);
+        if let Some(generation) = lock.as_deref() {
+            if *generation != self.generation {
+                // Rotated: the path names a new file.
+                self.generation = *generation;
+                self.file = None;
+            }
+        }
+        let written = self.write_out(fresh, now);
+        drop(lock);
+        if written.is_ok() {
+            self.rotate_if_full();
+        }
+        match written {
             Ok(()) => {
                 if let Some(was) = self.failure.take() {
                     tracing::info!("{}: writing again ({was})", self.sink.name());
@@ -473,6 +542,22 @@ impl<S: Sink> LogFile<S> {
                 self.failure = Some(error);
                 self.retry_at = now + RETRY_EVERY;
             }
+        }
+    }
+
+    /// Rotates the file once it has reached its maximum size, between lines.
+    fn rotate_if_full(&mut self) {
+        let (Some(gate), Some(file)) = (&self.gate, &self.file) else {
+            return;
+        };
+        if self.mid_line {
+            return;
+        }
+        let Some(policy) = gate.policy() else {
+            return;
+        };
+        if self.sink.size(file).is_some_and(|n| n >= policy.max_size) {
+            gate.rotate(policy.max_size);
         }
     }
 
@@ -568,6 +653,7 @@ mod tests {
                 path: path.clone(),
                 combined: None,
                 format: LineFormat::Raw,
+                rotate: None,
             },
         )
         .await
@@ -586,6 +672,7 @@ mod tests {
                 path: path.clone(),
                 combined: None,
                 format: LineFormat::Stamped("T".into()),
+                rotate: None,
             },
         );
         // One line far longer than any buffer, then many short ones, in
@@ -675,6 +762,10 @@ mod tests {
 
         fn moved(&self, file: &TestFile) -> bool {
             file.index != self.0.lock().unwrap().files.len() - 1
+        }
+
+        fn size(&self, file: &TestFile) -> Option<u64> {
+            Some(self.0.lock().unwrap().files[file.index].len() as u64)
         }
 
         fn name(&self) -> String {
@@ -885,6 +976,7 @@ mod tests {
                 path: path.clone(),
                 combined: None,
                 format: LineFormat::Raw,
+                rotate: None,
             },
         );
         let h = health(&path);
@@ -912,6 +1004,7 @@ mod tests {
                 path: path.clone(),
                 combined: None,
                 format: LineFormat::Raw,
+                rotate: None,
             },
         );
         child.write_all(b"old\n").await.unwrap();
@@ -960,6 +1053,7 @@ mod tests {
                     path: path.to_path_buf(),
                     combined: Some(all.clone()),
                     format: LineFormat::Raw,
+                    rotate: None,
                 },
             )
         };
@@ -1001,6 +1095,7 @@ mod tests {
                 path: path.clone(),
                 combined: Some(all.clone()),
                 format: LineFormat::Raw,
+                rotate: None,
             },
         );
         child.write_all(b"before\n").await.unwrap();

@@ -19,7 +19,9 @@
 //!   memory limit: [`memory_limit`]
 //! - log files: their names [`log_paths`], copying output into them
 //!   [`log_writer`], the lines written [`log_lines`], opening them again
-//!   (`reloadLogs`) [`log_reopen`]; pid files: [`pid_file`]; CPU/memory:
+//!   (`reloadLogs`) [`log_reopen`], rotating them (pm2-logrotate's
+//!   settings) [`log_rotate`], and the daemon's own log [`own_log_rotate`];
+//!   pid files: [`pid_file`]; CPU/memory:
 //!   [`metrics`]
 //! - the state on disk, and recovering after a killed daemon:
 //!   [`state_file`], [`recover`]
@@ -45,10 +47,12 @@ mod lifecycle;
 mod log_lines;
 mod log_paths;
 mod log_reopen;
+mod log_rotate;
 mod log_writer;
 mod memory_limit;
 mod metrics;
 mod own_listeners;
+mod own_log_rotate;
 mod pid1;
 mod pid_file;
 mod preload;

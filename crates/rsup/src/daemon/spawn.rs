@@ -174,6 +174,7 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         path: path.clone(),
         combined: combined.clone(),
         format: line_format(req, stream),
+        rotate: spec.log_rotate.clone(),
     };
     let mut log_copiers = Vec::new();
     let source = Arc::new(LogSource {
