@@ -63,7 +63,7 @@ fn numbers(all: &str) -> std::collections::BTreeMap<String, Vec<u64>> {
     let mut by_writer = std::collections::BTreeMap::<String, Vec<u64>>::new();
     let filler = "x".repeat(40);
     for line in all.lines() {
-        if line.ends_with(" done") {
+        if line.contains(" done ") {
             continue;
         }
         let mut parts = line.split(' ');
@@ -81,19 +81,32 @@ fn numbers(all: &str) -> std::collections::BTreeMap<String, Vec<u64>> {
     by_writer
 }
 
-/// Waits until the writers have each written their last line, in any of
-/// the files (a rotation may fall between them). Rotated files come and go
-/// meanwhile (compressed, deleted): one that cannot be read counts nothing.
-fn wait_done(logs: &Path, base: &str, writers: usize) {
+/// Waits until the writers have each written their last line (`done
+/// <count>`), in any of the files (a rotation may fall between them).
+/// Rotated files come and go meanwhile (compressed, deleted): one that
+/// cannot be read counts nothing.
+fn wait_done(logs: &Path, base: &str, writers: usize, count: u64) {
+    let last = format!(" done {count}\n");
     wait_for(&format!("{writers} writers to finish {base}"), || {
         let done: usize = rotated(logs, base)
             .into_iter()
             .chain([logs.join(format!("{base}.log"))])
             .filter_map(|p| read(&p).ok())
-            .map(|t| t.matches(" done\n").count())
+            .map(|t| t.matches(&last).count())
             .sum();
         (done >= writers).then_some(())
     });
+}
+
+/// Restarts `name` writing `count` lines, which its last line says.
+fn restart_counting(r: &Rsup, name: &str, count: u64) {
+    let out = r
+        .cmd()
+        .args(["restart", name, "--update-env"])
+        .env("COUNT", count.to_string())
+        .output()
+        .unwrap();
+    assert_success(&out);
 }
 
 #[test]
@@ -114,7 +127,7 @@ fn logs_rotate_by_size_between_whole_lines_keeping_retain_files() {
     )
     .unwrap();
     r.ok(&["start", eco.to_str().unwrap()]);
-    wait_done(&logs, "merged-out", 2);
+    wait_done(&logs, "merged-out", 2, 5000);
     let (count, all) = all_of(&logs, "merged-out");
     assert!(count >= 10, "only {count} rotated files");
     assert!(rotated(&logs, "merged-out")
@@ -138,7 +151,7 @@ fn logs_rotate_by_size_between_whole_lines_keeping_retain_files() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("pm2-logrotate:max_size"));
     assert_success(&r.start_fixture("numbered.js", "global", &[], &[]));
-    wait_done(&logs, "global-out", 1);
+    wait_done(&logs, "global-out", 1, 5000);
     let files = wait_for("retain to delete the oldest", || {
         let files = rotated(&logs, "global-out");
         (files.len() == 3 && files.iter().all(|p| p.to_string_lossy().ends_with(".gz")))
@@ -159,11 +172,40 @@ fn logs_rotate_by_size_between_whole_lines_keeping_retain_files() {
         std::fs::read_to_string(logs.join("global-out.log")).unwrap(),
         ""
     );
-    r.ok(&["restart", "global"]);
-    wait_done(&logs, "global-out", 1);
+    restart_counting(&r, "global", 3000);
+    wait_done(&logs, "global-out", 1, 3000);
     let ns = &numbers(&all_of(&logs, "global-out").1)["w0"];
-    assert_eq!(*ns.last().unwrap(), 4999);
+    assert_eq!(*ns.last().unwrap(), 2999);
     assert!(rotated(&logs, "global-out").len() <= 3);
+
+    // An app may turn rotation off; `uninstall` turns it off for all.
+    let off = r.path("off.json");
+    std::fs::write(
+        &off,
+        serde_json::json!({"apps": [{"name": "off", "script": script, "log_rotate": false}]})
+            .to_string(),
+    )
+    .unwrap();
+    r.ok(&["start", off.to_str().unwrap()]);
+    wait_done(&logs, "off-out", 1, 5000);
+    assert!(rotated(&logs, "off-out").is_empty());
+    let bad = r.run(&["install", "pm2-auto-pull"]);
+    assert!(!bad.status.success());
+    r.ok(&["uninstall", "pm2-logrotate"]);
+    assert_eq!(r.ok(&["get"]).trim(), "");
+    let before = rotated(&logs, "global-out").len();
+    r.ok(&["flush", "global"]);
+    restart_counting(&r, "global", 4000);
+    wait_done(&logs, "global-out", 1, 4000);
+    assert_eq!(rotated(&logs, "global-out").len(), before);
+    let ns = &numbers(&text(&logs.join("global-out.log")))["w0"];
+    assert!(ns.iter().copied().eq(0..4000));
+    r.ok(&["install", "pm2-logrotate"]);
+    assert!(
+        std::fs::read_to_string(r.home.path().join("module_conf.json"))
+            .unwrap()
+            .contains("pm2-logrotate")
+    );
 }
 
 #[test]

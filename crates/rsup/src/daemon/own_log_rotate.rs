@@ -49,7 +49,10 @@ pub fn spawn(home: &Home) {
 
 /// Whether our stderr is the file at `path`.
 fn stderr_is(path: &Path) -> bool {
-    match (std::fs::metadata("/proc/self/fd/2"), std::fs::metadata(path)) {
+    match (
+        std::fs::metadata("/proc/self/fd/2"),
+        std::fs::metadata(path),
+    ) {
         (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
         _ => false,
     }
