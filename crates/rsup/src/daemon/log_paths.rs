@@ -54,7 +54,9 @@ fn shared_log_paths(spec: &AppSpec, home: &Home) -> (PathBuf, PathBuf) {
 }
 
 fn with_id(path: &Path, id: u32) -> PathBuf {
-    if path == Path::new("/dev/null") {
+    // A device (/dev/null, or /dev/stdout in a container) is one for all
+    // instances; as in PM2, which adds the id only to names ending in .log.
+    if path.starts_with("/dev") {
         return path.to_path_buf();
     }
     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
@@ -92,6 +94,21 @@ mod tests {
             log_paths(&s, 3, &home).1,
             PathBuf::from("/h/logs/api-error.log")
         );
+    }
+
+    #[test]
+    fn a_device_is_shared_by_every_instance() {
+        let home = Home { dir: "/h".into() };
+        let mut s = spec();
+        s.instances = 2;
+        s.out_file = Some("/dev/stdout".into());
+        s.error_file = Some("/dev/stderr".into());
+        assert_eq!(
+            log_paths(&s, 1, &home),
+            ("/dev/stdout".into(), "/dev/stderr".into())
+        );
+        s.log_file = Some("/dev/null".into());
+        assert_eq!(combined_log_path(&s, 1), Some("/dev/null".into()));
     }
 
     #[test]
