@@ -11,4 +11,7 @@ cargo build --workspace
 # next to the preload the daemon gives Node apps.
 node npm/rsup/scripts/build.js --debug --with-cli
 cargo test --workspace
+# The container example's manifests and Dockerfile (its image's command runs
+# in the e2e tests).
+bash scripts/check-kubernetes.sh
 node --test tests/addon/

@@ -10,6 +10,7 @@ mod control_socket;
 mod crash_restart;
 mod cron_restart;
 mod instance_vars;
+mod kubernetes;
 mod log_loss;
 mod log_rotation;
 mod logs;

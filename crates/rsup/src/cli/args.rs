@@ -315,6 +315,14 @@ pub struct StartArgs {
     /// Run in the foreground, without a daemon (for containers)
     #[arg(long)]
     pub no_daemon: bool,
+    /// With --no-daemon: serve /livez, /readyz and /metrics on this port of
+    /// every address, or on ADDR:PORT (default off, or RSUP_HEALTH_PORT)
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub health_port: Option<String>,
+    /// With --health-port: on SIGTERM, /readyz answers 503 for MS before
+    /// the apps stop (default 5000, or RSUP_DRAIN_DELAY)
+    #[arg(long, value_name = "MS")]
+    pub drain_delay: Option<u64>,
     #[command(flatten)]
     pub pm2_monitoring: Pm2MonitoringFlags,
     /// Arguments for the app, after --

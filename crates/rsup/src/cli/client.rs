@@ -84,6 +84,8 @@ pub fn connect(home: &Home) -> Result<UnixStream> {
 /// Starts `rsup daemon` detached from this terminal, with this environment
 /// (apps inherit it, as PM2's do), logging to `RSUP_HOME/rsup.log`.
 fn start_daemon(home: &Home) -> Result<()> {
+    // Read by the daemon: a bad value is said here, not in its log.
+    crate::daemon::HealthOptions::from_env().map_err(anyhow::Error::msg)?;
     // The daemon outlives us; its exit is collected by init.
     spawn_daemon(home, false)?;
     Ok(())

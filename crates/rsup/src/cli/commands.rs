@@ -30,7 +30,8 @@ pub fn run(command: Command) -> Result<i32> {
             } else {
                 vec![]
             };
-            crate::daemon::run(home, apps)?;
+            let health = crate::daemon::HealthOptions::from_env().map_err(anyhow::Error::msg)?;
+            crate::daemon::run(home, apps, health)?;
             Ok(0)
         }
         Command::Update => super::update::update(&home),

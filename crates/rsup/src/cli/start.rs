@@ -8,6 +8,7 @@ use super::client::{connect_existing, send};
 use super::commands::{list, load, overrides, print_table, report_failures, request, STDIN};
 use super::operate::{cli_target, update_of};
 use crate::config::{self, Overrides};
+use crate::daemon::HealthOptions;
 use crate::home::Home;
 use anyhow::{bail, Result};
 use rsup_proto::app::ProcessInfo;
@@ -33,13 +34,19 @@ pub fn start(home: &Home, args: StartArgs) -> Result<i32> {
     }
     let ov = overrides(&args);
     if args.no_daemon {
+        let health = health_options(&args)?;
         let mut apps = Vec::new();
         for script in &scripts {
             apps.extend(load(home, script, &ov)?);
         }
         crate::daemon::become_reaper_if_pid1();
-        crate::daemon::run(home.clone(), apps)?;
+        crate::daemon::run(home.clone(), apps, health)?;
         return Ok(0);
+    }
+    if args.health_port.is_some() || args.drain_delay.is_some() {
+        bail!(
+            "--health-port and --drain-delay go with --no-daemon; for the daemon, set RSUP_HEALTH_PORT (and RSUP_DRAIN_DELAY) before it starts"
+        );
     }
     // One after another, as PM2 does; the first failure ends it.
     let mut acted = Vec::new();
@@ -57,6 +64,16 @@ pub fn start(home: &Home, args: StartArgs) -> Result<i32> {
     }
     print_table(&list(home)?);
     Ok(report_failures(&acted))
+}
+
+/// The foreground's health endpoints: from the flags, or else from the
+/// variables the daemon reads.
+fn health_options(args: &StartArgs) -> Result<Option<HealthOptions>> {
+    let options = match (args.health_port.as_deref(), args.drain_delay) {
+        (None, None) => HealthOptions::from_env(),
+        (port, delay) => HealthOptions::new(port, delay),
+    };
+    options.map_err(anyhow::Error::msg)
 }
 
 fn start_one(

@@ -188,6 +188,7 @@ impl AppHandle {
             launches: env.launches.clone(),
             pid_files_shared: env.pid_files_shared.clone(),
             events: env.events.clone(),
+            reloads: env.reloads.clone(),
         });
         let app = App {
             spec: Arc::new(spec),

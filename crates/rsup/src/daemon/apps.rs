@@ -7,6 +7,7 @@ use super::app::{AppHandle, Selection};
 use super::events::Events;
 use super::instance::InstanceHandle;
 use super::preload::Preload;
+use super::reload_record::ReloadRecord;
 use crate::home::Home;
 use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::Target;
@@ -40,6 +41,8 @@ pub struct AppEnv {
     /// is under way, or done): the pid files are written by whichever
     /// launched last, and a process's end leaves them alone.
     pub pid_files_shared: Arc<AtomicBool>,
+    /// What every app's reloads came to (for `/metrics`).
+    pub reloads: Arc<ReloadRecord>,
 }
 
 /// Who hears of every process the daemon launches: a successor during a
@@ -79,6 +82,7 @@ impl AppEnv {
             launches: Arc::default(),
             pid_files_shared: Arc::default(),
             events: Arc::new(Events::default()),
+            reloads: Arc::default(),
         }
     }
 

@@ -104,6 +104,8 @@ pub struct AppContext {
     ///
     /// [`AppEnv::pid_files_shared`]: super::apps::AppEnv::pid_files_shared
     pub pid_files_shared: Arc<AtomicBool>,
+    /// Where this app's reloads are counted.
+    pub reloads: Arc<super::reload_record::ReloadRecord>,
 }
 
 /// How an instance's task begins.

@@ -8,6 +8,7 @@ use super::descriptors::{
     ReserveDescriptor, ACCEPT_REST,
 };
 use super::handover::Seat;
+use super::health::{self, HealthOptions, Readiness};
 use super::metrics::Sampler;
 use super::preload::Preload;
 use super::retire::{self, Retirement};
@@ -34,21 +35,29 @@ pub struct Daemon {
     pub exit: Notify,
     /// Its seat, and the requests a hand-over to a successor waits for.
     pub retirement: Retirement,
+    /// What `/readyz` answers (see [`health`]).
+    pub readiness: Readiness,
 }
 
 /// Runs the daemon until `rsup kill` or a termination signal. `apps` are
-/// started at once (the foreground mode for containers).
-pub fn run(home: Home, apps: Vec<AppSpec>) -> Result<()> {
-    run_as(home, apps, false)
+/// started at once (the foreground mode for containers); with `health`,
+/// it serves the health endpoints and drains before a stop.
+pub fn run(home: Home, apps: Vec<AppSpec>, health: Option<HealthOptions>) -> Result<()> {
+    run_as(home, apps, health, false)
 }
 
 /// Runs a daemon that takes every app over from the one running in
 /// `home` (`rsup update`), then serves as any other.
 pub fn run_successor(home: Home) -> Result<()> {
-    run_as(home, vec![], true)
+    run_as(home, vec![], None, true)
 }
 
-fn run_as(home: Home, apps: Vec<AppSpec>, successor: bool) -> Result<()> {
+fn run_as(
+    home: Home,
+    apps: Vec<AppSpec>,
+    health: Option<HealthOptions>,
+    successor: bool,
+) -> Result<()> {
     // First, while nothing else in this process holds a descriptor: what
     // the shell that first ran the CLI left open (a lock, a pipe) would
     // otherwise stay held for the daemon's whole life, and reach every app.
@@ -80,8 +89,9 @@ fn run_as(home: Home, apps: Vec<AppSpec>, successor: bool) -> Result<()> {
         exit: Notify::new(),
         // Apps given here: --no-daemon, or the systemd unit's --resurrect.
         retirement: Retirement::new(!apps.is_empty()),
+        readiness: Readiness::default(),
     });
-    let result = runtime.block_on(serve(daemon.clone(), apps, lock));
+    let result = runtime.block_on(serve(daemon.clone(), apps, lock, health));
     // Only while the seat is ours: a daemon that handed it over, or never
     // got it, leaves the files to the one that has it.
     if let Some(seat) = daemon.retirement.take_seat() {
@@ -143,6 +153,7 @@ async fn serve(
     daemon: Arc<Daemon>,
     apps: Vec<AppSpec>,
     lock: Option<Flock<fs::File>>,
+    health: Option<HealthOptions>,
 ) -> Result<()> {
     // Signals first: a SIGTERM that comes while the first apps start must
     // stop them, not kill the daemon and leave them running.
@@ -151,6 +162,11 @@ async fn serve(
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     super::own_log_rotate::spawn(&daemon.apps.env.home);
+    let health_listener = match health {
+        Some(options) => Some(health::bind(options.addr).await?),
+        None => None,
+    };
+    let drain_delay = health.map_or(std::time::Duration::ZERO, |h| h.drain_delay);
 
     let fresh = lock.is_some();
     let listener = match lock {
@@ -165,6 +181,9 @@ async fn serve(
             .map_err(|e| anyhow::anyhow!("update failed: {e}"))?,
     };
     tracing::info!(pid = std::process::id(), "daemon started");
+    if let Some(listener) = health_listener {
+        tokio::spawn(health::serve(listener, daemon.clone()));
+    }
 
     // What a killed daemon left: read before anything overwrites it. A
     // successor has just taken it over instead.
@@ -199,6 +218,7 @@ async fn serve(
     let mut starting = first_count > 0;
     if !starting {
         systemd::ready(0);
+        daemon.readiness.started();
     }
     if starting {
         let daemon = daemon.clone();
@@ -247,11 +267,20 @@ async fn serve(
                     anyhow::bail!(message);
                 }
                 systemd::ready(first_count);
+                daemon.readiness.started();
             }
             _ = retiring.changed() => {}
             _ = daemon.exit.notified() => break,
-            _ = term.recv() => { stop_on_signal(&daemon, "SIGTERM").await; break }
-            _ = int.recv() => { stop_on_signal(&daemon, "SIGINT").await; break }
+            _ = term.recv() => {
+                drain(&daemon, "SIGTERM", drain_delay, &mut term, &mut int).await;
+                stop_on_signal(&daemon, "SIGTERM").await;
+                break
+            }
+            _ = int.recv() => {
+                drain(&daemon, "SIGINT", drain_delay, &mut term, &mut int).await;
+                stop_on_signal(&daemon, "SIGINT").await;
+                break
+            }
             // Detached from any terminal: a hangup is no reason to stop.
             _ = hup.recv() => {}
             // PM2's daemon reopens every log file on SIGUSR2 (what a
@@ -266,6 +295,31 @@ async fn serve(
     }
     tracing::info!("daemon exiting");
     Ok(())
+}
+
+/// Before a stop on a signal: `/readyz` answers 503 at once, and the apps
+/// keep serving for `delay`, while the load balancer learns of it and
+/// stops sending requests. A second signal cuts it short.
+async fn drain(
+    daemon: &Daemon,
+    signal: &str,
+    delay: std::time::Duration,
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) {
+    daemon.readiness.stop_begins();
+    if delay.is_zero() {
+        return;
+    }
+    tracing::info!(
+        "{signal}: not ready from now on; the apps keep serving for {} ms (drain delay), then stop",
+        delay.as_millis()
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = term.recv() => tracing::info!("SIGTERM again: drain cut short"),
+        _ = int.recv() => tracing::info!("SIGINT again: drain cut short"),
+    }
 }
 
 async fn stop_on_signal(daemon: &Daemon, signal: &str) {

@@ -1,4 +1,5 @@
-//! CPU and memory of a process, read from `/proc`, as `rsup list` shows.
+//! CPU and memory of a process, read from `/proc`, as `rsup list` shows
+//! them and as `/metrics` gives them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -36,6 +37,16 @@ pub struct Usage {
 pub fn resident_bytes(pid: u32) -> Option<u64> {
     let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
     Some(process.stat().ok()?.rss_bytes().get())
+}
+
+/// The CPU time `pid` has used since it started (user plus system, in
+/// seconds: what Prometheus rates) and its resident memory; `None` when it
+/// is gone.
+pub fn cpu_seconds_and_memory(pid: u32) -> Option<(f64, u64)> {
+    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    let stat = process.stat().ok()?;
+    let seconds = (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64;
+    Some((seconds, stat.rss_bytes().get()))
 }
 
 impl Sampler {
@@ -144,6 +155,13 @@ mod tests {
     fn resident_memory_of_ours_and_of_none() {
         assert!(resident_bytes(std::process::id()).unwrap() > 1024 * 1024);
         assert_eq!(resident_bytes(u32::MAX - 1), None);
+    }
+
+    #[test]
+    fn totals_of_ours_and_of_none() {
+        let (cpu, memory) = cpu_seconds_and_memory(std::process::id()).unwrap();
+        assert!(cpu >= 0.0 && memory > 1024 * 1024);
+        assert_eq!(cpu_seconds_and_memory(u32::MAX - 1), None);
     }
 
     #[test]

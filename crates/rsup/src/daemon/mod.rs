@@ -34,6 +34,10 @@
 //! - the bus of lifecycle steps and output that clients subscribe to
 //!   (PM2's `launchBus`): [`events`]; serving a subscriber:
 //!   `actions/subscribe.rs`
+//! - what a container orchestrator probes and scrapes (`--health-port`):
+//!   the HTTP endpoints and the drain before a stop [`health`], the
+//!   `/metrics` text [`exposition`], the reloads counted for it
+//!   [`reload_record`]
 
 mod actions;
 mod app;
@@ -41,7 +45,9 @@ mod apps;
 mod channels;
 mod descriptors;
 mod events;
+mod exposition;
 mod handover;
+mod health;
 mod instance;
 mod lifecycle;
 mod log_lines;
@@ -59,6 +65,7 @@ mod preload;
 mod process;
 mod recover;
 mod reload;
+mod reload_record;
 mod restart_policy;
 mod retire;
 mod server;
@@ -70,15 +77,20 @@ mod succeed;
 mod systemd;
 mod watch;
 
+pub use health::HealthOptions;
 pub use instance::now_ms;
 pub use lifecycle::{open_daemon_log, run_successor};
 pub use pid1::become_reaper_if_pid1;
 pub use spawn::pm2_variables_of;
 
 /// Runs the daemon (see [`lifecycle::run`]).
-pub fn run(home: crate::home::Home, apps: Vec<rsup_proto::app::AppSpec>) -> anyhow::Result<()> {
+pub fn run(
+    home: crate::home::Home,
+    apps: Vec<rsup_proto::app::AppSpec>,
+    health: Option<HealthOptions>,
+) -> anyhow::Result<()> {
     give_back_large_buffers();
-    lifecycle::run(home, apps)
+    lifecycle::run(home, apps, health)
 }
 
 /// glibc raises its mmap threshold to the size of every large block freed,

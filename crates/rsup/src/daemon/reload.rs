@@ -23,6 +23,26 @@ pub async fn replace_instances(
     options: ReloadOptions,
     progress: &Progress,
 ) -> Result<(), String> {
+    let began = std::time::Instant::now();
+    let result = replace_in_batches(context, handles, spec_of, options, progress).await;
+    // Named after the reload: a reload may rename the app.
+    if let Some(first) = handles.first() {
+        let app = first.state().spec.name.clone();
+        let at = super::now_ms();
+        context
+            .reloads
+            .record(&app, result.is_ok(), began.elapsed(), at);
+    }
+    result
+}
+
+async fn replace_in_batches(
+    context: &Arc<AppContext>,
+    handles: &[InstanceHandle],
+    spec_of: &SpecOf<'_>,
+    options: ReloadOptions,
+    progress: &Progress,
+) -> Result<(), String> {
     let parallel = options.parallel.max(1) as usize;
     for batch in handles.chunks(parallel) {
         let mut set = tokio::task::JoinSet::new();

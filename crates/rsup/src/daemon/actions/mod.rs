@@ -146,6 +146,7 @@ fn reply(daemon: &Daemon, outcomes: Vec<Outcome>) -> Reply {
 /// Stops every instance gracefully, all at once, and forgets them.
 pub async fn stop_everything(daemon: &Daemon) {
     crate::daemon::systemd::stopping();
+    daemon.readiness.stop_begins();
     let _ = on_each_app(daemon, &Target::All, Op::Remove).await;
 }
 

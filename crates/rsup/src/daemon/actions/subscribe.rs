@@ -124,6 +124,7 @@ mod tests {
             sampler: Mutex::new(Sampler::default()),
             exit: tokio::sync::Notify::new(),
             retirement: Retirement::new(false),
+            readiness: Default::default(),
         })
     }
 
