@@ -190,6 +190,11 @@ fn health_flags_are_checked_before_anything_starts() {
         &[("RSUP_HEALTH_PORT", "nine")],
         "RSUP_HEALTH_PORT: expected a port",
     );
+    fails(
+        &["start", app],
+        &[("RSUP_DRAIN_DELAY", "100")],
+        "RSUP_DRAIN_DELAY needs RSUP_HEALTH_PORT",
+    );
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = taken.local_addr().unwrap().to_string();
     fails(
@@ -197,8 +202,10 @@ fn health_flags_are_checked_before_anything_starts() {
         &[],
         &format!("--health-port: cannot listen on {taken}"),
     );
-    // None of them started a daemon or an app.
-    assert!(!r.home.path().join("rsup.sock").exists());
+    // None of them left a daemon, an app or a file of one behind.
+    for file in ["rsup.sock", "rsup.pid", "pm2.pid"] {
+        assert!(!r.home.path().join(file).exists(), "{file} is left");
+    }
 }
 
 fn repo_preload() -> PathBuf {

@@ -66,14 +66,11 @@ pub fn start(home: &Home, args: StartArgs) -> Result<i32> {
     Ok(report_failures(&acted))
 }
 
-/// The foreground's health endpoints: from the flags, or else from the
-/// variables the daemon reads.
+/// The foreground's health endpoints: each flag, or else the variable the
+/// daemon reads.
 fn health_options(args: &StartArgs) -> Result<Option<HealthOptions>> {
-    let options = match (args.health_port.as_deref(), args.drain_delay) {
-        (None, None) => HealthOptions::from_env(),
-        (port, delay) => HealthOptions::new(port, delay),
-    };
-    options.map_err(anyhow::Error::msg)
+    HealthOptions::from_flags_or_env(args.health_port.as_deref(), args.drain_delay)
+        .map_err(anyhow::Error::msg)
 }
 
 fn start_one(

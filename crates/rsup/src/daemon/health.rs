@@ -30,8 +30,8 @@ pub struct HealthOptions {
 }
 
 impl HealthOptions {
-    /// From `--health-port` and `--drain-delay` (or their variables): no
-    /// endpoints without a port, and a drain delay needs them.
+    /// From `--health-port` and `--drain-delay`: no endpoints without a
+    /// port, and a drain delay needs them.
     pub fn new(port: Option<&str>, drain_delay_ms: Option<u64>) -> Result<Option<Self>, String> {
         match (port, drain_delay_ms) {
             (None, None) => Ok(None),
@@ -49,16 +49,33 @@ impl HealthOptions {
     /// What the daemon started on demand serves: `RSUP_HEALTH_PORT` and
     /// `RSUP_DRAIN_DELAY` (ms) from its environment.
     pub fn from_env() -> Result<Option<Self>, String> {
+        Self::from_flags_or_env(None, None)
+    }
+
+    /// Each flag given, else its variable; an error names whichever was
+    /// wrong.
+    pub fn from_flags_or_env(
+        port: Option<&str>,
+        drain_delay_ms: Option<u64>,
+    ) -> Result<Option<Self>, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let delay = match var("RSUP_DRAIN_DELAY") {
-            Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
+        let delay = match (drain_delay_ms, var("RSUP_DRAIN_DELAY")) {
+            (Some(ms), _) => Some(ms),
+            (None, Some(text)) => Some(text.trim().parse::<u64>().map_err(|_| {
                 format!("RSUP_DRAIN_DELAY: expected milliseconds (\"5000\"), got {text:?}")
             })?),
-            None => None,
+            (None, None) => None,
         };
-        Self::new(var("RSUP_HEALTH_PORT").as_deref(), delay)
-            .map_err(|e| e.replace("--health-port", "RSUP_HEALTH_PORT"))
-            .map_err(|e| e.replace("--drain-delay", "RSUP_DRAIN_DELAY"))
+        let as_variables = |e: String| {
+            e.replace("--health-port", "RSUP_HEALTH_PORT")
+                .replace("--drain-delay", "RSUP_DRAIN_DELAY")
+        };
+        match (port, var("RSUP_HEALTH_PORT")) {
+            (Some(port), _) => Self::new(Some(port), delay),
+            (None, Some(port)) => Self::new(Some(&port), delay).map_err(as_variables),
+            (None, None) if drain_delay_ms.is_some() => Self::new(None, delay),
+            (None, None) => Self::new(None, delay).map_err(as_variables),
+        }
     }
 }
 

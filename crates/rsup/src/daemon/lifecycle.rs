@@ -162,11 +162,6 @@ async fn serve(
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     super::own_log_rotate::spawn(&daemon.apps.env.home);
-    let health_listener = match health {
-        Some(options) => Some(health::bind(options.addr).await?),
-        None => None,
-    };
-    let drain_delay = health.map_or(std::time::Duration::ZERO, |h| h.drain_delay);
 
     let fresh = lock.is_some();
     let listener = match lock {
@@ -180,10 +175,14 @@ async fn serve(
             .await
             .map_err(|e| anyhow::anyhow!("update failed: {e}"))?,
     };
-    tracing::info!(pid = std::process::id(), "daemon started");
-    if let Some(listener) = health_listener {
+    // Once the seat is ours, so that a port in use ends the daemon the way
+    // any failure does: every file it wrote removed.
+    if let Some(options) = health {
+        let listener = health::bind(options.addr).await?;
         tokio::spawn(health::serve(listener, daemon.clone()));
     }
+    let drain_delay = health.map_or(std::time::Duration::ZERO, |h| h.drain_delay);
+    tracing::info!(pid = std::process::id(), "daemon started");
 
     // What a killed daemon left: read before anything overwrites it. A
     // successor has just taken it over instead.
