@@ -97,6 +97,9 @@ pub enum Command {
     Resurrect,
     /// Empty the saved list, so that `resurrect` starts nothing
     Cleardump,
+    /// Write a sample ecosystem.config.js here (mode "simple": one app)
+    #[command(visible_alias = "ecosystem")]
+    Init { mode: Option<String> },
     /// Print, or with --install write, a systemd unit that starts the saved
     /// apps at boot
     Startup(StartupArgs),

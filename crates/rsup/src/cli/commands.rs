@@ -74,6 +74,10 @@ pub fn run(command: Command) -> Result<i32> {
             println!("[rsup] {} now holds no app", path.display());
             Ok(0)
         }
+        Command::Init { mode } => super::init::init(
+            &std::env::current_dir().context("cannot read the current folder")?,
+            mode.as_deref(),
+        ),
         Command::Startup(a) => startup(a),
         Command::Unstartup(a) => unstartup(a),
         Command::Ping => ping(&home),

@@ -4,6 +4,7 @@
 mod args;
 mod client;
 mod commands;
+mod init;
 mod inspect;
 mod log_verbs;
 pub mod logs;
