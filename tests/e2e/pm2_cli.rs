@@ -527,9 +527,16 @@ fn init_writes_sample_configs_that_start_reads() {
     // `ecosystem` (and `init` with any other word) writes the full sample over it.
     ok_env(&r, &["ecosystem"], &[]);
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(!text.contains("app1") && text.contains("'worker'"), "{text}");
+    assert!(
+        !text.contains("app1") && text.contains("'worker'"),
+        "{text}"
+    );
     script(&r, "worker.js");
-    ok_env(&r, &["start", "ecosystem.config.js", "--only", "worker"], &[]);
+    ok_env(
+        &r,
+        &["start", "ecosystem.config.js", "--only", "worker"],
+        &[],
+    );
     let mut names: Vec<_> = r.jlist().into_iter().map(|p| p.name).collect();
     names.sort();
     assert_eq!(names, ["app1", "worker"]);

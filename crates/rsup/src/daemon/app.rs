@@ -180,7 +180,7 @@ impl AppHandle {
         let (published, instances) = watch::channel(Vec::new());
         let reloading = Arc::new(AtomicBool::new(false));
         let context = Arc::new(AppContext {
-            sockets: Mutex::new(AppSockets::noticed_by(env.changed.clone())),
+            sockets: Mutex::new(AppSockets::new(env.sockets.clone(), env.changed.clone())),
             changed: env.changed.clone(),
             instance_changed: Notify::new(),
             preload: env.preload.clone(),

@@ -13,7 +13,8 @@
 //! - one instance's life (launch → ready → exit → restart): [`instance`]
 //! - building the child process and its channels: [`spawn`], [`channels`],
 //!   [`process`]
-//! - listening sockets shared by an app's instances: [`sockets`]
+//! - listening sockets shared by an app's instances, and by apps on one
+//!   address: [`sockets`]
 //! - stopping a process (signal, timeout, SIGKILL): [`stop`]
 //! - crash restarts and backoff: [`restart_policy`]; restarts over a
 //!   memory limit: [`memory_limit`]
