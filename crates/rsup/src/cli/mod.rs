@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod init;
 mod inspect;
+mod log_baseline;
 mod log_verbs;
 pub mod logs;
 mod monit;
