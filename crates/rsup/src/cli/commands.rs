@@ -575,6 +575,8 @@ mod tests {
             unstable_restarts: 0,
             started_at_ms: Some(1_700_000_000_000),
             created_at_ms: 1_600_000_000_000,
+            unique_id: String::new(),
+            node_version: None,
             cpu_percent: 12.3,
             memory_bytes: 1 << 20,
             last_exit: Some(ExitInfo {

@@ -515,6 +515,7 @@ impl App {
             combined_log: combined_log_path(spec, id),
             pid_file: pid_path(spec, id, &self.env.home),
             created_at_ms: crate::daemon::now_ms(),
+            unique_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 

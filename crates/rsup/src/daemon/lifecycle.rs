@@ -9,6 +9,7 @@ use super::descriptors::{
 };
 use super::handover::Seat;
 use super::metrics::Sampler;
+use super::node_versions::NodeVersions;
 use super::preload::Preload;
 use super::retire::{self, Retirement};
 use super::server;
@@ -34,6 +35,8 @@ pub struct Daemon {
     pub exit: Notify,
     /// Its seat, and the requests a hand-over to a successor waits for.
     pub retirement: Retirement,
+    /// For the lists' `node_version`.
+    pub node_versions: NodeVersions,
 }
 
 /// Runs the daemon until `rsup kill` or a termination signal. `apps` are
@@ -79,6 +82,7 @@ fn run_as(home: Home, apps: Vec<AppSpec>, successor: bool) -> Result<()> {
         exit: Notify::new(),
         // Apps given here: --no-daemon, or the systemd unit's --resurrect.
         retirement: Retirement::new(!apps.is_empty()),
+        node_versions: Default::default(),
     });
     let result = runtime.block_on(serve(daemon.clone(), apps, lock));
     // Only while the seat is ours: a daemon that handed it over, or never

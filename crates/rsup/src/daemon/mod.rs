@@ -21,7 +21,7 @@
 //! - log files: their names [`log_paths`], copying output into them
 //!   [`log_writer`], the lines written [`log_lines`], opening them again
 //!   (`reloadLogs`) [`log_reopen`]; pid files: [`pid_file`]; CPU/memory:
-//!   [`metrics`]
+//!   [`metrics`]; the Node version of each interpreter: [`node_versions`]
 //! - the state on disk, and recovering after a killed daemon:
 //!   [`state_file`], [`recover`]
 //! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
@@ -49,6 +49,7 @@ mod log_reopen;
 mod log_writer;
 mod memory_limit;
 mod metrics;
+mod node_versions;
 mod own_listeners;
 mod pid1;
 mod pid_file;

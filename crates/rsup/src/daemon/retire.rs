@@ -541,6 +541,7 @@ mod tests {
             sampler: Default::default(),
             exit: Default::default(),
             retirement: Retirement::new(false),
+            node_versions: Default::default(),
         }
     }
 

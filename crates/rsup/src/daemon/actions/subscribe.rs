@@ -124,6 +124,7 @@ mod tests {
             sampler: Mutex::new(Sampler::default()),
             exit: tokio::sync::Notify::new(),
             retirement: Retirement::new(false),
+            node_versions: Default::default(),
         })
     }
 
@@ -280,6 +281,7 @@ mod tests {
             combined_log: None,
             pid_file: "/p/quiet-7.pid".into(),
             created_at_ms: 1,
+            unique_id: "u".into(),
         });
         let state = InstanceState {
             status: Status::Stopped,
