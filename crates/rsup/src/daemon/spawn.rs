@@ -2,7 +2,7 @@
 //! (the app's, PM2's variables, rsup's), its own process group, the Node IPC
 //! channel, the rsup worker channel, and stdout/stderr into the logs.
 
-use super::events::{tap, Events, LogSource};
+use super::events::{tap, Events, LogSource, MessageRelay};
 use super::log_lines::{JsonFields, LineFormat};
 use super::log_writer::{spawn_copier, LogTarget};
 use crate::config::interpreter;
@@ -66,6 +66,8 @@ pub struct Launched {
     pub worker_channel: UnixStream,
     /// The stdout and stderr copiers; they end when the pipes close.
     pub log_copiers: Vec<JoinHandle<()>>,
+    /// Where the messages the app sends on its Node channel go.
+    pub relay: Option<MessageRelay>,
 }
 
 pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
@@ -189,16 +191,21 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
     }
     if let Some(err) = child.stderr.take() {
         log_copiers.push(spawn_copier(
-            tap(req.events, err, source, LogStream::Err),
+            tap(req.events, err, source.clone(), LogStream::Err),
             target(req.err_log, "err"),
         ));
     }
+    let relay = req.events.map(|events| MessageRelay {
+        events: events.clone(),
+        source,
+    });
     Ok(Launched {
         child,
         pid,
         node_channel,
         worker_channel: into_tokio(worker_parent)?,
         log_copiers,
+        relay,
     })
 }
 

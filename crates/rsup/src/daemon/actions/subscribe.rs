@@ -78,6 +78,17 @@ fn to_wire(event: &Event, logs: bool) -> Option<BusEvent> {
             at_ms: *at_ms,
             process: Box::new(process_info(identity, state.clone(), None, false)),
         }),
+        Event::Message {
+            source,
+            at_ms,
+            message,
+        } => Some(BusEvent::Message {
+            id: source.id,
+            name: source.name.clone(),
+            namespace: source.namespace.clone(),
+            at_ms: *at_ms,
+            message: message.clone(),
+        }),
         Event::Log {
             source,
             stream,
