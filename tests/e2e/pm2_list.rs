@@ -187,7 +187,8 @@ fn instance_var_from_the_environment_unique_ids_and_node_version() {
     let out = r.start_fixture(
         "app.js",
         "api",
-        &["-i", "2"],
+        // Fork mode: online at once, without listening.
+        &["-i", "2", "-x"],
         &[("PM2_PROCESS_INSTANCE_VAR", "INSTANCE_ID")],
     );
     assert_success(&out);
@@ -206,7 +207,15 @@ fn instance_var_from_the_environment_unique_ids_and_node_version() {
         "{ids:?}"
     );
     assert_ne!(ids[0], ids[1]);
-    assert!(r.ok(&["env", "1"]).lines().any(|l| l == "INSTANCE_ID: 1"));
+    // The process has both in its environment, as under PM2.
+    let pid = by_id(&list, 1)["pid"].as_u64().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(vars.contains(&"INSTANCE_ID=1".to_string()), "{vars:?}");
+    assert!(vars.contains(&format!("unique_id={}", ids[1])), "{vars:?}");
 
     r.ok(&["restart", "api"]);
     let list = r.pm2_jlist();

@@ -366,6 +366,7 @@ impl Runner {
             spec,
             id: self.identity.id,
             instance: self.identity.instance,
+            unique_id: &self.identity.unique_id,
             restarts,
             out_log: &self.identity.out_log,
             err_log: &self.identity.err_log,

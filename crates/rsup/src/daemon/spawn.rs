@@ -43,6 +43,8 @@ pub struct LaunchRequest<'a> {
     pub spec: &'a AppSpec,
     pub id: u32,
     pub instance: u32,
+    /// PM2's `unique_id` of the instance.
+    pub unique_id: &'a str,
     pub restarts: u32,
     pub out_log: &'a PathBuf,
     pub err_log: &'a PathBuf,
@@ -272,6 +274,7 @@ pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
         spec: &info.spec,
         id: info.id,
         instance: info.instance,
+        unique_id: &info.unique_id,
         restarts: info.restarts,
         out_log: &info.out_log,
         err_log: &info.err_log,
@@ -287,6 +290,7 @@ fn pm2_variables(req: &LaunchRequest) -> Vec<(String, String)> {
     let mut vars = spec.instance_variables(req.instance);
     vars.extend([
         ("pm_id".into(), req.id.to_string()),
+        ("unique_id".into(), req.unique_id.to_string()),
         ("name".into(), spec.name.clone()),
         ("exec_mode".into(), spec.exec_mode.pm2_name().into()),
         ("instances".into(), spec.instances.to_string()),
