@@ -378,6 +378,26 @@ test('the bus carries process events and output: start, online, crash, restart',
   await closed;
 });
 
+test("the bus relays what apps send with process.send, as PM2's does", { skip }, async () => {
+  const bus = await call('launchBus');
+  const events = recorder(bus);
+  await call('start', 'api-app.js', { name: 'talker', env: { SEND_MESSAGES: '1' } });
+  const msg = await events.until((e) => e.name === 'process:msg' && e.packet.data, 'process:msg');
+  assert.deepEqual(msg.packet.data, { hello: 'bus' });
+  assert.equal(msg.packet.process.name, 'talker');
+  assert.equal(typeof msg.packet.process.pm_id, 'number');
+  assert.equal(typeof msg.packet.at, 'number');
+  // Another type is an event of that name; anything else is process:msg's `raw`.
+  const custom = await events.until((e) => e.name === 'custom:event', 'custom:event');
+  assert.deepEqual(custom.packet.data, { n: 1 });
+  const raw = await events.until((e) => e.name === 'process:msg' && e.packet.raw, 'a raw process:msg');
+  assert.deepEqual(raw.packet.raw, { plain: true });
+  await call('delete', 'talker');
+  const closed = new Promise((resolve) => bus.once('close', resolve));
+  bus.close();
+  await closed;
+});
+
 test('disconnect ends the buses, so a script using the API exits by itself; an error without a callback is printed', { skip }, async () => {
   const script = start('api-disconnect.js', {
     env: { PM2_API_MODULE: API_MODULE, RSUP_HOME: daemon.home, RSUP_BIN: RSUP },

@@ -355,9 +355,11 @@ struct Streaming {
 
 impl Streaming {
     fn start(r: &Rsup, args: &[&str]) -> Streaming {
-        let mut child = r
-            .cmd()
-            .args(args)
+        Streaming::spawn(r.cmd().args(args))
+    }
+
+    fn spawn(cmd: &mut std::process::Command) -> Streaming {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -559,5 +561,27 @@ fn output_that_never_ends_its_line_still_reaches_the_combined_log() {
     wait_for("both unfinished lines in the combined log", || {
         let text = std::fs::read_to_string(&all).unwrap_or_default();
         (text.contains("errwrite") && text.contains("outwrite")).then_some(())
+    });
+}
+
+/// `logs` picks up processes started after it began, from their first
+/// line, as PM2's does; `--highlight` marks a word in the lines it streams.
+#[test]
+fn logs_follows_processes_started_after_it_began() {
+    let r = Rsup::new();
+    start_ticker(&r, "a", &[]);
+    let mut cmd = r.cmd();
+    cmd.env_remove("NO_COLOR");
+    let s = Streaming::spawn(cmd.args(["logs", "--lines", "0", "--highlight", "tock"]));
+    s.wait("a streamed tock of a", |l| {
+        l.starts_with("0|a ") && l.contains(" | \x1b[100mtock\x1b[49m ")
+    });
+    start_ticker(&r, "b", &[]);
+    // Its first line too: it came before `logs` knew of it.
+    s.wait("b's first line", |l| {
+        l.starts_with("1|b ") && l.ends_with(" | start")
+    });
+    s.wait("b's ticks", |l| {
+        l.starts_with("1|b ") && l.contains(" | tick")
     });
 }

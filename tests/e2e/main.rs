@@ -28,6 +28,7 @@ mod reload_preload;
 mod resources;
 mod save_resurrect;
 mod security;
+mod shared_port;
 mod signal_reset;
 mod startup;
 mod stopping;

@@ -513,3 +513,31 @@ fn start_with_nothing_given_starts_ecosystem_config_js() {
     ok_env(&r, &["start"], &[]);
     assert_eq!(summary(&r.jlist()), [row("eco", Status::Online, 0)]);
 }
+
+#[test]
+fn init_writes_sample_configs_that_start_reads() {
+    let r = Rsup::new();
+    script(&r, "app.js");
+    // `init simple`: one app running ./app.js, which `start` alone starts.
+    let said = ok_env(&r, &["init", "simple"], &[]);
+    let file = r.path("ecosystem.config.js");
+    assert_eq!(said.trim(), format!("File {} generated", file.display()));
+    ok_env(&r, &["start"], &[]);
+    assert_eq!(summary(&r.jlist()), [row("app1", Status::Online, 0)]);
+    // `ecosystem` (and `init` with any other word) writes the full sample over it.
+    ok_env(&r, &["ecosystem"], &[]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains("app1") && text.contains("'worker'"),
+        "{text}"
+    );
+    script(&r, "worker.js");
+    ok_env(
+        &r,
+        &["start", "ecosystem.config.js", "--only", "worker"],
+        &[],
+    );
+    let mut names: Vec<_> = r.jlist().into_iter().map(|p| p.name).collect();
+    names.sort();
+    assert_eq!(names, ["app1", "worker"]);
+}

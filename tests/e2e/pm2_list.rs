@@ -177,3 +177,58 @@ fn jlist_native_is_rsups_own_records_and_not_in_help() {
     let described = r.ok(&["describe", "api"]);
     assert!(described.contains("Describing process with id 0 - name api"));
 }
+
+/// PM2_PROCESS_INSTANCE_VAR names the instance variable; each process has
+/// a `unique_id` of its own, kept across restarts, and the `node_version`
+/// of its interpreter.
+#[test]
+fn instance_var_from_the_environment_unique_ids_and_node_version() {
+    let r = Rsup::new();
+    let out = r.start_fixture(
+        "app.js",
+        "api",
+        // Fork mode: online at once, without listening.
+        &["-i", "2", "-x"],
+        &[("PM2_PROCESS_INSTANCE_VAR", "INSTANCE_ID")],
+    );
+    assert_success(&out);
+    let list = r.pm2_jlist();
+    let ids: Vec<String> = [0, 1]
+        .map(|id| {
+            let env = &by_id(&list, id)["pm2_env"];
+            assert_eq!(env["INSTANCE_ID"], id, "{env}");
+            assert!(env.get("NODE_APP_INSTANCE").is_none(), "{env}");
+            env["unique_id"].as_str().unwrap().to_string()
+        })
+        .into();
+    assert!(
+        ids.iter()
+            .all(|u| u.len() == 36 && u.matches('-').count() == 4),
+        "{ids:?}"
+    );
+    assert_ne!(ids[0], ids[1]);
+    // The process has both in its environment, as under PM2.
+    let pid = by_id(&list, 1)["pid"].as_u64().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(vars.contains(&"INSTANCE_ID=1".to_string()), "{vars:?}");
+    assert!(vars.contains(&format!("unique_id={}", ids[1])), "{vars:?}");
+
+    r.ok(&["restart", "api"]);
+    let list = r.pm2_jlist();
+    for id in [0, 1] {
+        assert_eq!(by_id(&list, id)["pm2_env"]["unique_id"], ids[id as usize]);
+    }
+    let node = Command::new("node").arg("--version").output().unwrap();
+    let node = String::from_utf8_lossy(&node.stdout)
+        .trim()
+        .trim_start_matches('v')
+        .to_string();
+    wait_for("node_version in the list", || {
+        let list = r.pm2_jlist();
+        (by_id(&list, 0)["pm2_env"]["node_version"] == node.as_str()).then_some(())
+    });
+}

@@ -327,6 +327,14 @@ pub struct ProcessInfo {
     /// epoch; kept across restarts and reloads (PM2's `created_at`).
     #[serde(default)]
     pub created_at_ms: u64,
+    /// PM2's `unique_id`: a UUID of the instance, kept across restarts and
+    /// reloads.
+    #[serde(default)]
+    pub unique_id: String,
+    /// The version of Node its interpreter is (`20.11.1`), once known; `None`
+    /// for an app that does not run on Node.
+    #[serde(default)]
+    pub node_version: Option<String>,
     pub cpu_percent: f64,
     pub memory_bytes: u64,
     pub last_exit: Option<ExitInfo>,

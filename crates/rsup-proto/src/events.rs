@@ -40,6 +40,16 @@ pub enum BusEvent {
         at_ms: u64,
         data: String,
     },
+    /// A message the process sent its parent (`process.send(m)`), as
+    /// PM2's bus relays it: `{ type, data }` objects under their `type`
+    /// (`process:msg`, ...), anything else as `process:msg` with `raw`.
+    Message {
+        id: u32,
+        name: String,
+        namespace: String,
+        at_ms: u64,
+        message: serde_json::Value,
+    },
     /// This subscriber fell behind and missed this many events.
     Dropped { count: u64 },
 }
@@ -76,6 +86,17 @@ mod tests {
         assert_eq!(
             line(encode(&log)),
             "{\"type\":\"log\",\"stream\":\"err\",\"id\":3,\"name\":\"api\",\"namespace\":\"default\",\"at_ms\":5,\"data\":\"boom\\n\"}\n"
+        );
+        let message = BusEvent::Message {
+            id: 3,
+            name: "api".into(),
+            namespace: "default".into(),
+            at_ms: 5,
+            message: serde_json::json!({ "type": "process:msg", "data": 1 }),
+        };
+        assert_eq!(
+            line(encode(&message)),
+            "{\"type\":\"message\",\"id\":3,\"name\":\"api\",\"namespace\":\"default\",\"at_ms\":5,\"message\":{\"type\":\"process:msg\",\"data\":1}}\n"
         );
         assert_eq!(
             line(encode(&BusEvent::Dropped { count: 7 })),

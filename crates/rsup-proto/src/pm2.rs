@@ -7,7 +7,7 @@
 //! instance variable (`NODE_APP_INSTANCE: N`), the app's environment merged
 //! in at the top level as PM2 merges it, then the process's state (`status`,
 //! `pm_uptime`, `restart_time`, ...). Keys PM2 only has for its own
-//! machinery (vizion, km_link, unique_id, ...) are left out; rsup's own
+//! machinery (vizion, km_link, ...) are left out; rsup's own
 //! extras (`kill_signal`, `log_error`, `log_dropped_bytes`) are added.
 //!
 //! The list is written straight from borrowed [`ProcessInfo`]s by
@@ -70,7 +70,7 @@ impl Serialize for Monit<'_> {
 /// Every key `pm2_env` writes itself, sorted: an environment variable of
 /// the same name is not merged in over it (PM2 lets some of them overwrite
 /// its own, such as `name`; a list must not say two things).
-const OWN_KEYS: [&str; 50] = [
+const OWN_KEYS: [&str; 52] = [
     "args",
     "autorestart",
     "axm_actions",
@@ -102,6 +102,7 @@ const OWN_KEYS: [&str; 50] = [
     "name",
     "namespace",
     "node_args",
+    "node_version",
     "pm_cwd",
     "pm_err_log_path",
     "pm_exec_path",
@@ -117,6 +118,7 @@ const OWN_KEYS: [&str; 50] = [
     "stop_exit_codes",
     "time",
     "treekill",
+    "unique_id",
     "unstable_restarts",
     "wait_ready",
     "watch",
@@ -247,6 +249,10 @@ impl Serialize for Pm2Env<'_> {
         )?;
         m.serialize_entry("axm_dynamic", &Empty)?;
         m.serialize_entry("created_at", &p.created_at_ms)?;
+        m.serialize_entry("unique_id", &p.unique_id)?;
+        if let Some(version) = &p.node_version {
+            m.serialize_entry("node_version", version)?;
+        }
         m.serialize_entry("pm_id", &p.id)?;
         m.serialize_entry("restart_time", &p.restarts)?;
         m.serialize_entry("unstable_restarts", &p.unstable_restarts)?;
@@ -412,6 +418,8 @@ mod tests {
             unstable_restarts: 1,
             started_at_ms: Some(1_700_000_100_000),
             created_at_ms: 1_700_000_000_000,
+            unique_id: String::new(),
+            node_version: None,
             cpu_percent: 12.345,
             memory_bytes: 52_000_000,
             last_exit: None,

@@ -127,6 +127,8 @@ mod tests {
             unstable_restarts: 0,
             started_at_ms: None,
             created_at_ms: 0,
+            unique_id: String::new(),
+            node_version: None,
             cpu_percent: 0.0,
             memory_bytes: 0,
             last_exit: None,

@@ -106,6 +106,9 @@ pub enum Command {
     Resurrect,
     /// Empty the saved list, so that `resurrect` starts nothing
     Cleardump,
+    /// Write a sample ecosystem.config.js here (mode "simple": one app)
+    #[command(visible_alias = "ecosystem")]
+    Init { mode: Option<String> },
     /// Print, or with --install write, a systemd unit that starts the saved
     /// apps at boot
     Startup(StartupArgs),
@@ -417,6 +420,9 @@ pub struct LogsArgs {
     /// Time in front of each new line (default format YYYY-MM-DD-HH:mm:ss)
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "YYYY-MM-DD-HH:mm:ss")]
     pub timestamp: Option<String>,
+    /// Mark this text in each new line (a grey background)
+    #[arg(long, value_name = "TEXT", num_args = 0..=1)]
+    pub highlight: Option<Option<String>>,
 }
 
 #[derive(Args, Debug, Default, Clone, Copy)]

@@ -83,6 +83,10 @@ pub fn run(command: Command) -> Result<i32> {
             println!("[rsup] {} now holds no app", path.display());
             Ok(0)
         }
+        Command::Init { mode } => super::init::init(
+            &std::env::current_dir().context("cannot read the current folder")?,
+            mode.as_deref(),
+        ),
         Command::Startup(a) => startup(a),
         Command::Unstartup(a) => unstartup(a),
         Command::Ping => ping(&home),
@@ -580,6 +584,8 @@ mod tests {
             unstable_restarts: 0,
             started_at_ms: Some(1_700_000_000_000),
             created_at_ms: 1_600_000_000_000,
+            unique_id: String::new(),
+            node_version: None,
             cpu_percent: 12.3,
             memory_bytes: 1 << 20,
             last_exit: Some(ExitInfo {

@@ -580,6 +580,8 @@ mod tests {
                 unstable_restarts: 0,
                 started_at_ms: Some(1_795_426_275_268),
                 created_at_ms: 1_795_426_275_155,
+                unique_id: String::new(),
+                node_version: None,
                 cpu_percent: 3.64,
                 memory_bytes: 54_177_792,
                 last_exit: None,

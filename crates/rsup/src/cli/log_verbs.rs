@@ -2,12 +2,15 @@
 //! `flush` and `reloadLogs`.
 
 use super::args::LogsArgs;
+use super::client::{connect_existing, send};
 use super::commands::{request, select};
+use super::log_baseline::Baseline;
 use super::logs::{self, LogSource, Printer, Stream, Style};
 use crate::config::date_format;
 use crate::home::Home;
 use anyhow::Result;
-use rsup_proto::control::{Request, Target};
+use rsup_proto::app::ProcessInfo;
+use rsup_proto::control::{Reply, Request, Target};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -54,7 +57,31 @@ pub fn logs(home: &Home, a: LogsArgs) -> Result<i32> {
             name: "rsup".into(),
         });
     }
-    for p in select(home, target)? {
+    sources.extend(sources_of(select(home, target)?, only));
+    let mut printer = Printer::new(std::io::stdout().lock(), std::io::stderr().lock(), style);
+    // As PM2: `--highlight` without a value highlights nothing.
+    if std::env::var_os("NO_COLOR").is_none() {
+        printer.highlight = a.highlight.flatten().map(String::into_bytes);
+    }
+    if a.nostream {
+        logs::print_tail(&sources, a.lines, &mut printer)?;
+        return Ok(0);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_ctrl_c(stop.clone());
+    let rescan = Some(rescan(home, target, only));
+    if a.lines == 0 || a.json || a.format {
+        logs::follow(&sources, &mut printer, &stop, rescan)?;
+    } else {
+        logs::tail_then_follow(&sources, a.lines, &mut printer, &stop, rescan)?;
+    }
+    Ok(0)
+}
+
+/// The log files of `procs` that `logs` prints (`only` one stream, if set).
+fn sources_of(procs: Vec<ProcessInfo>, only: Option<Stream>) -> Vec<LogSource> {
+    let mut sources = Vec::new();
+    for p in procs {
         let label = format!("{}|{}", p.id, p.name);
         for (stream, path) in [(Stream::Out, p.out_log), (Stream::Err, p.err_log)] {
             if only.is_some_and(|o| o != stream) || path == Path::new("/dev/null") {
@@ -69,20 +96,34 @@ pub fn logs(home: &Home, a: LogsArgs) -> Result<i32> {
             });
         }
     }
+    sources
+}
 
-    let mut printer = Printer::new(std::io::stdout().lock(), std::io::stderr().lock(), style);
-    if a.nostream {
-        logs::print_tail(&sources, a.lines, &mut printer)?;
-        return Ok(0);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    stop_on_ctrl_c(stop.clone());
-    if a.lines == 0 || a.json || a.format {
-        logs::follow(&sources, &mut printer, &stop)?;
-    } else {
-        logs::tail_then_follow(&sources, a.lines, &mut printer, &stop)?;
-    }
-    Ok(0)
+/// Asks the running daemon (never starting one) which processes `target`
+/// names now, for the files of those started since `logs` began. A target
+/// that names nothing for now, or a daemon that is gone, adds nothing.
+fn rescan(home: &Home, target: &str, only: Option<Stream>) -> logs::Rescan {
+    let home = home.clone();
+    let target = Target::parse(target);
+    let baseline = Baseline::take(&home.logs_dir());
+    Box::new(move || {
+        let Ok(Some(stream)) = connect_existing(&home) else {
+            return vec![];
+        };
+        let request = Request::List {
+            target: Some(target.clone()),
+        };
+        let Ok(Reply::Done { processes }) = send(stream, &request, |_| {}) else {
+            return vec![];
+        };
+        sources_of(processes, only)
+            .into_iter()
+            .map(|s| {
+                let offset = baseline.start_of(&s.path);
+                (s, offset)
+            })
+            .collect()
+    })
 }
 
 /// PM2's `flush [target]`; `flush` and `flush all` also empty the

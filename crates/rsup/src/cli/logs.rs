@@ -17,6 +17,8 @@ use std::time::Duration;
 /// How much of a file is read at a time when looking for its last lines.
 const TAIL_CHUNK: usize = 64 * 1024;
 const POLL_INTERVAL: Duration = Duration::from_millis(150);
+/// How often `logs` asks which processes its target names now.
+const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// Most bytes taken from one file per poll, so a burst of output cannot
 /// exhaust memory; the rest is read on the next round, without sleeping.
 const MAX_READ_PER_POLL: u64 = 1 << 20;
@@ -67,6 +69,9 @@ pub struct Printer<O: Write, E: Write> {
     style: Style,
     /// Labels are padded to this.
     width: usize,
+    /// Shown on a grey background wherever it occurs in streamed lines
+    /// (`--highlight`).
+    pub highlight: Option<Vec<u8>>,
 }
 
 impl<O: Write, E: Write> Printer<O, E> {
@@ -76,6 +81,7 @@ impl<O: Write, E: Write> Printer<O, E> {
             err,
             style,
             width: 0,
+            highlight: None,
         }
     }
 
@@ -110,7 +116,10 @@ impl<O: Write, E: Write> Printer<O, E> {
                 }
                 write!(self.out, "{:<w$} | ", log.label, w = self.width)?;
                 // Logs need not be UTF-8; pass the bytes through untouched.
-                self.out.write_all(line)?;
+                match &self.highlight {
+                    Some(word) => write_highlighted(&mut self.out, line, word)?,
+                    None => self.out.write_all(line)?,
+                }
                 self.out.write_all(b"\n")
             }
             Style::Json => {
@@ -196,12 +205,19 @@ pub fn print_tail<O: Write, E: Write>(
 /// truncated (read again from its start) or is replaced, as by log rotation
 /// (the rest of the old file is read, then the new one from its start). A
 /// line is printed once its newline has been written.
+/// The log files of the processes a target names now, each with the
+/// offset its new output starts at (see [`super::log_baseline`]); asked
+/// every [`RESCAN_INTERVAL`] while following, so that processes started
+/// after `logs` began are followed too, as PM2's `logs` does.
+pub type Rescan = Box<dyn FnMut() -> Vec<(LogSource, u64)> + Send>;
+
 pub fn follow<O: Write, E: Write>(
     sources: &[LogSource],
     p: &mut Printer<O, E>,
     stop: &AtomicBool,
+    rescan: Option<Rescan>,
 ) -> io::Result<()> {
-    Follower::new(sources)?.run(p, stop)
+    Follower::new(sources)?.with_rescan(rescan).run(p, stop)
 }
 
 /// `rsup logs` without `--nostream`: the last `lines` lines of each file,
@@ -214,8 +230,9 @@ pub fn tail_then_follow<O: Write, E: Write>(
     lines: usize,
     p: &mut Printer<O, E>,
     stop: &AtomicBool,
+    rescan: Option<Rescan>,
 ) -> io::Result<()> {
-    let mut follower = Follower::new(sources)?;
+    let mut follower = Follower::new(sources)?.with_rescan(rescan);
     p.width = follower.width;
     for t in &mut follower.tracked {
         if let Some(file) = &mut t.file {
@@ -224,6 +241,23 @@ pub fn tail_then_follow<O: Write, E: Write>(
     }
     p.flush()?;
     follower.run(p, stop)
+}
+
+/// `line`, with each `word` in it on a grey background (chalk's
+/// `bgBlackBright`, which PM2 uses).
+fn write_highlighted(out: &mut impl Write, line: &[u8], word: &[u8]) -> io::Result<()> {
+    let mut rest = line;
+    while let Some(at) = (!word.is_empty())
+        .then(|| rest.windows(word.len()).position(|w| w == word))
+        .flatten()
+    {
+        out.write_all(&rest[..at])?;
+        out.write_all(b"\x1b[100m")?;
+        out.write_all(word)?;
+        out.write_all(b"\x1b[49m")?;
+        rest = &rest[at + word.len()..];
+    }
+    out.write_all(rest)
 }
 
 /// One file to print, with the label its lines get.
@@ -319,6 +353,7 @@ fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
 struct Follower {
     tracked: Vec<Tracked>,
     width: usize,
+    rescan: Option<Rescan>,
 }
 
 impl Follower {
@@ -330,7 +365,38 @@ impl Follower {
             .into_iter()
             .map(Tracked::at_end)
             .collect::<io::Result<_>>()?;
-        Ok(Follower { tracked, width })
+        Ok(Follower {
+            tracked,
+            width,
+            rescan: None,
+        })
+    }
+
+    fn with_rescan(mut self, rescan: Option<Rescan>) -> Follower {
+        self.rescan = rescan;
+        self
+    }
+
+    /// Starts following the files of processes that appeared since the
+    /// last rescan, each from where its new output begins.
+    fn add_new_files(&mut self) {
+        let Some(rescan) = &mut self.rescan else {
+            return;
+        };
+        let found = rescan();
+        let fresh: Vec<LogSource> = found
+            .iter()
+            .map(|(source, _)| source.clone())
+            .filter(|s| !self.tracked.iter().any(|t| t.log.path == s.path))
+            .collect();
+        for log in group_by_path(&fresh) {
+            let offset = found
+                .iter()
+                .find(|(s, _)| s.path == log.path)
+                .map_or(0, |(_, offset)| *offset);
+            self.width = self.width.max(log.label.chars().count());
+            self.tracked.push(Tracked::at(log, offset));
+        }
     }
 
     fn run<O: Write, E: Write>(
@@ -340,7 +406,13 @@ impl Follower {
     ) -> io::Result<()> {
         p.width = self.width;
         let mut lines = Vec::new();
+        let mut rescanned = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            if rescanned.elapsed() >= RESCAN_INTERVAL {
+                self.add_new_files();
+                p.width = self.width;
+                rescanned = std::time::Instant::now();
+            }
             let mut more = false;
             for t in &mut self.tracked {
                 more |= t.poll(&mut lines);
@@ -429,6 +501,24 @@ impl Tracked {
             }
         }
         self.read_available(lines)
+    }
+
+    /// A file first seen while following: read from `offset` on (from
+    /// its start if it does not exist yet).
+    fn at(log: LogFile, offset: u64) -> Tracked {
+        let mut t = Tracked {
+            log,
+            file: None,
+            id: (0, 0),
+            offset: 0,
+            pending: Vec::new(),
+        };
+        t.open_from_start();
+        if let Some(file) = &t.file {
+            let len = file.metadata().map_or(0, |m| m.len());
+            t.offset = offset.min(len);
+        }
+        t
     }
 
     fn open_from_start(&mut self) {
@@ -863,12 +953,42 @@ mod tests {
     }
 
     #[test]
+    fn highlight_marks_every_occurrence() {
+        let mut out = Vec::new();
+        write_highlighted(&mut out, b"GET /a GET", b"GET").unwrap();
+        assert_eq!(out, b"\x1b[100mGET\x1b[49m /a \x1b[100mGET\x1b[49m");
+        let mut out = Vec::new();
+        write_highlighted(&mut out, b"plain", b"").unwrap();
+        assert_eq!(out, b"plain");
+    }
+
+    #[test]
+    fn new_files_found_while_following_are_read_from_their_new_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a-out.log"), dir.path().join("b-out.log"));
+        append(&b, "old\n");
+        let found = vec![(source("1|b", &b), 4)];
+        let mut follower = Follower::new(&[source("0|a", &a)])
+            .unwrap()
+            .with_rescan(Some(Box::new(move || found.clone())));
+        append(&b, "new\n");
+        let (buf, stop, handle) =
+            spawn_styled(Style::Prefixed { timestamp: None }, move |p, stop| {
+                follower.run(p, stop)
+            });
+        buf.wait_for("1|b | new\n");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        assert!(!buf.text().contains("old"));
+    }
+
+    #[test]
     fn follow_runs_until_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api-out.log");
         append(&path, "before\n");
         let sources = [source("0|api", &path)];
-        let (buf, stop, handle) = spawn(move |out, stop| follow(&sources, out, stop));
+        let (buf, stop, handle) = spawn(move |out, stop| follow(&sources, out, stop, None));
         // `follow` starts at the end of the file whenever its thread gets to
         // run, so keep writing until a line shows up.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -890,7 +1010,8 @@ mod tests {
         let path = dir.path().join("api-out.log");
         append(&path, "one\ntwo\nthree\n");
         let sources = [source("0|api", &path)];
-        let (buf, stop, handle) = spawn(move |out, stop| tail_then_follow(&sources, 2, out, stop));
+        let (buf, stop, handle) =
+            spawn(move |out, stop| tail_then_follow(&sources, 2, out, stop, None));
         buf.wait_for("last 2 lines:");
         append(&path, "four\n");
         buf.wait_for("0|api | four\n");

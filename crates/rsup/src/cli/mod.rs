@@ -4,7 +4,9 @@
 mod args;
 mod client;
 mod commands;
+mod init;
 mod inspect;
+mod log_baseline;
 mod log_verbs;
 pub mod logs;
 mod module_conf;

@@ -222,6 +222,8 @@ mod tests {
             unstable_restarts: 0,
             started_at_ms: Some(1_000),
             created_at_ms: 1_000,
+            unique_id: String::new(),
+            node_version: None,
             cpu_percent: 12.0,
             memory_bytes: 44_354_764,
             last_exit: None,

@@ -395,6 +395,8 @@ mod tests {
             unstable_restarts: 1,
             started_at_ms: Some(NOW - 125_000),
             created_at_ms: NOW - 250_000,
+            unique_id: String::new(),
+            node_version: None,
             cpu_percent: 1.5,
             memory_bytes: 44_354_764, // 42.3 MiB
             last_exit: None,

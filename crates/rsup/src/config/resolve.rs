@@ -251,9 +251,12 @@ pub fn resolve(
     } else {
         ov.stop_exit_codes.clone()
     };
-    let instance_var = match &ov.instance_var {
-        Some(flag) => variable_name("--instance-var", flag)?,
-        None => match raw.instance_var.take() {
+    // PM2_PROCESS_INSTANCE_VAR names it for every app, as PM2's daemon
+    // reads it: over the app's own `instance_var`.
+    let instance_var = match (ctx.env.get("PM2_PROCESS_INSTANCE_VAR"), &ov.instance_var) {
+        (Some(var), _) if !var.is_empty() => variable_name("PM2_PROCESS_INSTANCE_VAR", var)?,
+        (_, Some(flag)) => variable_name("--instance-var", flag)?,
+        _ => match raw.instance_var.take() {
             Some(text) => variable_name("\"instance_var\"", &text)?,
             None => defaults::INSTANCE_VAR.to_string(),
         },

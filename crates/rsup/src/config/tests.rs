@@ -1013,6 +1013,29 @@ fn pm2_kill_use_message_stops_every_app_with_the_message() {
     assert!(!plain.apps[0].shutdown_with_message);
 }
 
+#[test]
+fn pm2_process_instance_var_names_the_instance_variable_of_every_app() {
+    let f = Fixture::new();
+    f.write("a.js", "");
+    let mut ctx = f.ctx.clone();
+    ctx.env
+        .insert("PM2_PROCESS_INSTANCE_VAR".into(), "INSTANCE_ID".into());
+    let flag = Overrides {
+        instance_var: Some("APP_ID".into()),
+        ..Overrides::default()
+    };
+    let a = app_from_script("a.js", &flag, &ctx).unwrap();
+    assert_eq!(a.apps[0].instance_var, "INSTANCE_ID");
+    ctx.env
+        .insert("PM2_PROCESS_INSTANCE_VAR".into(), "A=B".into());
+    let e = app_from_script("a.js", &flag, &ctx).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("PM2_PROCESS_INSTANCE_VAR must be a variable name"),
+        "{e}"
+    );
+}
+
 /// PM2's `log_file`/`log` and `-l`: a path (relative to the cwd, in a file
 /// the app's), `true` or a bare `-l` for `<logs>/<name>.log`, NULL for
 /// /dev/null, `false` for none.

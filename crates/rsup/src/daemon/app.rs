@@ -180,7 +180,7 @@ impl AppHandle {
         let (published, instances) = watch::channel(Vec::new());
         let reloading = Arc::new(AtomicBool::new(false));
         let context = Arc::new(AppContext {
-            sockets: Mutex::new(AppSockets::noticed_by(env.changed.clone())),
+            sockets: Mutex::new(AppSockets::new(env.sockets.clone(), env.changed.clone())),
             changed: env.changed.clone(),
             instance_changed: Notify::new(),
             preload: env.preload.clone(),
@@ -516,6 +516,7 @@ impl App {
             combined_log: combined_log_path(spec, id),
             pid_file: pid_path(spec, id, &self.env.home),
             created_at_ms: crate::daemon::now_ms(),
+            unique_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 

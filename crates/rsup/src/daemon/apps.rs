@@ -8,6 +8,7 @@ use super::events::Events;
 use super::instance::InstanceHandle;
 use super::preload::Preload;
 use super::reload_record::ReloadRecord;
+use super::sockets::SocketTable;
 use crate::home::Home;
 use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::Target;
@@ -29,6 +30,8 @@ pub struct AppEnv {
     next_id: AtomicU32,
     /// Told of every change worth writing to the state file.
     pub changed: Arc<Notify>,
+    /// The listening sockets of every app, so that apps can share one.
+    pub sockets: Arc<SocketTable>,
     /// Where instances publish their steps and output for subscribers.
     pub events: Arc<Events>,
     /// Set while the daemon hands its apps to a successor (`rsup update`):
@@ -78,6 +81,7 @@ impl AppEnv {
             preload_problem: preload.problem,
             next_id: AtomicU32::new(0),
             changed: Arc::new(Notify::new()),
+            sockets: Arc::default(),
             retiring: watch::Sender::new(false),
             launches: Arc::default(),
             pid_files_shared: Arc::default(),

@@ -5,6 +5,7 @@
 //! Readers turn what the child says into [`ChildEvent`]s; nothing a child
 //! sends can do more than that, and garbage is ignored.
 
+use super::events::MessageRelay;
 use crate::lines::read_line;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use rsup_proto::framing::{decode, encode};
@@ -50,10 +51,11 @@ impl Channels {
         node: Option<UnixStream>,
         worker: UnixStream,
         events: mpsc::Sender<ChildEvent>,
+        relay: Option<MessageRelay>,
     ) -> Channels {
         let node = node.map(|stream| {
             let (read, write) = stream.into_split();
-            tokio::spawn(read_node_channel(read, events.clone()));
+            tokio::spawn(read_node_channel(read, events.clone(), relay));
             write
         });
         let (read, write) = worker.into_split();
@@ -135,22 +137,35 @@ async fn write_line(w: &mut OwnedWriteHalf, line: &[u8]) -> bool {
 async fn read_node_channel(
     read: tokio::net::unix::OwnedReadHalf,
     events: mpsc::Sender<ChildEvent>,
+    relay: Option<MessageRelay>,
 ) {
     let mut reader = BufReader::with_capacity(READ_BUF, read);
     let mut line = Vec::new();
     while let Ok(true) = read_line(&mut reader, &mut line).await {
-        // PM2 apps send the bare string 'ready'; everything else on this
-        // channel (process:msg packets, Node-internal NODE_* commands) is
-        // not ours.
-        let ready = matches!(
-            decode::<serde_json::Value>(&line),
-            Ok(serde_json::Value::String(s)) if s == "ready"
-        );
+        let message = decode::<serde_json::Value>(&line);
         release_if_large(&mut line);
+        let Ok(message) = message else { continue };
+        // PM2 apps send the bare string 'ready'; Node's own commands
+        // (`{cmd: 'NODE_...'}`) are not the app's; everything the app
+        // sends goes to the bus, as PM2's does ('ready' too).
+        let ready = message == "ready";
+        if !node_internal(&message) {
+            if let Some(relay) = &relay {
+                relay.publish(message);
+            }
+        }
         if ready && events.send(ChildEvent::Ready).await.is_err() {
             return;
         }
     }
+}
+
+/// A message Node itself sends on the channel (handles, cluster).
+fn node_internal(message: &serde_json::Value) -> bool {
+    message
+        .get("cmd")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|cmd| cmd.starts_with("NODE_"))
 }
 
 async fn read_worker_channel(
@@ -216,7 +231,7 @@ mod proptests {
     }
 
     fn node(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChildEvent>) -> BoxedRead {
-        Box::pin(read_node_channel(r, tx))
+        Box::pin(read_node_channel(r, tx, None))
     }
 
     proptest! {
@@ -256,10 +271,52 @@ mod tests {
     use rsup_proto::worker::WorkerMessage;
 
     #[tokio::test]
+    async fn the_apps_messages_go_to_the_bus_and_nodes_own_do_not() {
+        use crate::daemon::events::{Event, Events, LogSource};
+        let events = std::sync::Arc::new(Events::default());
+        let mut bus = events.subscribe();
+        let relay = MessageRelay {
+            events: events.clone(),
+            source: std::sync::Arc::new(LogSource {
+                id: 2,
+                name: "api".into(),
+                namespace: "default".into(),
+            }),
+        };
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let (read, _write) = ours.into_split();
+        let reader = tokio::spawn(read_node_channel(read, tx, Some(relay)));
+        let (_, mut w) = theirs.into_split();
+        w.write_all(
+            b"{\"cmd\":\"NODE_HANDLE\"}\n\"ready\"\n{\"type\":\"process:msg\",\"data\":1}\n",
+        )
+        .await
+        .unwrap();
+        drop(w);
+        reader.await.unwrap();
+        assert!(matches!(rx.recv().await, Some(ChildEvent::Ready)));
+        let mut relayed = Vec::new();
+        while let Ok(event) = bus.try_recv() {
+            if let Event::Message {
+                message, source, ..
+            } = &*event
+            {
+                assert_eq!(source.id, 2);
+                relayed.push(message.to_string());
+            }
+        }
+        assert_eq!(
+            relayed,
+            ["\"ready\"", "{\"type\":\"process:msg\",\"data\":1}"]
+        );
+    }
+
+    #[tokio::test]
     async fn reads_lines_longer_than_the_read_buffer() {
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let (tx, mut rx) = mpsc::channel(4);
-        let _channels = Channels::open(None, ours, tx);
+        let _channels = Channels::open(None, ours, tx, None);
         let path = format!("/tmp/{}", "p".repeat(READ_BUF * 20));
         let long = WorkerMessage::Listen {
             request: 7,
@@ -286,7 +343,7 @@ mod tests {
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let (worker, _w) = UnixStream::pair().unwrap();
         let (tx, mut rx) = mpsc::channel(4);
-        let _channels = Channels::open(Some(ours), worker, tx);
+        let _channels = Channels::open(Some(ours), worker, tx, None);
         let big = serde_json::json!({ "cmd": "x".repeat(READ_BUF * 10) });
         let mut bytes = encode(&big);
         bytes.extend_from_slice(&encode(&"ready"));

@@ -31,6 +31,12 @@ pub enum Event {
         identity: Arc<Identity>,
         state: InstanceState,
     },
+    /// A message a process sent on its Node IPC channel.
+    Message {
+        source: Arc<LogSource>,
+        at_ms: u64,
+        message: serde_json::Value,
+    },
     /// One read of a process's stdout or stderr.
     Log {
         source: Arc<LogSource>,
@@ -40,7 +46,7 @@ pub enum Event {
     },
 }
 
-/// Whose output a log event carries.
+/// Whose output or message an event carries.
 pub struct LogSource {
     pub id: u32,
     pub name: String,
@@ -88,6 +94,18 @@ impl Events {
         }));
     }
 
+    /// Publishes a message a process sent (`process.send`).
+    pub fn message(&self, source: &Arc<LogSource>, message: serde_json::Value) {
+        if !self.listened() {
+            return;
+        }
+        let _ = self.sender.send(Arc::new(Event::Message {
+            source: source.clone(),
+            at_ms: super::now_ms(),
+            message,
+        }));
+    }
+
     fn log(&self, source: &Arc<LogSource>, stream: LogStream, data: &[u8]) {
         if !self.listened() {
             return;
@@ -98,6 +116,18 @@ impl Events {
             at_ms: super::now_ms(),
             data: data.to_vec(),
         }));
+    }
+}
+
+/// Where a process's messages go: the bus, as coming from `source`.
+pub struct MessageRelay {
+    pub events: Arc<Events>,
+    pub source: Arc<LogSource>,
+}
+
+impl MessageRelay {
+    pub fn publish(&self, message: serde_json::Value) {
+        self.events.message(&self.source, message);
     }
 }
 
@@ -184,7 +214,9 @@ mod tests {
                     assert_eq!((source.id, *stream), (4, LogStream::Out));
                     published.extend_from_slice(data);
                 }
-                Event::Process { .. } => panic!("a log read published a process event"),
+                Event::Process { .. } | Event::Message { .. } => {
+                    panic!("a log read published another event")
+                }
             }
         }
         assert_eq!(published, b"hello\nworld");

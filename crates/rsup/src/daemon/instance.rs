@@ -79,6 +79,8 @@ pub struct Identity {
     pub pid_file: PathBuf,
     /// When the instance was created, ms since the Unix epoch.
     pub created_at_ms: u64,
+    /// PM2's `unique_id`: a UUID, new for each instance.
+    pub unique_id: String,
 }
 
 /// What an app's instances share: the app's listening sockets and how to
@@ -366,6 +368,7 @@ impl Runner {
             spec,
             id: self.identity.id,
             instance: self.identity.instance,
+            unique_id: &self.identity.unique_id,
             restarts,
             out_log: &self.identity.out_log,
             err_log: &self.identity.err_log,

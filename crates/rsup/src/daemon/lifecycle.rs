@@ -10,6 +10,7 @@ use super::descriptors::{
 use super::handover::Seat;
 use super::health::{self, HealthOptions, Readiness};
 use super::metrics::Sampler;
+use super::node_versions::NodeVersions;
 use super::preload::Preload;
 use super::retire::{self, Retirement};
 use super::server;
@@ -37,6 +38,8 @@ pub struct Daemon {
     pub retirement: Retirement,
     /// What `/readyz` answers (see [`health`]).
     pub readiness: Readiness,
+    /// For the lists' `node_version`.
+    pub node_versions: NodeVersions,
 }
 
 /// Runs the daemon until `rsup kill` or a termination signal. `apps` are
@@ -90,6 +93,7 @@ fn run_as(
         // Apps given here: --no-daemon, or the systemd unit's --resurrect.
         retirement: Retirement::new(!apps.is_empty()),
         readiness: Readiness::default(),
+        node_versions: Default::default(),
     });
     let result = runtime.block_on(serve(daemon.clone(), apps, lock, health));
     // Only while the seat is ours: a daemon that handed it over, or never

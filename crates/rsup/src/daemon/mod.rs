@@ -13,7 +13,8 @@
 //! - one instance's life (launch → ready → exit → restart): [`instance`]
 //! - building the child process and its channels: [`spawn`], [`channels`],
 //!   [`process`]
-//! - listening sockets shared by an app's instances: [`sockets`]
+//! - listening sockets shared by an app's instances, and by apps on one
+//!   address: [`sockets`]
 //! - stopping a process (signal, timeout, SIGKILL): [`stop`]
 //! - crash restarts and backoff: [`restart_policy`]; restarts over a
 //!   memory limit: [`memory_limit`]
@@ -21,8 +22,8 @@
 //!   [`log_writer`], the lines written [`log_lines`], opening them again
 //!   (`reloadLogs`) [`log_reopen`], rotating them (pm2-logrotate's
 //!   settings) [`log_rotate`], and the daemon's own log [`own_log_rotate`];
-//!   pid files: [`pid_file`]; CPU/memory:
-//!   [`metrics`]
+//!   pid files: [`pid_file`]; CPU/memory: [`metrics`]; the Node version of
+//!   each interpreter: [`node_versions`]
 //! - the state on disk, and recovering after a killed daemon:
 //!   [`state_file`], [`recover`]
 //! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
@@ -57,6 +58,7 @@ mod log_rotate;
 mod log_writer;
 mod memory_limit;
 mod metrics;
+mod node_versions;
 mod own_listeners;
 mod own_log_rotate;
 mod pid1;

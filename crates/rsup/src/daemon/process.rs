@@ -40,12 +40,13 @@ impl Proc {
             node_channel,
             worker_channel,
             log_copiers,
+            relay,
         } = launch(req)?;
         let (events_tx, events) = mpsc::channel(16);
         Ok(Proc {
             child,
             pid,
-            channels: Channels::open(node_channel, worker_channel, events_tx),
+            channels: Channels::open(node_channel, worker_channel, events_tx, relay),
             events,
             log_copiers,
             started: Instant::now(),

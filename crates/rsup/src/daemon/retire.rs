@@ -542,6 +542,7 @@ mod tests {
             exit: Default::default(),
             retirement: Retirement::new(false),
             readiness: Default::default(),
+            node_versions: Default::default(),
         }
     }
 

@@ -1,9 +1,14 @@
-//! The listening sockets the daemon owns. Each app's addresses are bound
-//! once, the first time an instance asks, and every instance gets a
-//! duplicate; they close only when the app is gone. Because the daemon's
-//! copy stays open, the kernel's accept queue survives every restart and
-//! reload: a connection waiting in it is accepted by whichever instance
-//! accepts next, never refused.
+//! The listening sockets the daemon owns. Each address is bound once, the
+//! first time an instance asks, and every instance gets a duplicate; a
+//! socket closes only when no app that uses it has anything running.
+//! Because the daemon's copy stays open, the kernel's accept queue survives
+//! every restart and reload: a connection waiting in it is accepted by
+//! whichever instance accepts next, never refused.
+//!
+//! Apps share an address as PM2's cluster mode lets them (two apps running
+//! one script under two names, both on port 8000): the daemon-wide
+//! [`SocketTable`] gives a second app the socket the first bound, and the
+//! socket closes with its last user.
 
 use super::own_listeners::{socket_inode, socket_inodes};
 use rsup_proto::worker::{ListenAddress, ListenError};
@@ -13,19 +18,70 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
 
 /// Node's default backlog.
 const BACKLOG: i32 = 511;
 
+/// The daemon's sockets of fixed addresses, whichever apps hold them. An
+/// entry lives as long as some app holds its socket (the apps hold the
+/// strong references), so the table never keeps a socket open by itself.
+#[derive(Default)]
+pub struct SocketTable(Mutex<HashMap<ListenAddress, Weak<OwnedFd>>>);
+
+impl SocketTable {
+    /// The socket for `address`: the one another app holds, else `fd`.
+    fn file(&self, address: &ListenAddress, fd: OwnedFd) -> Arc<OwnedFd> {
+        let mut table = self.0.lock().unwrap();
+        if let Some(held) = table.get(address).and_then(Weak::upgrade) {
+            return held;
+        }
+        table.retain(|_, weak| weak.strong_count() > 0);
+        let fd = Arc::new(fd);
+        table.insert(address.clone(), Arc::downgrade(&fd));
+        fd
+    }
+
+    /// The socket for `address`: the one another app holds, else one
+    /// bound now (under the lock, so that two apps never bind one address
+    /// twice, nor one binds a Unix path while another removes it).
+    fn get_or_bind(
+        &self,
+        address: &ListenAddress,
+        host_ip: Option<IpAddr>,
+    ) -> Result<Arc<OwnedFd>, ListenError> {
+        let mut table = self.0.lock().unwrap();
+        if let Some(held) = table.get(address).and_then(Weak::upgrade) {
+            return Ok(held);
+        }
+        table.retain(|_, weak| weak.strong_count() > 0);
+        let fd = Arc::new(bind(address, host_ip)?);
+        table.insert(address.clone(), Arc::downgrade(&fd));
+        Ok(fd)
+    }
+
+    /// Drops an app's hold on the socket of `address`. The last hold
+    /// closes it, and removes its Unix socket file unless `leave_path`.
+    fn let_go(&self, address: &ListenAddress, fd: Arc<OwnedFd>, leave_path: bool) {
+        let _table = self.0.lock().unwrap();
+        let closed = Arc::into_inner(fd).is_some();
+        if let (ListenAddress::Unix { path }, true, false) = (address, closed, leave_path) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// One app's sockets. A request for port 0 means "a free port": the n-th
 /// such request of each process gets the app's n-th ephemeral socket, so
-/// instances share ports while one process can still open several.
+/// instances share ports while one process can still open several; those
+/// are never shared with another app.
 #[derive(Default)]
 pub struct AppSockets {
-    bound: HashMap<ListenAddress, OwnedFd>,
+    bound: HashMap<ListenAddress, Arc<OwnedFd>>,
     ephemeral: HashMap<(Option<String>, usize), OwnedFd>,
+    /// Where sockets of fixed addresses are shared with other apps.
+    table: Arc<SocketTable>,
     /// Told when a socket is bound, so that the state file lists it.
     changed: Option<Arc<Notify>>,
     /// Another daemon serves these sockets too (during and after a
@@ -45,8 +101,9 @@ pub struct SavedSocket {
 }
 
 impl AppSockets {
-    pub fn noticed_by(changed: Arc<Notify>) -> AppSockets {
+    pub fn new(table: Arc<SocketTable>, changed: Arc<Notify>) -> AppSockets {
         AppSockets {
+            table,
             changed: Some(changed),
             ..AppSockets::default()
         }
@@ -75,7 +132,7 @@ impl AppSockets {
         let bound = self
             .bound
             .iter()
-            .map(|(address, fd)| (address.clone(), None, fd));
+            .map(|(address, fd)| (address.clone(), None, &**fd));
         let ephemeral = self.ephemeral.iter().map(|((host, index), fd)| {
             let address = ListenAddress::Tcp {
                 host: host.clone(),
@@ -96,13 +153,15 @@ impl AppSockets {
             })
     }
 
-    /// Takes back a socket a previous daemon had bound, where it was.
+    /// Takes back a socket a previous daemon had bound, where it was (a
+    /// socket several apps shared comes once per app, and is filed once).
     pub fn adopt(&mut self, saved: &SavedSocket, fd: OwnedFd) {
         match (&saved.address, saved.ephemeral_index) {
             (ListenAddress::Tcp { host, port: 0 }, Some(index)) => {
                 self.ephemeral.insert((host.clone(), index), fd);
             }
             (address, _) => {
+                let fd = self.table.file(address, fd);
                 self.bound.insert(address.clone(), fd);
             }
         }
@@ -129,11 +188,11 @@ impl AppSockets {
             }
             _ => {
                 if !self.bound.contains_key(address) {
-                    let fd = bind(address, host_ip)?;
+                    let fd = self.table.get_or_bind(address, host_ip)?;
                     self.bound.insert(address.clone(), fd);
                     self.notice();
                 }
-                &self.bound[address]
+                &*self.bound[address]
             }
         };
         fd.try_clone().map_err(|e| listen_error(&e, address))
@@ -145,6 +204,7 @@ impl AppSockets {
         socket_inodes(
             self.bound
                 .values()
+                .map(|fd| &**fd)
                 .chain(self.ephemeral.values())
                 .map(|fd| fd.as_fd()),
         )
@@ -156,17 +216,15 @@ impl AppSockets {
         }
     }
 
-    /// Closes every socket (the app is gone or has nothing running), so
-    /// that connections are refused rather than left waiting, removing Unix
-    /// socket files. Whether it held any.
+    /// Lets go of every socket (the app is gone or has nothing running):
+    /// those no other app holds close, so that connections are refused
+    /// rather than left waiting, and their Unix socket files go. Whether it
+    /// held any.
     pub fn release(&mut self) -> bool {
         let held = !self.bound.is_empty() || !self.ephemeral.is_empty();
-        for address in self.bound.keys().filter(|_| !self.leave_paths) {
-            if let ListenAddress::Unix { path } = address {
-                let _ = std::fs::remove_file(path);
-            }
+        for (address, fd) in self.bound.drain() {
+            self.table.let_go(&address, fd, self.leave_paths);
         }
-        self.bound.clear();
         self.ephemeral.clear();
         held
     }
@@ -304,6 +362,45 @@ mod tests {
         // Another app never shares.
         let d = AppSockets::default().get(&any, ip(&any), 0).unwrap();
         assert_ne!(port_of(&a), port_of(&d));
+    }
+
+    #[test]
+    fn apps_share_a_fixed_address_until_the_last_lets_go() {
+        let table = Arc::new(SocketTable::default());
+        let app = || AppSockets::new(table.clone(), Arc::new(Notify::new()));
+        let (mut http, mut http2) = (app(), app());
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let address = ListenAddress::Tcp {
+            host: Some("127.0.0.1".into()),
+            port,
+        };
+        let a = http.get(&address, ip(&address), 0).unwrap();
+        let b = http2.get(&address, ip(&address), 0).unwrap();
+        assert_eq!(http.inodes(), http2.inodes(), "one socket for both apps");
+        drop((a, b));
+        // The first app stops: the second still accepts on the socket.
+        http.release();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        // ...and the first, started again, shares it once more.
+        http.get(&address, ip(&address), 0).unwrap();
+        assert_eq!(http.inodes(), http2.inodes());
+        http.release();
+        http2.release();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        // A Unix socket file goes with the last app that held it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let unix = ListenAddress::Unix {
+            path: path.to_str().unwrap().into(),
+        };
+        http.get(&unix, None, 0).unwrap();
+        http2.get(&unix, None, 0).unwrap();
+        http.release();
+        assert!(path.exists());
+        http2.release();
+        assert!(!path.exists());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (the app's, PM2's variables, rsup's), its own process group, the Node IPC
 //! channel, the rsup worker channel, and stdout/stderr into the logs.
 
-use super::events::{tap, Events, LogSource};
+use super::events::{tap, Events, LogSource, MessageRelay};
 use super::log_lines::{JsonFields, LineFormat};
 use super::log_writer::{spawn_copier, LogTarget};
 use crate::config::interpreter;
@@ -43,6 +43,8 @@ pub struct LaunchRequest<'a> {
     pub spec: &'a AppSpec,
     pub id: u32,
     pub instance: u32,
+    /// PM2's `unique_id` of the instance.
+    pub unique_id: &'a str,
     pub restarts: u32,
     pub out_log: &'a PathBuf,
     pub err_log: &'a PathBuf,
@@ -66,6 +68,8 @@ pub struct Launched {
     pub worker_channel: UnixStream,
     /// The stdout and stderr copiers; they end when the pipes close.
     pub log_copiers: Vec<JoinHandle<()>>,
+    /// Where the messages the app sends on its Node channel go.
+    pub relay: Option<MessageRelay>,
 }
 
 pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
@@ -190,16 +194,21 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
     }
     if let Some(err) = child.stderr.take() {
         log_copiers.push(spawn_copier(
-            tap(req.events, err, source, LogStream::Err),
+            tap(req.events, err, source.clone(), LogStream::Err),
             target(req.err_log, "err"),
         ));
     }
+    let relay = req.events.map(|events| MessageRelay {
+        events: events.clone(),
+        source,
+    });
     Ok(Launched {
         child,
         pid,
         node_channel,
         worker_channel: into_tokio(worker_parent)?,
         log_copiers,
+        relay,
     })
 }
 
@@ -266,6 +275,7 @@ pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
         spec: &info.spec,
         id: info.id,
         instance: info.instance,
+        unique_id: &info.unique_id,
         restarts: info.restarts,
         out_log: &info.out_log,
         err_log: &info.err_log,
@@ -281,6 +291,7 @@ fn pm2_variables(req: &LaunchRequest) -> Vec<(String, String)> {
     let mut vars = spec.instance_variables(req.instance);
     vars.extend([
         ("pm_id".into(), req.id.to_string()),
+        ("unique_id".into(), req.unique_id.to_string()),
         ("name".into(), spec.name.clone()),
         ("exec_mode".into(), spec.exec_mode.pm2_name().into()),
         ("instances".into(), spec.instances.to_string()),

@@ -8,7 +8,7 @@
 
 const { EventEmitter } = require('node:events');
 const relay = require('./relay');
-const { processEvent, logEvent } = require('./shape');
+const { processEvent, logEvent, messageEvent } = require('./shape');
 
 function toPattern(event) {
   const escaped = event.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
@@ -92,6 +92,11 @@ function launchBus(options, cb) {
         case 'log':
           bus._deliver(line.stream === 'err' ? 'log:err' : 'log:out', logEvent(line));
           break;
+        case 'message': {
+          const [event, packet] = messageEvent(line);
+          bus._deliver(event, packet);
+          break;
+        }
         case 'dropped':
           // Not PM2's: this subscriber fell behind and missed events.
           bus._deliver('rsup:dropped', { count: line.count });

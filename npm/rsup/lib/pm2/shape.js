@@ -41,4 +41,16 @@ function logEvent(event) {
   };
 }
 
-module.exports = { monitorData, operated, processEvent, logEvent };
+// A message the app sent (`process.send`), as PM2's bus names and shapes
+// it: `{ type, data }` under its type with `data`, anything else as
+// `process:msg` with `raw`.
+function messageEvent(event) {
+  const m = event.message;
+  const process = { pm_id: event.id, name: event.name, namespace: event.namespace };
+  if (m && typeof m === 'object' && m.type && m.data) {
+    return [String(m.type), { at: event.at_ms, data: m.data, process: { ...process, rev: null } }];
+  }
+  return ['process:msg', { at: event.at_ms, raw: m, process }];
+}
+
+module.exports = { monitorData, operated, processEvent, logEvent, messageEvent };

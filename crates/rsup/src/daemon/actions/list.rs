@@ -51,7 +51,15 @@ fn report(daemon: &Daemon, handles: &[InstanceHandle], inherited: bool) -> Vec<P
         .map(|h| {
             let state = h.state();
             let usage = state.pid.map(|pid| sampler.sample(pid));
-            process_info(&h.identity, state, usage, inherited)
+            let node_version = state
+                .spec
+                .node
+                .then(|| daemon.node_versions.of(state.spec.interpreter.as_deref()?))
+                .flatten();
+            ProcessInfo {
+                node_version,
+                ..process_info(&h.identity, state, usage, inherited)
+            }
         })
         .collect()
 }
@@ -82,6 +90,8 @@ pub fn process_info(
         unstable_restarts: state.unstable_restarts,
         started_at_ms: state.started_at_ms,
         created_at_ms: identity.created_at_ms,
+        unique_id: identity.unique_id.clone(),
+        node_version: None,
         cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
         memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
         last_exit: state.last_exit,

@@ -14,6 +14,12 @@ use std::sync::Arc;
 /// once, before anything starts; see [`crate::daemon::apps::Apps::claim`]),
 /// and answers once each instance is ready or has failed.
 pub async fn start(daemon: &Daemon, apps: Vec<AppSpec>, force: bool) -> Reply {
+    // Learnt meanwhile, for the list that usually follows.
+    for spec in apps.iter().filter(|s| s.node) {
+        if let Some(interpreter) = &spec.interpreter {
+            daemon.node_versions.of(interpreter);
+        }
+    }
     let claimed = match daemon.apps.claim(apps, force) {
         Ok(claimed) => claimed,
         Err(message) => return error(message),

@@ -78,6 +78,17 @@ fn to_wire(event: &Event, logs: bool) -> Option<BusEvent> {
             at_ms: *at_ms,
             process: Box::new(process_info(identity, state.clone(), None, false)),
         }),
+        Event::Message {
+            source,
+            at_ms,
+            message,
+        } => Some(BusEvent::Message {
+            id: source.id,
+            name: source.name.clone(),
+            namespace: source.namespace.clone(),
+            at_ms: *at_ms,
+            message: message.clone(),
+        }),
         Event::Log {
             source,
             stream,
@@ -125,6 +136,7 @@ mod tests {
             exit: tokio::sync::Notify::new(),
             retirement: Retirement::new(false),
             readiness: Default::default(),
+            node_versions: Default::default(),
         })
     }
 
@@ -281,6 +293,7 @@ mod tests {
             combined_log: None,
             pid_file: "/p/quiet-7.pid".into(),
             created_at_ms: 1,
+            unique_id: "u".into(),
         });
         let state = InstanceState {
             status: Status::Stopped,
