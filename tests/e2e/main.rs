@@ -13,6 +13,7 @@ mod instance_vars;
 mod log_loss;
 mod log_rotation;
 mod logs;
+mod long_lived;
 mod monit;
 mod namespaces;
 mod pid_files;
