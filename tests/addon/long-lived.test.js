@@ -155,3 +155,10 @@ test('graceful(server, { websockets: fn }) gets the open upgraded sockets once',
   assert.deepEqual(calls, [2]);
   for (const c of clients) assert.deepEqual(await c.closed, { code: 1001, reason: 'bye' });
 });
+
+test('graceful(server, { websockets }) refuses what is neither a boolean nor a function', () => {
+  const { graceful } = require('../../npm/rsup/lib/graceful');
+  const server = http.createServer();
+  assert.throws(() => graceful(server, { websockets: 'close' }), /expected true, false or a function/);
+  assert.equal(server[WEBSOCKETS], undefined);
+});
