@@ -162,3 +162,21 @@ test('graceful(server, { websockets }) refuses what is neither a boolean nor a f
   assert.throws(() => graceful(server, { websockets: 'close' }), /expected true, false or a function/);
   assert.equal(server[WEBSOCKETS], undefined);
 });
+
+test('a client that never answers the close frame is let go by dropLeaving()', async (t) => {
+  const { server } = wsEchoServer();
+  const drain = drainer(server);
+  const port = await listen(t, server);
+  const deaf = wsClient(port);
+  const polite = wsClient(port);
+  await Promise.all([deaf.open, polite.open]);
+  deaf.ws._socket.pause(); // reads nothing more: no close frame, no answer
+
+  let drained = false;
+  const done = drain(undefined, 0).then(() => (drained = true));
+  assert.equal((await polite.closed).code, 1012);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(drained, false, 'the drain waits for the client that did not answer');
+  drain.dropLeaving();
+  await done;
+});

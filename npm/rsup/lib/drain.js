@@ -24,7 +24,7 @@
 
 const net = require('node:net');
 const tls = require('node:tls');
-const { askUpgradedToGo, isEventStream, endEventStream } = require('./long-lived');
+const { askUpgradedToGo, wasAskedToGo, isEventStream, endEventStream } = require('./long-lived');
 
 const MAX_IDLE_GRACE_MS = 1000;
 
@@ -173,7 +173,14 @@ function http1Drainer(server) {
     if (graceOver || leaving.has(socket)) socket.end();
   }
 
-  return function drain(forceAt, idleGraceMs) {
+  // Connections asked to go that are still there (a client that does not
+  // answer a close frame) are destroyed when the caller stops waiting.
+  drain.dropLeaving = () => {
+    for (const socket of httpSockets) if (wasAskedToGo(socket) || leaving.has(socket)) socket.destroy();
+  };
+  return drain;
+
+  function drain(forceAt, idleGraceMs) {
     if (responses === null) {
       responses = new Map();
       for (const socket of httpSockets) if (socket._httpMessage) follow(socket._httpMessage, socket);
@@ -199,7 +206,7 @@ function http1Drainer(server) {
       for (const socket of responses.values()) socket.destroy();
       return cut;
     });
-  };
+  }
 }
 
 // A connection listener adding each socket to `set` until it closes; one

@@ -57,6 +57,10 @@ function askUpgradedToGo(server, sockets) {
   }
 }
 
+function wasAskedToGo(socket) {
+  return socket[ASKED] === true;
+}
+
 // The `ws` library's WebSocket running on `socket`, or null. ws keeps it
 // under a private symbol named 'websocket' (ws 2 to 8).
 function websocketOf(socket) {
@@ -87,4 +91,4 @@ function endEventStream(res) {
 
 function ignore() {}
 
-module.exports = { askUpgradedToGo, websocketOf, isEventStream, endEventStream, WEBSOCKETS };
+module.exports = { askUpgradedToGo, wasAskedToGo, websocketOf, isEventStream, endEventStream, WEBSOCKETS };
