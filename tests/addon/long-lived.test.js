@@ -180,3 +180,33 @@ test('a client that never answers the close frame is let go by dropLeaving()', a
   drain.dropLeaving();
   await done;
 });
+
+test('an event stream that starts during the drain is ended as it starts, with Connection: close', async (t) => {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/plain') return res.end('plain');
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: hello\n\n');
+    const timer = setInterval(() => res.write('data: tick\n\n'), 5);
+    req.on('close', () => clearInterval(timer));
+  });
+  const drain = drainer(server);
+  const port = await listen(t, server);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const get = (path) =>
+    new Promise((resolve, reject) => {
+      http
+        .get({ port, host: '127.0.0.1', path, agent }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ text, headers: res.headers }));
+        })
+        .on('error', reject);
+    });
+  await get('/plain'); // leaves an idle keep-alive connection
+  drain(undefined, 60_000);
+  const stream = await get('/events'); // on that connection, in the grace
+  assert.equal(stream.headers.connection, 'close');
+  assert.equal(stream.text, 'data: hello\n\n');
+});
