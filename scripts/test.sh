@@ -10,6 +10,9 @@ cargo build --workspace
 # The addon and the rsup binary inside the npm package (npm/rsup/native),
 # next to the preload the daemon gives Node apps.
 node npm/rsup/scripts/build.js --debug --with-cli
+# ws, socket.io and its client, pinned in tests/package-lock.json, for the
+# apps and clients of the long-lived connection tests.
+npm ci --prefix tests --no-audit --no-fund --loglevel=error
 cargo test --workspace
 # The container example's manifests and Dockerfile (its image's command runs
 # in the e2e tests).

@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
+import type { Socket } from 'node:net';
 
 export type Supervisor = 'rsup' | 'pm2' | 'systemd' | 'none';
 
@@ -35,12 +36,29 @@ export function onShutdown(fn: () => unknown | Promise<unknown>, opts?: Shutdown
 
 type AnyServer = HttpServer | HttpsServer | Http2Server | Http2SecureServer;
 
+export interface GracefulOptions extends ShutdownOptions {
+  /**
+   * What the drain does with connections that left HTTP through `upgrade`
+   * (WebSocket, socket.io's websocket transport, other protocols).
+   * - `true` (default): a `ws` WebSocket (socket.io's included) gets a 1012
+   *   Service Restart close frame; others are left alone until the deadline.
+   * - `false`: all are left to the app; the drain waits for them until its
+   *   deadline.
+   * - a function: called once, when the server has stopped accepting, with
+   *   the open upgraded sockets, to ask them to go in the app's own way.
+   * Event streams (`text/event-stream`) are ended in every case.
+   */
+  websockets?: boolean | ((sockets: Socket[]) => void);
+}
+
 /**
  * Drains `server` on shutdown: stops accepting, closes idle keep-alive
- * connections, lets in-flight requests finish with `Connection: close` and
- * destroys what is left at the deadline. Returns the server.
+ * connections, lets in-flight requests finish with `Connection: close`,
+ * asks WebSocket (`ws`, socket.io) connections to go with a 1012 close and
+ * ends server-sent event streams, and destroys what is left at the
+ * deadline. Returns the server.
  */
-export function graceful<S extends AnyServer>(server: S, opts?: ShutdownOptions): S;
+export function graceful<S extends AnyServer>(server: S, opts?: GracefulOptions): S;
 
 /** Background work that shutdown waits for before cleanup handlers run. */
 export function track<T>(work: Promise<T> | (() => T | Promise<T>)): Promise<Awaited<T>>;

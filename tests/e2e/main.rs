@@ -14,6 +14,7 @@ mod kubernetes;
 mod log_loss;
 mod log_rotation;
 mod logs;
+mod long_lived;
 mod monit;
 mod namespaces;
 mod pid_files;

@@ -13,6 +13,10 @@
 // answered with `Connection: close`; only those still idle after it are
 // closed.
 //
+// Connections that never end on their own (WebSocket and other upgraded
+// ones, server-sent event streams) are asked to go once the server stops
+// accepting: long-lived.js.
+//
 // drainer(server) must be called before the server accepts connections: it
 // counts them as they come. It returns drain(forceAt, idleGraceMs), which
 // resolves with the number of requests cut off at forceAt (a time from
@@ -20,6 +24,7 @@
 
 const net = require('node:net');
 const tls = require('node:tls');
+const { askUpgradedToGo, wasAskedToGo, isEventStream, endEventStream } = require('./long-lived');
 
 const MAX_IDLE_GRACE_MS = 1000;
 
@@ -103,6 +108,7 @@ function http1Drainer(server) {
   const queued = new Map(); // pipelined response, until it closes -> its socket
   let responses = null; // from the drain on: in-flight response -> its socket
   let graceOver = false;
+  const leaving = new WeakSet(); // sockets of ended event streams
   const wasClosed = watchClose(server);
 
   server.on('connection', trackIn(connections));
@@ -127,8 +133,28 @@ function http1Drainer(server) {
   function follow(res, socket) {
     if (responses.has(res)) return;
     responses.set(res, socket);
+    if (res.headersSent) {
+      if (isEventStream(res)) endStream(res, socket);
+    } else {
+      // A stream that starts during the drain is ended as it starts.
+      endWhenEventStream(res, socket);
+    }
     closeAfterResponse(res);
     res.on('close', onFollowedClose);
+  }
+  // Its client reconnects, on a new connection: the socket goes with it.
+  function endStream(res, socket) {
+    leaving.add(socket);
+    endEventStream(res);
+  }
+  function endWhenEventStream(res, socket) {
+    const writeHead = res.writeHead;
+    res.writeHead = function writeHeadThenEnd(...args) {
+      const result = writeHead.apply(this, args);
+      // After what the app writes along with its headers.
+      if (isEventStream(res)) process.nextTick(endStream, res, socket);
+      return result;
+    };
   }
   function onFollowedClose() {
     const socket = responses.get(this);
@@ -144,10 +170,17 @@ function http1Drainer(server) {
     // the idle grace it is left like any idle connection (that request is
     // answered with `Connection: close`, or the grace's end closes it);
     // after the grace nothing else would end it.
-    if (graceOver) socket.end();
+    if (graceOver || leaving.has(socket)) socket.end();
   }
 
-  return function drain(forceAt, idleGraceMs) {
+  // Connections asked to go that are still there (a client that does not
+  // answer a close frame) are destroyed when the caller stops waiting.
+  drain.dropLeaving = () => {
+    for (const socket of httpSockets) if (wasAskedToGo(socket) || leaving.has(socket)) socket.destroy();
+  };
+  return drain;
+
+  function drain(forceAt, idleGraceMs) {
     if (responses === null) {
       responses = new Map();
       for (const socket of httpSockets) if (socket._httpMessage) follow(socket._httpMessage, socket);
@@ -155,6 +188,8 @@ function http1Drainer(server) {
       queued.clear();
     }
     const closed = closeServer(server, wasClosed, net.Server.prototype.close);
+    // Not accepting any more: reconnects go to the server's successor.
+    askUpgradedToGo(server, httpSockets);
     const grace = idleGraceMs ?? Math.min(MAX_IDLE_GRACE_MS, forceAt === undefined ? Infinity : (forceAt - Date.now()) / 4);
     // The http server's own close: idle connections (by Node's own list,
     // 18.2+, which also knows requests whose headers are still arriving)
@@ -171,7 +206,7 @@ function http1Drainer(server) {
       for (const socket of responses.values()) socket.destroy();
       return cut;
     });
-  };
+  }
 }
 
 // A connection listener adding each socket to `set` until it closes; one

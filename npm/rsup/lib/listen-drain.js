@@ -60,8 +60,14 @@ function createListenDrain(channel) {
         // The supervisor is gone; nobody is waiting for this.
       }
     };
-    // The supervisor stops waiting at half its deadline anyway.
-    const timer = setTimeout(report, Math.max(0, deadlineMs / 2));
+    // The supervisor stops waiting at half its deadline anyway. Clients
+    // asked to go that have not answered by then are let go, so that the
+    // app's own server.close() on the signal that follows can finish.
+    const giveUp = () => {
+      for (const server of servers) drains.get(server).dropLeaving?.();
+      report();
+    };
+    const timer = setTimeout(giveUp, Math.max(0, deadlineMs / 2));
     timer.unref();
     // Idle connections must be closed well before rsup stops waiting.
     const idleGraceMs = Math.min(1000, deadlineMs / 4);
