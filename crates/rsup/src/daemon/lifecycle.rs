@@ -9,11 +9,11 @@ use super::descriptors::{
 };
 use super::handover::Seat;
 use super::health::{self, HealthOptions, Readiness};
-use super::metrics::Sampler;
 use super::node_versions::NodeVersions;
 use super::preload::Preload;
 use super::retire::{self, Retirement};
 use super::server;
+use super::usage::{self, Usages};
 use super::{log_reopen, memory_limit, recover, state_file, succeed, systemd};
 use crate::home::Home;
 use anyhow::{Context, Result};
@@ -23,7 +23,7 @@ use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
@@ -31,7 +31,8 @@ use tokio::sync::Notify;
 /// State shared by every request handler.
 pub struct Daemon {
     pub apps: Arc<Apps>,
-    pub sampler: Mutex<Sampler>,
+    /// CPU and memory of every process, as lists show them.
+    pub usage: Arc<Usages>,
     /// Set by `rsup kill`: stop serving and exit.
     pub exit: Notify,
     /// Its seat, and the requests a hand-over to a successor waits for.
@@ -40,6 +41,29 @@ pub struct Daemon {
     pub readiness: Readiness,
     /// For the lists' `node_version`.
     pub node_versions: NodeVersions,
+}
+
+#[cfg(test)]
+impl Daemon {
+    /// A daemon in `home` that serves no socket, for tests of what it does.
+    pub fn for_tests(home: &std::path::Path) -> Arc<Daemon> {
+        Arc::new(Daemon {
+            apps: Apps::new(AppEnv::new(
+                Home {
+                    dir: home.to_path_buf(),
+                },
+                Preload {
+                    path: None,
+                    problem: None,
+                },
+            )),
+            usage: Default::default(),
+            exit: Notify::new(),
+            retirement: Retirement::new(false),
+            readiness: Readiness::default(),
+            node_versions: Default::default(),
+        })
+    }
 }
 
 /// Runs the daemon until `rsup kill` or a termination signal. `apps` are
@@ -88,7 +112,7 @@ fn run_as(
         .build()?;
     let daemon = Arc::new(Daemon {
         apps: Apps::new(AppEnv::new(home.clone(), Preload::find())),
-        sampler: Mutex::new(Sampler::default()),
+        usage: Default::default(),
         exit: Notify::new(),
         // Apps given here: --no-daemon, or the systemd unit's --resurrect.
         retirement: Retirement::new(!apps.is_empty()),
@@ -201,6 +225,10 @@ async fn serve(
     };
     tokio::spawn(state_file::keep_written(daemon.apps.clone(), state_path));
     tokio::spawn(systemd::keep_watchdog());
+    tokio::spawn(usage::keep_measured(
+        daemon.apps.clone(),
+        daemon.usage.clone(),
+    ));
     tokio::spawn(memory_limit::watch(
         daemon.apps.clone(),
         memory_limit::interval_from_env(),

@@ -1,10 +1,13 @@
 //! CPU and memory of a process, read from `/proc`, as `rsup list` shows
-//! them and as `/metrics` gives them.
+//! them and as `/metrics` gives them. Lists read the figures
+//! [`super::usage`] keeps; this reads them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use procfs::prelude::*;
+use procfs::process::Stat;
+use procfs::FromRead;
 
 /// Remembers the previous CPU reading of each pid, so CPU use is reported
 /// over the time between two lists, as PM2 does; the first reading is the
@@ -27,16 +30,66 @@ fn cpus() -> f64 {
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as f64)
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Usage {
     pub cpu_percent: f64,
     pub memory_bytes: u64,
 }
 
+impl Usage {
+    /// What is shown for a process that is gone.
+    pub const NONE: Usage = Usage {
+        cpu_percent: 0.0,
+        memory_bytes: 0,
+    };
+}
+
+/// `/proc/<pid>/stat`, read with one open and one read: what the figures
+/// come from, read for every process every few seconds.
+fn stat_of(pid: u32) -> Option<Stat> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    // The line is a few hundred bytes; a command name of at most 64 bytes
+    // bounds it well below this.
+    let mut buf = [0u8; 1024];
+    let n = file.read(&mut buf).ok()?;
+    Stat::from_read(&buf[..n]).ok()
+}
+
 /// The resident memory of `pid` (the figure `list` shows), without
 /// touching any CPU reading; `None` when it is gone.
 pub fn resident_bytes(pid: u32) -> Option<u64> {
-    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
-    Some(process.stat().ok()?.rss_bytes().get())
+    Some(stat_of(pid)?.rss_bytes().get())
+}
+
+/// The figures of a process measured for the first time: its CPU use
+/// averaged since it started.
+pub fn first_reading(pid: u32) -> Usage {
+    match stat_of(pid) {
+        Some(stat) => average_since_start(&stat),
+        None => Usage::NONE,
+    }
+}
+
+fn average_since_start(stat: &Stat) -> Usage {
+    let hz = procfs::ticks_per_second() as f64;
+    let ticks = stat.utime + stat.stime;
+    let alive = procfs::Uptime::current()
+        .ok()
+        .map(|u| u.uptime - stat.starttime as f64 / hz);
+    let cpu_percent = match alive {
+        Some(a) if a > 0.0 => ticks as f64 / hz / a * 100.0,
+        _ => 0.0,
+    };
+    Usage {
+        cpu_percent: capped(cpu_percent),
+        memory_bytes: stat.rss_bytes().get(),
+    }
+}
+
+/// A process cannot use more than every CPU; one decimal, as shown.
+fn capped(cpu_percent: f64) -> f64 {
+    (cpu_percent.min(100.0 * cpus()) * 10.0).round() / 10.0
 }
 
 /// The CPU time `pid` has used since it started (user plus system, in
@@ -55,15 +108,8 @@ impl Sampler {
     }
 
     fn sample_at(&mut self, pid: u32, now: Instant) -> Usage {
-        let stat = i32::try_from(pid)
-            .ok()
-            .and_then(|pid| procfs::process::Process::new(pid).ok())
-            .and_then(|p| p.stat().ok());
-        let Some(stat) = stat else {
-            return Usage {
-                cpu_percent: 0.0,
-                memory_bytes: 0,
-            };
+        let Some(stat) = stat_of(pid) else {
+            return Usage::NONE;
         };
         let hz = procfs::ticks_per_second() as f64;
         // User plus system time, in clock ticks.
@@ -78,20 +124,10 @@ impl Sampler {
             }
             Some((prev, at, _)) if now > *at && ticks >= *prev => {
                 let secs = now.duration_since(*at).as_secs_f64();
-                (ticks - prev) as f64 / hz / secs * 100.0
+                capped((ticks - prev) as f64 / hz / secs * 100.0)
             }
-            _ => {
-                let alive = procfs::Uptime::current()
-                    .ok()
-                    .map(|u| u.uptime - stat.starttime as f64 / hz);
-                match alive {
-                    Some(a) if a > 0.0 => ticks as f64 / hz / a * 100.0,
-                    _ => 0.0,
-                }
-            }
+            _ => average_since_start(&stat).cpu_percent,
         };
-        // A process cannot use more than every CPU.
-        let cpu_percent = (cpu_percent.min(100.0 * cpus()) * 10.0).round() / 10.0;
         self.last.insert(pid, (ticks, now, cpu_percent));
         Usage {
             cpu_percent,
@@ -100,7 +136,7 @@ impl Sampler {
     }
 
     /// Forgets pids that no longer run.
-    pub fn retain(&mut self, live: &[u32]) {
+    pub fn retain(&mut self, live: &HashSet<u32>) {
         self.last.retain(|pid, _| live.contains(pid));
     }
 }
@@ -116,7 +152,7 @@ mod tests {
         assert!(usage.memory_bytes > 1024 * 1024);
         assert!(usage.cpu_percent >= 0.0);
         assert!(s.last.contains_key(&std::process::id()));
-        s.retain(&[]);
+        s.retain(&HashSet::new());
         assert!(s.last.is_empty());
     }
 
@@ -166,8 +202,14 @@ mod tests {
 
     #[test]
     fn a_missing_process_reads_as_zero() {
-        let usage = Sampler::default().sample(u32::MAX - 1);
-        assert_eq!(usage.memory_bytes, 0);
-        assert_eq!(usage.cpu_percent, 0.0);
+        assert_eq!(Sampler::default().sample(u32::MAX - 1), Usage::NONE);
+        assert_eq!(first_reading(u32::MAX - 1), Usage::NONE);
+    }
+
+    #[test]
+    fn a_first_reading_leaves_no_history() {
+        let usage = first_reading(std::process::id());
+        assert!(usage.memory_bytes > 1024 * 1024);
+        assert!((0.0..=100.0 * cpus()).contains(&usage.cpu_percent));
     }
 }

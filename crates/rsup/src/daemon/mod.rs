@@ -22,8 +22,9 @@
 //!   [`log_writer`], the lines written [`log_lines`], opening them again
 //!   (`reloadLogs`) [`log_reopen`], rotating them (pm2-logrotate's
 //!   settings) [`log_rotate`], and the daemon's own log [`own_log_rotate`];
-//!   pid files: [`pid_file`]; CPU/memory: [`metrics`]; the Node version of
-//!   each interpreter: [`node_versions`]
+//!   pid files: [`pid_file`]; CPU/memory: [`metrics`], measured in the
+//!   background for lists: [`usage`]; the Node version of each
+//!   interpreter: [`node_versions`]
 //! - the state on disk, and recovering after a killed daemon:
 //!   [`state_file`], [`recover`]
 //! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
@@ -77,6 +78,7 @@ mod state_file;
 mod stop;
 mod succeed;
 mod systemd;
+mod usage;
 mod watch;
 
 pub use health::HealthOptions;

@@ -538,7 +538,7 @@ mod tests {
                     problem: None,
                 },
             )),
-            sampler: Default::default(),
+            usage: Default::default(),
             exit: Default::default(),
             retirement: Retirement::new(false),
             readiness: Default::default(),

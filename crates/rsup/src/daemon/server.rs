@@ -65,6 +65,14 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
         }
     };
 
+    // A list is encoded straight from the instances' states.
+    if let Request::List { target } = &request {
+        let line = actions::list::list_line(&daemon, target.as_ref());
+        let _ = write.write_all(&line).await;
+        let _ = write.shutdown().await;
+        return;
+    }
+
     // Progress lines go out as they happen; the final reply closes.
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Reply>();
     let is_kill = matches!(request, Request::Kill);

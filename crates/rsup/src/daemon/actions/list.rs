@@ -6,25 +6,115 @@ use crate::daemon::instance::{Identity, InstanceHandle, InstanceState};
 use crate::daemon::lifecycle::Daemon;
 use crate::daemon::log_writer::LogHealth;
 use crate::daemon::metrics::Usage;
-use rsup_proto::app::ProcessInfo;
+use rsup_proto::app::{AppSpec, ExitInfo, ProcessInfo, Status};
 use rsup_proto::control::{Reply, Target};
+use rsup_proto::framing::encode;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
-pub fn list(daemon: &Daemon, target: Option<&Target>) -> Reply {
+/// The reply to `list`, encoded: the same line as a [`Reply::Done`] of
+/// every [`ProcessInfo`], written straight from the instances' states.
+/// The spec an app's instances share is written once per app rather than
+/// copied into each of a thousand processes.
+pub fn list_line(daemon: &Daemon, target: Option<&Target>) -> Vec<u8> {
     let handles = match target {
         None => daemon.apps.instances(),
         Some(target) => match daemon.apps.resolve_instances(target) {
             Ok(h) => h,
-            Err(message) => return Reply::Error { message },
+            Err(message) => return encode(&Reply::Error { message }),
         },
     };
-    let processes = describe(daemon, &handles);
-    if target.is_none() {
-        // A full list sees every live pid: forget the others' samples.
-        let live: Vec<u32> = processes.iter().filter_map(|p| p.pid).collect();
-        daemon.sampler.lock().unwrap().retain(&live);
+    let states: Vec<InstanceState> = handles.iter().map(|h| h.state()).collect();
+    let mut specs: HashMap<*const AppSpec, Box<RawValue>> = HashMap::new();
+    for state in &states {
+        specs
+            .entry(Arc::as_ptr(&state.spec))
+            .or_insert_with(|| listed_spec(&state.spec));
     }
-    Reply::Done { processes }
+    let processes: Vec<Listed> = handles
+        .iter()
+        .zip(&states)
+        .map(|(h, state)| {
+            let usage = state.pid.map(|pid| daemon.usage.of(pid));
+            let (log_error, log_dropped_bytes) = log_report(&state.log_health);
+            Listed {
+                id: h.identity.id,
+                name: &state.spec.name,
+                instance: h.identity.instance,
+                status: state.status,
+                pid: state.pid,
+                restarts: state.restarts,
+                unstable_restarts: state.unstable_restarts,
+                started_at_ms: state.started_at_ms,
+                created_at_ms: h.identity.created_at_ms,
+                unique_id: &h.identity.unique_id,
+                node_version: node_version(daemon, state),
+                cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
+                memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
+                last_exit: state.last_exit.as_ref(),
+                out_log: &h.identity.out_log,
+                err_log: &h.identity.err_log,
+                combined_log: h.identity.combined_log.as_deref(),
+                pid_file: &h.identity.pid_file,
+                spec: &specs[&Arc::as_ptr(&state.spec)],
+                log_error,
+                log_dropped_bytes,
+            }
+        })
+        .collect();
+    encode(&ListReply {
+        reply: "done",
+        processes,
+    })
+}
+
+/// A spec as lists show it: without the inherited environment.
+fn listed_spec(spec: &AppSpec) -> Box<RawValue> {
+    let json = if spec.inherited_env.is_empty() {
+        serde_json::to_string(spec)
+    } else {
+        let mut shown = spec.clone();
+        shown.inherited_env.clear();
+        serde_json::to_string(&shown)
+    };
+    // A spec is plain data: it always serializes.
+    RawValue::from_string(json.expect("a spec is JSON")).expect("serde_json wrote JSON")
+}
+
+/// [`Reply::Done`], tag first, as it is encoded.
+#[derive(Serialize)]
+struct ListReply<'a> {
+    reply: &'static str,
+    processes: Vec<Listed<'a>>,
+}
+
+/// [`ProcessInfo`]'s fields in its order, borrowed.
+#[derive(Serialize)]
+struct Listed<'a> {
+    id: u32,
+    name: &'a str,
+    instance: u32,
+    status: Status,
+    pid: Option<u32>,
+    restarts: u32,
+    unstable_restarts: u32,
+    started_at_ms: Option<u64>,
+    created_at_ms: u64,
+    unique_id: &'a str,
+    node_version: Option<String>,
+    cpu_percent: f64,
+    memory_bytes: u64,
+    last_exit: Option<&'a ExitInfo>,
+    out_log: &'a Path,
+    err_log: &'a Path,
+    combined_log: Option<&'a Path>,
+    pid_file: &'a Path,
+    spec: &'a RawValue,
+    log_error: Option<String>,
+    log_dropped_bytes: u64,
 }
 
 /// The processes `target` names, each spec whole (with the environment
@@ -45,23 +135,25 @@ pub fn describe(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<ProcessInfo>
 }
 
 fn report(daemon: &Daemon, handles: &[InstanceHandle], inherited: bool) -> Vec<ProcessInfo> {
-    let mut sampler = daemon.sampler.lock().unwrap();
     handles
         .iter()
         .map(|h| {
             let state = h.state();
-            let usage = state.pid.map(|pid| sampler.sample(pid));
-            let node_version = state
-                .spec
-                .node
-                .then(|| daemon.node_versions.of(state.spec.interpreter.as_deref()?))
-                .flatten();
+            let usage = state.pid.map(|pid| daemon.usage.of(pid));
             ProcessInfo {
-                node_version,
+                node_version: node_version(daemon, &state),
                 ..process_info(&h.identity, state, usage, inherited)
             }
         })
         .collect()
+}
+
+/// The Node version a Node app's interpreter reports.
+fn node_version(daemon: &Daemon, state: &InstanceState) -> Option<String> {
+    let spec = &state.spec;
+    spec.node
+        .then(|| daemon.node_versions.of(spec.interpreter.as_deref()?))
+        .flatten()
 }
 
 /// What is reported about an instance in this state; `usage` is its
@@ -123,6 +215,69 @@ fn log_report(files: &[Arc<LogHealth>]) -> (Option<String>, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::app::{Op, Selection};
+    use serde_json::Value;
+
+    /// A reply's processes, without the figures measured at the time.
+    fn unmeasured(line: &[u8]) -> Value {
+        let mut reply: Value = serde_json::from_slice(line).unwrap();
+        for p in reply["processes"].as_array_mut().unwrap() {
+            let p = p.as_object_mut().unwrap();
+            assert!(p.remove("cpu_percent").unwrap().is_number());
+            assert!(p.remove("memory_bytes").unwrap().is_number());
+        }
+        reply
+    }
+
+    #[tokio::test]
+    async fn a_list_line_is_the_reply_of_every_process_info() {
+        let home = tempfile::tempdir().unwrap();
+        let daemon = Daemon::for_tests(home.path());
+        let mut sleeper = crate::test_support::spec();
+        sleeper.name = "sleeper".into();
+        sleeper.script = "sleep".into();
+        sleeper.args = vec!["1000".into()];
+        sleeper.interpreter = None;
+        sleeper.node = false;
+        sleeper.cwd = "/".into();
+        sleeper.instances = 2;
+        sleeper.env = [("PATH".to_string(), "/usr/bin:/bin".to_string())].into();
+        sleeper.inherited_env = [("SHELL_ONLY".to_string(), "x".to_string())].into();
+        let mut idle = sleeper.clone();
+        idle.name = "idle".into();
+        idle.instances = 1;
+        idle.inherited_env.clear();
+        let apps = daemon.apps.create(vec![sleeper, idle]).unwrap();
+        apps[0].run(Op::Start(2)).await.unwrap();
+        apps[1].run(Op::Start(1)).await.unwrap();
+        apps[1].run(Op::Stop(Selection::All)).await.unwrap();
+
+        let line = list_line(&daemon, None);
+        let all = daemon.apps.instances();
+        let expected = encode(&Reply::Done {
+            processes: describe(&daemon, &all),
+        });
+        assert_eq!(unmeasured(&line), unmeasured(&expected));
+        let reply: Value = serde_json::from_slice(&line).unwrap();
+        let processes = reply["processes"].as_array().unwrap();
+        assert_eq!(processes.len(), 3);
+        assert!(processes[0]["memory_bytes"].as_u64().unwrap() > 0);
+        // The inherited environment stays out of lists.
+        assert!(processes[0]["spec"].get("inherited_env").is_none());
+        assert_eq!(processes[0]["spec"]["env"]["PATH"], "/usr/bin:/bin");
+        assert_eq!(processes[2]["status"], "stopped");
+
+        let named = list_line(&daemon, Some(&Target::Name("idle".into())));
+        let named: Value = serde_json::from_slice(&named).unwrap();
+        assert_eq!(named["processes"].as_array().unwrap().len(), 1);
+        let none = list_line(&daemon, Some(&Target::Name("nope".into())));
+        let none: Value = serde_json::from_slice(&none).unwrap();
+        assert_eq!(none["reply"], "error");
+
+        for app in apps {
+            app.run(Op::Remove(Selection::All)).await.unwrap();
+        }
+    }
 
     #[test]
     fn log_errors_are_joined_and_a_shared_file_counts_once() {

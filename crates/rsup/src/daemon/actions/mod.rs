@@ -3,7 +3,7 @@
 //! at a time each (see [`super::app`]).
 
 mod flush;
-mod list;
+pub mod list;
 mod reload;
 mod reload_logs;
 mod reset;
@@ -43,7 +43,8 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
         } => start::apply(daemon, apps, action, options, &progress).await,
         Request::Signal { signal, targets } => signal::signal(daemon, &signal, &targets).await,
         Request::Reset { target } => reset::reset(daemon, &target).await,
-        Request::List { target } => list::list(daemon, target.as_ref()),
+        // The server writes a list itself (`list::list_line`).
+        Request::List { .. } => error("a list is written by the server"),
         Request::ReloadLogs => reload_logs::reload_logs(daemon).await,
         Request::Flush { target } => flush::flush(daemon, target.as_ref(), &progress),
         Request::Environment { target } => list::environment(daemon, &target),

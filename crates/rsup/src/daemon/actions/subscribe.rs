@@ -112,13 +112,12 @@ mod tests {
     use crate::daemon::apps::{AppEnv, Apps};
     use crate::daemon::events::{tap, LogSource, CAPACITY};
     use crate::daemon::instance::{Identity, InstanceState};
-    use crate::daemon::metrics::Sampler;
     use crate::daemon::preload::Preload;
     use crate::daemon::retire::Retirement;
     use crate::home::Home;
     use rsup_proto::app::Status;
     use rsup_proto::events::LogStream;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, ReadHalf};
 
     fn daemon(home: &tempfile::TempDir) -> Arc<Daemon> {
@@ -132,7 +131,7 @@ mod tests {
                     problem: None,
                 },
             )),
-            sampler: Mutex::new(Sampler::default()),
+            usage: Default::default(),
             exit: tokio::sync::Notify::new(),
             retirement: Retirement::new(false),
             readiness: Default::default(),
