@@ -307,9 +307,11 @@ pub struct ExitInfo {
     pub at_ms: u64,
 }
 
-/// What the daemon reports about one instance (`jlist`, `describe`).
+/// What the daemon reports about one instance (`jlist`, `describe`). The
+/// daemon writes lists with the spec borrowed (`ProcessInfo<&AppSpec>`),
+/// which encodes the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProcessInfo {
+pub struct ProcessInfo<S = AppSpec> {
     /// PM2's `pm_id`: unique in the daemon, kept across restarts and reloads.
     pub id: u32,
     pub name: String,
@@ -346,7 +348,7 @@ pub struct ProcessInfo {
     /// Where the instance's pid is written.
     #[serde(default)]
     pub pid_file: PathBuf,
-    pub spec: AppSpec,
+    pub spec: S,
     /// Why output cannot be written to a log file now (held in memory and
     /// retried meanwhile); `None` while every log is writable.
     #[serde(default)]
@@ -355,6 +357,35 @@ pub struct ProcessInfo {
     /// want of a writable log.
     #[serde(default)]
     pub log_dropped_bytes: u64,
+}
+
+impl<S> ProcessInfo<S> {
+    /// The same report with `spec` in place of its spec.
+    pub fn with_spec<T>(self, spec: T) -> ProcessInfo<T> {
+        ProcessInfo {
+            id: self.id,
+            name: self.name,
+            instance: self.instance,
+            status: self.status,
+            pid: self.pid,
+            restarts: self.restarts,
+            unstable_restarts: self.unstable_restarts,
+            started_at_ms: self.started_at_ms,
+            created_at_ms: self.created_at_ms,
+            unique_id: self.unique_id,
+            node_version: self.node_version,
+            cpu_percent: self.cpu_percent,
+            memory_bytes: self.memory_bytes,
+            last_exit: self.last_exit,
+            out_log: self.out_log,
+            err_log: self.err_log,
+            combined_log: self.combined_log,
+            pid_file: self.pid_file,
+            spec,
+            log_error: self.log_error,
+            log_dropped_bytes: self.log_dropped_bytes,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -228,10 +228,14 @@ pub enum Request {
         target: Target,
     },
     /// The processes `target` names; every process when it is `None`.
-    /// Their specs leave the inherited environment out.
+    /// Their specs leave the inherited environment out. With `pm2`, in
+    /// PM2's shape, as [`Reply::Pm2List`] (a daemon that predates it
+    /// ignores the flag and answers [`Reply::Done`]).
     List {
         #[serde(default)]
         target: Option<Target>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pm2: bool,
     },
     /// The processes `target` names, their specs with the inherited
     /// environment (`rsup env`).
@@ -286,6 +290,11 @@ pub enum Reply {
     },
     /// The subscription is in place: every event from now on follows.
     Subscribed,
+    /// The processes a [`Request::List`] with `pm2` asked for, in PM2's
+    /// shape ([`crate::pm2`]): what `pm2 jlist` prints.
+    Pm2List {
+        processes: Vec<serde_json::Value>,
+    },
 }
 
 #[cfg(test)]
@@ -323,6 +332,32 @@ mod tests {
             Ping,
         }
         assert!(crate::framing::decode::<Older>(&line).is_err());
+    }
+
+    #[test]
+    fn a_list_in_pm2_shape_is_a_flag_older_daemons_ignore() {
+        let plain = Request::List {
+            target: None,
+            pm2: false,
+        };
+        assert_eq!(
+            crate::framing::encode(&plain),
+            b"{\"cmd\":\"list\",\"target\":null}\n"
+        );
+        let line = crate::framing::encode(&Request::List {
+            target: None,
+            pm2: true,
+        });
+        assert_eq!(line, b"{\"cmd\":\"list\",\"target\":null,\"pm2\":true}\n");
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "cmd", rename_all = "snake_case")]
+        enum Older {
+            List { target: Option<Target> },
+        }
+        assert!(matches!(
+            crate::framing::decode::<Older>(&line).unwrap(),
+            Older::List { target: None }
+        ));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 use crate::app::{AppSpec, LogType, ProcessInfo};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 /// PM2's `getMonitorData` for these processes.
@@ -26,9 +27,10 @@ pub fn monitor_data(processes: &[ProcessInfo]) -> Value {
 }
 
 /// The processes in PM2's shape, serialized without copying them.
-pub struct MonitorData<'a>(pub &'a [ProcessInfo]);
+/// The daemon writes it from reports whose spec is borrowed.
+pub struct MonitorData<'a, A = AppSpec>(pub &'a [ProcessInfo<A>]);
 
-impl Serialize for MonitorData<'_> {
+impl<A: Borrow<AppSpec>> Serialize for MonitorData<'_, A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for p in self.0 {
@@ -38,9 +40,9 @@ impl Serialize for MonitorData<'_> {
     }
 }
 
-struct Process<'a>(&'a ProcessInfo);
+struct Process<'a, A>(&'a ProcessInfo<A>);
 
-impl Serialize for Process<'_> {
+impl<A: Borrow<AppSpec>> Serialize for Process<'_, A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let p = self.0;
         let mut map = s.serialize_map(Some(5))?;
@@ -54,9 +56,9 @@ impl Serialize for Process<'_> {
     }
 }
 
-struct Monit<'a>(&'a ProcessInfo);
+struct Monit<'a, A>(&'a ProcessInfo<A>);
 
-impl Serialize for Monit<'_> {
+impl<A> Serialize for Monit<'_, A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(2))?;
         map.serialize_entry("memory", &self.0.memory_bytes)?;
@@ -132,12 +134,12 @@ fn own_key(key: &str) -> bool {
         && OWN_KEYS.binary_search(&key).is_ok()
 }
 
-struct Pm2Env<'a>(&'a ProcessInfo);
+struct Pm2Env<'a, A>(&'a ProcessInfo<A>);
 
-impl Serialize for Pm2Env<'_> {
+impl<A: Borrow<AppSpec>> Serialize for Pm2Env<'_, A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let p = self.0;
-        let spec = &p.spec;
+        let spec: &AppSpec = p.spec.borrow();
         let increment = increment_var(spec, p.instance);
         let mut m = s.serialize_map(None)?;
 
@@ -643,6 +645,9 @@ mod tests {
         assert_eq!(direct, monitor_data(&procs).to_string());
         // Whole numbers as JavaScript writes them.
         assert!(direct.contains("\"cpu\":3}"), "{direct}");
-        assert_eq!(serde_json::to_string(&MonitorData(&[])).unwrap(), "[]");
+        assert_eq!(
+            serde_json::to_string(&MonitorData::<AppSpec>(&[])).unwrap(),
+            "[]"
+        );
     }
 }

@@ -220,7 +220,8 @@ fn request() -> impl Strategy<Value = Request> {
     let action = prop_oneof![Just(ApplyAction::Restart), Just(ApplyAction::Reload)];
     prop_oneof![
         Just(Request::Ping),
-        proptest::option::of(target.clone()).prop_map(|target| Request::List { target }),
+        (proptest::option::of(target.clone()), any::<bool>())
+            .prop_map(|(target, pm2)| Request::List { target, pm2 }),
         Just(Request::Kill),
         Just(Request::ReloadLogs),
         proptest::option::of(target.clone()).prop_map(|target| Request::Flush { target }),

@@ -139,7 +139,9 @@ pub fn send(
     // A daemon that refuses us answers and closes before reading; its
     // answer is still there to read, and says more than a broken pipe.
     let sent = writer.write_all(&line);
-    let mut reader = BufReader::new(stream);
+    // A list of a thousand processes is a megabyte: read it in large
+    // steps.
+    let mut reader = BufReader::with_capacity(1 << 16, stream);
     let mut line = Vec::new();
     loop {
         next_line(&mut reader, &mut line, &sent)?;

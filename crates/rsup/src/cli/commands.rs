@@ -109,7 +109,7 @@ pub(super) fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
     match reply {
         Reply::Done { processes } => Ok(processes),
         Reply::Error { message } => bail!(message),
-        Reply::Pong { .. } | Reply::Progress { .. } | Reply::Subscribed => {
+        Reply::Pong { .. } | Reply::Progress { .. } | Reply::Subscribed | Reply::Pm2List { .. } => {
             bail!("unexpected reply from the daemon")
         }
     }
@@ -121,11 +121,23 @@ fn act(home: &Home, req: Request) -> Result<i32> {
     Ok(0)
 }
 
-/// Prints the process list in PM2's shape, as JSON (`pm2 jlist`).
+/// Prints the process list in PM2's shape, as JSON (`pm2 jlist`): as the
+/// daemon wrote it, or shaped here when the daemon predates that.
 fn jlist(home: &Home) -> Result<i32> {
-    let procs = list_fast(home)?;
+    let request = Request::List {
+        target: None,
+        pm2: true,
+    };
+    let line = send_raw(connect(home)?, &request)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer(&mut out, &MonitorData(&procs))?;
+    match list_json(&line)? {
+        ListJson::Pm2(json) => out.write_all(json.as_bytes())?,
+        ListJson::Native(json) => {
+            let procs: Vec<ProcessInfo> =
+                serde_json::from_str(json).context("unreadable reply from the rsup daemon")?;
+            serde_json::to_writer(&mut out, &MonitorData(&procs))?;
+        }
+    }
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(0)
@@ -157,7 +169,13 @@ fn prettylist_text(procs: &[ProcessInfo]) -> String {
 /// it into [`ProcessInfo`]s and writing them again, without the cost of
 /// doing so for thousands of processes.
 fn jlist_native(home: &Home) -> Result<i32> {
-    let line = send_raw(connect(home)?, &Request::List { target: None })?;
+    let line = send_raw(
+        connect(home)?,
+        &Request::List {
+            target: None,
+            pm2: false,
+        },
+    )?;
     let json = jlist_json(&line)?;
     let mut out = std::io::stdout().lock();
     out.write_all(json.as_bytes())?;
@@ -167,6 +185,23 @@ fn jlist_native(home: &Home) -> Result<i32> {
 
 /// The `processes` array of a `done` reply; the message of an `error`.
 fn jlist_json(line: &[u8]) -> Result<&str> {
+    match list_json(line)? {
+        ListJson::Native(json) => Ok(json),
+        ListJson::Pm2(_) => bail!("unexpected reply from the daemon"),
+    }
+}
+
+/// A list reply's `processes` array, unparsed.
+#[derive(Debug, PartialEq)]
+enum ListJson<'a> {
+    /// Of [`ProcessInfo`]s (`done`).
+    Native(&'a str),
+    /// In PM2's shape (`pm2_list`).
+    Pm2(&'a str),
+}
+
+/// The `processes` array of a list reply; the message of an `error`.
+fn list_json(line: &[u8]) -> Result<ListJson<'_>> {
     #[derive(serde::Deserialize)]
     struct Raw<'a> {
         reply: &'a str,
@@ -177,7 +212,8 @@ fn jlist_json(line: &[u8]) -> Result<&str> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let raw: Raw = serde_json::from_slice(line).context("unreadable reply from the rsup daemon")?;
     match (raw.reply, raw.processes, raw.message) {
-        ("done", Some(p), _) if p.get().starts_with('[') => Ok(p.get()),
+        ("done", Some(p), _) if p.get().starts_with('[') => Ok(ListJson::Native(p.get())),
+        ("pm2_list", Some(p), _) if p.get().starts_with('[') => Ok(ListJson::Pm2(p.get())),
         ("error", _, Some(message)) => bail!(message),
         _ => bail!("unexpected reply from the daemon"),
     }
@@ -187,12 +223,24 @@ fn jlist_json(line: &[u8]) -> Result<&str> {
 /// generic reply parser buffers a tagged reply whole first, which costs
 /// more than the rest of `jlist` for thousands of processes.
 fn list_fast(home: &Home) -> Result<Vec<ProcessInfo>> {
-    let line = send_raw(connect(home)?, &Request::List { target: None })?;
+    let line = send_raw(
+        connect(home)?,
+        &Request::List {
+            target: None,
+            pm2: false,
+        },
+    )?;
     serde_json::from_str(jlist_json(&line)?).context("unreadable reply from the rsup daemon")
 }
 
 pub fn list(home: &Home) -> Result<Vec<ProcessInfo>> {
-    request(home, &Request::List { target: None })
+    request(
+        home,
+        &Request::List {
+            target: None,
+            pm2: false,
+        },
+    )
 }
 
 /// The processes a target names, as the daemon resolves it for every verb.
@@ -201,6 +249,7 @@ pub(super) fn select(home: &Home, target: &str) -> Result<Vec<ProcessInfo>> {
         home,
         &Request::List {
             target: Some(t(target)),
+            pm2: false,
         },
     )
 }
@@ -704,6 +753,22 @@ mod tests {
         assert_eq!(count(&text, "PORT: 3001"), 2);
         assert_eq!(count(&text, "exec_mode: 'cluster_mode'"), 2);
         assert_eq!(count(&text, "NODE_APP_INSTANCE: 1"), 1);
+    }
+
+    #[test]
+    fn a_list_in_pm2_shape_is_printed_as_sent_and_an_older_daemons_is_shaped_here() {
+        let pm2 = br#"{"reply":"pm2_list","processes":[{"pid":1}]}"#;
+        assert_eq!(list_json(pm2).unwrap(), ListJson::Pm2(r#"[{"pid":1}]"#));
+        // Not what `jlist --native` and the table read.
+        assert!(jlist_json(pm2).is_err());
+        let older = encode(&Reply::Done {
+            processes: vec![info(0)],
+        });
+        let ListJson::Native(json) = list_json(&older).unwrap() else {
+            panic!("a done reply is a native list");
+        };
+        let procs: Vec<ProcessInfo> = serde_json::from_str(json).unwrap();
+        assert_eq!(procs, vec![info(0)]);
     }
 
     #[test]

@@ -112,6 +112,7 @@ fn rescan(home: &Home, target: &str, only: Option<Stream>) -> logs::Rescan {
         };
         let request = Request::List {
             target: Some(target.clone()),
+            pm2: false,
         };
         let Ok(Reply::Done { processes }) = send(stream, &request, |_| {}) else {
             return vec![];

@@ -129,6 +129,7 @@ pub(super) fn names_known_processes(home: &Home, arg: &str) -> Result<bool> {
         stream,
         &Request::List {
             target: Some(target),
+            pm2: false,
         },
         |_| {},
     )?;

@@ -562,9 +562,15 @@ mod tests {
         assert!(refused.contains("rsup update"), "{refused}");
         assert!(hold(&daemon).is_none());
         assert!(admit(&daemon, &Request::Ping).unwrap().is_none());
-        assert!(admit(&daemon, &Request::List { target: None })
-            .unwrap()
-            .is_none());
+        assert!(admit(
+            &daemon,
+            &Request::List {
+                target: None,
+                pm2: false
+            }
+        )
+        .unwrap()
+        .is_none());
         // What was running finishes and is counted out.
         drop(running);
         drop(recovering);

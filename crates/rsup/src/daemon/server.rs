@@ -66,8 +66,8 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
     };
 
     // A list is encoded straight from the instances' states.
-    if let Request::List { target } = &request {
-        let line = actions::list::list_line(&daemon, target.as_ref());
+    if let Request::List { target, pm2 } = &request {
+        let line = actions::list::list_line(&daemon, target.as_ref(), *pm2);
         let _ = write.write_all(&line).await;
         let _ = write.shutdown().await;
         return;

@@ -6,20 +6,20 @@ use crate::daemon::instance::{Identity, InstanceHandle, InstanceState};
 use crate::daemon::lifecycle::Daemon;
 use crate::daemon::log_writer::LogHealth;
 use crate::daemon::metrics::Usage;
-use rsup_proto::app::{AppSpec, ExitInfo, ProcessInfo, Status};
+use rsup_proto::app::{AppSpec, ProcessInfo};
 use rsup_proto::control::{Reply, Target};
 use rsup_proto::framing::encode;
+use rsup_proto::pm2::MonitorData;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
-/// The reply to `list`, encoded: the same line as a [`Reply::Done`] of
-/// every [`ProcessInfo`], written straight from the instances' states.
-/// The spec an app's instances share is written once per app rather than
-/// copied into each of a thousand processes.
-pub fn list_line(daemon: &Daemon, target: Option<&Target>) -> Vec<u8> {
+/// The reply to `list`, encoded: a [`Reply::Done`] of every
+/// [`ProcessInfo`] (or with `pm2`, a [`Reply::Pm2List`]), written from the
+/// instances' states with their specs borrowed, so a list of a thousand
+/// processes copies no spec or environment. An app whose spec carries an
+/// inherited environment has it left out once, not once per instance.
+pub fn list_line(daemon: &Daemon, target: Option<&Target>, pm2: bool) -> Vec<u8> {
     let handles = match target {
         None => daemon.apps.instances(),
         Some(target) => match daemon.apps.resolve_instances(target) {
@@ -28,93 +28,60 @@ pub fn list_line(daemon: &Daemon, target: Option<&Target>) -> Vec<u8> {
         },
     };
     let states: Vec<InstanceState> = handles.iter().map(|h| h.state()).collect();
-    let mut specs: HashMap<*const AppSpec, Box<RawValue>> = HashMap::new();
+    let mut shown: HashMap<*const AppSpec, Option<AppSpec>> = HashMap::new();
     for state in &states {
-        specs
+        shown
             .entry(Arc::as_ptr(&state.spec))
-            .or_insert_with(|| listed_spec(&state.spec));
+            .or_insert_with(|| without_inherited(&state.spec));
     }
-    let processes: Vec<Listed> = handles
+    let processes: Vec<ProcessInfo<&AppSpec>> = handles
         .iter()
         .zip(&states)
         .map(|(h, state)| {
+            let spec = shown[&Arc::as_ptr(&state.spec)]
+                .as_ref()
+                .unwrap_or(&state.spec);
             let usage = state.pid.map(|pid| daemon.usage.of(pid));
-            let (log_error, log_dropped_bytes) = log_report(&state.log_health);
-            Listed {
-                id: h.identity.id,
-                name: &state.spec.name,
-                instance: h.identity.instance,
-                status: state.status,
-                pid: state.pid,
-                restarts: state.restarts,
-                unstable_restarts: state.unstable_restarts,
-                started_at_ms: state.started_at_ms,
-                created_at_ms: h.identity.created_at_ms,
-                unique_id: &h.identity.unique_id,
+            ProcessInfo {
                 node_version: node_version(daemon, state),
-                cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
-                memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
-                last_exit: state.last_exit.as_ref(),
-                out_log: &h.identity.out_log,
-                err_log: &h.identity.err_log,
-                combined_log: h.identity.combined_log.as_deref(),
-                pid_file: &h.identity.pid_file,
-                spec: &specs[&Arc::as_ptr(&state.spec)],
-                log_error,
-                log_dropped_bytes,
+                ..report_with(&h.identity, state, usage, spec)
             }
         })
         .collect();
-    encode(&ListReply {
-        reply: "done",
-        processes,
-    })
+    if pm2 {
+        encode(&Pm2ListReply {
+            reply: "pm2_list",
+            processes: MonitorData(&processes),
+        })
+    } else {
+        encode(&ListReply {
+            reply: "done",
+            processes,
+        })
+    }
 }
 
-/// A spec as lists show it: without the inherited environment.
-fn listed_spec(spec: &AppSpec) -> Box<RawValue> {
-    let json = if spec.inherited_env.is_empty() {
-        serde_json::to_string(spec)
-    } else {
+/// `spec` less its inherited environment, when it has one.
+fn without_inherited(spec: &AppSpec) -> Option<AppSpec> {
+    (!spec.inherited_env.is_empty()).then(|| {
         let mut shown = spec.clone();
         shown.inherited_env.clear();
-        serde_json::to_string(&shown)
-    };
-    // A spec is plain data: it always serializes.
-    RawValue::from_string(json.expect("a spec is JSON")).expect("serde_json wrote JSON")
+        shown
+    })
 }
 
 /// [`Reply::Done`], tag first, as it is encoded.
 #[derive(Serialize)]
 struct ListReply<'a> {
     reply: &'static str,
-    processes: Vec<Listed<'a>>,
+    processes: Vec<ProcessInfo<&'a AppSpec>>,
 }
 
-/// [`ProcessInfo`]'s fields in its order, borrowed.
+/// [`Reply::Pm2List`], as it is encoded.
 #[derive(Serialize)]
-struct Listed<'a> {
-    id: u32,
-    name: &'a str,
-    instance: u32,
-    status: Status,
-    pid: Option<u32>,
-    restarts: u32,
-    unstable_restarts: u32,
-    started_at_ms: Option<u64>,
-    created_at_ms: u64,
-    unique_id: &'a str,
-    node_version: Option<String>,
-    cpu_percent: f64,
-    memory_bytes: u64,
-    last_exit: Option<&'a ExitInfo>,
-    out_log: &'a Path,
-    err_log: &'a Path,
-    combined_log: Option<&'a Path>,
-    pid_file: &'a Path,
-    spec: &'a RawValue,
-    log_error: Option<String>,
-    log_dropped_bytes: u64,
+struct Pm2ListReply<'a> {
+    reply: &'static str,
+    processes: MonitorData<'a, &'a AppSpec>,
 }
 
 /// The processes `target` names, each spec whole (with the environment
@@ -166,15 +133,25 @@ pub fn process_info(
     usage: Option<Usage>,
     inherited: bool,
 ) -> ProcessInfo {
-    let (log_error, log_dropped_bytes) = log_report(&state.log_health);
     let mut spec = (*state.spec).clone();
     if !inherited {
         spec.inherited_env.clear();
     }
+    report_with(identity, &state, usage, &()).with_spec(spec)
+}
+
+/// The report of an instance in this state, with `spec` as its spec.
+fn report_with<'a, S: ?Sized>(
+    identity: &Identity,
+    state: &InstanceState,
+    usage: Option<Usage>,
+    spec: &'a S,
+) -> ProcessInfo<&'a S> {
+    let (log_error, log_dropped_bytes) = log_report(&state.log_health);
     ProcessInfo {
         id: identity.id,
         // The name the app has now (it may have been renamed).
-        name: spec.name.clone(),
+        name: state.spec.name.clone(),
         instance: identity.instance,
         status: state.status,
         pid: state.pid,
@@ -186,7 +163,7 @@ pub fn process_info(
         node_version: None,
         cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
         memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
-        last_exit: state.last_exit,
+        last_exit: state.last_exit.clone(),
         out_log: identity.out_log.clone(),
         err_log: identity.err_log.clone(),
         combined_log: identity.combined_log.clone(),
@@ -252,7 +229,7 @@ mod tests {
         apps[1].run(Op::Start(1)).await.unwrap();
         apps[1].run(Op::Stop(Selection::All)).await.unwrap();
 
-        let line = list_line(&daemon, None);
+        let line = list_line(&daemon, None, false);
         let all = daemon.apps.instances();
         let expected = encode(&Reply::Done {
             processes: describe(&daemon, &all),
@@ -267,10 +244,24 @@ mod tests {
         assert_eq!(processes[0]["spec"]["env"]["PATH"], "/usr/bin:/bin");
         assert_eq!(processes[2]["status"], "stopped");
 
-        let named = list_line(&daemon, Some(&Target::Name("idle".into())));
+        // In PM2's shape: what PM2's list of the same reports is.
+        let pm2: Value = serde_json::from_slice(&list_line(&daemon, None, true)).unwrap();
+        assert_eq!(pm2["reply"], "pm2_list");
+        let mut expected = rsup_proto::pm2::monitor_data(&describe(&daemon, &all));
+        let mut got = pm2["processes"].clone();
+        for list in [&mut expected, &mut got] {
+            for p in list.as_array_mut().unwrap() {
+                assert!(p.as_object_mut().unwrap().remove("monit").is_some());
+            }
+        }
+        assert_eq!(got, expected);
+        assert_eq!(pm2["processes"][0]["pm2_env"]["PATH"], "/usr/bin:/bin");
+        assert!(pm2["processes"][0]["pm2_env"].get("SHELL_ONLY").is_none());
+
+        let named = list_line(&daemon, Some(&Target::Name("idle".into())), false);
         let named: Value = serde_json::from_slice(&named).unwrap();
         assert_eq!(named["processes"].as_array().unwrap().len(), 1);
-        let none = list_line(&daemon, Some(&Target::Name("nope".into())));
+        let none = list_line(&daemon, Some(&Target::Name("nope".into())), true);
         let none: Value = serde_json::from_slice(&none).unwrap();
         assert_eq!(none["reply"], "error");
 
