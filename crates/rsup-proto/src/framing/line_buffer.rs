@@ -43,7 +43,7 @@ impl LineBuffer {
     /// its newline), or [`FrameError::TooLong`] as soon as the current
     /// line outgrows the limit, or nothing.
     pub fn feed(&mut self, chunk: &[u8]) -> (usize, Option<Result<Vec<u8>, FrameError>>) {
-        let newline = chunk.iter().position(|b| *b == b'\n');
+        let newline = memchr::memchr(b'\n', chunk);
         let used = newline.map_or(chunk.len(), |i| i + 1);
         let content = &chunk[..newline.unwrap_or(chunk.len())];
         if self.discarding {
