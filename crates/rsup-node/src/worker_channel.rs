@@ -23,20 +23,50 @@ static CHANNEL: OnceLock<Option<UnixStream>> = OnceLock::new();
 static READER: OnceLock<io::Result<()>> = OnceLock::new();
 static REPLIES: LazyLock<Replies> = LazyLock::new(Replies::default);
 static SHUTDOWN: Mutex<ShutdownSink> = Mutex::new(ShutdownSink::Unwatched(None));
-static ACCEPT: Mutex<AcceptSink> = Mutex::new(AcceptSink::Unwatched(false));
+static ACCEPT: Mutex<NoticeSink> = Mutex::new(NoticeSink::Unwatched(false));
+static CLOSED: Mutex<NoticeSink> = Mutex::new(NoticeSink::Unwatched(false));
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// Called with the supervisor's deadline in milliseconds. Weak: a process
 /// waiting for a message that may never come must still be free to exit.
 type ShutdownCallback = ThreadsafeFunction<f64, (), f64, Status, false, true>;
 
-/// Called when the supervisor says to accept connections. Weak, as above.
-type AcceptCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
+/// Called on a notice without a value (accept, closed). Weak, as above.
+type NoticeCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
 
-/// Where accept messages go; one that came before anyone watched is kept.
-enum AcceptSink {
+/// Where accept (or closed) notices go; one that came before anyone
+/// watched is kept.
+enum NoticeSink {
     Unwatched(bool),
-    Watched(AcceptCallback),
+    Watched(NoticeCallback),
+}
+
+fn deliver(sink: &Mutex<NoticeSink>) {
+    match &mut *sink.lock().unwrap() {
+        NoticeSink::Watched(callback) => {
+            callback.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+        NoticeSink::Unwatched(seen) => *seen = true,
+    }
+}
+
+/// Calls `callback` for each notice of `sink`, including one that came
+/// before; false when it is already watched.
+fn watch(sink: &Mutex<NoticeSink>, callback: Function<(), ()>) -> Result<bool> {
+    let mut sink = sink.lock().unwrap();
+    let NoticeSink::Unwatched(missed) = &*sink else {
+        return Ok(false);
+    };
+    let missed = *missed;
+    let callback: NoticeCallback = callback
+        .build_threadsafe_function::<()>()
+        .weak::<true>()
+        .build()?;
+    if missed {
+        callback.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    *sink = NoticeSink::Watched(callback);
+    Ok(true)
 }
 
 /// Where shutdown messages go. The reader may start (for a listen) before
@@ -87,12 +117,8 @@ fn start_reader(stream: &'static UnixStream) -> Result<()> {
 fn on_notice(notice: Notice) {
     match notice {
         Notice::Shutdown(deadline_ms) => on_shutdown(deadline_ms),
-        Notice::Accept => match &mut *ACCEPT.lock().unwrap() {
-            AcceptSink::Watched(callback) => {
-                callback.call((), ThreadsafeFunctionCallMode::NonBlocking);
-            }
-            AcceptSink::Unwatched(seen) => *seen = true,
-        },
+        Notice::Accept => deliver(&ACCEPT),
+        Notice::Closed => deliver(&CLOSED),
     }
 }
 
@@ -226,20 +252,25 @@ pub fn worker_watch_accept(on_accept: Function<(), ()>) -> Result<bool> {
     let Some(stream) = channel() else {
         return Ok(false);
     };
-    let mut sink = ACCEPT.lock().unwrap();
-    let AcceptSink::Unwatched(missed) = &*sink else {
+    if !watch(&ACCEPT, on_accept)? {
+        return Ok(false);
+    }
+    start_reader(stream)?;
+    Ok(true)
+}
+
+/// Calls `on_closed()` once the channel closes: the supervisor is gone
+/// (killed, crashed), and the process's kill signal will come from the one
+/// that takes its place, with no shutdown message before it. Returns false
+/// when there is no channel or it is already watched.
+#[napi]
+pub fn worker_watch_closed(on_closed: Function<(), ()>) -> Result<bool> {
+    let Some(stream) = channel() else {
         return Ok(false);
     };
-    let missed = *missed;
-    let callback: AcceptCallback = on_accept
-        .build_threadsafe_function::<()>()
-        .weak::<true>()
-        .build()?;
-    if missed {
-        callback.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    if !watch(&CLOSED, on_closed)? {
+        return Ok(false);
     }
-    *sink = AcceptSink::Watched(callback);
-    drop(sink);
     start_reader(stream)?;
     Ok(true)
 }

@@ -83,10 +83,13 @@ pub enum Notice {
     Shutdown(u64),
     /// Start accepting connections, ready or not.
     Accept,
+    /// The channel closed: the supervisor is gone (killed, crashed). Sent
+    /// once, last.
+    Closed,
 }
 
 /// Reads `socket` until it closes, then marks `replies` closed.
-/// `on_notice` gets each shutdown and accept message.
+/// `on_notice` gets each shutdown and accept message, then `Closed`.
 pub fn read_messages(socket: RawFd, replies: &Replies, on_notice: impl Fn(Notice)) {
     let mut lines = LineBuffer::new();
     let mut fds: VecDeque<OwnedFd> = VecDeque::new();
@@ -125,6 +128,7 @@ pub fn read_messages(socket: RawFd, replies: &Replies, on_notice: impl Fn(Notice
         }
     }
     replies.close();
+    on_notice(Notice::Closed);
 }
 
 fn missing_descriptor() -> ListenError {
@@ -231,18 +235,29 @@ mod tests {
     }
 
     #[test]
-    fn pairs_descriptors_with_successful_replies_and_passes_shutdown_and_accept_on() {
+    fn pairs_descriptors_with_successful_replies_and_passes_shutdown_accept_and_closed_on() {
         let (supervisor, worker) = UnixStream::pair().unwrap();
         let replies = Arc::new(Replies::default());
         let deadline = Arc::new(AtomicU64::new(0));
         let accepts = Arc::new(AtomicU64::new(0));
+        let closed = Arc::new(AtomicU64::new(0));
         let reader = {
-            let (replies, deadline, accepts) = (replies.clone(), deadline.clone(), accepts.clone());
+            let (replies, deadline, accepts, closed) = (
+                replies.clone(),
+                deadline.clone(),
+                accepts.clone(),
+                closed.clone(),
+            );
             std::thread::spawn(move || {
                 read_messages(worker.as_raw_fd(), &replies, |notice| match notice {
                     Notice::Shutdown(ms) => deadline.store(ms, Ordering::SeqCst),
                     Notice::Accept => {
                         accepts.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Notice::Closed => {
+                        // Last: every reply was delivered before.
+                        assert_eq!(deadline.load(Ordering::SeqCst), 1600);
+                        closed.fetch_add(1, Ordering::SeqCst);
                     }
                 });
                 drop(worker);
@@ -300,6 +315,7 @@ mod tests {
         reader.join().unwrap();
         assert_eq!(deadline.load(Ordering::SeqCst), 1600);
         assert_eq!(accepts.load(Ordering::SeqCst), 1);
+        assert_eq!(closed.load(Ordering::SeqCst), 1);
         assert_eq!(
             replies.wait(4, Duration::from_secs(5)).unwrap_err(),
             WaitError::Closed

@@ -66,6 +66,7 @@ function open() {
       drained() {},
       onShutdown: () => () => {},
       onAccept: () => () => {},
+      onClosed: () => () => {},
     };
     return fallback;
   }
@@ -85,6 +86,15 @@ function open() {
     binding.workerWatchAccept(() => {
       accepted = true;
       for (const fn of [...acceptListeners]) fn();
+    });
+  }
+
+  const closedListeners = new Set();
+  let closed = false;
+  if (typeof binding.workerWatchClosed === 'function') {
+    binding.workerWatchClosed(() => {
+      closed = true;
+      for (const fn of [...closedListeners]) fn();
     });
   }
 
@@ -116,6 +126,13 @@ function open() {
       acceptListeners.add(fn);
       if (accepted) process.nextTick(fn);
       return () => acceptListeners.delete(fn);
+    },
+    // Calls fn() once the channel closes (the supervisor died), at once if
+    // it already did.
+    onClosed(fn) {
+      closedListeners.add(fn);
+      if (closed) process.nextTick(fn);
+      return () => closedListeners.delete(fn);
     },
   };
   return channel;

@@ -10,6 +10,12 @@
 // default. Until then the process is held open, as its listening servers
 // held it before, so an app whose handler calls server.close(cb) still
 // sees the signal instead of exiting on its own first.
+//
+// When the supervisor dies (its channel closes), no shutdown message can
+// come: the daemon that takes its place starts new processes on the same
+// sockets and stops this one with the kill signal alone. From then on that
+// signal starts the same drain, and the process ends by the signal once
+// it is done, so no connection is cut.
 
 const os = require('node:os');
 const { drainer } = require('./drain');
@@ -44,8 +50,9 @@ function createListenDrain(channel) {
     return inherited.call(this, cb);
   }
 
-  function onShutdown(deadlineMs) {
-    if (started) return;
+  // Stops the servers accepting and drains them; calls done() once they
+  // are drained, or at half the deadline (when rsup stops waiting).
+  function drainAll(deadlineMs, done) {
     started = true;
     const servers = [...live];
     for (const server of servers) if (server.listening) closedByUs.add(server);
@@ -54,11 +61,7 @@ function createListenDrain(channel) {
       if (sent) return;
       sent = true;
       clearTimeout(timer);
-      try {
-        channel.drained();
-      } catch {
-        // The supervisor is gone; nobody is waiting for this.
-      }
+      done();
     };
     // The supervisor stops waiting at half its deadline anyway. Clients
     // asked to go that have not answered by then are let go, so that the
@@ -72,10 +75,49 @@ function createListenDrain(channel) {
     // Idle connections must be closed well before rsup stops waiting.
     const idleGraceMs = Math.min(1000, deadlineMs / 4);
     Promise.all(servers.map((server) => drains.get(server)(undefined, idleGraceMs))).then(report, report);
+  }
+
+  function onShutdown(deadlineMs) {
+    if (started) return;
+    drainAll(deadlineMs, () => {
+      try {
+        channel.drained();
+      } catch {
+        // The supervisor is gone; nobody is waiting for this.
+      }
+    });
     holdUntilSignal(channel.killSignal, deadlineMs);
   }
 
-  return { adopt, onShutdown };
+  // The supervisor is gone: its successor's kill signal drains first.
+  // The app's own handlers of that signal are held back until then, as a
+  // supervisor's shutdown message comes before the signal (a handler's
+  // server.close() would otherwise close keep-alive connections at once);
+  // without any, the process then ends by the signal.
+  function orphaned() {
+    const signal = channel.killSignal;
+    if (started || !catchable(signal)) return;
+    const held = process.listeners(signal);
+    for (const fn of held) process.removeListener(signal, fn);
+    const onSignal = () => {
+      process.removeListener(signal, onSignal);
+      // Kept alive until drained, whatever else the app holds.
+      const hold = setInterval(() => {}, 1000);
+      drainAll(channel.killTimeoutMs, () => {
+        clearInterval(hold);
+        for (const fn of held) process.on(signal, fn);
+        if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+        else process.emit(signal, signal);
+      });
+    };
+    process.on(signal, onSignal);
+  }
+
+  return { adopt, onShutdown, orphaned };
+}
+
+function catchable(signal) {
+  return Boolean(os.constants.signals[signal]) && signal !== 'SIGKILL' && signal !== 'SIGSTOP';
 }
 
 // Keeps the event loop alive until the kill signal, or until shortly
@@ -83,14 +125,14 @@ function createListenDrain(channel) {
 // is raised again so Node's default (death by the signal) applies as it
 // would have without this listener.
 function holdUntilSignal(signal, deadlineMs) {
-  const catchable = os.constants.signals[signal] && signal !== 'SIGKILL' && signal !== 'SIGSTOP';
+  const caught = catchable(signal);
   const margin = Math.min(250, deadlineMs * 0.1);
   const hold = setTimeout(release, Math.max(0, deadlineMs - margin));
-  if (catchable) process.on(signal, onSignal);
+  if (caught) process.on(signal, onSignal);
 
   function release() {
     clearTimeout(hold);
-    if (catchable) process.removeListener(signal, onSignal);
+    if (caught) process.removeListener(signal, onSignal);
   }
   function onSignal() {
     const alone = process.listenerCount(signal) === 1;

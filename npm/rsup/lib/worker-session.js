@@ -20,6 +20,7 @@ const { claimChannel } = require('./channel');
 const { patchListen } = require('./listen-patch');
 const { createListenDrain } = require('./listen-drain');
 const { createAcceptGate } = require('./accept-gate');
+const { guardOutput } = require('./output-guard');
 
 function install({ lazy, preloadPath }) {
   let session; // undefined until claimed; then the session, or null
@@ -49,10 +50,14 @@ function passChannelOn() {
 }
 
 function attach(channel) {
+  // Before the daemon can die: the guard must be in place when it does.
+  guardOutput();
   let gate = null;
   if (channel.listen) {
     const drain = createListenDrain(channel);
     channel.onShutdown(drain.onShutdown);
+    // A copy of the package older than the notice has no onClosed.
+    if (typeof channel.onClosed === 'function') channel.onClosed(drain.orphaned);
     // A channel claimed by an older copy of the package may not know
     // wait_ready; its servers then accept at once, as before.
     if (channel.waitReady) {

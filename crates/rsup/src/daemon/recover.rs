@@ -8,7 +8,9 @@
 //! process that holds it (`pidfd_getfd`), starts the app's instances on
 //! those same sockets, and only once they have settled stops the old
 //! processes with their kill signal. The accept queue never closes, so no
-//! connection is refused. Where a socket cannot be taken back (no process
+//! connection is refused; in a Node app, rsup's preload saw its channel
+//! close and drains on that signal (npm/rsup/lib/listen-drain.js), so no
+//! request fails. Where a socket cannot be taken back (no process
 //! holds it any more, or the kernel refuses), the old processes are stopped
 //! first and the app starts on new sockets, with a gap.
 
