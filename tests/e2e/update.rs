@@ -527,8 +527,23 @@ fn a_daemon_in_the_foreground_is_not_replaced() {
     foreground.wait().unwrap();
 }
 
+/// Every notification the test's stand-in for systemd receives, until one
+/// line satisfies `until`; returns that line.
+fn notified(systemd: &std::os::unix::net::UnixDatagram, until: impl Fn(&str) -> bool) -> String {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = systemd
+            .recv(&mut buf)
+            .expect("a notification from the service");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if let Some(line) = text.lines().find(|l| until(l)) {
+            return line.to_string();
+        }
+    }
+}
+
 #[test]
-fn a_daemon_run_by_systemd_is_not_replaced_from_outside_its_service() {
+fn a_daemon_run_by_systemd_is_updated_inside_its_service() {
     let r = Rsup::new();
     assert_success(&r.start_fixture("app.js", "api", &[], &[]));
     r.ok(&["save"]);
@@ -545,25 +560,35 @@ fn a_daemon_run_by_systemd_is_not_replaced_from_outside_its_service() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = systemd.recv(&mut buf).expect("READY=1 from the service");
-        if String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "READY=1")
-        {
-            break;
-        }
-    }
+    notified(&systemd, |l| l == "READY=1");
+    let before = r.jlist();
+
     let out = r.run(&["update"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("runs as a systemd service"), "{err}");
-    assert!(err.contains("systemctl restart"), "{err}");
-    assert!(err.contains("serves on, unchanged"), "{err}");
-    assert_eq!(pinged_pid(&r), service.id());
+    assert_success(&out);
+    let new_pid = pinged_pid(&r);
+    assert_ne!(new_pid, service.id());
+    // The old daemon named its successor the service's main process
+    // before it exited, so systemd follows the service into it.
+    let main = notified(&systemd, |l| l.starts_with("MAINPID="));
+    assert_eq!(main, format!("MAINPID={new_pid}"));
+    assert!(service.wait().unwrap().success());
+    let after = r.jlist();
+    assert_eq!(identities(&after), identities(&before));
+    assert!(after.iter().all(|p| p.status == Status::Online));
+    // Only a successor the service daemon starts itself may replace it.
+    let mut outsider = r
+        .cmd()
+        .args(["daemon", "--successor"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(outsider.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!outsider.wait().unwrap().success());
+    assert!(err.contains("only a daemon it starts itself"), "{err}");
+    assert_eq!(pinged_pid(&r), new_pid);
     r.ok(&["kill"]);
-    service.wait().unwrap();
 }
 
 /// A daemon built before `update` existed answers the request as its

@@ -261,6 +261,14 @@ pub enum Request {
         /// The version of that conversation the new daemon speaks.
         protocol: u32,
     },
+    /// From `rsup update`, to a daemon that runs as a systemd service
+    /// ([`Reply::Pong`]'s `service`): start `exe daemon --successor` as its
+    /// own child, inside the service, where systemd can follow it as the
+    /// service's main process. Answered with [`Reply::SuccessorStarted`];
+    /// the successor then asks for the [`Request::HandOver`].
+    StartSuccessor {
+        exe: PathBuf,
+    },
     /// Stream the daemon's events (PM2's bus) on this connection until the
     /// client closes it; with `logs`, the processes' output too.
     Subscribe {
@@ -284,6 +292,10 @@ pub enum Reply {
     Pong {
         pid: u32,
         version: String,
+        /// It runs as a systemd service: `rsup update` asks it to start
+        /// its successor ([`Request::StartSuccessor`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        service: bool,
     },
     Error {
         message: String,
@@ -294,6 +306,10 @@ pub enum Reply {
     /// shape ([`crate::pm2`]): what `pm2 jlist` prints.
     Pm2List {
         processes: Vec<serde_json::Value>,
+    },
+    /// The successor a [`Request::StartSuccessor`] started runs as `pid`.
+    SuccessorStarted {
+        pid: u32,
     },
 }
 

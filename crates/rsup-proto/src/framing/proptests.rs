@@ -223,6 +223,7 @@ fn request() -> impl Strategy<Value = Request> {
         (proptest::option::of(target.clone()), any::<bool>())
             .prop_map(|(target, pm2)| Request::List { target, pm2 }),
         Just(Request::Kill),
+        any::<String>().prop_map(|exe| Request::StartSuccessor { exe: exe.into() }),
         Just(Request::ReloadLogs),
         proptest::option::of(target.clone()).prop_map(|target| Request::Flush { target }),
         target.clone().prop_map(|target| Request::Stop { target }),
@@ -257,11 +258,18 @@ fn reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
         any::<String>().prop_map(|message| Reply::Progress { message }),
         any::<String>().prop_map(|message| Reply::Error { message }),
-        (any::<u32>(), any::<String>()).prop_map(|(pid, version)| Reply::Pong { pid, version }),
+        (any::<u32>(), any::<String>(), any::<bool>()).prop_map(|(pid, version, service)| {
+            Reply::Pong {
+                pid,
+                version,
+                service,
+            }
+        }),
         Just(Reply::Done {
             processes: Vec::new()
         }),
         Just(Reply::Subscribed),
+        any::<u32>().prop_map(|pid| Reply::SuccessorStarted { pid }),
     ]
 }
 

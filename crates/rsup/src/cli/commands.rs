@@ -109,7 +109,11 @@ pub(super) fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
     match reply {
         Reply::Done { processes } => Ok(processes),
         Reply::Error { message } => bail!(message),
-        Reply::Pong { .. } | Reply::Progress { .. } | Reply::Subscribed | Reply::Pm2List { .. } => {
+        Reply::Pong { .. }
+        | Reply::Progress { .. }
+        | Reply::Subscribed
+        | Reply::Pm2List { .. }
+        | Reply::SuccessorStarted { .. } => {
             bail!("unexpected reply from the daemon")
         }
     }
@@ -577,7 +581,7 @@ fn ping(home: &Home) -> Result<i32> {
         return Ok(1);
     };
     match send(stream, &Request::Ping, |_| {})? {
-        Reply::Pong { pid, version } => {
+        Reply::Pong { pid, version, .. } => {
             println!("rsup daemon is running (pid {pid}, version {version})");
             Ok(0)
         }
@@ -780,6 +784,7 @@ mod tests {
         let pong = encode(&Reply::Pong {
             pid: 1,
             version: "x".into(),
+            service: false,
         });
         assert!(jlist_json(&pong).is_err());
         assert!(jlist_json(b"not json\n").is_err());

@@ -2,11 +2,13 @@
 //! daemon by this binary. The CLI starts it as a successor (`rsup daemon
 //! --successor`), which takes every app over from the running daemon (see
 //! the daemon's `handover` module), and watches until it answers or exits.
+//! A daemon that is a systemd service starts the successor itself, inside
+//! the service, when asked (`Request::StartSuccessor`).
 
 use super::client::{connect_existing, send, spawn_daemon};
 use super::commands::{list, print_table};
 use crate::home::Home;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use rsup_proto::control::{Reply, Request};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::ExitStatusExt;
@@ -29,8 +31,12 @@ pub fn update(home: &Home) -> Result<i32> {
         );
         return Ok(0);
     };
-    let (old_pid, old_version) = match send(stream, &Request::Ping, |_| {})? {
-        Reply::Pong { pid, version } => (pid, version),
+    let (old_pid, old_version, service) = match send(stream, &Request::Ping, |_| {})? {
+        Reply::Pong {
+            pid,
+            version,
+            service,
+        } => (pid, version, service),
         Reply::Error { message } => bail!(message),
         _ => bail!("unexpected reply from the daemon"),
     };
@@ -38,11 +44,15 @@ pub fn update(home: &Home) -> Result<i32> {
     let version = env!("CARGO_PKG_VERSION");
     let log = home.daemon_log();
     let log_start = std::fs::metadata(&log).map_or(0, |m| m.len());
-    let mut successor = spawn_daemon(home, true)?;
-    let new_pid = successor.id();
+    let mut successor = match service {
+        // Inside the systemd service, where only the daemon can start it.
+        true => Successor::Service(start_in_service(home)?),
+        false => Successor::Child(spawn_daemon(home, true)?),
+    };
+    let new_pid = successor.pid();
     println!("[rsup] the daemon {old} hands its apps over to pid {new_pid} (version {version})");
     loop {
-        if let Some(status) = successor.try_wait()? {
+        if let Some(status) = successor.exited()? {
             return Err(failure(home, log_start, status, old_pid, &old));
         }
         if answering(home)? == Some(new_pid) {
@@ -73,6 +83,41 @@ pub fn update(home: &Home) -> Result<i32> {
     Ok(0)
 }
 
+/// The new daemon: the CLI's child, or the service daemon's.
+enum Successor {
+    Child(std::process::Child),
+    Service(u32),
+}
+
+impl Successor {
+    fn pid(&self) -> u32 {
+        match self {
+            Successor::Child(child) => child.id(),
+            Successor::Service(pid) => *pid,
+        }
+    }
+
+    /// How it ended, once it has. The service daemon's child is not ours
+    /// to wait for: its exit status is not known.
+    fn exited(&mut self) -> Result<Option<Option<ExitStatus>>> {
+        match self {
+            Successor::Child(child) => Ok(child.try_wait()?.map(Some)),
+            Successor::Service(pid) => Ok((!running(*pid)).then_some(None)),
+        }
+    }
+}
+
+/// Asks the service daemon to start this binary as its successor.
+fn start_in_service(home: &Home) -> Result<u32> {
+    let exe = std::env::current_exe().context("locating the rsup binary")?;
+    let stream = connect_existing(home)?.context("the rsup daemon stopped")?;
+    match send(stream, &Request::StartSuccessor { exe }, |_| {})? {
+        Reply::SuccessorStarted { pid } => Ok(pid),
+        Reply::Error { message } => bail!(message),
+        _ => bail!("unexpected reply from the daemon"),
+    }
+}
+
 /// The pid of the daemon that answers a ping now; `None` when none
 /// answers within [`PING_WAIT`].
 fn answering(home: &Home) -> Result<Option<u32>> {
@@ -100,19 +145,22 @@ fn running(pid: u32) -> bool {
 fn failure(
     home: &Home,
     log_start: u64,
-    status: ExitStatus,
+    status: Option<ExitStatus>,
     old_pid: u32,
     old: &str,
 ) -> anyhow::Error {
     let said = successor_error(home, log_start);
-    let reason = match (said, status.code(), status.signal()) {
+    let code = status.and_then(|s| s.code());
+    let signal = status.and_then(|s| s.signal());
+    let reason = match (said, code, signal) {
         (Some(said), _, _) => said,
         (None, _, Some(signal)) => format!(
             "the new daemon was killed by {}",
             nix::sys::signal::Signal::try_from(signal)
                 .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
         ),
-        (None, code, _) => format!("the new daemon exited with code {}", code.unwrap_or(-1)),
+        (None, Some(code), _) => format!("the new daemon exited with code {code}"),
+        (None, None, _) => "the new daemon exited".to_string(),
     };
     // The old daemon serves again once the successor is gone.
     let serving = connect_existing(home)
@@ -123,7 +171,7 @@ fn failure(
         Some(Reply::Pong { pid, .. }) if pid == old_pid => {
             format!("the daemon {old} serves on, unchanged")
         }
-        Some(Reply::Pong { pid, version }) => {
+        Some(Reply::Pong { pid, version, .. }) => {
             format!("the daemon now answering is pid {pid} (version {version})")
         }
         _ => format!("no daemon answers now; see {}", home.daemon_log().display()),

@@ -32,7 +32,9 @@
 //!   [`app`]) and on file changes ([`watch`])
 //! - handing every app over to a new daemon (`rsup update`): the
 //!   conversation [`handover`], the old daemon's side [`retire`] (which
-//!   also holds back requests meanwhile), the new one's [`succeed`]
+//!   also holds back requests meanwhile), the new one's [`succeed`]; the
+//!   successor of a systemd service, started inside it:
+//!   [`service_successor`]
 //! - the bus of lifecycle steps and output that clients subscribe to
 //!   (PM2's `launchBus`): [`events`]; serving a subscriber:
 //!   `actions/subscribe.rs`
@@ -72,6 +74,7 @@ mod reload_record;
 mod restart_policy;
 mod retire;
 mod server;
+mod service_successor;
 mod sockets;
 mod spawn;
 mod state_file;

@@ -13,7 +13,7 @@ use super::recover::stop_processes;
 use super::reload::listeners_of;
 use super::state_file::{self, process_start};
 use super::stop::Target;
-use super::{actions, apps::Apps};
+use super::{actions, apps::Apps, systemd};
 use nix::sys::signal::Signal;
 use rsup_proto::app::AppSpec;
 use rsup_proto::control::{Reply, Request, SpecUpdate};
@@ -40,6 +40,10 @@ const POLL: Duration = Duration::from_millis(50);
 pub struct Retirement {
     /// Why this daemon does not hand over, if it does not.
     refusal: Option<String>,
+    /// It runs as a systemd service: it hands over only to the successor
+    /// it started itself (see `service_successor`), whose pid this holds.
+    service: bool,
+    invited: Mutex<Option<u32>>,
     /// Control requests running, other than those that only read.
     busy: watch::Sender<usize>,
     seat: Mutex<Option<Seat>>,
@@ -48,10 +52,9 @@ pub struct Retirement {
 impl Retirement {
     /// `foreground`: started with its apps (`--no-daemon`, or by systemd).
     pub fn new(foreground: bool) -> Retirement {
-        let refusal = if std::env::var_os("NOTIFY_SOCKET").is_some() {
-            // systemd follows its service by pid and cgroup: a daemon the
-            // CLI starts would run outside the service.
-            Some("this daemon runs as a systemd service, which a daemon started outside it cannot replace; restart the service instead (systemctl restart)")
+        let service = systemd::is_service();
+        let refusal = if service {
+            None
         } else if foreground {
             // Its exit would end the container or terminal that runs it.
             Some("this daemon runs in the foreground (--no-daemon) and does not hand over; restart it instead")
@@ -60,9 +63,20 @@ impl Retirement {
         };
         Retirement {
             refusal: refusal.map(String::from),
+            service,
+            invited: Mutex::new(None),
             busy: watch::Sender::new(0),
             seat: Mutex::new(None),
         }
+    }
+
+    pub fn is_service(&self) -> bool {
+        self.service
+    }
+
+    /// `pid`, started by this daemon, may take its apps over.
+    pub fn invite(&self, pid: u32) {
+        *self.invited.lock().unwrap() = Some(pid);
     }
 
     pub fn take_seat(&self) -> Option<Seat> {
@@ -179,6 +193,12 @@ fn begin(
     let (pid, uid) = conversation
         .peer()
         .ok_or("cannot tell which process asks for the hand-over")?;
+    let retirement = &daemon.retirement;
+    if retirement.service && *retirement.invited.lock().unwrap() != Some(pid) {
+        // systemd follows its service by pid and cgroup: a daemon started
+        // outside the service would run outside it.
+        return Err("this daemon runs as a systemd service, which only a daemon it starts itself can replace; run rsup update, which asks it to".into());
+    }
     let me = nix::unistd::geteuid().as_raw();
     if uid != me {
         // Its apps would run as that user from then on.
@@ -423,6 +443,10 @@ impl Handing {
             successor = self.successor.pid,
             "the new daemon serves; stopping this daemon's processes"
         );
+        if self.daemon.retirement.service {
+            // The service goes on in it when this one exits.
+            systemd::main_pid(self.successor.pid);
+        }
         if let Some(seat) = self.seat.take() {
             seat.leave();
         }

@@ -539,7 +539,7 @@ async fn ping(home: &Home) -> Result<(u32, String), String> {
         }
     };
     match timeout(ANSWER_LIMIT, answer).await {
-        Ok(Ok(Reply::Pong { pid, version })) => Ok((pid, version)),
+        Ok(Ok(Reply::Pong { pid, version, .. })) => Ok((pid, version)),
         Ok(Ok(other)) => Err(format!("the running daemon answered a ping with {other:?}")),
         Ok(Err(e)) => Err(format!("pinging the running daemon: {e}")),
         Err(_) => Err(format!(
