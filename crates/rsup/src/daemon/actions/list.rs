@@ -48,16 +48,35 @@ pub fn list_line(daemon: &Daemon, target: Option<&Target>, pm2: bool) -> Vec<u8>
             }
         })
         .collect();
-    if pm2 {
-        encode(&Pm2ListReply {
-            reply: "pm2_list",
-            processes: MonitorData(&processes),
-        })
+    // About a kilobyte per process in either shape: sized once, rather
+    // than grown (and copied) step by step to a megabyte.
+    let mut line = Vec::with_capacity(1024 * (processes.len() + 1));
+    let written = if pm2 {
+        serde_json::to_writer(
+            &mut line,
+            &Pm2ListReply {
+                reply: "pm2_list",
+                processes: MonitorData(&processes),
+            },
+        )
     } else {
-        encode(&ListReply {
-            reply: "done",
-            processes,
-        })
+        serde_json::to_writer(
+            &mut line,
+            &ListReply {
+                reply: "done",
+                processes,
+            },
+        )
+    };
+    match written {
+        Ok(()) => {
+            line.push(b'\n');
+            line
+        }
+        // A path that is not UTF-8 has no JSON form.
+        Err(e) => encode(&Reply::Error {
+            message: format!("cannot write the list: {e}"),
+        }),
     }
 }
 
