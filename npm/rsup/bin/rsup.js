@@ -2,7 +2,8 @@
 'use strict';
 
 // `rsup` on the PATH of an app that installed this package: runs the native
-// supervisor built with the addon (or RSUP_BIN, or a per-platform package).
+// supervisor (RSUP_BIN, one built from source into native/, or the one of
+// the per-platform package rsup-<platform>).
 
 const { spawnSync } = require('node:child_process');
 const { findBinary, binaryEnv, MISSING } = require('../lib/binary');
@@ -13,7 +14,7 @@ if (!binary) {
   process.exit(1);
 }
 
-const run = spawnSync(binary, process.argv.slice(2), { stdio: 'inherit', env: binaryEnv() });
+const run = spawnSync(binary, process.argv.slice(2), { stdio: 'inherit', env: binaryEnv(binary) });
 if (run.error) {
   console.error(`rsup: cannot run ${binary}: ${run.error.message}`);
   process.exit(1);

@@ -1,46 +1,54 @@
 'use strict';
 
-// Finds the native addon: an explicit path, the file built from source next
-// to this package, or the published per-platform package.
+// Finds the native addon: RSUP_NATIVE_BINDING, else what binding.js (the
+// loader @napi-rs/cli generates) loads: rsup.<platform>.node built from
+// source beside this package, or the per-platform package rsup-<platform>
+// that npm installed as an optional dependency.
 const path = require('node:path');
 const { platformKey } = require('./platform');
 
 const PACKAGE_ROOT = path.join(__dirname, '..');
 
-function candidates() {
-  const key = platformKey();
-  const list = [];
-  if (process.env.RSUP_NATIVE_BINDING) list.push(process.env.RSUP_NATIVE_BINDING);
-  list.push(path.join(PACKAGE_ROOT, `rsup.${key}.node`));
-  list.push(`rsup-${key}`);
-  return list;
+// The .node file a successful require loaded, for messages.
+function loadedFrom(before) {
+  const added = Object.keys(require.cache).filter((f) => f.endsWith('.node') && !before.has(f));
+  return added[0] || path.join(PACKAGE_ROOT, 'binding.js');
+}
+
+// The load error and the errors behind it (the loader chains one per place
+// it tried through `cause`).
+function describe(err) {
+  const lines = [];
+  for (let e = err; e && lines.length < 10; e = e.cause) lines.push(String(e.message).split('\n')[0]);
+  return lines;
 }
 
 let cached;
 
-// Returns { binding } or { errors }; never throws.
+// Returns { binding, from } or { errors }; never throws.
 function loadBinding() {
   if (cached) return cached;
-  const errors = [];
-  for (const target of candidates()) {
-    try {
-      cached = { binding: require(target), from: target };
-      return cached;
-    } catch (err) {
-      errors.push(`${target}: ${err.message.split('\n')[0]}`);
-    }
+  const override = process.env.RSUP_NATIVE_BINDING;
+  const before = new Set(Object.keys(require.cache));
+  try {
+    const binding = require(override || path.join(PACKAGE_ROOT, 'binding.js'));
+    cached = { binding, from: override || loadedFrom(before) };
+  } catch (err) {
+    cached = { errors: describe(err).map((line) => (override ? `${override}: ${line}` : line)) };
   }
-  cached = { errors };
   return cached;
 }
+
+const NO_ADDON =
+  `no rsup addon for ${platformKey()} is installed. npm installs it as the optional ` +
+  `dependency rsup-${platformKey()}: reinstall without --omit=optional (or --no-optional). ` +
+  'Platforms without that package build it from a checkout of the rsup repository: ' +
+  '`node npm/rsup/scripts/build.js --with-cli` (needs cargo), then install that npm/rsup folder.';
 
 function requireBinding() {
   const { binding, errors } = loadBinding();
   if (binding) return binding;
-  throw new Error(
-    `rsup: no native addon for ${platformKey()} could be loaded:\n  ${errors.join('\n  ')}\n` +
-      'Build it from source with `node scripts/build.js` in the rsup package (needs cargo).',
-  );
+  throw new Error(`rsup: ${NO_ADDON}\n  ${errors.join('\n  ')}`);
 }
 
-module.exports = { loadBinding, requireBinding, PACKAGE_ROOT };
+module.exports = { loadBinding, requireBinding, PACKAGE_ROOT, NO_ADDON };

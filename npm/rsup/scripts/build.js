@@ -2,13 +2,17 @@
 'use strict';
 
 // Builds the native addon from the workspace this package sits in and
-// places it as rsup.<platform>.node next to index.js.
+// places it as rsup.<platform>.node next to index.js, where binding.js
+// loads it before any per-platform package.
 //
 //   node scripts/build.js [--debug] [--with-cli]
 //
 // --debug     cargo's dev profile (faster to build; default is release)
-// --with-cli  also build the `rsup` binary for this package's `rsup` bin
-//             (a failure there is a warning: the library does not need it)
+// --with-cli  also build the `rsup` binary. A release build is copied to
+//             native/rsup, which this package's `rsup` bin runs; a debug
+//             build stays in target/debug (tests use it from there), so it
+//             never replaces a release build (a failure is a warning: the
+//             library does not need the binary)
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -25,8 +29,8 @@ function workspaceRoot() {
   if (!fs.existsSync(path.join(WORKSPACE, 'crates', 'rsup-node', 'Cargo.toml'))) {
     throw new BuildError(
       `the rsup sources are not at ${WORKSPACE}, so the addon cannot be built here.\n` +
-        'Install a published rsup release with a prebuilt binary for this platform, ' +
-        'or install from a checkout of the rsup repository.',
+        `Install rsup with its optional dependencies (rsup-${platformKey()} holds the built addon ` +
+        'and binary), or build in a checkout of the rsup repository.',
     );
   }
   return WORKSPACE;
@@ -38,17 +42,19 @@ function checkCargo() {
     throw new BuildError(
       `cargo was not found (${probe.error ? probe.error.code : `exit ${probe.status}`}).\n` +
         `No prebuilt rsup addon matches this platform (${platformKey()}), so it has to be built ` +
-        'from source, which needs Rust: install it from https://rustup.rs and run the install again ' +
+        'from source, which needs Rust: install it from https://rustup.rs and run this again ' +
         '(or set CARGO to the cargo binary).',
     );
   }
 }
 
 // Runs cargo build and returns the artifacts cargo reports for the
-// targets of `pkg` (cargo names them with underscores).
-function cargoBuild(pkg, release) {
+// targets of `pkg` (cargo names them with underscores). `triple`: a
+// target other than the host's.
+function cargoBuild(pkg, release, triple) {
   const args = ['build', '-p', pkg, '--message-format=json-render-diagnostics'];
   if (release) args.push('--release');
+  if (triple) args.push('--target', triple);
   const run = spawnSync(CARGO, args, {
     cwd: workspaceRoot(),
     encoding: 'utf8',
@@ -87,6 +93,7 @@ function buildAddon(release) {
 function buildCli(release) {
   const artifact = cargoBuild('rsup', release).find((a) => a.target.kind.includes('bin') && a.executable);
   if (!artifact) throw new BuildError('cargo did not report the rsup binary it built');
+  if (!release) return artifact.executable;
   const dest = path.join(PACKAGE_ROOT, 'native', 'rsup');
   install(artifact.executable, dest, 0o755);
   return dest;
@@ -115,4 +122,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { main, BuildError };
+module.exports = { main, cargoBuild, checkCargo, BuildError };

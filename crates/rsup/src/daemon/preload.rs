@@ -12,14 +12,16 @@ pub struct Preload {
 
 impl Preload {
     /// `RSUP_PRELOAD`, else `preload.js` of the npm package this binary
-    /// belongs to (`<package>/native/rsup`), else the one in this
-    /// repository when running from a cargo build.
+    /// belongs to: built from source (`<package>/native/rsup`) or from the
+    /// per-platform package installed beside it
+    /// (`node_modules/rsup-<platform>/rsup` → `node_modules/rsup/`), else
+    /// the one in this repository when running from a cargo build.
     pub fn find() -> Preload {
         let path = locate();
         let problem = match &path {
             None => Some("rsup's Node preload (npm/rsup/preload.js) was not found".to_string()),
             Some(p) if !has_addon(p) => Some(format!(
-                "rsup's native addon is not built beside {}; build it with `npm run build` (or `node npm/rsup/scripts/build.js`)",
+                "rsup's native addon is not built beside {} (npm installs it with rsup's optional dependencies; from a checkout: `node npm/rsup/scripts/build.js`)",
                 p.display()
             )),
             Some(_) => None,
@@ -36,9 +38,13 @@ fn locate() -> Option<PathBuf> {
         return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
-    let dir = exe.parent()?;
+    beside_binary(exe.parent()?)
+}
+
+fn beside_binary(dir: &Path) -> Option<PathBuf> {
     [
         dir.join("../preload.js"),
+        dir.join("../rsup/preload.js"),
         dir.join("../../npm/rsup/preload.js"),
     ]
     .into_iter()
@@ -79,6 +85,20 @@ fn has_addon(preload: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binary_of_the_per_platform_package_finds_the_main_packages_preload() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("node_modules");
+        std::fs::create_dir_all(modules.join("rsup-linux-x64-gnu")).unwrap();
+        std::fs::create_dir_all(modules.join("rsup")).unwrap();
+        assert_eq!(beside_binary(&modules.join("rsup-linux-x64-gnu")), None);
+        std::fs::write(modules.join("rsup/preload.js"), "").unwrap();
+        assert_eq!(
+            beside_binary(&modules.join("rsup-linux-x64-gnu")),
+            Some(modules.join("rsup/preload.js").canonicalize().unwrap())
+        );
+    }
 
     #[test]
     fn the_addon_is_looked_for_beside_the_preload() {

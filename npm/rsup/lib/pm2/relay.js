@@ -23,7 +23,7 @@ function run(call, { cwd, env, keepStdin = false }, onLine, onEnd) {
   }
   const child = spawn(binary, ['node-api'], {
     cwd,
-    env: binaryEnv(env),
+    env: binaryEnv(binary, env),
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   let failed = null;
