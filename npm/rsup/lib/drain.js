@@ -197,6 +197,8 @@ function http1Drainer(server) {
     const idle = setTimeout(() => {
       graceOver = true;
       server.close();
+      // Node 19+ does this in close(); 18 only stops its connection checks.
+      server.closeIdleConnections();
     }, Math.max(0, grace));
     closed.then(() => clearTimeout(idle));
 

@@ -1,0 +1,48 @@
+'use strict';
+
+// The CLI end to end on the Node release running this suite (the daemon
+// starts apps with the `node` first on PATH, which scripts/node-matrix.sh
+// points at each release it tests): start two instances, reload them under
+// steady keep-alive load without one failed request, stop them.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { FIXTURES, request } = require('./helpers');
+const { skip, privateDaemon } = require('./daemon');
+const { keepAliveLoad, until, freePort } = require('./load');
+
+const daemon = privateDaemon();
+test.after(daemon.cleanup);
+
+test('start, reload under load with no failed request, stop', { skip }, async () => {
+  const port = await freePort();
+  const start = await daemon.rsup(
+    ['start', path.join(FIXTURES, 'pid-app.js'), '--name', 'web', '-i', '2', '--wait-ready'],
+    30_000,
+    { PORT: String(port) },
+  );
+  assert.equal(start.code, 0, `${start.stdout}\n${start.stderr}`);
+  const first = JSON.parse((await request(port, '/')).body);
+  assert.equal(first.node, process.version, 'the app runs on the Node release under test');
+  assert.ok(first.execArgv.some((a) => a.endsWith('preload.js')), JSON.stringify(first.execArgv));
+  const before = new Set((await daemon.list()).map((p) => p.pid));
+  assert.equal(before.size, 2);
+
+  const load = keepAliveLoad(port);
+  await until('answers before the reload', () => load.stats.ok >= 20);
+  const reload = await daemon.rsup(['reload', 'web'], 60_000);
+  assert.equal(reload.code, 0, `${reload.stdout}\n${reload.stderr}`);
+  const after = new Set((await daemon.list()).map((p) => p.pid));
+  assert.equal(after.size, 2);
+  for (const pid of after) assert.ok(!before.has(pid), 'every instance was replaced');
+  const answeredBy = () => new Set(load.stats.answers.map((body) => JSON.parse(body).pid));
+  await until('answers from both new instances', () => [...after].every((pid) => answeredBy().has(pid)));
+  const stats = await load.stop();
+  assert.deepEqual(stats.failed, [], `${stats.failed.length} failed of ${stats.ok + stats.failed.length}`);
+
+  const stop = await daemon.rsup(['stop', 'web'], 30_000);
+  assert.equal(stop.code, 0, `${stop.stdout}\n${stop.stderr}`);
+  const stopped = await daemon.list();
+  assert.deepEqual(stopped.map((p) => p.status), ['stopped', 'stopped']);
+});
