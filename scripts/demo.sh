@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: the example express app (js-examples/express-rsup) under
 # rsup, two instances on one port, left running. Builds rsup and its addon
-# first, so it works on a fresh machine with Rust, Node and npm.
+# (release, into npm/rsup/native/ and beside npm/rsup/index.js) first, so it
+# works on a fresh machine with Rust, Node and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -30,7 +31,8 @@ node -e '
 '
 cat <<MSG
 
-The app keeps running under rsup. Try:
+The app keeps running under rsup. The rsup command is $rsup
+(in js-examples/express-rsup, which installed the package, also \`npx rsup\`). Try:
   export RSUP_HOME=$RSUP_HOME
   $rsup reload demo      # zero-downtime reload
   $rsup logs demo
