@@ -14,6 +14,7 @@
 // --out-dir  where the tarballs go; default target/npm
 
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { cargoBuild, checkCargo, BuildError } = require('../npm/rsup/scripts/build');
@@ -81,8 +82,7 @@ function stagePlatform({ triple, key, dir, pkg }, release, host, stageRoot) {
     ?.executable;
   if (!addon || !binary) throw new BuildError(`cargo did not report the addon and binary for ${triple}`);
   const stage = path.join(stageRoot, key);
-  fs.rmSync(stage, { recursive: true, force: true });
-  fs.mkdirSync(stage, { recursive: true });
+  fs.mkdirSync(stage);
   for (const file of ['package.json', 'README.md']) fs.copyFileSync(path.join(dir, file), path.join(stage, file));
   const files = { [`rsup.${key}.node`]: addon, rsup: binary };
   for (const [name, from] of Object.entries(files)) {
@@ -113,7 +113,13 @@ function main(argv) {
   const list = targets(mainPkg);
   const host = hostTriple();
   fs.mkdirSync(outDir, { recursive: true });
-  const tarballs = list.map((t) => npmPack(stagePlatform(t, release, host, path.join(outDir, 'stage')), outDir));
+  const stageRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rsup-pack-'));
+  let tarballs;
+  try {
+    tarballs = list.map((t) => npmPack(stagePlatform(t, release, host, stageRoot), outDir));
+  } finally {
+    fs.rmSync(stageRoot, { recursive: true, force: true });
+  }
   tarballs.push(npmPack(MAIN, outDir));
   for (const tarball of tarballs) console.log(tarball);
   return tarballs;
