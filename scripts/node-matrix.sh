@@ -34,14 +34,20 @@ for major in "${majors[@]}"; do
 done
 
 failed=()
+passes=0
+fails=0
 for major in "${majors[@]}"; do
   if wait "${pids[$major]}"; then status=ok; else status=FAILED; failed+=("$major"); fi
   version=$("$(bash scripts/lib/fetch-node.sh "$major")" --version)
-  summary=$(grep -E '^# (pass|fail) ' "$logs/$major.log" | tr '\n' ' ' || true)
+  # TAP (18, 22) or the spec reporter (24) closes with `pass N` and `fail N`.
+  summary=$(grep -E '^(#|ℹ) (pass|fail) ' "$logs/$major.log" | sed 's/^[^ ]* //' | paste -sd, - | sed 's/,/, /' || true)
   echo "node-matrix: Node $version: $status ($summary)"
+  passes=$((passes + $(grep -E '^(#|ℹ) pass ' "$logs/$major.log" | grep -oE '[0-9]+' || echo 0)))
+  fails=$((fails + $(grep -E '^(#|ℹ) fail ' "$logs/$major.log" | grep -oE '[0-9]+' || echo 1)))
 done
 for major in "${failed[@]}"; do
   echo "--- Node $major: $logs/$major.log" >&2
   grep -B2 -A30 '^not ok' "$logs/$major.log" | head -n 150 >&2 || tail -n 60 "$logs/$major.log" >&2
 done
+echo "node-matrix: $passes passed, $fails failed"
 [ ${#failed[@]} -eq 0 ]
