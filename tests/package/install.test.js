@@ -156,3 +156,40 @@ test('the packed tarballs install into an express app without cargo; its rsup ru
   const kill = await run(rsup, ['kill'], { cwd: dir, env });
   assert.equal(kill.code, 0, kill.out);
 });
+
+test('a global install puts rsup on PATH; without the per-platform package the command says what is missing', async (t) => {
+  const outDir = path.join(ROOT, 'target', 'npm-test');
+  const tarballs = fs.readdirSync(outDir).filter((f) => f.endsWith('.tgz')).map((f) => path.join(outDir, f));
+  const main = tarballs.find((f) => /^rsup-\d/.test(path.basename(f)));
+  const platform = tarballs.find((f) => path.basename(f).startsWith(`rsup-${KEY}-`));
+  assert.ok(main && platform, 'the first test packed them');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rsup-global-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const env = withoutCargo({ RSUP_HOME: path.join(dir, '.rsup') });
+  const npmGlobal = (prefix, files) =>
+    run('npm', ['install', '-g', '--prefix', prefix, ...files, '--no-audit', '--no-fund'], { cwd: dir, env });
+
+  const full = path.join(dir, 'full');
+  const both = await npmGlobal(full, [main, platform]);
+  assert.equal(both.code, 0, both.out);
+  const onPath = { ...env, PATH: `${path.join(full, 'bin')}${path.delimiter}${env.PATH}` };
+  const version = await run('rsup', ['--version'], { cwd: dir, env: onPath });
+  assert.equal(version.code, 0, version.out);
+  assert.match(version.out, /\d+\.\d+\.\d+/);
+
+  // npm skips an optional dependency it cannot fetch: here the registry
+  // has no rsup-<platform> of this version.
+  const bare = path.join(dir, 'bare');
+  const alone = await npmGlobal(bare, [main]);
+  assert.equal(alone.code, 0, alone.out);
+  const missing = await run(path.join(bare, 'bin', 'rsup'), ['--version'], { cwd: dir, env });
+  assert.equal(missing.code, 1, missing.out);
+  assert.match(missing.out, new RegExp(`no rsup binary for ${KEY} is installed. npm installs it with the optional dependency rsup-${KEY}`));
+  const api = await run(
+    process.execPath,
+    ['-e', `const r = require(${JSON.stringify(path.join(bare, 'lib', 'node_modules', 'rsup'))}); r.ready(); console.log(r.supervisor())`],
+    { cwd: dir, env },
+  );
+  assert.equal(api.code, 0, api.out);
+  assert.equal(api.out.trim(), 'none');
+});
