@@ -91,6 +91,14 @@ export declare function workerSendReady(): void
 export declare function workerWatchAccept(onAccept: () => void): boolean
 
 /**
+ * Calls `on_closed()` once the channel closes: the supervisor is gone
+ * (killed, crashed), and the process's kill signal will come from the one
+ * that takes its place, with no shutdown message before it. Returns false
+ * when there is no channel or it is already watched.
+ */
+export declare function workerWatchClosed(onClosed: () => void): boolean
+
+/**
  * Calls `on_shutdown(deadline_ms)` for each shutdown message, including
  * one that came before this call. Returns false when there is no channel
  * or it is already watched.

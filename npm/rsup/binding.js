@@ -845,4 +845,5 @@ module.exports.workerListen = nativeBinding.workerListen
 module.exports.workerSendDrained = nativeBinding.workerSendDrained
 module.exports.workerSendReady = nativeBinding.workerSendReady
 module.exports.workerWatchAccept = nativeBinding.workerWatchAccept
+module.exports.workerWatchClosed = nativeBinding.workerWatchClosed
 module.exports.workerWatchShutdown = nativeBinding.workerWatchShutdown
