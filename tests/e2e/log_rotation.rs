@@ -19,11 +19,59 @@ fn rotated(logs: &Path, base: &str) -> Vec<PathBuf> {
             let ours = name.starts_with(&format!("{base}__"))
                 && (name.ends_with(".log") || name.ends_with(".log.gz"));
             let modified = e.metadata().ok()?.modified().ok()?;
-            ours.then_some((modified, name.len(), name, e.path()))
+            let rotated_as = name.strip_suffix(".gz").unwrap_or(&name).to_owned();
+            ours.then_some((modified, rotated_as.len(), rotated_as, e.path()))
         })
         .collect();
     found.sort();
     found.into_iter().map(|(.., p)| p).collect()
+}
+
+/// Every file of `<base>`'s rotation (rotated, being compressed, current)
+/// with its size; `None` while one goes away as it is listed.
+fn rotation_files(logs: &Path, base: &str) -> Option<Vec<(String, u64)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(logs).ok()? {
+        let entry = entry.ok()?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{base}__")) || name == format!("{base}.log") {
+            found.push((name, entry.metadata().ok()?.len()));
+        }
+    }
+    found.sort();
+    Some(found)
+}
+
+/// Waits, once the writers are done, until rotation has nothing left to do
+/// with `<base>.log`, and returns its rotated files: the current log below
+/// `max_size` (the last line asked for no rotation), no file being
+/// compressed, the names of the rotated files `settled` (compressed, the
+/// oldest deleted), and the same files and sizes in two listings in a row
+/// (none going as the first was taken).
+fn wait_settled(
+    logs: &Path,
+    base: &str,
+    max_size: u64,
+    settled: impl Fn(&[&str]) -> bool,
+) -> Vec<PathBuf> {
+    let current = format!("{base}.log");
+    let mut last = None;
+    wait_for(&format!("rotation of {base} to settle"), || {
+        let files = rotation_files(logs, base);
+        let stable = files.is_some() && files == last;
+        last = files;
+        let files = last.as_ref()?;
+        let quiet = files
+            .iter()
+            .all(|(name, size)| !name.ends_with(".part") && (name != &current || *size < max_size));
+        let names: Vec<&str> = files
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| *name != current)
+            .collect();
+        (stable && quiet && settled(&names)).then_some(())
+    });
+    rotated(logs, base)
 }
 
 /// A file's text, gunzipped if it is a `.gz`.
@@ -128,6 +176,7 @@ fn logs_rotate_by_size_between_whole_lines_keeping_retain_files() {
     .unwrap();
     r.ok(&["start", eco.to_str().unwrap()]);
     wait_done(&logs, "merged-out", 2, 5000);
+    wait_settled(&logs, "merged-out", 16 * 1024, |_| true);
     let (count, all) = all_of(&logs, "merged-out");
     assert!(count >= 10, "only {count} rotated files");
     assert!(rotated(&logs, "merged-out")
@@ -152,11 +201,9 @@ fn logs_rotate_by_size_between_whole_lines_keeping_retain_files() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("pm2-logrotate:max_size"));
     assert_success(&r.start_fixture("numbered.js", "global", &[], &[]));
     wait_done(&logs, "global-out", 1, 5000);
-    let files = wait_for("retain to delete the oldest", || {
-        let files = rotated(&logs, "global-out");
-        (files.len() == 3 && files.iter().all(|p| p.to_string_lossy().ends_with(".gz")))
-            .then_some(files)
-    });
+    let retained_compressed =
+        |names: &[&str]| names.len() == 3 && names.iter().all(|n| n.ends_with(".log.gz"));
+    let files = wait_settled(&logs, "global-out", 8 * 1024, retained_compressed);
     let (_, all) = all_of(&logs, "global-out");
     let ns = &numbers(&all)["w0"];
     // The newest lines, all of them, in order, up to the last.
@@ -174,9 +221,9 @@ fn logs_rotate_by_size_between_whole_lines_keeping_retain_files() {
     );
     restart_counting(&r, "global", 3000);
     wait_done(&logs, "global-out", 1, 3000);
+    wait_settled(&logs, "global-out", 8 * 1024, retained_compressed);
     let ns = &numbers(&all_of(&logs, "global-out").1)["w0"];
     assert_eq!(*ns.last().unwrap(), 2999);
-    assert!(rotated(&logs, "global-out").len() <= 3);
 
     // An app may turn rotation off; `uninstall` turns it off for all.
     let off = r.path("off.json");

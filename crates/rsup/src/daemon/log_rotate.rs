@@ -337,12 +337,17 @@ pub fn rotated_files(log: &Path) -> io::Result<Vec<PathBuf>> {
         }
         if let Ok(meta) = entry.metadata() {
             if meta.is_file() {
-                found.push((meta.modified()?, name.len(), name, entry.path()));
+                // Files rotated within one tick of the clock share their
+                // time: their names as rotated (before any `.gz`) tell
+                // their order within a date, a longer counter a later one.
+                let rotated_as = name.strip_suffix(".gz").unwrap_or(&name).to_owned();
+                let key = (meta.modified()?, rotated_as.len(), rotated_as);
+                found.push((key, entry.path()));
             }
         }
     }
     found.sort();
-    Ok(found.into_iter().map(|(.., path)| path).collect())
+    Ok(found.into_iter().map(|(_, path)| path).collect())
 }
 
 /// Deletes the oldest rotated files of `log` beyond the newest `retain`.
@@ -424,6 +429,21 @@ mod tests {
             })
             .collect();
         assert_eq!(text, ["line 2\n", "line 3\n"]);
+    }
+
+    #[test]
+    fn files_rotated_in_one_tick_keep_their_order_once_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("api-out.log");
+        let older = dir.path().join("api-out__D_9.log.gz");
+        let newer = dir.path().join("api-out__D_10.log");
+        let tick = std::time::SystemTime::now();
+        for file in [&older, &newer] {
+            File::create(file).unwrap().set_modified(tick).unwrap();
+        }
+        assert_eq!(rotated_files(&log).unwrap(), [older, newer.clone()]);
+        prune(&log, 1).unwrap();
+        assert_eq!(rotated_files(&log).unwrap(), [newer]);
     }
 
     #[test]
