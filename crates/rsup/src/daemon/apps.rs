@@ -6,6 +6,7 @@
 use super::app::{AppHandle, Selection};
 use super::events::Events;
 use super::instance::InstanceHandle;
+use super::launcher::{Launcher, OsLauncher};
 use super::preload::Preload;
 use super::reload_record::ReloadRecord;
 use super::sockets::SocketTable;
@@ -46,6 +47,8 @@ pub struct AppEnv {
     pub pid_files_shared: Arc<AtomicBool>,
     /// What every app's reloads came to (for `/metrics`).
     pub reloads: Arc<ReloadRecord>,
+    /// How processes are started: the real ones, but for unit tests.
+    pub launcher: Arc<dyn Launcher>,
 }
 
 /// Who hears of every process the daemon launches: a successor during a
@@ -87,6 +90,7 @@ impl AppEnv {
             pid_files_shared: Arc::default(),
             events: Arc::new(Events::default()),
             reloads: Arc::default(),
+            launcher: Arc::new(OsLauncher),
         }
     }
 

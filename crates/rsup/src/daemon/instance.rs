@@ -5,6 +5,7 @@
 
 use super::apps::LaunchNotices;
 use super::events::Events;
+use super::launcher::Launcher;
 use super::log_writer::{self, LogHealth};
 use super::pid_file;
 use super::process::Proc;
@@ -13,7 +14,6 @@ use super::sockets::AppSockets;
 use super::spawn::LaunchRequest;
 use super::stop::stop_process;
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use rsup_proto::app::{AppSpec, ExitInfo, Status};
 use rsup_proto::worker::SupervisorMessage;
 use std::os::unix::process::ExitStatusExt;
@@ -108,6 +108,8 @@ pub struct AppContext {
     pub pid_files_shared: Arc<AtomicBool>,
     /// Where this app's reloads are counted.
     pub reloads: Arc<super::reload_record::ReloadRecord>,
+    /// How its processes are started.
+    pub launcher: Arc<dyn Launcher>,
 }
 
 /// How an instance's task begins.
@@ -364,18 +366,21 @@ impl Runner {
 
     /// Starts a process; `restarts` is its PM2 `restart_time`.
     fn launch(&self, spec: &AppSpec, restarts: u32) -> std::io::Result<Proc> {
-        let proc = Proc::launch(&LaunchRequest {
-            spec,
-            id: self.identity.id,
-            instance: self.identity.instance,
-            unique_id: &self.identity.unique_id,
-            restarts,
-            out_log: &self.identity.out_log,
-            err_log: &self.identity.err_log,
-            combined_log: self.identity.combined_log.as_ref(),
-            preload: self.context.preload.as_deref(),
-            events: Some(&self.context.events),
-        })?;
+        let proc = Proc::launch(
+            self.context.launcher.as_ref(),
+            &LaunchRequest {
+                spec,
+                id: self.identity.id,
+                instance: self.identity.instance,
+                unique_id: &self.identity.unique_id,
+                restarts,
+                out_log: &self.identity.out_log,
+                err_log: &self.identity.err_log,
+                combined_log: self.identity.combined_log.as_ref(),
+                preload: self.context.preload.as_deref(),
+                events: Some(&self.context.events),
+            },
+        )?;
         self.context.launches.tell(&self.identity.name, proc.pid);
         Ok(proc)
     }
@@ -451,9 +456,7 @@ impl Runner {
                         let _ = done.send(());
                     }
                     Some(Command::Signal(signal, done)) => {
-                        // The child is not reaped while this runs, so its pid
-                        // cannot have gone to another process.
-                        let sent = nix::sys::signal::kill(Pid::from_raw(proc.pid as i32), signal)
+                        let sent = proc.child.signal(signal, false)
                             .map_err(|e| format!("cannot send {signal} to pid {}: {e}", proc.pid));
                         let _ = done.send(sent);
                     }

@@ -12,7 +12,8 @@
 //! - replacing an app's instances on reload: [`reload`]
 //! - one instance's life (launch → ready → exit → restart): [`instance`]
 //! - building the child process and its channels: [`spawn`], [`channels`],
-//!   [`process`]
+//!   [`process`]; the seam through which instances start, signal and
+//!   wait for processes, so unit tests can fake them: [`launcher`]
 //! - listening sockets shared by an app's instances, and by apps on one
 //!   address: [`sockets`]
 //! - stopping a process (signal, timeout, SIGKILL): [`stop`]
@@ -53,6 +54,7 @@ mod exposition;
 mod handover;
 mod health;
 mod instance;
+mod launcher;
 mod lifecycle;
 mod log_lines;
 mod log_paths;

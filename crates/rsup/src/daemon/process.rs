@@ -2,22 +2,23 @@
 //! told the supervisor so far.
 
 use super::channels::{Channels, ChildEvent};
+use super::launcher::{ChildProcess, Launcher};
 use super::sockets::{resolve_host, AppSockets};
-use super::spawn::{launch, LaunchRequest, Launched};
+use super::spawn::{LaunchRequest, Launched};
 use rsup_proto::app::{AppSpec, ExecMode};
 use rsup_proto::worker::{ListenAddress, SupervisorMessage};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use tokio::process::Child;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// How long to wait for the log copiers after an exit: descendants that
 /// keep the pipes open must not hold up the lifecycle.
 const LOG_DRAIN: Duration = Duration::from_millis(500);
 
 pub struct Proc {
-    pub child: Child,
+    pub child: Box<dyn ChildProcess>,
     pub pid: u32,
     pub channels: Channels,
     pub events: mpsc::Receiver<ChildEvent>,
@@ -33,7 +34,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn launch(req: &LaunchRequest) -> std::io::Result<Proc> {
+    pub fn launch(launcher: &dyn Launcher, req: &LaunchRequest) -> std::io::Result<Proc> {
         let Launched {
             child,
             pid,
@@ -41,7 +42,7 @@ impl Proc {
             worker_channel,
             log_copiers,
             relay,
-        } = launch(req)?;
+        } = launcher.launch(req)?;
         let (events_tx, events) = mpsc::channel(16);
         Ok(Proc {
             child,

@@ -3,6 +3,7 @@
 //! channel, the rsup worker channel, and stdout/stderr into the logs.
 
 use super::events::{tap, Events, LogSource, MessageRelay};
+use super::launcher::{ChildProcess, OsChild};
 use super::log_lines::{JsonFields, LineFormat};
 use super::log_writer::{spawn_copier, LogTarget};
 use crate::config::interpreter;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
 use tokio::net::UnixStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 /// Where the worker channel lands in the child: every app has it at 3.
@@ -60,7 +61,7 @@ pub struct LaunchRequest<'a> {
 
 /// A process just started, with the parent's ends of its channels.
 pub struct Launched {
-    pub child: Child,
+    pub child: Box<dyn ChildProcess>,
     pub pid: u32,
     /// Node's IPC channel (`NODE_CHANNEL_FD`), for Node apps only.
     pub node_channel: Option<UnixStream>,
@@ -203,7 +204,7 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         source,
     });
     Ok(Launched {
-        child,
+        child: Box::new(OsChild { child, pid }),
         pid,
         node_channel,
         worker_channel: into_tokio(worker_parent)?,

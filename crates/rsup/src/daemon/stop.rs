@@ -26,7 +26,6 @@ pub async fn stop_process(
     sockets: &Mutex<AppSockets>,
 ) -> std::io::Result<ExitStatus> {
     let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
-    let target = Target::new(proc.pid, spec.treekill);
 
     // The addon and the preload learn their deadline from this message;
     // apps without them never read it, which costs nothing.
@@ -43,7 +42,7 @@ pub async fn stop_process(
     if proc.listened {
         let drain_deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms / 2);
         if let Some(status) = serve_until(proc, sockets, drain_deadline, true).await {
-            return finish(proc, status, &target, spec, deadline).await;
+            return finish(proc, status, spec, deadline).await;
         }
     }
 
@@ -52,16 +51,17 @@ pub async fn stop_process(
         // Config validation guarantees a known name; SIGINT is PM2's
         // default if it somehow is not.
         let signal = Signal::from_str(&spec.kill_signal).unwrap_or(Signal::SIGINT);
-        target.signal(signal);
+        // ESRCH (already gone) is the expected race, not an error.
+        let _ = proc.child.signal(signal, spec.treekill);
     }
     let status = match serve_until(proc, sockets, deadline, false).await {
         Some(status) => status,
         None => {
-            target.signal(Signal::SIGKILL);
+            let _ = proc.child.signal(Signal::SIGKILL, spec.treekill);
             return proc.child.wait().await;
         }
     };
-    finish(proc, status, &target, spec, deadline).await
+    finish(proc, status, spec, deadline).await
 }
 
 /// Waits for the process to exit until `until`, still answering what it
@@ -94,16 +94,15 @@ async fn serve_until(
 async fn finish(
     proc: &mut Proc,
     status: std::io::Result<ExitStatus>,
-    target: &Target,
     spec: &AppSpec,
     deadline: Instant,
 ) -> std::io::Result<ExitStatus> {
     if spec.treekill {
-        while target.group_alive() && Instant::now() < deadline {
+        while proc.child.group_alive() && Instant::now() < deadline {
             sleep(GROUP_POLL).await;
         }
-        if target.group_alive() {
-            target.signal(Signal::SIGKILL);
+        if proc.child.group_alive() {
+            let _ = proc.child.signal(Signal::SIGKILL, true);
         }
     }
     proc.drain_logs().await;
@@ -132,14 +131,19 @@ impl Target {
     }
 
     pub fn signal(&self, signal: Signal) {
-        if !self.valid() {
-            return;
-        }
         // ESRCH (already gone) is the expected race, not an error.
+        let _ = self.try_signal(signal);
+    }
+
+    /// Sends `signal`; an invalid pid is left alone, as if sent.
+    pub fn try_signal(&self, signal: Signal) -> nix::Result<()> {
+        if !self.valid() {
+            return Ok(());
+        }
         if self.tree {
-            let _ = kill(Pid::from_raw(-self.pid.as_raw()), signal);
+            kill(Pid::from_raw(-self.pid.as_raw()), signal)
         } else {
-            let _ = kill(self.pid, signal);
+            kill(self.pid, signal)
         }
     }
 
