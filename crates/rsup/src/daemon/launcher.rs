@@ -57,3 +57,6 @@ impl ChildProcess for OsChild {
         Target::new(self.pid, true).alive()
     }
 }
+
+#[cfg(test)]
+pub mod fake;
