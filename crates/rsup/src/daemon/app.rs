@@ -600,3 +600,6 @@ where
     }
     while set.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests;
