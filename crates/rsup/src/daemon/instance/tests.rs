@@ -286,3 +286,73 @@ async fn with_wait_ready_it_is_online_on_ready_or_at_listen_timeout() {
     assert_eq!(waited(at), Duration::ZERO);
     assert_eq!(handle.state().status, Status::Online);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_strict_reload_not_ready_within_listen_timeout_stops_the_new_process() {
+    let mut spec = spec();
+    spec.wait_ready = true;
+    spec.listen_timeout_ms = 5000;
+    let Setup {
+        handle,
+        mut launches,
+        ..
+    } = start(spec);
+    let old = launches.next().await;
+    old.ready();
+    online(&handle, &old).await;
+
+    let reload = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.reload(None, true).await }
+    });
+    let silent = launches.next().await;
+    let at = Instant::now();
+    assert_eq!(
+        soon(reload).await.unwrap(),
+        Err("the new process was not ready within listen_timeout (5000 ms)".into())
+    );
+    assert_eq!(waited(at), Duration::from_millis(5000));
+    assert_eq!(silent.signals(), [Signal::SIGINT]);
+    assert!(silent.exited().is_some());
+    let state = handle.state();
+    assert_eq!((state.status, state.pid), (Status::Online, Some(old.pid())));
+    assert!(old.signals().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_while_waiting_to_restart_keeps_it_down() {
+    let mut spec = spec();
+    spec.restart_delay_ms = 10_000;
+    let Setup {
+        handle,
+        mut launches,
+        ..
+    } = start(spec);
+    let p = launches.next().await;
+    online(&handle, &p).await;
+    p.exit(1);
+    until(&handle, |s| s.status == Status::WaitingRestart).await;
+    soon(handle.stop()).await;
+    let state = handle.state();
+    assert_eq!((state.status, state.restarts), (Status::Stopped, 0));
+    no_more_launches(&mut launches).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_reaches_the_running_process_only() {
+    let Setup {
+        handle,
+        mut launches,
+        ..
+    } = start(spec());
+    let p = launches.next().await;
+    online(&handle, &p).await;
+    p.ignore(Signal::SIGUSR2);
+    assert_eq!(soon(handle.signal(Signal::SIGUSR2)).await, Ok(()));
+    assert_eq!(p.signals(), [Signal::SIGUSR2]);
+    assert_eq!(handle.state().status, Status::Online);
+
+    soon(handle.stop()).await;
+    let refused = soon(handle.signal(Signal::SIGUSR2)).await.unwrap_err();
+    assert!(refused.contains("has no running process"), "{refused}");
+}
