@@ -1,7 +1,7 @@
 //! The instance lifecycle against fake processes on a paused clock: crash
 //! restarts and their delays, stops that escalate to SIGKILL, reloads whose
-//! new process fails. Fast, and exact about time where end-to-end tests
-//! cannot be.
+//! new process fails, readiness. Fast, and exact about time where
+//! end-to-end tests cannot be.
 
 use super::*;
 use crate::daemon::launcher::fake::{FakeLauncher, FakeProcess, Launches};
@@ -355,4 +355,27 @@ async fn a_signal_reaches_the_running_process_only() {
     soon(handle.stop()).await;
     let refused = soon(handle.signal(Signal::SIGUSR2)).await.unwrap_err();
     assert!(refused.contains("has no running process"), "{refused}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_treekill_a_stop_sigkills_the_group_left_behind_at_kill_timeout() {
+    let mut spec = spec();
+    spec.kill_timeout_ms = 1600;
+    assert!(spec.treekill);
+    let Setup {
+        handle,
+        mut launches,
+        ..
+    } = start(spec);
+    let p = launches.next().await;
+    online(&handle, &p).await;
+    p.leave_children();
+    let at = Instant::now();
+    soon(handle.stop()).await;
+    // The main process went at SIGINT; its children got until the deadline.
+    assert_eq!(waited(at), Duration::from_millis(1600));
+    assert_eq!(p.signals(), [Signal::SIGINT, Signal::SIGKILL]);
+    let state = handle.state();
+    assert_eq!(state.status, Status::Stopped);
+    assert_eq!(state.last_exit.unwrap().signal.as_deref(), Some("SIGINT"));
 }

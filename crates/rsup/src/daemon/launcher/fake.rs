@@ -1,6 +1,6 @@
 //! A [`Launcher`] for unit tests whose processes run nothing: the test
-//! decides when each says it is ready, when it exits and how, and which
-//! signals it ignores. Its pids are above Linux's highest possible pid,
+//! decides when each says it is ready, when it exits and how, which
+//! signals it ignores, and whether children outlive it in its group. Its pids are above Linux's highest possible pid,
 //! so none can name a real process.
 
 use super::{ChildProcess, Launcher};
@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::pin::Pin;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -71,6 +71,7 @@ impl Launcher for FakeLauncher {
             exit,
             signals: Mutex::default(),
             ignored: Mutex::default(),
+            survivors: AtomicBool::new(false),
             worker: child,
         }));
         let _ = self.launched.send(process.clone());
@@ -94,6 +95,9 @@ struct Shared {
     exit: watch::Sender<Option<ExitStatus>>,
     signals: Mutex<Vec<Signal>>,
     ignored: Mutex<Vec<Signal>>,
+    /// Its process group has members that outlive it and take nothing
+    /// but a SIGKILL to the group.
+    survivors: AtomicBool,
     /// Its end of the worker channel, on which it says `ready`.
     worker: UnixStream,
 }
@@ -128,7 +132,13 @@ impl FakeProcess {
         self.0.ignored.lock().unwrap().push(signal);
     }
 
-    /// The signals sent to it so far.
+    /// From now on it has children in its group that outlive it and
+    /// ignore every signal but SIGKILL.
+    pub fn leave_children(&self) {
+        self.0.survivors.store(true, Ordering::SeqCst);
+    }
+
+    /// The signals sent to it (or its group) so far.
     pub fn signals(&self) -> Vec<Signal> {
         self.0.signals.lock().unwrap().clone()
     }
@@ -164,21 +174,26 @@ impl ChildProcess for FakeChild {
     }
 
     /// Any signal not ignored ends it, as their default action does.
-    fn signal(&self, signal: Signal, _group: bool) -> nix::Result<()> {
+    fn signal(&self, signal: Signal, group: bool) -> nix::Result<()> {
         let process = FakeProcess(self.process.clone());
-        if process.exited().is_some() {
+        let alive = process.exited().is_none();
+        let survivors = &process.0.survivors;
+        let reaches = alive || (group && survivors.load(Ordering::SeqCst));
+        if !reaches {
             return Err(Errno::ESRCH);
         }
         process.0.signals.lock().unwrap().push(signal);
+        if group && signal == Signal::SIGKILL {
+            survivors.store(false, Ordering::SeqCst);
+        }
         let ignored = process.0.ignored.lock().unwrap().contains(&signal);
-        if signal == Signal::SIGKILL || !ignored {
+        if alive && (signal == Signal::SIGKILL || !ignored) {
             process.end(ExitStatus::from_raw(signal as i32));
         }
         Ok(())
     }
 
-    /// It has no children: the group lives as long as it does.
     fn group_alive(&self) -> bool {
-        self.exit.borrow().is_none()
+        self.exit.borrow().is_none() || self.process.survivors.load(Ordering::SeqCst)
     }
 }
