@@ -37,7 +37,7 @@ function wsEchoServer() {
   return { server, wss };
 }
 
-test('ws: each client gets a clean close, 1012 Service Restart, and the drain ends when they are gone', async (t) => {
+test('ws: on a reload each client gets a clean close, 1012 Service Restart, and the drain ends when they are gone', async (t) => {
   const { server } = wsEchoServer();
   const drain = drainer(server);
   const port = await listen(t, server);
@@ -45,9 +45,21 @@ test('ws: each client gets a clean close, 1012 Service Restart, and the drain en
   await Promise.all(clients.map((c) => c.open));
 
   // No deadline: the drain resolves only if the connections close.
-  const cut = await drain(undefined, 0);
+  const cut = await drain(undefined, 0, 'reload');
   assert.equal(cut, 0);
   for (const c of clients) assert.deepEqual(await c.closed, { code: 1012, reason: 'Service Restart' });
+});
+
+test('ws: on a stop, or when nobody says why, clients get 1001 Going Away', async (t) => {
+  for (const reason of ['stop', undefined]) {
+    const { server } = wsEchoServer();
+    const drain = drainer(server);
+    const port = await listen(t, server);
+    const client = wsClient(port);
+    await client.open;
+    assert.equal(await drain(undefined, 0, reason), 0);
+    assert.deepEqual(await client.closed, { code: 1001, reason: 'Going Away' }, `reason ${reason}`);
+  }
 });
 
 test('socket.io: clients see a transport close and reconnect on their own', async (t) => {
@@ -142,8 +154,8 @@ test('graceful(server, { websockets: false }) leaves WebSockets to the app', asy
 test('graceful(server, { websockets: fn }) gets the open upgraded sockets once', async (t) => {
   const { server, wss } = wsEchoServer();
   const calls = [];
-  server[WEBSOCKETS] = (sockets) => {
-    calls.push(sockets.length);
+  server[WEBSOCKETS] = (sockets, info) => {
+    calls.push([sockets.length, info.reason]);
     for (const ws of wss.clients) ws.close(1001, 'bye');
   };
   const drain = drainer(server);
@@ -151,8 +163,8 @@ test('graceful(server, { websockets: fn }) gets the open upgraded sockets once',
   const port = await listen(t, server);
   const clients = [wsClient(port), wsClient(port)];
   await Promise.all(clients.map((c) => c.open));
-  await Promise.all([drain(undefined, 0), second(undefined, 0)]);
-  assert.deepEqual(calls, [2]);
+  await Promise.all([drain(undefined, 0, 'stop'), second(undefined, 0, 'stop')]);
+  assert.deepEqual(calls, [[2, 'stop']]);
   for (const c of clients) assert.deepEqual(await c.closed, { code: 1001, reason: 'bye' });
 });
 
@@ -173,7 +185,7 @@ test('a client that never answers the close frame is let go by dropLeaving()', a
   deaf.ws._socket.pause(); // reads nothing more: no close frame, no answer
 
   let drained = false;
-  const done = drain(undefined, 0).then(() => (drained = true));
+  const done = drain(undefined, 0, 'reload').then(() => (drained = true));
   assert.equal((await polite.closed).code, 1012);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(drained, false, 'the drain waits for the client that did not answer');

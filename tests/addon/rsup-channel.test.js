@@ -28,12 +28,14 @@ test('ready() reaches the channel once; the fd and variable do not leak to child
   await sleep(100);
   assert.deepEqual(received, ['{"type":"ready"}']);
 
-  channel.write('{"type":"shutdown","deadline_ms":3000}\n');
+  channel.write('{"type":"shutdown","deadline_ms":3000,"reason":"reload"}\n');
   const { code } = await app.exited;
   assert.equal(code, 0);
   assert.ok(app.stdout().includes('cleanup ran'));
+  // onShutdown handlers learn why from the message.
+  assert.ok(app.stdout().includes('reason reload'), app.stdout().join('\n'));
   // 3000 ms less the 250 ms margin, give or take the time to get here.
-  const ms = Number(app.stderr().match(/shutting down \(rsup shutdown message\), (\d+) ms/)[1]);
+  const ms = Number(app.stderr().match(/shutting down \(rsup shutdown message, reload\), (\d+) ms/)[1]);
   assert.ok(ms > 2500 && ms <= 2750, app.stderr());
 });
 
@@ -48,6 +50,8 @@ test('unknown messages are ignored; the kill signal from RSUP_KILL_SIGNAL stops 
   assert.equal(signal, null);
   assert.equal(code, 0);
   assert.equal(app.stdout().filter((l) => l.startsWith('handler')).length, 3);
+  // A signal alone does not say why.
+  assert.ok(app.stdout().includes('reason unknown'), app.stdout().join('\n'));
   // RSUP_KILL_TIMEOUT_MS less its 250 ms margin.
   const ms = Number(app.stderr().match(/shutting down \(SIGUSR2\), (\d+) ms/)[1]);
   assert.ok(ms > 3500 && ms <= 3750, app.stderr());

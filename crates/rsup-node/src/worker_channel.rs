@@ -11,7 +11,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use rsup_proto::framing::encode;
-use rsup_proto::worker::{ListenAddress, WorkerMessage, FD_ENV};
+use rsup_proto::worker::{ListenAddress, ShutdownReason, WorkerMessage, FD_ENV};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -27,9 +27,28 @@ static ACCEPT: Mutex<NoticeSink> = Mutex::new(NoticeSink::Unwatched(false));
 static CLOSED: Mutex<NoticeSink> = Mutex::new(NoticeSink::Unwatched(false));
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
-/// Called with the supervisor's deadline in milliseconds. Weak: a process
-/// waiting for a message that may never come must still be free to exit.
-type ShutdownCallback = ThreadsafeFunction<f64, (), f64, Status, false, true>;
+/// The shutdown callback's arguments: the supervisor's deadline in
+/// milliseconds, and why (`"reload"`, `"stop"`; undefined when the
+/// supervisor does not say or says something this version does not know).
+type ShutdownArgs = FnArgs<(f64, Option<&'static str>)>;
+
+/// Called with [`ShutdownArgs`]. Weak: a process waiting for a message
+/// that may never come must still be free to exit.
+type ShutdownCallback = ThreadsafeFunction<ShutdownArgs, (), ShutdownArgs, Status, false, true>;
+
+/// A shutdown message as the callback gets it.
+#[derive(Clone, Copy)]
+struct ShutdownNotice {
+    deadline_ms: u64,
+    reason: Option<ShutdownReason>,
+}
+
+impl ShutdownNotice {
+    fn args(self) -> ShutdownArgs {
+        let reason = self.reason.and_then(ShutdownReason::name);
+        FnArgs::from((self.deadline_ms as f64, reason))
+    }
+}
 
 /// Called on a notice without a value (accept, closed). Weak, as above.
 type NoticeCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
@@ -70,9 +89,9 @@ fn watch(sink: &Mutex<NoticeSink>, callback: Function<(), ()>) -> Result<bool> {
 }
 
 /// Where shutdown messages go. The reader may start (for a listen) before
-/// anyone watches; the last deadline seen is kept for the watcher.
+/// anyone watches; the last one seen is kept for the watcher.
 enum ShutdownSink {
-    Unwatched(Option<u64>),
+    Unwatched(Option<ShutdownNotice>),
     Watched(ShutdownCallback),
 }
 
@@ -116,18 +135,21 @@ fn start_reader(stream: &'static UnixStream) -> Result<()> {
 
 fn on_notice(notice: Notice) {
     match notice {
-        Notice::Shutdown(deadline_ms) => on_shutdown(deadline_ms),
+        Notice::Shutdown(deadline_ms, reason) => on_shutdown(ShutdownNotice {
+            deadline_ms,
+            reason,
+        }),
         Notice::Accept => deliver(&ACCEPT),
         Notice::Closed => deliver(&CLOSED),
     }
 }
 
-fn on_shutdown(deadline_ms: u64) {
+fn on_shutdown(notice: ShutdownNotice) {
     match &mut *SHUTDOWN.lock().unwrap() {
         ShutdownSink::Watched(callback) => {
-            callback.call(deadline_ms as f64, ThreadsafeFunctionCallMode::NonBlocking);
+            callback.call(notice.args(), ThreadsafeFunctionCallMode::NonBlocking);
         }
-        ShutdownSink::Unwatched(last) => *last = Some(deadline_ms),
+        ShutdownSink::Unwatched(last) => *last = Some(notice),
     }
 }
 
@@ -217,11 +239,11 @@ pub fn worker_send_drained() -> Result<()> {
     send(&WorkerMessage::Drained)
 }
 
-/// Calls `on_shutdown(deadline_ms)` for each shutdown message, including
-/// one that came before this call. Returns false when there is no channel
-/// or it is already watched.
+/// Calls `on_shutdown(deadline_ms, reason)` for each shutdown message,
+/// including one that came before this call. Returns false when there is
+/// no channel or it is already watched.
 #[napi]
-pub fn worker_watch_shutdown(on_shutdown: Function<f64, ()>) -> Result<bool> {
+pub fn worker_watch_shutdown(on_shutdown: Function<ShutdownArgs, ()>) -> Result<bool> {
     let Some(stream) = channel() else {
         return Ok(false);
     };
@@ -231,11 +253,11 @@ pub fn worker_watch_shutdown(on_shutdown: Function<f64, ()>) -> Result<bool> {
     };
     let missed = *missed;
     let callback: ShutdownCallback = on_shutdown
-        .build_threadsafe_function::<f64>()
+        .build_threadsafe_function::<ShutdownArgs>()
         .weak::<true>()
         .build()?;
-    if let Some(deadline_ms) = missed {
-        callback.call(deadline_ms as f64, ThreadsafeFunctionCallMode::NonBlocking);
+    if let Some(notice) = missed {
+        callback.call(notice.args(), ThreadsafeFunctionCallMode::NonBlocking);
     }
     *sink = ShutdownSink::Watched(callback);
     drop(sink);

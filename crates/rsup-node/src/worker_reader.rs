@@ -5,7 +5,7 @@
 
 use crate::scm_rights::recv_with_fds;
 use rsup_proto::framing::{decode, LineBuffer};
-use rsup_proto::worker::{ListenError, SupervisorMessage};
+use rsup_proto::worker::{ListenError, ShutdownReason, SupervisorMessage};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
@@ -79,8 +79,9 @@ impl Replies {
 /// What the supervisor says that no call waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
-    /// Shut down; SIGKILL comes this many milliseconds later.
-    Shutdown(u64),
+    /// Shut down; SIGKILL comes this many milliseconds later. The reason
+    /// is absent from supervisors older than it.
+    Shutdown(u64, Option<ShutdownReason>),
     /// Start accepting connections, ready or not.
     Accept,
     /// The channel closed: the supervisor is gone (killed, crashed). Sent
@@ -109,9 +110,10 @@ pub fn read_messages(socket: RawFd, replies: &Replies, on_notice: impl Fn(Notice
             // Lines too long and messages this version does not know are
             // skipped, so a newer supervisor can add some.
             match line.and_then(|line| decode::<SupervisorMessage>(&line)) {
-                Ok(SupervisorMessage::Shutdown { deadline_ms }) => {
-                    on_notice(Notice::Shutdown(deadline_ms))
-                }
+                Ok(SupervisorMessage::Shutdown {
+                    deadline_ms,
+                    reason,
+                }) => on_notice(Notice::Shutdown(deadline_ms, reason)),
                 Ok(SupervisorMessage::Accept) => on_notice(Notice::Accept),
                 Ok(SupervisorMessage::Listening { request, error }) => {
                     let reply = match error {
@@ -167,7 +169,7 @@ mod tests {
         let reader = std::thread::spawn(move || {
             let (replies, seen) = (Replies::default(), Mutex::new(Vec::new()));
             read_messages(worker.as_raw_fd(), &replies, |notice| {
-                if let Notice::Shutdown(ms) = notice {
+                if let Notice::Shutdown(ms, _) = notice {
                     seen.lock().unwrap().push(ms)
                 }
             });
@@ -185,7 +187,10 @@ mod tests {
     }
 
     fn shutdown(deadline_ms: u64) -> Vec<u8> {
-        encode(&SupervisorMessage::Shutdown { deadline_ms })
+        encode(&SupervisorMessage::Shutdown {
+            deadline_ms,
+            reason: None,
+        })
     }
 
     #[test]
@@ -250,7 +255,10 @@ mod tests {
             );
             std::thread::spawn(move || {
                 read_messages(worker.as_raw_fd(), &replies, |notice| match notice {
-                    Notice::Shutdown(ms) => deadline.store(ms, Ordering::SeqCst),
+                    Notice::Shutdown(ms, reason) => {
+                        assert_eq!(reason, Some(ShutdownReason::Stop));
+                        deadline.store(ms, Ordering::SeqCst)
+                    }
                     Notice::Accept => {
                         accepts.fetch_add(1, Ordering::SeqCst);
                     }
@@ -295,7 +303,7 @@ mod tests {
             .write_all(b"{\"type\":\"accept\"}\n{\"type\":\"someday\"}\n")
             .unwrap();
         (&supervisor)
-            .write_all(b"{\"type\":\"shutdown\",\"deadline_ms\":1600}\n")
+            .write_all(b"{\"type\":\"shutdown\",\"deadline_ms\":1600,\"reason\":\"stop\"}\n")
             .unwrap();
 
         let wait = |r| replies.wait(r, Duration::from_secs(5)).unwrap();

@@ -77,8 +77,12 @@ pub struct ListenError {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SupervisorMessage {
     /// Stop gracefully; the supervisor sends SIGKILL `deadline_ms` after
-    /// this message.
-    Shutdown { deadline_ms: u64 },
+    /// this message. `reason` is absent from supervisors older than it.
+    Shutdown {
+        deadline_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<ShutdownReason>,
+    },
     /// Answer to [`WorkerMessage::Listen`]. On success the listening
     /// socket's descriptor travels with this line as SCM_RIGHTS ancillary
     /// data, sent in the same `sendmsg` as the line's first byte; a
@@ -97,6 +101,33 @@ pub enum SupervisorMessage {
     Accept,
 }
 
+/// Why a worker is asked to shut down, so that it can tell its clients
+/// whether to come back (a WebSocket close of 1012 Service Restart) or not
+/// (1001 Going Away).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownReason {
+    /// The app goes on: the process is replaced (reload, restart, a new
+    /// process that failed to become ready while the old one serves).
+    Reload,
+    /// The app goes away: stop, delete, the daemon's own shutdown.
+    Stop,
+    /// A reason this version does not know (from a newer supervisor).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ShutdownReason {
+    /// The name workers see; `None` for [`ShutdownReason::Unknown`].
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            ShutdownReason::Reload => Some("reload"),
+            ShutdownReason::Stop => Some("stop"),
+            ShutdownReason::Unknown => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,8 +138,11 @@ mod tests {
         // The addon and other-language clients depend on these exact lines.
         assert_eq!(encode(&WorkerMessage::Ready), b"{\"type\":\"ready\"}\n");
         assert_eq!(
-            encode(&SupervisorMessage::Shutdown { deadline_ms: 1600 }),
-            b"{\"type\":\"shutdown\",\"deadline_ms\":1600}\n"
+            encode(&SupervisorMessage::Shutdown {
+                deadline_ms: 1600,
+                reason: Some(ShutdownReason::Stop)
+            }),
+            b"{\"type\":\"shutdown\",\"deadline_ms\":1600,\"reason\":\"stop\"}\n"
         );
         let m: WorkerMessage = decode(b"{\"type\":\"ready\"}").unwrap();
         assert_eq!(m, WorkerMessage::Ready);
@@ -136,6 +170,47 @@ mod tests {
         assert_eq!(
             encode(&SupervisorMessage::Accept),
             b"{\"type\":\"accept\"}\n"
+        );
+    }
+
+    #[test]
+    fn shutdown_reason_is_optional_and_tolerant() {
+        // From a supervisor older than the reason.
+        let old: SupervisorMessage = decode(br#"{"type":"shutdown","deadline_ms":5}"#).unwrap();
+        assert_eq!(
+            old,
+            SupervisorMessage::Shutdown {
+                deadline_ms: 5,
+                reason: None
+            }
+        );
+        // From a newer one with a reason this version does not know: still
+        // a shutdown.
+        let newer: SupervisorMessage =
+            decode(br#"{"type":"shutdown","deadline_ms":5,"reason":"hibernate"}"#).unwrap();
+        assert_eq!(
+            newer,
+            SupervisorMessage::Shutdown {
+                deadline_ms: 5,
+                reason: Some(ShutdownReason::Unknown)
+            }
+        );
+        let reload: SupervisorMessage =
+            decode(br#"{"type":"shutdown","deadline_ms":5,"reason":"reload"}"#).unwrap();
+        assert_eq!(
+            reload,
+            SupervisorMessage::Shutdown {
+                deadline_ms: 5,
+                reason: Some(ShutdownReason::Reload)
+            }
+        );
+        // Without a reason the line is what older workers already read.
+        assert_eq!(
+            encode(&SupervisorMessage::Shutdown {
+                deadline_ms: 5,
+                reason: None
+            }),
+            b"{\"type\":\"shutdown\",\"deadline_ms\":5}\n"
         );
     }
 }

@@ -73,10 +73,13 @@ function open() {
 
   const listeners = new Set();
   let lastDeadlineMs = null;
+  let lastReason;
   // Watched from the start, so a shutdown reaches listeners added later.
-  binding.workerWatchShutdown((deadlineMs) => {
+  // An addon older than the reason passes none.
+  binding.workerWatchShutdown((deadlineMs, reason) => {
     lastDeadlineMs = deadlineMs;
-    for (const fn of [...listeners]) fn(deadlineMs);
+    lastReason = reason ?? undefined;
+    for (const fn of [...listeners]) fn(deadlineMs, lastReason);
   });
 
   const acceptListeners = new Set();
@@ -114,10 +117,11 @@ function open() {
     // not answer (one that does not hand out sockets never does).
     listen: (target) => binding.workerListen(target, LISTEN_TIMEOUT_MS),
     drained: () => binding.workerSendDrained(),
-    // Calls fn(deadlineMs) on shutdown, at once if it already came.
+    // Calls fn(deadlineMs, reason) on shutdown, at once if it already came.
+    // reason: 'reload' or 'stop'; undefined when the supervisor did not say.
     onShutdown(fn) {
       listeners.add(fn);
-      if (lastDeadlineMs !== null) process.nextTick(fn, lastDeadlineMs);
+      if (lastDeadlineMs !== null) process.nextTick(fn, lastDeadlineMs, lastReason);
       return () => listeners.delete(fn);
     },
     // Calls fn() when the supervisor says to accept connections (it treats

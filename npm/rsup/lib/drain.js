@@ -18,9 +18,10 @@
 // accepting: long-lived.js.
 //
 // drainer(server) must be called before the server accepts connections: it
-// counts them as they come. It returns drain(forceAt, idleGraceMs), which
-// resolves with the number of requests cut off at forceAt (a time from
-// Date.now(); none given: wait however long it takes).
+// counts them as they come. It returns drain(forceAt, idleGraceMs, reason),
+// which resolves with the number of requests cut off at forceAt (a time
+// from Date.now(); none given: wait however long it takes). `reason` (why
+// the process stops: shutdown-reason.js) picks what WebSockets are told.
 
 const net = require('node:net');
 const tls = require('node:tls');
@@ -180,7 +181,7 @@ function http1Drainer(server) {
   };
   return drain;
 
-  function drain(forceAt, idleGraceMs) {
+  function drain(forceAt, idleGraceMs, reason) {
     if (responses === null) {
       responses = new Map();
       for (const socket of httpSockets) if (socket._httpMessage) follow(socket._httpMessage, socket);
@@ -189,7 +190,7 @@ function http1Drainer(server) {
     }
     const closed = closeServer(server, wasClosed, net.Server.prototype.close);
     // Not accepting any more: reconnects go to the server's successor.
-    askUpgradedToGo(server, httpSockets);
+    askUpgradedToGo(server, httpSockets, reason);
     const grace = idleGraceMs ?? Math.min(MAX_IDLE_GRACE_MS, forceAt === undefined ? Infinity : (forceAt - Date.now()) / 4);
     // The http server's own close: idle connections (by Node's own list,
     // 18.2+, which also knows requests whose headers are still arriving)

@@ -52,7 +52,8 @@ function createListenDrain(channel) {
 
   // Stops the servers accepting and drains them; calls done() once they
   // are drained, or at half the deadline (when rsup stops waiting).
-  function drainAll(deadlineMs, done) {
+  // `reason` ('reload', 'stop') picks what WebSocket clients are told.
+  function drainAll(deadlineMs, reason, done) {
     started = true;
     const servers = [...live];
     for (const server of servers) if (server.listening) closedByUs.add(server);
@@ -74,12 +75,13 @@ function createListenDrain(channel) {
     timer.unref();
     // Idle connections must be closed well before rsup stops waiting.
     const idleGraceMs = Math.min(1000, deadlineMs / 4);
-    Promise.all(servers.map((server) => drains.get(server)(undefined, idleGraceMs))).then(report, report);
+    Promise.all(servers.map((server) => drains.get(server)(undefined, idleGraceMs, reason))).then(report, report);
   }
 
-  function onShutdown(deadlineMs) {
+  // `reason` is undefined from a supervisor older than it.
+  function onShutdown(deadlineMs, reason) {
     if (started) return;
-    drainAll(deadlineMs, () => {
+    drainAll(deadlineMs, reason, () => {
       try {
         channel.drained();
       } catch {
@@ -90,6 +92,8 @@ function createListenDrain(channel) {
   }
 
   // The supervisor is gone: its successor's kill signal drains first.
+  // That successor has started new processes on the same sockets before it
+  // signals (recovery after a crash, `rsup update`), so the app goes on.
   // The app's own handlers of that signal are held back until then, as a
   // supervisor's shutdown message comes before the signal (a handler's
   // server.close() would otherwise close keep-alive connections at once);
@@ -103,7 +107,7 @@ function createListenDrain(channel) {
       process.removeListener(signal, onSignal);
       // Kept alive until drained, whatever else the app holds.
       const hold = setInterval(() => {}, 1000);
-      drainAll(channel.killTimeoutMs, () => {
+      drainAll(channel.killTimeoutMs, 'reload', () => {
         clearInterval(hold);
         for (const fn of held) process.on(signal, fn);
         if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);

@@ -6,8 +6,9 @@
 // the server has stopped accepting so that their reconnects reach the
 // instance that replaces this one:
 //   - a WebSocket of the `ws` library (which socket.io also runs on) is
-//     closed with 1012 Service Restart through its own close(): a clean
-//     closing handshake, which clients answer by reconnecting;
+//     closed through its own close(): a clean closing handshake, with 1012
+//     Service Restart when the app goes on (clients reconnect) and 1001
+//     Going Away when it stops or nobody said (shutdown-reason.js);
 //   - an event stream (`Content-Type: text/event-stream`) is ended, which
 //     EventSource answers by reconnecting;
 //   - other upgraded connections are left alone, since writing into a
@@ -16,23 +17,25 @@
 //     (graceful(server, { websockets: fn })).
 // An app chooses per server with graceful(server, { websockets }), which
 // sets WEBSOCKETS on the server: true (the default above), false (leave
-// upgraded connections to the app), or fn(sockets) called once with the
-// open upgraded sockets.
+// upgraded connections to the app), or fn(sockets, { reason }) called once
+// with the open upgraded sockets.
 //
 // Marks are symbols in the global registry, so that two copies of the
 // package in one process (the preload's and the app's own) agree on them.
 
 const { log, describeError } = require('./log');
+const { shutdownReason, closeFrameFor } = require('./shutdown-reason');
 
 const WEBSOCKETS = Symbol.for('rsup.websockets');
 const ASKED = Symbol.for('rsup.askedToGo');
 
-const SERVICE_RESTART = 1012;
 const OPEN = 1; // WebSocket readyState
 
 // Asks every open upgraded connection among `sockets` (the HTTP sockets of
-// `server`) to go, as the server's WEBSOCKETS option says.
-function askUpgradedToGo(server, sockets) {
+// `server`) to go, as the server's WEBSOCKETS option says. `reason`: why
+// the process stops ('reload', 'stop'; anything else is unknown).
+function askUpgradedToGo(server, sockets, reason) {
+  reason = shutdownReason(reason);
   const policy = server[WEBSOCKETS] ?? true;
   if (policy === false) return;
   const upgraded = [];
@@ -45,15 +48,16 @@ function askUpgradedToGo(server, sockets) {
   if (upgraded.length === 0) return;
   if (typeof policy === 'function') {
     try {
-      policy(upgraded);
+      policy(upgraded, { reason });
     } catch (err) {
       log(`graceful(): the websockets function failed: ${describeError(err)}`);
     }
     return;
   }
+  const frame = closeFrameFor(reason);
   for (const socket of upgraded) {
     const ws = websocketOf(socket);
-    if (ws && ws.readyState === OPEN) ws.close(SERVICE_RESTART, 'Service Restart');
+    if (ws && ws.readyState === OPEN) ws.close(frame.code, frame.text);
   }
 }
 

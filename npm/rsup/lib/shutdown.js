@@ -6,13 +6,15 @@
 //   1. servers passed to graceful() stop accepting and drain, all at once;
 //   2. tracked background work settles (including work started while
 //      draining);
-//   3. onShutdown handlers run one at a time, last registered first.
+//   3. onShutdown handlers run one at a time, last registered first, each
+//      given { reason } (shutdown-reason.js: 'reload', 'stop', 'unknown').
 // Servers drain first whatever the registration order, so a handler that
 // closes a database never runs under requests that still use it.
 
 const os = require('node:os');
 const { current, sdNotify } = require('./supervisor');
 const { log, describeError } = require('./log');
+const { shutdownReason } = require('./shutdown-reason');
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_MARGIN_MS = 250;
@@ -22,6 +24,7 @@ const MAX_CLEANUP_RESERVE_MS = 1000;
 const state = {
   armed: false,
   shuttingDown: false,
+  reason: 'unknown', // why, once shutting down
   timeoutMs: undefined, // opts.timeout, for when no supervisor states one
   handlers: [],
   drains: [],
@@ -65,7 +68,7 @@ function arm(opts) {
   }
 
   if (current.kind === 'rsup') {
-    current.channel.onShutdown((deadlineMs) => begin('rsup shutdown message', deadlineMs));
+    current.channel.onShutdown((deadlineMs, reason) => begin('rsup shutdown message', deadlineMs, reason));
   }
 }
 
@@ -74,18 +77,24 @@ function onIpcMessage(message) {
   if (message === 'shutdown') begin('shutdown message');
 }
 
-function begin(reason, supervisorDeadlineMs) {
+// `trigger` names what asked, for the log; `reason` is why, when rsup says
+// (a signal or PM2's message does not).
+function begin(trigger, supervisorDeadlineMs, reason) {
   const now = Date.now();
   if (state.shuttingDown) {
     // rsup sends its message and the kill signal together; whichever comes
     // second may only bring the deadline closer.
     if (supervisorDeadlineMs > 0) setDeadline(now, supervisorDeadlineMs, true);
+    // The signal came first: the message still says why, for the handlers.
+    if (state.reason === 'unknown') state.reason = shutdownReason(reason);
     return;
   }
   state.shuttingDown = true;
+  state.reason = shutdownReason(reason);
   const budget = budgetMs(supervisorDeadlineMs);
   setDeadline(now, budget, false);
-  log(`shutting down (${reason}), ${state.deadlineAt - now} ms to finish`);
+  const why = state.reason === 'unknown' ? '' : `, ${state.reason}`;
+  log(`shutting down (${trigger}${why}), ${state.deadlineAt - now} ms to finish`);
   if (current.kind === 'systemd') sdNotify('STOPPING=1');
   run(now).then(finish, (err) => {
     log(`shutdown failed: ${describeError(err)}`);
@@ -110,7 +119,7 @@ async function run(startedAt) {
   await Promise.all(
     state.drains.map(async (d) => {
       try {
-        const forced = await d.drain(forceAt);
+        const forced = await d.drain(forceAt, undefined, state.reason);
         if (forced > 0) {
           log(`${d.name}: ${forced} request(s) still running at the drain deadline were cut off`);
           state.failed = true;
@@ -131,10 +140,11 @@ async function run(startedAt) {
 
   // Phase 3: handlers, last registered first.
   const handlers = state.handlers.slice().reverse();
+  const info = Object.freeze({ reason: state.reason });
   state.pending = handlers.map((h) => h.name);
   for (const h of handlers) {
     try {
-      await h.fn();
+      await h.fn(info);
     } catch (err) {
       log(`shutdown handler "${h.name}" failed: ${describeError(err)}`);
       state.failed = true;

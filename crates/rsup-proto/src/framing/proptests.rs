@@ -4,7 +4,7 @@
 use super::{decode, encode};
 use crate::control::{ApplyAction, ReloadOptions, Reply, Request, ScaleCount, SpecUpdate, Target};
 use crate::events::{BusEvent, LogStream};
-use crate::worker::{ListenAddress, ListenError, SupervisorMessage, WorkerMessage};
+use crate::worker::{ListenAddress, ListenError, ShutdownReason, SupervisorMessage, WorkerMessage};
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde::{de::DeserializeOwned, Serialize};
@@ -167,6 +167,14 @@ fn worker_message() -> impl Strategy<Value = WorkerMessage> {
     ]
 }
 
+fn shutdown_reason() -> impl Strategy<Value = ShutdownReason> {
+    prop_oneof![
+        Just(ShutdownReason::Reload),
+        Just(ShutdownReason::Stop),
+        Just(ShutdownReason::Unknown),
+    ]
+}
+
 fn supervisor_message() -> impl Strategy<Value = SupervisorMessage> {
     let error =
         (any::<String>(), any::<i32>(), any::<String>()).prop_map(|(code, errno, message)| {
@@ -177,7 +185,12 @@ fn supervisor_message() -> impl Strategy<Value = SupervisorMessage> {
             }
         });
     prop_oneof![
-        any::<u64>().prop_map(|deadline_ms| SupervisorMessage::Shutdown { deadline_ms }),
+        (any::<u64>(), proptest::option::of(shutdown_reason())).prop_map(
+            |(deadline_ms, reason)| SupervisorMessage::Shutdown {
+                deadline_ms,
+                reason
+            }
+        ),
         (any::<u64>(), proptest::option::of(error))
             .prop_map(|(request, error)| SupervisorMessage::Listening { request, error }),
     ]

@@ -539,7 +539,15 @@ impl App {
         by_index.sort_by_key(|h| h.identity.instance);
         if by_index.len() > wanted {
             let extra = by_index.split_off(wanted);
-            self.remove(&extra).await;
+            if wanted == 0 {
+                self.remove(&extra).await;
+            } else {
+                // The app serves on: their clients are asked to come back.
+                for_each(&extra, |h| async move { h.remove_one_of_many().await }).await;
+                for h in &extra {
+                    self.instances.remove(&h.identity.id);
+                }
+            }
         }
     }
 

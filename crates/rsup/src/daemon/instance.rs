@@ -15,7 +15,7 @@ use super::spawn::LaunchRequest;
 use super::stop::stop_process;
 use nix::sys::signal::Signal;
 use rsup_proto::app::{AppSpec, ExitInfo, Status};
-use rsup_proto::worker::SupervisorMessage;
+use rsup_proto::worker::{ShutdownReason, SupervisorMessage};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -55,12 +55,23 @@ enum Command {
         strict: bool,
         done: oneshot::Sender<ReloadResult>,
     },
-    /// Stop (if running) and end the task.
-    Remove(oneshot::Sender<()>),
+    /// Stop (if running) and end the task. The reason says whether the
+    /// app serves on without it (scaling down) or goes away.
+    Remove(ShutdownReason, oneshot::Sender<()>),
     /// Restart counters back to zero; the process keeps running.
     Reset(oneshot::Sender<()>),
     /// Send a signal to the running process, if there is one.
     Signal(Signal, oneshot::Sender<SignalResult>),
+}
+
+/// What a worker stopped for `command` is told: a restart brings the app
+/// back, anything else (stop, delete, the daemon's shutdown) does not.
+fn shutdown_reason(command: &Option<Command>) -> ShutdownReason {
+    match command {
+        Some(Command::Restart(..)) => ShutdownReason::Reload,
+        Some(Command::Remove(reason, _)) => *reason,
+        _ => ShutdownReason::Stop,
+    }
 }
 
 /// Whether a signal reached the instance's process: `Err` when it has none.
@@ -252,7 +263,15 @@ impl InstanceHandle {
 
     /// Stops the process and ends the instance.
     pub async fn remove(&self) {
-        self.ask(Command::Remove).await
+        self.ask(|tx| Command::Remove(ShutdownReason::Stop, tx))
+            .await
+    }
+
+    /// Stops the process and ends the instance while the app's other
+    /// instances serve on: its clients are asked to come back.
+    pub async fn remove_one_of_many(&self) {
+        self.ask(|tx| Command::Remove(ShutdownReason::Reload, tx))
+            .await
     }
 
     /// Sets the restart counters back to zero (PM2's `reset`).
@@ -462,7 +481,9 @@ impl Runner {
                     }
                     other => {
                         self.set_status(Status::Stopping);
-                        let status = stop_process(&mut proc, &spec, &self.context.sockets).await;
+                        let reason = shutdown_reason(&other);
+                        let status =
+                            stop_process(&mut proc, &spec, &self.context.sockets, reason).await;
                         self.record_exit(status);
                         self.emit("exit", false);
                         return self.obey(other);
@@ -518,7 +539,9 @@ impl Runner {
                         new.channels.send_worker(&SupervisorMessage::Accept).await;
                         break;
                     }
-                    let _ = stop_process(&mut new, &spec, &self.context.sockets).await;
+                    // The old process serves on.
+                    let reload = ShutdownReason::Reload;
+                    let _ = stop_process(&mut new, &spec, &self.context.sockets, reload).await;
                     return Err(format!(
                         "the new process was not ready within listen_timeout ({} ms)",
                         spec.listen_timeout_ms
@@ -539,7 +562,8 @@ impl Runner {
         pid_file::write(&self.identity.pid_file, current.pid);
         self.emit("online", false);
         self.history = CrashHistory::default();
-        let status = stop_process(&mut old, &old_spec, &self.context.sockets).await;
+        let reload = ShutdownReason::Reload;
+        let status = stop_process(&mut old, &old_spec, &self.context.sockets, reload).await;
         let exit = exit_info(status);
         self.update(|s| s.last_exit = exit);
         Ok(())
@@ -578,7 +602,7 @@ impl Runner {
                 });
                 Next::Launch
             }
-            Some(Command::Remove(done)) => {
+            Some(Command::Remove(_, done)) => {
                 self.set_status(Status::Stopped);
                 self.emit("delete", true);
                 let _ = done.send(());

@@ -7,7 +7,7 @@ use super::sockets::AppSockets;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rsup_proto::app::AppSpec;
-use rsup_proto::worker::SupervisorMessage;
+use rsup_proto::worker::{ShutdownReason, SupervisorMessage};
 use std::process::ExitStatus;
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -20,10 +20,13 @@ use tokio::time::{sleep, sleep_until, Instant};
 const GROUP_POLL: Duration = Duration::from_millis(50);
 
 /// Stops the process and returns its exit status once it is gone.
+/// `reason` tells the worker whether the app goes on (its clients are asked
+/// to come back) or goes away.
 pub async fn stop_process(
     proc: &mut Proc,
     spec: &AppSpec,
     sockets: &Mutex<AppSockets>,
+    reason: ShutdownReason,
 ) -> std::io::Result<ExitStatus> {
     let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
 
@@ -32,6 +35,7 @@ pub async fn stop_process(
     proc.channels
         .send_worker(&SupervisorMessage::Shutdown {
             deadline_ms: spec.kill_timeout_ms,
+            reason: Some(reason),
         })
         .await;
 
