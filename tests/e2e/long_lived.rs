@@ -151,3 +151,61 @@ fn event_streams_of_a_reloaded_app_end_cleanly_and_resume_without_a_gap() {
     assert_closes_all(&summary, "end");
     assert_eq!(summary["duplicates"], 0, "{summary}");
 }
+
+/// The close code says whether the app comes back: a restart (its process
+/// replaced) sends 1012 Service Restart, a stop 1001 Going Away.
+#[test]
+fn a_websocket_gets_1012_on_a_restart_and_1001_on_a_stop() {
+    let r = Rsup::new();
+    let port = free_port();
+    let flags = ["--wait-ready", "--kill-timeout", "20000"];
+    let out = r.start_fixture(
+        "long-lived/ws-echo.js",
+        "live",
+        &flags,
+        &[("PORT", &port.to_string())],
+    );
+    assert_success(&out);
+    let first = *pids(&r, "live").first().unwrap();
+    let mut client = Command::new("node")
+        .arg(fixture("long-lived/close-codes.js"))
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let stdout = client.stdout.take().unwrap();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let wait_line = |what: &str, line: String| {
+        wait_for(what, || {
+            let seen = lines.lock().unwrap();
+            seen.contains(&line).then(|| seen.clone())
+        })
+    };
+    wait_line("the client to connect", format!("served pid={first}"));
+
+    r.ok(&["restart", "live"]);
+    let second = *pids(&r, "live").first().unwrap();
+    let seen = wait_line("the client to come back", format!("served pid={second}"));
+    let closes: Vec<&String> = seen.iter().filter(|l| l.starts_with("close")).collect();
+    assert_eq!(closes, ["close 1012"], "{seen:?}");
+
+    r.ok(&["stop", "live"]);
+    let seen = wait_line("the close on stop", "close 1001".into());
+    let _ = client.kill();
+    let _ = client.wait();
+    let closes: Vec<&String> = seen.iter().filter(|l| l.starts_with("close")).collect();
+    assert_eq!(closes, ["close 1012", "close 1001"], "{seen:?}");
+    // Each process exited on its own, not at kill_timeout.
+    for pid in [first, second] {
+        let exit = format!("exit pid={pid} ");
+        let lines = r.wait_report("report", &exit);
+        let line = lines.iter().find(|l| l.starts_with(&exit)).unwrap();
+        assert_eq!(line, &format!("exit pid={pid} code=0"), "{lines:?}");
+    }
+}
