@@ -2,8 +2,9 @@
 
 // A WebSocket chat server with rsup's helpers. Without any of them, under
 // rsup, its clients would already get a 1012 (Service Restart) close when an
-// instance is replaced or stopped; here the app says goodbye in its own
-// words, and tells its clients how long to wait before they reconnect.
+// instance is replaced, 1001 (Going Away) when the app stops; here the app
+// says goodbye in its own words, and tells its clients how long to wait
+// before they reconnect, or not to.
 // Runs the same under rsup, PM2, systemd or plain `node app.js` (Ctrl-C).
 
 const http = require('node:http');
@@ -23,10 +24,13 @@ wss.on('connection', (ws) => {
 graceful(server, {
   // Called once the server has stopped accepting, so reconnects go to the
   // next instance; the drain then waits for these connections to close.
-  websockets: () => {
+  // `reason` is 'reload' when the app comes back, 'stop' when it does not,
+  // 'unknown' under PM2 or a plain signal.
+  websockets: (sockets, { reason }) => {
+    const back = reason === 'reload';
     for (const ws of wss.clients) {
-      ws.send(JSON.stringify({ type: 'bye', reconnectInMs: 100 + Math.random() * 900 }));
-      ws.close(1001, 'server restarting');
+      ws.send(JSON.stringify({ type: 'bye', reconnectInMs: back ? 100 + Math.random() * 900 : null }));
+      ws.close(back ? 1012 : 1001, back ? 'server restarting' : 'server stopping');
     }
   },
 });

@@ -28,11 +28,23 @@ export interface ShutdownOptions {
 export function ready(err?: unknown): void;
 
 /**
+ * Why the process is asked to stop: `'reload'` when rsup replaces it (the
+ * app goes on: reload, restart, scale down), `'stop'` when the app stops
+ * (`stop`, `delete`, the daemon's shutdown), `'unknown'` when nobody says
+ * (PM2, a plain signal, an rsup older than the reason).
+ */
+export type ShutdownReason = 'reload' | 'stop' | 'unknown';
+
+export interface ShutdownInfo {
+  reason: ShutdownReason;
+}
+
+/**
  * Registers a cleanup function run once when the process is asked to stop,
  * after servers have drained and tracked work has settled; handlers run
  * last registered first. Returns a function that unregisters it.
  */
-export function onShutdown(fn: () => unknown | Promise<unknown>, opts?: ShutdownOptions): () => void;
+export function onShutdown(fn: (info: ShutdownInfo) => unknown | Promise<unknown>, opts?: ShutdownOptions): () => void;
 
 type AnyServer = HttpServer | HttpsServer | Http2Server | Http2SecureServer;
 
@@ -40,21 +52,24 @@ export interface GracefulOptions extends ShutdownOptions {
   /**
    * What the drain does with connections that left HTTP through `upgrade`
    * (WebSocket, socket.io's websocket transport, other protocols).
-   * - `true` (default): a `ws` WebSocket (socket.io's included) gets a 1012
-   *   Service Restart close frame; others are left alone until the deadline.
+   * - `true` (default): a `ws` WebSocket (socket.io's included) gets a close
+   *   frame, 1012 Service Restart when the reason is `'reload'`, else 1001
+   *   Going Away; others are left alone until the deadline.
    * - `false`: all are left to the app; the drain waits for them until its
    *   deadline.
    * - a function: called once, when the server has stopped accepting, with
-   *   the open upgraded sockets, to ask them to go in the app's own way.
+   *   the open upgraded sockets and why the process stops, to ask them to go
+   *   in the app's own way.
    * Event streams (`text/event-stream`) are ended in every case.
    */
-  websockets?: boolean | ((sockets: Socket[]) => void);
+  websockets?: boolean | ((sockets: Socket[], info: ShutdownInfo) => void);
 }
 
 /**
  * Drains `server` on shutdown: stops accepting, closes idle keep-alive
  * connections, lets in-flight requests finish with `Connection: close`,
- * asks WebSocket (`ws`, socket.io) connections to go with a 1012 close and
+ * asks WebSocket (`ws`, socket.io) connections to go with a close frame
+ * (1012 on a reload, else 1001) and
  * ends server-sent event streams, and destroys what is left at the
  * deadline. Returns the server.
  */
