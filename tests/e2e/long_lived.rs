@@ -7,7 +7,9 @@
 //! instances and resend what was not answered (tests/fixtures/long-lived/
 //! clients.js). Nothing is lost, every close is clean, and each old
 //! instance exits on its own once its connections are gone: kill_timeout
-//! is 20 s here, and a SIGKILLed process never reports its exit.
+//! is 20 s here, and a SIGKILLed process never reports its exit. A stop
+//! closes them with 1001 (Going Away) instead, and tells the app's
+//! onShutdown handlers why.
 
 use crate::harness::*;
 use serde_json::Value;
@@ -28,9 +30,20 @@ struct Clients {
 
 impl Clients {
     fn start(kind: &str, port: u16) -> Clients {
-        let mut child = Command::new("node")
-            .arg(fixture("long-lived/clients.js"))
-            .args([kind, &port.to_string(), &CLIENTS.to_string(), "50"])
+        let mut command = Command::new("node");
+        command.arg(fixture("long-lived/clients.js")).args([
+            kind,
+            &port.to_string(),
+            &CLIENTS.to_string(),
+            "50",
+        ]);
+        Clients::spawn(command)
+    }
+
+    /// Runs `command` (a Node client), its output lines collected; it is
+    /// killed when dropped, even by a failing test.
+    fn spawn(mut command: Command) -> Clients {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -152,60 +165,98 @@ fn event_streams_of_a_reloaded_app_end_cleanly_and_resume_without_a_gap() {
     assert_eq!(summary["duplicates"], 0, "{summary}");
 }
 
-/// The close code says whether the app comes back: a restart (its process
-/// replaced) sends 1012 Service Restart, a stop 1001 Going Away.
+/// The app's instances' pids, by instance index.
+fn pids_by_index(r: &Rsup, name: &str) -> Vec<u32> {
+    let mut list: Vec<(u32, u32)> = r
+        .jlist()
+        .iter()
+        .filter(|p| p.name == name)
+        .filter_map(|p| Some((p.instance, p.pid?)))
+        .collect();
+    list.sort();
+    list.into_iter().map(|(_, pid)| pid).collect()
+}
+
+/// The reason `pid` reported to its onShutdown handler, and that it exited
+/// on its own (code 0), not at kill_timeout.
+fn reason_of(r: &Rsup, pid: u32) -> String {
+    let exit = format!("exit pid={pid} ");
+    let lines = r.wait_report("report", &exit);
+    assert!(
+        lines.contains(&format!("exit pid={pid} code=0")),
+        "{lines:?}"
+    );
+    let shutdown = format!("shutdown pid={pid} reason=");
+    let line = lines.iter().find(|l| l.starts_with(&shutdown));
+    line.expect("a shutdown line")[shutdown.len()..].to_string()
+}
+
+/// Whether the app comes back is told to its WebSocket clients and to its
+/// onShutdown handlers: a restart or a scale down (its processes replaced
+/// or fewer) says `reload` and closes with 1012 Service Restart; a stop or
+/// the daemon's shutdown says `stop` and closes with 1001 Going Away.
 #[test]
-fn a_websocket_gets_1012_on_a_restart_and_1001_on_a_stop() {
+fn websocket_clients_and_handlers_learn_whether_the_app_comes_back() {
     let r = Rsup::new();
     let port = free_port();
-    let flags = ["--wait-ready", "--kill-timeout", "20000"];
+    let flags = ["-i", "2", "--wait-ready", "--kill-timeout", "20000"];
     let out = r.start_fixture(
-        "long-lived/ws-echo.js",
+        "long-lived/ws-reason.js",
         "live",
         &flags,
         &[("PORT", &port.to_string())],
     );
     assert_success(&out);
-    let first = *pids(&r, "live").first().unwrap();
-    let mut client = Command::new("node")
+    let first = pids_by_index(&r, "live");
+    assert_eq!(first.len(), 2);
+    let mut command = Command::new("node");
+    command
         .arg(fixture("long-lived/close-codes.js"))
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node runs");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let stdout = client.stdout.take().unwrap();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let wait_line = |what: &str, line: String| {
+        .arg(port.to_string());
+    let client = Clients::spawn(command);
+    let lines = client.lines.clone();
+    let served_by = |what: &str, pids: &[u32]| {
         wait_for(what, || {
             let seen = lines.lock().unwrap();
-            seen.contains(&line).then(|| seen.clone())
+            let last = seen.iter().rev().find(|l| l.starts_with("served "))?;
+            pids.iter()
+                .any(|p| *last == format!("served pid={p}"))
+                .then_some(())
         })
     };
-    wait_line("the client to connect", format!("served pid={first}"));
+    served_by("the client to connect", &first);
 
     r.ok(&["restart", "live"]);
-    let second = *pids(&r, "live").first().unwrap();
-    let seen = wait_line("the client to come back", format!("served pid={second}"));
-    let closes: Vec<&String> = seen.iter().filter(|l| l.starts_with("close")).collect();
-    assert_eq!(closes, ["close 1012"], "{seen:?}");
-
+    let second = pids_by_index(&r, "live");
+    served_by("the client to come back", &second);
+    r.ok(&["scale", "live", "1"]);
+    served_by("the client on the instance left", &second[..1]);
     r.ok(&["stop", "live"]);
-    let seen = wait_line("the close on stop", "close 1001".into());
-    let _ = client.kill();
-    let _ = client.wait();
-    let closes: Vec<&String> = seen.iter().filter(|l| l.starts_with("close")).collect();
-    assert_eq!(closes, ["close 1012", "close 1001"], "{seen:?}");
-    // Each process exited on its own, not at kill_timeout.
-    for pid in [first, second] {
-        let exit = format!("exit pid={pid} ");
-        let lines = r.wait_report("report", &exit);
-        let line = lines.iter().find(|l| l.starts_with(&exit)).unwrap();
-        assert_eq!(line, &format!("exit pid={pid} code=0"), "{lines:?}");
+    let seen = wait_for("the close on stop", || {
+        let seen = lines.lock().unwrap();
+        seen.contains(&"close 1001".to_string())
+            .then(|| seen.clone())
+    });
+    drop(client);
+    // 1012 on the restart (and on the scale down if the client was on the
+    // instance removed), 1001 last.
+    let closes: Vec<&str> = seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("close "))
+        .collect();
+    let (last, before) = closes.split_last().unwrap();
+    assert_eq!(*last, "1001", "{seen:?}");
+    assert!(!before.is_empty(), "{seen:?}");
+    assert!(before.iter().all(|c| *c == "1012"), "{seen:?}");
+
+    for pid in first.iter().chain(&second[1..]) {
+        assert_eq!(reason_of(&r, *pid), "reload", "pid {pid}");
     }
+    assert_eq!(reason_of(&r, second[0]), "stop");
+
+    r.ok(&["restart", "live"]);
+    let third = pids_by_index(&r, "live");
+    // The daemon's own shutdown removes every app, as `delete` does.
+    r.ok(&["kill"]);
+    assert_eq!(reason_of(&r, third[0]), "stop");
 }
