@@ -93,8 +93,8 @@ function begin(trigger, supervisorDeadlineMs, reason) {
   state.reason = shutdownReason(reason);
   const budget = budgetMs(supervisorDeadlineMs);
   setDeadline(now, budget, false);
-  const why = state.reason === 'unknown' ? '' : `, ${state.reason}`;
-  log(`shutting down (${trigger}${why}), ${state.deadlineAt - now} ms to finish`);
+  const why = state.reason === 'unknown' ? '' : ` (${state.reason})`;
+  log(`shutting down (${trigger}), ${state.deadlineAt - now} ms to finish${why}`);
   if (current.kind === 'systemd') sdNotify('STOPPING=1');
   run(now).then(finish, (err) => {
     log(`shutdown failed: ${describeError(err)}`);
