@@ -99,8 +99,8 @@ export declare function workerWatchAccept(onAccept: () => void): boolean
 export declare function workerWatchClosed(onClosed: () => void): boolean
 
 /**
- * Calls `on_shutdown(deadline_ms)` for each shutdown message, including
- * one that came before this call. Returns false when there is no channel
- * or it is already watched.
+ * Calls `on_shutdown(deadline_ms, reason)` for each shutdown message,
+ * including one that came before this call. Returns false when there is
+ * no channel or it is already watched.
  */
-export declare function workerWatchShutdown(onShutdown: (arg: number) => void): boolean
+export declare function workerWatchShutdown(onShutdown: (arg0: number, arg1?: string | undefined | null) => void): boolean

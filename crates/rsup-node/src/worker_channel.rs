@@ -243,7 +243,9 @@ pub fn worker_send_drained() -> Result<()> {
 /// including one that came before this call. Returns false when there is
 /// no channel or it is already watched.
 #[napi]
-pub fn worker_watch_shutdown(on_shutdown: Function<ShutdownArgs, ()>) -> Result<bool> {
+pub fn worker_watch_shutdown(
+    on_shutdown: Function<FnArgs<(f64, Option<&'static str>)>, ()>,
+) -> Result<bool> {
     let Some(stream) = channel() else {
         return Ok(false);
     };
