@@ -269,6 +269,13 @@ pub enum Request {
     StartSuccessor {
         exe: PathBuf,
     },
+    /// `rsup update`: re-execute the daemon with the binary `exe`, in
+    /// place (same pid), keeping every process running and supervised.
+    /// Answered with [`Reply::Updated`] by the new image, or with
+    /// [`Reply::Error`] by the old one, which then serves on.
+    ReExec {
+        exe: PathBuf,
+    },
     /// Stream the daemon's events (PM2's bus) on this connection until the
     /// client closes it; with `logs`, the processes' output too.
     Subscribe {
@@ -310,6 +317,16 @@ pub enum Reply {
     /// The successor a [`Request::StartSuccessor`] started runs as `pid`.
     SuccessorStarted {
         pid: u32,
+    },
+    /// The daemon (`pid`) re-executed itself from version `from` as
+    /// version `to` ([`Request::ReExec`]): `kept` processes run on,
+    /// supervised, and `started` were started (they had none running).
+    Updated {
+        pid: u32,
+        from: String,
+        to: String,
+        kept: u32,
+        started: u32,
     },
 }
 

@@ -237,6 +237,7 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(target, pm2)| Request::List { target, pm2 }),
         Just(Request::Kill),
         any::<String>().prop_map(|exe| Request::StartSuccessor { exe: exe.into() }),
+        any::<String>().prop_map(|exe| Request::ReExec { exe: exe.into() }),
         Just(Request::ReloadLogs),
         proptest::option::of(target.clone()).prop_map(|target| Request::Flush { target }),
         target.clone().prop_map(|target| Request::Stop { target }),
@@ -283,6 +284,15 @@ fn reply() -> impl Strategy<Value = Reply> {
         }),
         Just(Reply::Subscribed),
         any::<u32>().prop_map(|pid| Reply::SuccessorStarted { pid }),
+        (any::<u32>(), any::<String>(), any::<u32>(), any::<u32>()).prop_map(
+            |(pid, to, kept, started)| Reply::Updated {
+                pid,
+                from: "0.1.0".into(),
+                to,
+                kept,
+                started
+            }
+        ),
     ]
 }
 

@@ -138,6 +138,12 @@ pub enum Command {
         /// Take every app over from the running daemon (`rsup update`)
         #[arg(long)]
         successor: bool,
+        /// Go on as the daemon that re-executed itself, from its state file
+        #[arg(long, value_name = "FILE")]
+        exec_state: Option<std::path::PathBuf>,
+        /// Print the version of that state file this binary reads
+        #[arg(long)]
+        exec_state_version: bool,
     },
 }
 

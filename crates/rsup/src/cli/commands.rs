@@ -16,8 +16,23 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 pub fn run(command: Command) -> Result<i32> {
+    if let Command::Daemon {
+        exec_state_version: true,
+        ..
+    } = command
+    {
+        println!("{}", crate::daemon::EXEC_STATE_VERSION);
+        return Ok(0);
+    }
     let home = Home::from_env()?;
     match command {
+        Command::Daemon {
+            exec_state: Some(state),
+            ..
+        } => {
+            crate::daemon::run_reexecuted(home, &state)?;
+            Ok(0)
+        }
         Command::Daemon {
             successor: true, ..
         } => {
@@ -113,7 +128,8 @@ pub(super) fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
         | Reply::Progress { .. }
         | Reply::Subscribed
         | Reply::Pm2List { .. }
-        | Reply::SuccessorStarted { .. } => {
+        | Reply::SuccessorStarted { .. }
+        | Reply::Updated { .. } => {
             bail!("unexpected reply from the daemon")
         }
     }

@@ -40,6 +40,44 @@ pub fn update(home: &Home) -> Result<i32> {
         Reply::Error { message } => bail!(message),
         _ => bail!("unexpected reply from the daemon"),
     };
+    let exe = std::env::current_exe().context("finding this binary")?;
+    println!(
+        "[rsup] the daemon (pid {old_pid}, version {old_version}) re-executes itself as {} (version {})",
+        exe.display(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let Some(stream) = connect_existing(home)? else {
+        bail!("the daemon stopped before it could be updated");
+    };
+    match send(stream, &Request::ReExec { exe }, |m| println!("[rsup] {m}")) {
+        Ok(Reply::Updated {
+            pid,
+            from,
+            to,
+            kept,
+            started,
+        }) => {
+            println!(
+                "rsup daemon updated in place: pid {pid}, version {from} -> {to}; {kept} process(es) kept running, {started} started"
+            );
+            print_table(&list(home)?);
+            Ok(0)
+        }
+        Ok(Reply::Error { message }) if message.contains("unknown variant `re_exec`") => {
+            hand_over(home, old_pid, &old_version, service)
+        }
+        Ok(Reply::Error { message }) => bail!(message),
+        Ok(_) => bail!("unexpected reply from the daemon"),
+        Err(e) => Err(e.context(format!(
+            "the daemon (pid {old_pid}) ended the update without an answer; see {}",
+            home.daemon_log().display()
+        ))),
+    }
+}
+
+/// Replaces a daemon that cannot re-execute itself (an older version) by
+/// a successor started from this binary, which takes its apps over.
+fn hand_over(home: &Home, old_pid: u32, old_version: &str, service: bool) -> Result<i32> {
     let old = format!("pid {old_pid} (version {old_version})");
     let version = env!("CARGO_PKG_VERSION");
     let log = home.daemon_log();

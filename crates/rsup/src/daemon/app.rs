@@ -189,6 +189,7 @@ impl AppHandle {
             pid_files_shared: env.pid_files_shared.clone(),
             events: env.events.clone(),
             reloads: env.reloads.clone(),
+            freeze: env.freeze.clone(),
             launcher: env.launcher.clone(),
         });
         let app = App {

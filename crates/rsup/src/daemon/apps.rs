@@ -5,6 +5,7 @@
 
 use super::app::{AppHandle, Selection};
 use super::events::Events;
+use super::freeze::Gate;
 use super::instance::InstanceHandle;
 use super::launcher::{Launcher, OsLauncher};
 use super::preload::Preload;
@@ -49,6 +50,9 @@ pub struct AppEnv {
     pub reloads: Arc<ReloadRecord>,
     /// How processes are started: the real ones, but for unit tests.
     pub launcher: Arc<dyn Launcher>,
+    /// Pauses the readers of every process's output and channels before
+    /// the daemon re-executes itself (`rsup update`).
+    pub freeze: Arc<Gate>,
 }
 
 /// Who hears of every process the daemon launches: a successor during a
@@ -90,6 +94,7 @@ impl AppEnv {
             pid_files_shared: Arc::default(),
             events: Arc::new(Events::default()),
             reloads: Arc::default(),
+            freeze: Arc::default(),
             launcher: Arc::new(OsLauncher),
         }
     }
@@ -775,6 +780,7 @@ mod tests {
                     restarts: 3,
                     down: None,
                     taking_over: false,
+                    held: None,
                 },
             },
             Adoption {
@@ -784,6 +790,7 @@ mod tests {
                     restarts: 2,
                     down: Some(Status::Stopped),
                     taking_over: false,
+                    held: None,
                 },
             },
         ];

@@ -6,14 +6,16 @@
 //! sends can do more than that, and garbage is ignored.
 
 use super::events::MessageRelay;
+use super::freeze::{Gate, Reader};
 use crate::lines::read_line;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use rsup_proto::framing::{decode, encode};
 use rsup_proto::worker::{ListenAddress, SupervisorMessage, WorkerMessage};
 use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader, Interest};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -46,24 +48,39 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// Starts the readers, which end when the child closes its side.
+    /// Starts the readers, which end when the child closes its side and
+    /// pause when `freeze` asks them to.
     pub fn open(
         node: Option<UnixStream>,
         worker: UnixStream,
         events: mpsc::Sender<ChildEvent>,
         relay: Option<MessageRelay>,
+        freeze: Option<&Arc<Gate>>,
     ) -> Channels {
         let node = node.map(|stream| {
             let (read, write) = stream.into_split();
-            tokio::spawn(read_node_channel(read, events.clone(), relay));
+            let paused = freeze.map(Reader::register);
+            tokio::spawn(read_node_channel(read, events.clone(), relay, paused));
             write
         });
         let (read, write) = worker.into_split();
-        tokio::spawn(read_worker_channel(read, events));
+        let paused = freeze.map(Reader::register);
+        tokio::spawn(read_worker_channel(read, events, paused));
         Channels {
             node,
             worker: write,
         }
+    }
+
+    /// The descriptors of the worker channel and of Node's, which stay
+    /// open as long as these channels do.
+    pub fn raw_fds(&self) -> (RawFd, Option<RawFd>) {
+        let worker: &UnixStream = self.worker.as_ref();
+        let node = self.node.as_ref().map(|w| {
+            let stream: &UnixStream = w.as_ref();
+            stream.as_raw_fd()
+        });
+        (worker.as_raw_fd(), node)
     }
 
     /// Delivers `'shutdown'` to `process.on('message')`. False when the app
@@ -138,10 +155,14 @@ async fn read_node_channel(
     read: tokio::net::unix::OwnedReadHalf,
     events: mpsc::Sender<ChildEvent>,
     relay: Option<MessageRelay>,
+    mut freeze: Option<Reader>,
 ) {
     let mut reader = BufReader::with_capacity(READ_BUF, read);
     let mut line = Vec::new();
-    while let Ok(true) = read_line(&mut reader, &mut line).await {
+    while readable(&mut reader, &mut freeze).await {
+        if !matches!(read_line(&mut reader, &mut line).await, Ok(true)) {
+            return;
+        }
         let message = decode::<serde_json::Value>(&line);
         release_if_large(&mut line);
         let Ok(message) = message else { continue };
@@ -160,6 +181,29 @@ async fn read_node_channel(
     }
 }
 
+/// Waits until there is something to read (or the end), pausing for a
+/// freeze meanwhile, but only between messages: with nothing buffered, what
+/// the child sent since stays in the socket for the daemon's next image.
+/// False on a read error.
+async fn readable(
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    freeze: &mut Option<Reader>,
+) -> bool {
+    loop {
+        if !reader.buffer().is_empty() {
+            return true;
+        }
+        tokio::select! {
+            biased;
+            _ = async { freeze.as_mut().unwrap().asked().await }, if freeze.is_some() => {
+                freeze.as_mut().unwrap().pause().await;
+            }
+            // Cancel-safe: what it read stays in the buffer.
+            filled = async { reader.fill_buf().await.is_ok() } => return filled,
+        }
+    }
+}
+
 /// A message Node itself sends on the channel (handles, cluster).
 fn node_internal(message: &serde_json::Value) -> bool {
     message
@@ -171,10 +215,14 @@ fn node_internal(message: &serde_json::Value) -> bool {
 async fn read_worker_channel(
     read: tokio::net::unix::OwnedReadHalf,
     events: mpsc::Sender<ChildEvent>,
+    mut freeze: Option<Reader>,
 ) {
     let mut reader = BufReader::with_capacity(READ_BUF, read);
     let mut line = Vec::new();
-    while let Ok(true) = read_line(&mut reader, &mut line).await {
+    while readable(&mut reader, &mut freeze).await {
+        if !matches!(read_line(&mut reader, &mut line).await, Ok(true)) {
+            return;
+        }
         let event = match decode::<WorkerMessage>(&line) {
             Ok(WorkerMessage::Ready) => ChildEvent::Ready,
             Ok(WorkerMessage::Listen { request, address }) => {
@@ -227,11 +275,11 @@ mod proptests {
     type BoxedRead = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
     fn worker(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChildEvent>) -> BoxedRead {
-        Box::pin(read_worker_channel(r, tx))
+        Box::pin(read_worker_channel(r, tx, None))
     }
 
     fn node(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChildEvent>) -> BoxedRead {
-        Box::pin(read_node_channel(r, tx, None))
+        Box::pin(read_node_channel(r, tx, None, None))
     }
 
     proptest! {
@@ -286,7 +334,7 @@ mod tests {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let (tx, mut rx) = mpsc::channel(4);
         let (read, _write) = ours.into_split();
-        let reader = tokio::spawn(read_node_channel(read, tx, Some(relay)));
+        let reader = tokio::spawn(read_node_channel(read, tx, Some(relay), None));
         let (_, mut w) = theirs.into_split();
         w.write_all(
             b"{\"cmd\":\"NODE_HANDLE\"}\n\"ready\"\n{\"type\":\"process:msg\",\"data\":1}\n",
@@ -316,7 +364,7 @@ mod tests {
     async fn reads_lines_longer_than_the_read_buffer() {
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let (tx, mut rx) = mpsc::channel(4);
-        let _channels = Channels::open(None, ours, tx, None);
+        let _channels = Channels::open(None, ours, tx, None, None);
         let path = format!("/tmp/{}", "p".repeat(READ_BUF * 20));
         let long = WorkerMessage::Listen {
             request: 7,
@@ -339,11 +387,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_frozen_channel_leaves_what_comes_unread_until_thawed() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let gate = Arc::new(Gate::default());
+        let _channels = Channels::open(None, ours, tx, None, Some(&gate));
+        theirs
+            .write_all(&encode(&WorkerMessage::Ready))
+            .await
+            .unwrap();
+        assert_eq!(rx.recv().await.unwrap(), ChildEvent::Ready);
+        assert!(gate.freeze(Duration::from_secs(5)).await);
+        theirs
+            .write_all(&encode(&WorkerMessage::Drained))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(rx.try_recv().is_err(), "read while frozen");
+        gate.thaw();
+        assert_eq!(rx.recv().await.unwrap(), ChildEvent::Drained);
+    }
+
+    #[tokio::test]
     async fn node_channel_sees_ready_after_a_long_message() {
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let (worker, _w) = UnixStream::pair().unwrap();
         let (tx, mut rx) = mpsc::channel(4);
-        let _channels = Channels::open(Some(ours), worker, tx, None);
+        let _channels = Channels::open(Some(ours), worker, tx, None, None);
         let big = serde_json::json!({ "cmd": "x".repeat(READ_BUF * 10) });
         let mut bytes = encode(&big);
         bytes.extend_from_slice(&encode(&"ready"));

@@ -5,6 +5,7 @@
 
 use super::spawn;
 use std::fs;
+use std::os::fd::RawFd;
 
 /// How long the accept loop rests after a failed accept.
 pub const ACCEPT_REST: std::time::Duration = std::time::Duration::from_millis(100);
@@ -123,6 +124,29 @@ pub fn close_inherited_descriptors() {
     for fd in fds {
         // SAFETY: as above; EBADF for the listing's own is harmless.
         unsafe { libc::close(fd) };
+    }
+}
+
+/// Closes every descriptor above stderr but those in `keep`: what a
+/// previous image of the daemon kept open for this one.
+pub fn close_inherited_descriptors_except(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd > 2).collect();
+    keep.sort_unstable();
+    let mut first = 3;
+    for fd in keep.into_iter().chain([RawFd::MAX]) {
+        if fd > first {
+            // SAFETY: as in `close_inherited_descriptors`: nothing in this
+            // image has opened a descriptor yet.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    first as libc::c_uint,
+                    (fd - 1) as libc::c_uint,
+                    0 as libc::c_uint,
+                )
+            };
+        }
+        first = fd.saturating_add(1);
     }
 }
 

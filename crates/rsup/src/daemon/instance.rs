@@ -5,6 +5,7 @@
 
 use super::apps::LaunchNotices;
 use super::events::Events;
+use super::held_process::HeldProcess;
 use super::launcher::Launcher;
 use super::log_writer::{self, LogHealth};
 use super::pid_file;
@@ -62,6 +63,10 @@ enum Command {
     Reset(oneshot::Sender<()>),
     /// Send a signal to the running process, if there is one.
     Signal(Signal, oneshot::Sender<SignalResult>),
+    /// The daemon is about to re-execute itself (`rsup update`), its
+    /// readers paused: describe the running process, if any, for the next
+    /// image and wait for the exec (or, should it fail, go on).
+    Freeze(oneshot::Sender<Option<HeldProcess>>),
 }
 
 /// What a worker stopped for `command` is told: a restart brings the app
@@ -121,6 +126,10 @@ pub struct AppContext {
     pub reloads: Arc<super::reload_record::ReloadRecord>,
     /// How its processes are started.
     pub launcher: Arc<dyn Launcher>,
+    /// See [`AppEnv::freeze`].
+    ///
+    /// [`AppEnv::freeze`]: super::apps::AppEnv::freeze
+    pub freeze: Arc<super::freeze::Gate>,
 }
 
 /// How an instance's task begins.
@@ -136,6 +145,10 @@ pub struct Beginning {
     /// on the app's sockets, or `ready` with wait_ready), not at once as a
     /// fork-mode start would be.
     pub taking_over: bool,
+    /// Its process runs already: the daemon's previous image started it
+    /// (`rsup update` re-executed the daemon), and this one goes on
+    /// supervising it.
+    pub held: Option<HeldProcess>,
 }
 
 impl Beginning {
@@ -144,6 +157,7 @@ impl Beginning {
         restarts: 0,
         down: None,
         taking_over: false,
+        held: None,
     };
 }
 
@@ -200,9 +214,10 @@ impl InstanceHandle {
             waiting: vec![settled_tx],
             taking_over: beginning.taking_over,
         };
-        let first = match beginning.down {
-            Some(_) => Next::Idle,
-            None => Next::Launch,
+        let first = match (beginning.held, beginning.down) {
+            (Some(held), _) => Next::Resume(held),
+            (None, Some(_)) => Next::Idle,
+            (None, None) => Next::Launch,
         };
         tokio::spawn(runner.run(first));
         (
@@ -279,6 +294,14 @@ impl InstanceHandle {
         self.ask(Command::Reset).await
     }
 
+    /// See [`Command::Freeze`]; `None` when no process runs (or the
+    /// instance is gone).
+    pub async fn freeze(&self) -> Option<HeldProcess> {
+        let (done, rx) = oneshot::channel();
+        self.commands.send(Command::Freeze(done)).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
     /// Sends `signal` to the main process, as PM2's `sendSignal` does.
     pub async fn signal(&self, signal: Signal) -> SignalResult {
         let (done, rx) = oneshot::channel();
@@ -305,6 +328,8 @@ impl InstanceHandle {
 /// What the runner does next.
 enum Next {
     Launch,
+    /// Go on supervising a process the daemon's previous image started.
+    Resume(HeldProcess),
     /// Crashed: wait this long, then launch.
     Backoff(Duration),
     /// Stopped or errored: wait for a command.
@@ -328,7 +353,7 @@ struct Runner {
 impl Runner {
     async fn run(mut self, first: Next) {
         let mut next = first;
-        if !matches!(next, Next::Launch) {
+        if !matches!(next, Next::Launch | Next::Resume(_)) {
             // Begun down: settled already.
             self.release_waiters();
         }
@@ -342,11 +367,12 @@ impl Runner {
                     self.taking_over = false;
                     next
                 }
+                Next::Resume(held) => self.resume_process(held).await,
                 Next::Backoff(delay) => self.backoff(delay).await,
                 Next::Idle => self.idle().await,
                 Next::End => break,
             };
-            if !matches!(next, Next::Launch) {
+            if !matches!(next, Next::Launch | Next::Resume(_)) {
                 self.release_waiters();
             }
         }
@@ -383,22 +409,29 @@ impl Runner {
             .process(name, manually, &self.identity, &self.state.borrow());
     }
 
+    /// What launching a process of this instance takes; `restarts` is its
+    /// PM2 `restart_time`.
+    fn request<'a>(&'a self, spec: &'a AppSpec, restarts: u32) -> LaunchRequest<'a> {
+        LaunchRequest {
+            spec,
+            id: self.identity.id,
+            instance: self.identity.instance,
+            unique_id: &self.identity.unique_id,
+            restarts,
+            out_log: &self.identity.out_log,
+            err_log: &self.identity.err_log,
+            combined_log: self.identity.combined_log.as_ref(),
+            preload: self.context.preload.as_deref(),
+            events: Some(&self.context.events),
+            freeze: Some(&self.context.freeze),
+        }
+    }
+
     /// Starts a process; `restarts` is its PM2 `restart_time`.
     fn launch(&self, spec: &AppSpec, restarts: u32) -> std::io::Result<Proc> {
         let proc = Proc::launch(
             self.context.launcher.as_ref(),
-            &LaunchRequest {
-                spec,
-                id: self.identity.id,
-                instance: self.identity.instance,
-                unique_id: &self.identity.unique_id,
-                restarts,
-                out_log: &self.identity.out_log,
-                err_log: &self.identity.err_log,
-                combined_log: self.identity.combined_log.as_ref(),
-                preload: self.context.preload.as_deref(),
-                events: Some(&self.context.events),
-            },
+            &self.request(spec, restarts),
         )?;
         self.context.launches.tell(&self.identity.name, proc.pid);
         Ok(proc)
@@ -416,9 +449,9 @@ impl Runner {
 
     /// Launches one process and supervises it until it exits or is stopped.
     async fn run_process(&mut self) -> Next {
-        let mut spec = self.spec();
+        let spec = self.spec();
         let restarts = self.state.borrow().restarts;
-        let mut proc = match self.launch(&spec, restarts) {
+        let proc = match self.launch(&spec, restarts) {
             Ok(p) => p,
             Err(e) => {
                 self.report_launch_failure(&spec, &e);
@@ -438,6 +471,40 @@ impl Runner {
         if self.ready(&proc, &spec) {
             self.mark_online();
         }
+        self.supervise(proc, spec).await
+    }
+
+    /// Takes on the process the daemon's previous image ran, as it was
+    /// (online or still launching).
+    async fn resume_process(&mut self, held: HeldProcess) -> Next {
+        let spec = self.spec();
+        let restarts = self.state.borrow().restarts;
+        let proc = match Proc::reattach(&held, &self.request(&spec, restarts)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(app = %self.identity.name, id = self.identity.id, pid = held.pid, "cannot take the process on again: {e}");
+                return self.after_exit(Err(e), Duration::ZERO);
+            }
+        };
+        self.update(|s| {
+            s.pid = Some(proc.pid);
+            s.started_at_ms = Some(now_ms().saturating_sub(held.uptime_ms));
+            s.status = if held.online {
+                Status::Online
+            } else {
+                Status::Launching
+            };
+        });
+        if held.online {
+            self.release_waiters();
+        } else if self.ready(&proc, &spec) {
+            self.mark_online();
+        }
+        self.supervise(proc, spec).await
+    }
+
+    /// Supervises a running process until it exits or is stopped.
+    async fn supervise(&mut self, mut proc: Proc, mut spec: Arc<AppSpec>) -> Next {
         // PM2 treats an app that never says ready as ready at listen_timeout.
         let ready_timer = tokio::time::sleep(Duration::from_millis(spec.listen_timeout_ms));
         tokio::pin!(ready_timer);
@@ -478,6 +545,21 @@ impl Runner {
                         let sent = proc.child.signal(signal, false)
                             .map_err(|e| format!("cannot send {signal} to pid {}: {e}", proc.pid));
                         let _ = done.send(sent);
+                    }
+                    Some(Command::Freeze(done)) => {
+                        // What the readers passed on before they paused.
+                        while let Ok(event) = proc.events.try_recv() {
+                            proc.handle(event, &self.context.sockets).await;
+                        }
+                        let state = self.state.borrow().clone();
+                        let mut held = proc.hold();
+                        held.online = state.status == Status::Online
+                            || self.ready(&proc, &spec);
+                        let _ = done.send(Some(held));
+                        self.context.freeze.thawed().await;
+                        if launching && self.ready(&proc, &spec) {
+                            self.mark_online();
+                        }
                     }
                     other => {
                         self.set_status(Status::Stopping);
@@ -610,7 +692,7 @@ impl Runner {
             }
             // Answered where they come (see `answer_in_passing`); here
             // only for completeness.
-            passing @ Some(Command::Reset(_) | Command::Signal(..)) => {
+            passing @ Some(Command::Reset(_) | Command::Signal(..) | Command::Freeze(_)) => {
                 let _ = self.answer_in_passing(passing);
                 Next::Idle
             }
@@ -779,6 +861,10 @@ impl Runner {
             }
             Some(Command::Signal(_, done)) => {
                 let _ = done.send(Err(self.not_running()));
+                Ok(())
+            }
+            Some(Command::Freeze(done)) => {
+                let _ = done.send(None);
                 Ok(())
             }
             other => Err(other),

@@ -4,8 +4,8 @@
 use super::actions;
 use super::apps::{AppEnv, Apps};
 use super::descriptors::{
-    close_inherited_descriptors, out_of_descriptors, raise_descriptor_limit, RepeatedWarning,
-    ReserveDescriptor, ACCEPT_REST,
+    close_inherited_descriptors, close_inherited_descriptors_except, out_of_descriptors,
+    raise_descriptor_limit, RepeatedWarning, ReserveDescriptor, ACCEPT_REST,
 };
 use super::handover::Seat;
 use super::health::{self, HealthOptions, Readiness};
@@ -14,7 +14,7 @@ use super::preload::Preload;
 use super::retire::{self, Retirement};
 use super::server;
 use super::usage::{self, Usages};
-use super::{log_reopen, memory_limit, recover, state_file, succeed, systemd};
+use super::{log_reopen, memory_limit, recover, reexec, state_file, succeed, systemd};
 use crate::home::Home;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -70,25 +70,46 @@ impl Daemon {
 /// started at once (the foreground mode for containers); with `health`,
 /// it serves the health endpoints and drains before a stop.
 pub fn run(home: Home, apps: Vec<AppSpec>, health: Option<HealthOptions>) -> Result<()> {
-    run_as(home, apps, health, false)
+    run_as(home, apps, health, Origin::Fresh)
 }
 
 /// Runs a daemon that takes every app over from the one running in
 /// `home` (`rsup update`), then serves as any other.
 pub fn run_successor(home: Home) -> Result<()> {
-    run_as(home, vec![], None, true)
+    run_as(home, vec![], None, Origin::Successor)
+}
+
+/// Runs the next image of a daemon that re-executed itself (`rsup
+/// update`), from the state file it wrote.
+pub fn run_reexecuted(home: Home, state: &std::path::Path) -> Result<()> {
+    let exec = reexec::read(state).map_err(anyhow::Error::msg)?;
+    let health = HealthOptions::from_env().map_err(anyhow::Error::msg)?;
+    run_as(home, vec![], health, Origin::ReExec(Box::new(exec)))
+}
+
+/// How this daemon came to be.
+enum Origin {
+    Fresh,
+    /// Started by `rsup update` to take over from the running daemon.
+    Successor,
+    /// The running daemon re-executed itself.
+    ReExec(Box<reexec::ExecState>),
 }
 
 fn run_as(
     home: Home,
     apps: Vec<AppSpec>,
     health: Option<HealthOptions>,
-    successor: bool,
+    origin: Origin,
 ) -> Result<()> {
     // First, while nothing else in this process holds a descriptor: what
     // the shell that first ran the CLI left open (a lock, a pipe) would
     // otherwise stay held for the daemon's whole life, and reach every app.
-    close_inherited_descriptors();
+    // The previous image's descriptors the state file names are kept.
+    match &origin {
+        Origin::ReExec(exec) => close_inherited_descriptors_except(&exec.fds()),
+        _ => close_inherited_descriptors(),
+    }
     let limit = raise_descriptor_limit();
     home.ensure()?;
     init_tracing();
@@ -100,11 +121,12 @@ fn run_as(
     }
     // A successor shares the running daemon's lock, handed over, and
     // writes the pid files once it serves.
-    let lock = match successor {
-        false => Some(lock_pid_file(&home)?),
-        true => None,
+    let start = match origin {
+        Origin::Fresh => Start::Seat(lock_pid_file(&home)?),
+        Origin::Successor => Start::Successor,
+        Origin::ReExec(exec) => Start::ReExec(exec),
     };
-    if lock.is_some() {
+    if matches!(start, Start::Seat(_)) {
         write_pm2_pid(&home)?;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -119,7 +141,7 @@ fn run_as(
         readiness: Readiness::default(),
         node_versions: Default::default(),
     });
-    let result = runtime.block_on(serve(daemon.clone(), apps, lock, health));
+    let result = runtime.block_on(serve(daemon.clone(), apps, start, health));
     // Only while the seat is ours: a daemon that handed it over, or never
     // got it, leaves the files to the one that has it.
     if let Some(seat) = daemon.retirement.take_seat() {
@@ -175,12 +197,21 @@ fn lock_pid_file(home: &Home) -> Result<Flock<fs::File>> {
     Ok(lock)
 }
 
-/// Serves with `lock` held, on a control socket it binds; without one,
-/// takes over from the running daemon first.
+/// How the daemon gets its seat in `RSUP_HOME`.
+enum Start {
+    /// It holds the lock, and binds the control socket.
+    Seat(Flock<fs::File>),
+    /// It takes both over from the running daemon.
+    Successor,
+    /// Its previous image left them, with every app.
+    ReExec(Box<reexec::ExecState>),
+}
+
+/// Takes its seat as `start` says, then serves.
 async fn serve(
     daemon: Arc<Daemon>,
     apps: Vec<AppSpec>,
-    lock: Option<Flock<fs::File>>,
+    start: Start,
     health: Option<HealthOptions>,
 ) -> Result<()> {
     // Signals first: a SIGTERM that comes while the first apps start must
@@ -191,15 +222,18 @@ async fn serve(
     let mut usr2 = signal(SignalKind::user_defined2())?;
     super::own_log_rotate::spawn(&daemon.apps.env.home);
 
-    let fresh = lock.is_some();
-    let listener = match lock {
-        Some(lock) => {
+    let fresh = matches!(start, Start::Seat(_));
+    let listener = match start {
+        Start::Seat(lock) => {
             let listener = bind_control_socket(&daemon.apps.env.home)?;
             let control = listener.as_fd().try_clone_to_owned()?;
             daemon.retirement.set_seat(Seat { lock, control });
             listener
         }
-        None => succeed::take_over(&daemon)
+        Start::Successor => succeed::take_over(&daemon)
+            .await
+            .map_err(|e| anyhow::anyhow!("update failed: {e}"))?,
+        Start::ReExec(exec) => reexec::resume(&daemon, *exec)
             .await
             .map_err(|e| anyhow::anyhow!("update failed: {e}"))?,
     };

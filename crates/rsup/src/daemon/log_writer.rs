@@ -21,6 +21,7 @@
 //! much was dropped meanwhile. How each file fares is published in a
 //! [`LogHealth`] that `list` and `describe` read.
 
+use super::freeze::{self, Reader};
 use super::log_lines::{Formatter, LineFormat, WholeLines, HOLD_LIMIT};
 use super::log_reopen;
 use super::log_rotate::{self, Gate};
@@ -58,6 +59,8 @@ pub struct LogTarget {
     pub format: LineFormat,
     /// The app's own rotation setting (`log_rotate`).
     pub rotate: Option<LogRotate>,
+    /// Pauses the copier before the daemon re-executes itself.
+    pub freeze: Option<Arc<freeze::Gate>>,
 }
 
 /// Starts copying `stream` into `target` until the stream ends (the
@@ -78,6 +81,7 @@ where
         .as_deref()
         .map(|path| (open_path(path, now, rotate), WholeLines::default()));
     let mut reopen = log_reopen::register();
+    let mut freeze = target.freeze.as_ref().map(Reader::register);
     tokio::spawn(async move {
         let mut formatter = Formatter::new(target.format);
         let mut buf = vec![0u8; FIRST_READ];
@@ -92,6 +96,22 @@ where
             // Reading goes on whatever the files do: a child blocked on a
             // full pipe would hang.
             tokio::select! {
+                biased;
+                // Between reads, with every line held written out: what is
+                // unread stays in the pipe for the daemon's next image.
+                _ = async { freeze.as_mut().unwrap().asked().await }, if freeze.is_some() => {
+                    let now = Instant::now();
+                    release_at = None;
+                    if own_lines.holding() {
+                        own.write(&own_lines.release(), now);
+                    }
+                    if let Some((log, lines)) = &mut shared {
+                        if lines.holding() {
+                            log.write(&lines.release(), now);
+                        }
+                    }
+                    freeze.as_mut().unwrap().pause().await;
+                }
                 read = stream.read(&mut buf) => match read {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
@@ -654,6 +674,7 @@ mod tests {
                 combined: None,
                 format: LineFormat::Raw,
                 rotate: None,
+                freeze: None,
             },
         )
         .await
@@ -673,6 +694,7 @@ mod tests {
                 combined: None,
                 format: LineFormat::Stamped("T".into()),
                 rotate: None,
+                freeze: None,
             },
         );
         // One line far longer than any buffer, then many short ones, in
@@ -977,6 +999,7 @@ mod tests {
                 combined: None,
                 format: LineFormat::Raw,
                 rotate: None,
+                freeze: None,
             },
         );
         let h = health(&path);
@@ -1005,6 +1028,7 @@ mod tests {
                 combined: None,
                 format: LineFormat::Raw,
                 rotate: None,
+                freeze: None,
             },
         );
         child.write_all(b"old\n").await.unwrap();
@@ -1054,6 +1078,7 @@ mod tests {
                     combined: Some(all.clone()),
                     format: LineFormat::Raw,
                     rotate: None,
+                    freeze: None,
                 },
             )
         };
@@ -1096,6 +1121,7 @@ mod tests {
                 combined: Some(all.clone()),
                 format: LineFormat::Raw,
                 rotate: None,
+                freeze: None,
             },
         );
         child.write_all(b"before\n").await.unwrap();

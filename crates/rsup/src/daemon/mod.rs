@@ -51,8 +51,10 @@ mod channels;
 mod descriptors;
 mod events;
 mod exposition;
+mod freeze;
 mod handover;
 mod health;
+mod held_process;
 mod instance;
 mod launcher;
 mod lifecycle;
@@ -71,6 +73,7 @@ mod pid_file;
 mod preload;
 mod process;
 mod recover;
+mod reexec;
 mod reload;
 mod reload_record;
 mod restart_policy;
@@ -88,8 +91,9 @@ mod watch;
 
 pub use health::HealthOptions;
 pub use instance::now_ms;
-pub use lifecycle::{open_daemon_log, run_successor};
+pub use lifecycle::{open_daemon_log, run_reexecuted, run_successor};
 pub use pid1::become_reaper_if_pid1;
+pub use reexec::EXEC_STATE_VERSION;
 pub use spawn::pm2_variables_of;
 
 /// Runs the daemon (see [`lifecycle::run`]).

@@ -2,12 +2,15 @@
 //! told the supervisor so far.
 
 use super::channels::{Channels, ChildEvent};
+use super::freeze::Gate;
+use super::held_process::{self, HeldProcess};
 use super::launcher::{ChildProcess, Launcher};
 use super::sockets::{resolve_host, AppSockets};
 use super::spawn::{LaunchRequest, Launched};
 use rsup_proto::app::{AppSpec, ExecMode};
 use rsup_proto::worker::{ListenAddress, SupervisorMessage};
-use std::sync::Mutex;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -23,6 +26,8 @@ pub struct Proc {
     pub channels: Channels,
     pub events: mpsc::Receiver<ChildEvent>,
     log_copiers: Vec<JoinHandle<()>>,
+    /// The read ends of its stdout and stderr (see [`Launched::output_fds`]).
+    output_fds: [Option<RawFd>; 2],
     pub started: Instant,
     /// Port-0 listen requests so far (see [`SocketTable::get`]).
     ephemeral_requests: usize,
@@ -35,27 +40,66 @@ pub struct Proc {
 
 impl Proc {
     pub fn launch(launcher: &dyn Launcher, req: &LaunchRequest) -> std::io::Result<Proc> {
+        Ok(Proc::watch(launcher.launch(req)?, req.freeze))
+    }
+
+    /// A process of the daemon's previous image (`rsup update`), whose
+    /// pipes and channels it kept open across the exec.
+    pub fn reattach(held: &HeldProcess, req: &LaunchRequest) -> std::io::Result<Proc> {
+        let mut proc = Proc::watch(held_process::reattach(held, req)?, req.freeze);
+        proc.started = Instant::now() - Duration::from_millis(held.uptime_ms);
+        proc.ephemeral_requests = held.ephemeral_requests;
+        proc.said_ready = held.said_ready;
+        proc.listened = held.listened;
+        proc.drained = held.drained;
+        Ok(proc)
+    }
+
+    fn watch(launched: Launched, freeze: Option<&Arc<Gate>>) -> Proc {
         let Launched {
             child,
             pid,
             node_channel,
             worker_channel,
             log_copiers,
+            output_fds,
             relay,
-        } = launcher.launch(req)?;
+        } = launched;
         let (events_tx, events) = mpsc::channel(16);
-        Ok(Proc {
+        Proc {
             child,
             pid,
-            channels: Channels::open(node_channel, worker_channel, events_tx, relay),
+            channels: Channels::open(node_channel, worker_channel, events_tx, relay, freeze),
             events,
             log_copiers,
+            output_fds,
             started: Instant::now(),
             ephemeral_requests: 0,
             said_ready: false,
             listened: false,
             drained: false,
-        })
+        }
+    }
+
+    /// What the daemon's next image needs to go on supervising this
+    /// process, its descriptors included (which must stay open, and be
+    /// made inheritable, until the exec).
+    pub fn hold(&self) -> HeldProcess {
+        let (worker, node) = self.channels.raw_fds();
+        HeldProcess {
+            pid: self.pid,
+            pid_started: super::state_file::process_start(self.pid),
+            stdout: self.output_fds[0],
+            stderr: self.output_fds[1],
+            worker,
+            node,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            ephemeral_requests: self.ephemeral_requests,
+            said_ready: self.said_ready,
+            listened: self.listened,
+            drained: self.drained,
+            online: false,
+        }
     }
 
     /// Acts on what the process said: hands out sockets, notes readiness.

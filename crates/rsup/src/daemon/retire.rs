@@ -17,7 +17,7 @@ use super::{actions, apps::Apps, systemd};
 use nix::sys::signal::Signal;
 use rsup_proto::app::AppSpec;
 use rsup_proto::control::{Reply, Request, SpecUpdate};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,6 +79,19 @@ impl Retirement {
         *self.invited.lock().unwrap() = Some(pid);
     }
 
+    /// Why this daemon is not to be replaced, if it is not.
+    pub fn refusal(&self) -> Option<&str> {
+        self.refusal.as_deref()
+    }
+
+    /// The descriptors of the pid file's lock and of the control socket's
+    /// listener, while the seat is ours.
+    pub fn seat_fds(&self) -> Option<(RawFd, RawFd)> {
+        let seat = self.seat.lock().unwrap();
+        let seat = seat.as_ref()?;
+        Some((seat.lock.as_raw_fd(), seat.control.as_raw_fd()))
+    }
+
     pub fn take_seat(&self) -> Option<Seat> {
         self.seat.lock().unwrap().take()
     }
@@ -127,6 +140,20 @@ pub fn hold(daemon: &Daemon) -> Option<Busy<'_>> {
         true
     });
     held.then_some(Busy(busy))
+}
+
+/// Waits until no request and no reload is running (the daemon retiring,
+/// no new one starts); false if `limit` passes first.
+pub async fn quiet(daemon: &Daemon, limit: Duration) -> bool {
+    let mut busy = daemon.retirement.busy.subscribe();
+    let quiet = async {
+        let _ = busy.wait_for(|n| *n == 0).await;
+        // Reloads an app does on its own (cron, watch) are no requests.
+        while daemon.apps.all().iter().any(AppHandle::is_reloading) {
+            sleep(POLL).await;
+        }
+    };
+    tokio::time::timeout(limit, quiet).await.is_ok()
 }
 
 /// Answers a successor's `hand_over` request on its connection.

@@ -4,7 +4,7 @@
 use super::actions;
 use super::handover::Conversation;
 use super::lifecycle::Daemon;
-use super::retire;
+use super::{reexec, retire};
 use crate::lines::read_line;
 use rsup_proto::control::{Reply, Request};
 use rsup_proto::framing::{decode, encode};
@@ -48,6 +48,14 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
                 retire::hand_over(daemon, conversation, protocol).await;
             }
             Err(e) => tracing::warn!("hand-over connection: {e}"),
+        }
+        return;
+    }
+    if let Request::ReExec { exe } = request {
+        // Answered on this connection, by the next image if all goes well.
+        match reader.into_inner().reunite(write) {
+            Ok(stream) => reexec::serve(daemon, exe, stream).await,
+            Err(e) => tracing::warn!("update connection: {e}"),
         }
         return;
     }

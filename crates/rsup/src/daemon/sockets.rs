@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use socket2::{Domain, Socket, Type};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
@@ -124,6 +124,14 @@ impl AppSockets {
     }
 
     /// Every socket, for the state file.
+    /// Each socket with its descriptor, which stays open as long as the
+    /// app holds the socket.
+    pub fn held_fds(&self) -> Vec<(SavedSocket, RawFd)> {
+        self.entries()
+            .map(|(saved, fd)| (saved, fd.as_raw_fd()))
+            .collect()
+    }
+
     pub fn saved(&self) -> Vec<SavedSocket> {
         self.entries().map(|(saved, _)| saved).collect()
     }

@@ -3,6 +3,7 @@
 //! channel, the rsup worker channel, and stdout/stderr into the logs.
 
 use super::events::{tap, Events, LogSource, MessageRelay};
+use super::freeze::Gate;
 use super::launcher::{ChildProcess, OsChild};
 use super::log_lines::{JsonFields, LineFormat};
 use super::log_writer::{spawn_copier, LogTarget};
@@ -15,6 +16,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
+use tokio::io::AsyncRead;
 use tokio::net::UnixStream;
 use tokio::process::Command;
 use tokio::task::JoinHandle;
@@ -57,6 +59,8 @@ pub struct LaunchRequest<'a> {
     /// Where the process's output is published for subscribers; `None`
     /// for a request only described, never launched.
     pub events: Option<&'a Arc<Events>>,
+    /// What pauses the process's readers before a re-exec.
+    pub freeze: Option<&'a Arc<Gate>>,
 }
 
 /// A process just started, with the parent's ends of its channels.
@@ -69,6 +73,9 @@ pub struct Launched {
     pub worker_channel: UnixStream,
     /// The stdout and stderr copiers; they end when the pipes close.
     pub log_copiers: Vec<JoinHandle<()>>,
+    /// The read ends of the stdout and stderr pipes, open as long as the
+    /// copiers run (for a re-exec of the daemon, which keeps them).
+    pub output_fds: [Option<RawFd>; 2],
     /// Where the messages the app sends on its Node channel go.
     pub relay: Option<MessageRelay>,
 }
@@ -170,6 +177,30 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
     let pid = child
         .id()
         .ok_or_else(|| std::io::Error::other("the process exited before it could be watched"))?;
+    let output_fds = [
+        child.stdout.as_ref().map(AsRawFd::as_raw_fd),
+        child.stderr.as_ref().map(AsRawFd::as_raw_fd),
+    ];
+    let (log_copiers, relay) = copy_output(req, child.stdout.take(), child.stderr.take());
+    Ok(Launched {
+        child: Box::new(OsChild { child, pid }),
+        pid,
+        node_channel,
+        worker_channel: into_tokio(worker_parent)?,
+        log_copiers,
+        output_fds,
+        relay,
+    })
+}
+
+/// Copies a process's stdout and stderr into its logs (and the bus), and
+/// says where what it sends on its Node channel goes.
+pub fn copy_output(
+    req: &LaunchRequest,
+    out: Option<impl AsyncRead + Unpin + Send + 'static>,
+    err: Option<impl AsyncRead + Unpin + Send + 'static>,
+) -> (Vec<JoinHandle<()>>, Option<MessageRelay>) {
+    let spec = req.spec;
     // Writing to /dev/null twice is pointless.
     let combined = req
         .combined_log
@@ -180,6 +211,7 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         combined: combined.clone(),
         format: line_format(req, stream),
         rotate: spec.log_rotate.clone(),
+        freeze: req.freeze.cloned(),
     };
     let mut log_copiers = Vec::new();
     let source = Arc::new(LogSource {
@@ -187,13 +219,13 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         name: spec.name.clone(),
         namespace: spec.namespace.clone(),
     });
-    if let Some(out) = child.stdout.take() {
+    if let Some(out) = out {
         log_copiers.push(spawn_copier(
             tap(req.events, out, source.clone(), LogStream::Out),
             target(req.out_log, "out"),
         ));
     }
-    if let Some(err) = child.stderr.take() {
+    if let Some(err) = err {
         log_copiers.push(spawn_copier(
             tap(req.events, err, source.clone(), LogStream::Err),
             target(req.err_log, "err"),
@@ -203,14 +235,7 @@ pub fn launch(req: &LaunchRequest) -> std::io::Result<Launched> {
         events: events.clone(),
         source,
     });
-    Ok(Launched {
-        child: Box::new(OsChild { child, pid }),
-        pid,
-        node_channel,
-        worker_channel: into_tokio(worker_parent)?,
-        log_copiers,
-        relay,
-    })
+    (log_copiers, relay)
 }
 
 /// In the child, between fork and exec: the channels go to their fixed
@@ -283,6 +308,7 @@ pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
         combined_log: info.combined_log.as_ref(),
         preload: None,
         events: None,
+        freeze: None,
     })
 }
 

@@ -487,6 +487,7 @@ fn adoptions(app: &AppState, beside_old: bool) -> Vec<Adoption> {
                     _ => None,
                 },
                 taking_over: beside_old,
+                held: None,
             },
         })
         .collect()

@@ -56,6 +56,8 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
         }
         // The server hands the connection to `retire` before this.
         Request::HandOver { .. } => error("a hand-over needs its own connection"),
+        // The server hands the connection to `reexec` before this.
+        Request::ReExec { .. } => error("an update needs its own connection"),
         // The server hands a subscription its connection instead.
         Request::Subscribe { .. } => error("a subscription needs its own connection"),
     }

@@ -29,6 +29,7 @@ fn start(spec: AppSpec) -> Setup {
         pid_files_shared: Arc::default(),
         reloads: Arc::default(),
         launcher,
+        freeze: Arc::default(),
     });
     let dir = tempfile::tempdir().unwrap();
     let identity = Identity {

@@ -84,6 +84,7 @@ impl Launcher for FakeLauncher {
             node_channel: None,
             worker_channel: tokio::net::UnixStream::from_std(parent)?,
             log_copiers: Vec::new(),
+            output_fds: [None, None],
             relay: None,
         })
     }
