@@ -3,8 +3,8 @@
 // Soak: the express app (bench/app) under rsup in cluster mode (2
 // instances, --wait-ready), a steady stream of keep-alive requests for the
 // whole run, and faults spread over it: reloads, instance crashes (SIGKILL
-// and SIGSEGV to an instance pid), `rsup update`s (the daemon replaced by
-// a new one, which takes the app over) and one SIGKILL of the daemon, after
+// and SIGSEGV to an instance pid), `rsup update`s (the daemon re-executes
+// itself in place, keeping every process) and one SIGKILL of the daemon, after
 // which `rsup ls` starts a new daemon that recovers the app from
 // RSUP_HOME/state.json. Prints, per phase, requests and failed requests by
 // kind; the daemon's open descriptors and RSS at the start and the end (the
@@ -354,8 +354,8 @@ async function doDaemonKill(readings) {
   return w;
 }
 
-// `rsup update`: a new daemon takes the app over; every pid, the daemon's
-// included, changes, and ids and restart counts stay.
+// `rsup update`: the daemon re-executes itself in place; every pid, the
+// daemon's included, and every id stays.
 async function doUpdate(readings) {
   const pid = daemonPid();
   const before = (await jlist()) || [];
@@ -369,10 +369,10 @@ async function doUpdate(readings) {
   w.newPid = daemonPid();
   const after = (await jlist()) || [];
   const old = new Set(before.map((p) => p.pid));
-  const ident = (l) => l.map((p) => `${p.id}:${p.instance}:${p.restarts}`).sort().join(' ');
-  w.replaced = after.length === before.length && after.length > 0 && after.every((p) => !old.has(p.pid));
+  const ident = (l) => l.map((p) => `${p.id}:${p.instance}`).sort().join(' ');
+  w.samePids = after.length === before.length && after.length > 0 && after.every((p) => old.has(p.pid));
   w.kept = ident(after) === ident(before);
-  w.oldGone = !alive(pid);
+  w.sameDaemon = w.newPid === pid;
   windows.push(w);
   if (w.note) log(w.note);
   readings.push(daemonReading(w.newPid, 'after an update'));
@@ -487,8 +487,8 @@ function report(meta, records, readings, samples, finalList, elapsedMs) {
   for (const w of windows.filter((x) => x.phase === 'update')) {
     out.push(
       `update at ${sec(w.start)} s: exit ${w.code}, daemon pid ${w.oldPid} -> ${w.newPid}` +
-        `${w.oldGone ? ' (old one gone)' : ' (OLD ONE STILL RUNNING)'}, every instance pid replaced: ${w.replaced ? 'yes' : 'NO'}, ` +
-        `ids and restart counts kept: ${w.kept ? 'yes' : 'NO'}; took ${sec(w.ms)} s`,
+        `${w.sameDaemon ? ' (the same)' : ' (CHANGED)'}, every instance pid kept: ${w.samePids ? 'yes' : 'NO'}, ` +
+        `ids kept: ${w.kept ? 'yes' : 'NO'}; took ${sec(w.ms)} s`,
     );
     if (w.note) out.push(`  ${w.note}`);
   }

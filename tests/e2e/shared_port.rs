@@ -39,8 +39,8 @@ fn two_apps_share_a_port_until_the_last_stops() {
                 && seen.contains(&second[0]))
             .then_some(())
         });
-        // A new daemon takes the one socket over for both apps; one app's
-        // reload and stop leave the other serving on it.
+        // The daemon re-executes itself keeping the one socket of both
+        // apps; one app's reload and stop leave the other serving on it.
         r.ok(&["update"]);
         r.ok(&["reload", "http"]);
         r.ok(&["stop", "http"]);

@@ -253,22 +253,6 @@ pub enum Request {
         #[serde(default)]
         target: Option<Target>,
     },
-    /// From a new daemon (`rsup update`): hand it every app, its listening
-    /// sockets and the daemon's place in `RSUP_HOME`. What follows on the
-    /// connection is the hand-over's own conversation, not [`Reply`]s; a
-    /// daemon that cannot hand over answers with [`Reply::Error`].
-    HandOver {
-        /// The version of that conversation the new daemon speaks.
-        protocol: u32,
-    },
-    /// From `rsup update`, to a daemon that runs as a systemd service
-    /// ([`Reply::Pong`]'s `service`): start `exe daemon --successor` as its
-    /// own child, inside the service, where systemd can follow it as the
-    /// service's main process. Answered with [`Reply::SuccessorStarted`];
-    /// the successor then asks for the [`Request::HandOver`].
-    StartSuccessor {
-        exe: PathBuf,
-    },
     /// `rsup update`: re-execute the daemon with the binary `exe`, in
     /// place (same pid), keeping every process running and supervised.
     /// Answered with [`Reply::Updated`] by the new image, or with
@@ -299,10 +283,6 @@ pub enum Reply {
     Pong {
         pid: u32,
         version: String,
-        /// It runs as a systemd service: `rsup update` asks it to start
-        /// its successor ([`Request::StartSuccessor`]).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        service: bool,
     },
     Error {
         message: String,
@@ -313,10 +293,6 @@ pub enum Reply {
     /// shape ([`crate::pm2`]): what `pm2 jlist` prints.
     Pm2List {
         processes: Vec<serde_json::Value>,
-    },
-    /// The successor a [`Request::StartSuccessor`] started runs as `pid`.
-    SuccessorStarted {
-        pid: u32,
     },
     /// The daemon (`pid`) re-executed itself from version `from` as
     /// version `to` ([`Request::ReExec`]): `kept` processes run on,
@@ -354,9 +330,11 @@ mod tests {
     }
 
     #[test]
-    fn a_hand_over_request_is_one_line_an_older_daemon_refuses_cleanly() {
-        let line = crate::framing::encode(&Request::HandOver { protocol: 1 });
-        assert_eq!(line, b"{\"cmd\":\"hand_over\",\"protocol\":1}\n");
+    fn an_update_request_is_one_line_an_older_daemon_refuses_cleanly() {
+        let line = crate::framing::encode(&Request::ReExec {
+            exe: "/usr/bin/rsup".into(),
+        });
+        assert_eq!(line, b"{\"cmd\":\"re_exec\",\"exe\":\"/usr/bin/rsup\"}\n");
         // A daemon built before the request existed fails to decode it,
         // which its server answers with an error rather than a panic.
         #[derive(Debug, Deserialize)]

@@ -236,7 +236,6 @@ fn request() -> impl Strategy<Value = Request> {
         (proptest::option::of(target.clone()), any::<bool>())
             .prop_map(|(target, pm2)| Request::List { target, pm2 }),
         Just(Request::Kill),
-        any::<String>().prop_map(|exe| Request::StartSuccessor { exe: exe.into() }),
         any::<String>().prop_map(|exe| Request::ReExec { exe: exe.into() }),
         Just(Request::ReloadLogs),
         proptest::option::of(target.clone()).prop_map(|target| Request::Flush { target }),
@@ -272,18 +271,11 @@ fn reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
         any::<String>().prop_map(|message| Reply::Progress { message }),
         any::<String>().prop_map(|message| Reply::Error { message }),
-        (any::<u32>(), any::<String>(), any::<bool>()).prop_map(|(pid, version, service)| {
-            Reply::Pong {
-                pid,
-                version,
-                service,
-            }
-        }),
+        (any::<u32>(), any::<String>()).prop_map(|(pid, version)| Reply::Pong { pid, version }),
         Just(Reply::Done {
             processes: Vec::new()
         }),
         Just(Reply::Subscribed),
-        any::<u32>().prop_map(|pid| Reply::SuccessorStarted { pid }),
         (any::<u32>(), any::<String>(), any::<u32>(), any::<u32>()).prop_map(
             |(pid, to, kept, started)| Reply::Updated {
                 pid,

@@ -118,11 +118,11 @@ pub enum Command {
     Ping,
     /// Stop every app gracefully, then the daemon
     Kill,
-    /// Replace the running daemon by this binary, without downtime
+    /// Re-execute the running daemon with this binary, in place
     ///
-    /// After installing a new version: the new daemon takes the running
-    /// one's listening sockets and replaces every process as `reload` does,
-    /// keeping ids and restart counts; no connection is refused
+    /// After installing a new version: the daemon keeps its pid, every
+    /// process keeps running (same pid, sockets, logs) and is supervised by
+    /// the new version; restart counts start again at 0, as in PM2
     #[command(visible_alias = "updatePM2")]
     Update,
     /// Answer one call of the Node API (`require('rsup/pm2')`), read as a
@@ -135,9 +135,6 @@ pub enum Command {
         /// Start the apps of the last `save` first (what the systemd unit runs)
         #[arg(long)]
         resurrect: bool,
-        /// Take every app over from the running daemon (`rsup update`)
-        #[arg(long)]
-        successor: bool,
         /// Go on as the daemon that re-executed itself, from its state file
         #[arg(long, value_name = "FILE")]
         exec_state: Option<std::path::PathBuf>,

@@ -87,21 +87,17 @@ fn start_daemon(home: &Home) -> Result<()> {
     // Read by the daemon: a bad value is said here, not in its log.
     crate::daemon::HealthOptions::from_env().map_err(anyhow::Error::msg)?;
     // The daemon outlives us; its exit is collected by init.
-    spawn_daemon(home, false)?;
+    spawn_daemon(home)?;
     Ok(())
 }
 
-/// Starts this binary as a daemon, detached, logging to `rsup.log`; with
-/// `successor`, one that takes over from the running daemon.
-pub fn spawn_daemon(home: &Home, successor: bool) -> Result<Child> {
+/// Starts this binary as a daemon, detached, logging to `rsup.log`.
+fn spawn_daemon(home: &Home) -> Result<Child> {
     home.ensure()?;
     let log = crate::daemon::open_daemon_log(home)?;
     let exe = std::env::current_exe().context("locating the rsup binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("daemon");
-    if successor {
-        cmd.arg("--successor");
-    }
     // A daemon started on demand is nobody's service: it must not
     // report to the systemd unit the CLI happens to run under.
     cmd.env_remove("NOTIFY_SOCKET")

@@ -33,12 +33,6 @@ pub fn run(command: Command) -> Result<i32> {
             crate::daemon::run_reexecuted(home, &state)?;
             Ok(0)
         }
-        Command::Daemon {
-            successor: true, ..
-        } => {
-            crate::daemon::run_successor(home)?;
-            Ok(0)
-        }
         Command::Daemon { resurrect, .. } => {
             let apps = if resurrect {
                 dump::load(&home)?.map(|(_, apps)| apps).unwrap_or_default()
@@ -128,7 +122,6 @@ pub(super) fn request(home: &Home, req: &Request) -> Result<Vec<ProcessInfo>> {
         | Reply::Progress { .. }
         | Reply::Subscribed
         | Reply::Pm2List { .. }
-        | Reply::SuccessorStarted { .. }
         | Reply::Updated { .. } => {
             bail!("unexpected reply from the daemon")
         }
@@ -800,7 +793,6 @@ mod tests {
         let pong = encode(&Reply::Pong {
             pid: 1,
             version: "x".into(),
-            service: false,
         });
         assert!(jlist_json(&pong).is_err());
         assert!(jlist_json(b"not json\n").is_err());

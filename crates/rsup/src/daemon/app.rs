@@ -134,12 +134,15 @@ impl Op {
 }
 
 /// One instance taken over from a previous daemon.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Adoption {
     pub id: u32,
     /// Its `NODE_APP_INSTANCE`.
     pub instance: u32,
     pub beginning: Beginning,
+    /// PM2's `unique_id`, kept with the process it names; a new one if
+    /// `None`.
+    pub unique_id: Option<String>,
 }
 
 /// The instances an operation concerned, or why it failed.
@@ -185,8 +188,6 @@ impl AppHandle {
             instance_changed: Notify::new(),
             preload: env.preload.clone(),
             retiring: env.retiring.subscribe(),
-            launches: env.launches.clone(),
-            pid_files_shared: env.pid_files_shared.clone(),
             events: env.events.clone(),
             reloads: env.reloads.clone(),
             freeze: env.freeze.clone(),
@@ -341,8 +342,8 @@ impl App {
     /// stopped, say) is left alone, and a reload asked for meanwhile is
     /// refused as during any reload.
     async fn scheduled_reload(&mut self, why: &str) {
-        // A daemon handing over leaves it to its successor, whose new
-        // processes are at hand anyway.
+        // Not while the daemon prepares to re-execute itself: the next
+        // image reloads on its own schedule.
         if *self.env.retiring.borrow() {
             return;
         }
@@ -477,7 +478,10 @@ impl App {
             if self.instances.contains_key(&a.id) {
                 continue;
             }
-            let identity = self.identity(&self.spec, a.id, a.instance);
+            let mut identity = self.identity(&self.spec, a.id, a.instance);
+            if let Some(unique_id) = a.unique_id {
+                identity.unique_id = unique_id;
+            }
             let (handle, ready) = InstanceHandle::start_as(
                 identity,
                 self.spec.clone(),

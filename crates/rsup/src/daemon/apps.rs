@@ -16,9 +16,9 @@ use rsup_proto::app::{AppSpec, Status};
 use rsup_proto::control::Target;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 
 /// What every app needs from the daemon.
 pub struct AppEnv {
@@ -36,16 +36,9 @@ pub struct AppEnv {
     pub sockets: Arc<SocketTable>,
     /// Where instances publish their steps and output for subscribers.
     pub events: Arc<Events>,
-    /// Set while the daemon hands its apps to a successor (`rsup update`):
-    /// it takes no request, restarts no crashed process and leaves the
-    /// state file to the hand-over.
+    /// Set while the daemon prepares to re-execute itself (`rsup update`):
+    /// it takes no request and restarts no crashed process.
     pub retiring: watch::Sender<bool>,
-    /// Told of every process launched.
-    pub launches: Arc<LaunchNotices>,
-    /// Another daemon runs processes of these same instances (a hand-over
-    /// is under way, or done): the pid files are written by whichever
-    /// launched last, and a process's end leaves them alone.
-    pub pid_files_shared: Arc<AtomicBool>,
     /// What every app's reloads came to (for `/metrics`).
     pub reloads: Arc<ReloadRecord>,
     /// How processes are started: the real ones, but for unit tests.
@@ -53,31 +46,6 @@ pub struct AppEnv {
     /// Pauses the readers of every process's output and channels before
     /// the daemon re-executes itself (`rsup update`).
     pub freeze: Arc<Gate>,
-}
-
-/// Who hears of every process the daemon launches: a successor during a
-/// hand-over, which passes each pid on to the daemon it takes over from,
-/// so that that one can stop them should the successor die half-way.
-#[derive(Default)]
-pub struct LaunchNotices(Mutex<Option<mpsc::UnboundedSender<(String, u32)>>>);
-
-impl LaunchNotices {
-    /// From now on, each launch (app name, pid) goes to the receiver.
-    pub fn listen(&self) -> mpsc::UnboundedReceiver<(String, u32)> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        *self.0.lock().unwrap() = Some(tx);
-        rx
-    }
-
-    pub fn stop_listening(&self) {
-        *self.0.lock().unwrap() = None;
-    }
-
-    pub fn tell(&self, app: &str, pid: u32) {
-        if let Some(tx) = &*self.0.lock().unwrap() {
-            let _ = tx.send((app.to_string(), pid));
-        }
-    }
 }
 
 impl AppEnv {
@@ -90,8 +58,6 @@ impl AppEnv {
             changed: Arc::new(Notify::new()),
             sockets: Arc::default(),
             retiring: watch::Sender::new(false),
-            launches: Arc::default(),
-            pid_files_shared: Arc::default(),
             events: Arc::new(Events::default()),
             reloads: Arc::default(),
             freeze: Arc::default(),
@@ -779,9 +745,9 @@ mod tests {
                 beginning: Beginning {
                     restarts: 3,
                     down: None,
-                    taking_over: false,
                     held: None,
                 },
+                unique_id: None,
             },
             Adoption {
                 id: 9,
@@ -789,9 +755,9 @@ mod tests {
                 beginning: Beginning {
                     restarts: 2,
                     down: Some(Status::Stopped),
-                    taking_over: false,
                     held: None,
                 },
+                unique_id: None,
             },
         ];
         // Answers once the launched one is up; the one down does not hold

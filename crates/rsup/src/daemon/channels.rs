@@ -110,13 +110,8 @@ impl Channels {
 
 /// Writes `line` on `stream` with `fd` attached (SCM_RIGHTS) to its first
 /// byte, so that a reader that keeps descriptors in arrival order gives
-/// each to its line. Used for the workers' sockets and for the hand-over
-/// to a new daemon.
-pub async fn send_with_fd(
-    stream: &UnixStream,
-    line: &[u8],
-    fd: BorrowedFd<'_>,
-) -> std::io::Result<()> {
+/// each to its line.
+async fn send_with_fd(stream: &UnixStream, line: &[u8], fd: BorrowedFd<'_>) -> std::io::Result<()> {
     let raw = stream.as_raw_fd();
     let fds = [fd.as_raw_fd()];
     let first = stream

@@ -3,7 +3,6 @@
 //! place on reload, stop on request. The task owns the process; everything
 //! else talks to it through an [`InstanceHandle`].
 
-use super::apps::LaunchNotices;
 use super::events::Events;
 use super::held_process::HeldProcess;
 use super::launcher::Launcher;
@@ -20,7 +19,6 @@ use rsup_proto::worker::{ShutdownReason, SupervisorMessage};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -111,17 +109,12 @@ pub struct AppContext {
     pub preload: Option<PathBuf>,
     /// Where the instances publish their steps and output.
     pub events: Arc<Events>,
-    /// True while the daemon hands over to a successor: a crashed process
-    /// is not restarted until it is false again (see [`AppEnv::retiring`]).
+    /// True while the daemon prepares to re-execute itself: a crashed
+    /// process is not restarted until it is false again (see
+    /// [`AppEnv::retiring`]), or by the next image.
     ///
     /// [`AppEnv::retiring`]: super::apps::AppEnv::retiring
     pub retiring: watch::Receiver<bool>,
-    /// Told of every process launched.
-    pub launches: Arc<LaunchNotices>,
-    /// See [`AppEnv::pid_files_shared`].
-    ///
-    /// [`AppEnv::pid_files_shared`]: super::apps::AppEnv::pid_files_shared
-    pub pid_files_shared: Arc<AtomicBool>,
     /// Where this app's reloads are counted.
     pub reloads: Arc<super::reload_record::ReloadRecord>,
     /// How its processes are started.
@@ -140,11 +133,6 @@ pub struct Beginning {
     /// `None` launches a process at once; `Some(status)` (stopped or
     /// errored) begins down, waiting for a command.
     pub down: Option<Status>,
-    /// Its first process takes over from a previous daemon's (`rsup
-    /// update`): it is ready when ready to take over on a reload (listening
-    /// on the app's sockets, or `ready` with wait_ready), not at once as a
-    /// fork-mode start would be.
-    pub taking_over: bool,
     /// Its process runs already: the daemon's previous image started it
     /// (`rsup update` re-executed the daemon), and this one goes on
     /// supervising it.
@@ -156,7 +144,6 @@ impl Beginning {
     pub const NEW: Beginning = Beginning {
         restarts: 0,
         down: None,
-        taking_over: false,
         held: None,
     };
 }
@@ -212,7 +199,6 @@ impl InstanceHandle {
             state: state_tx,
             history: CrashHistory::default(),
             waiting: vec![settled_tx],
-            taking_over: beginning.taking_over,
         };
         let first = match (beginning.held, beginning.down) {
             (Some(held), _) => Next::Resume(held),
@@ -345,9 +331,6 @@ struct Runner {
     history: CrashHistory,
     /// Callers to tell when the current launch is ready or has failed.
     waiting: Vec<oneshot::Sender<()>>,
-    /// See [`Beginning::taking_over`]; cleared once its first process has
-    /// run.
-    taking_over: bool,
 }
 
 impl Runner {
@@ -359,14 +342,11 @@ impl Runner {
         }
         loop {
             next = match next {
-                // Only a crash restart can come due while the daemon hands
-                // over: it waits for the hand-over's end.
+                // Only a crash restart can come due while the daemon
+                // prepares to re-execute itself: it waits (the next image
+                // launches it).
                 Next::Launch if *self.context.retiring.borrow() => self.held().await,
-                Next::Launch => {
-                    let next = self.run_process().await;
-                    self.taking_over = false;
-                    next
-                }
+                Next::Launch => self.run_process().await,
                 Next::Resume(held) => self.resume_process(held).await,
                 Next::Backoff(delay) => self.backoff(delay).await,
                 Next::Idle => self.idle().await,
@@ -433,18 +413,12 @@ impl Runner {
             self.context.launcher.as_ref(),
             &self.request(spec, restarts),
         )?;
-        self.context.launches.tell(&self.identity.name, proc.pid);
         Ok(proc)
     }
 
-    /// Ready for traffic: as on a start, or as on a reload when this
-    /// process takes over from a previous daemon's.
+    /// Ready for traffic, by PM2's rules for a start.
     fn ready(&self, proc: &Proc, spec: &AppSpec) -> bool {
-        if self.taking_over {
-            proc.ready_for_reload(spec)
-        } else {
-            proc.ready_for_start(spec)
-        }
+        proc.ready_for_start(spec)
     }
 
     /// Launches one process and supervises it until it exits or is stopped.
@@ -769,9 +743,7 @@ impl Runner {
 
     fn record_exit(&self, status: std::io::Result<ExitStatus>) {
         let exit = exit_info(status);
-        if !self.context.pid_files_shared.load(Ordering::SeqCst) {
-            pid_file::remove(&self.identity.pid_file);
-        }
+        pid_file::remove(&self.identity.pid_file);
         self.update(|s| {
             s.pid = None;
             s.last_exit = exit;
@@ -816,10 +788,10 @@ impl Runner {
         Next::Launch
     }
 
-    /// A restart came due while the daemon hands over: the exit is
-    /// recorded, and the process launched only if the daemon serves again
-    /// (the hand-over failed). A command (the hand-over's final stop) is
-    /// obeyed meanwhile.
+    /// A restart came due while the daemon prepares to re-execute itself:
+    /// the exit is recorded, and the process launched only if the daemon
+    /// goes on as it is (the update failed); else the next image launches
+    /// it. A command is obeyed meanwhile.
     async fn held(&mut self) -> Next {
         self.set_status(Status::WaitingRestart);
         let mut retiring = self.context.retiring.clone();

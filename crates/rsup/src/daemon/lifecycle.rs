@@ -7,14 +7,13 @@ use super::descriptors::{
     close_inherited_descriptors, close_inherited_descriptors_except, out_of_descriptors,
     raise_descriptor_limit, RepeatedWarning, ReserveDescriptor, ACCEPT_REST,
 };
-use super::handover::Seat;
 use super::health::{self, HealthOptions, Readiness};
 use super::node_versions::NodeVersions;
 use super::preload::Preload;
-use super::retire::{self, Retirement};
+use super::retire::{self, Retirement, Seat};
 use super::server;
 use super::usage::{self, Usages};
-use super::{log_reopen, memory_limit, recover, reexec, state_file, succeed, systemd};
+use super::{log_reopen, memory_limit, recover, reexec, state_file, systemd};
 use crate::home::Home;
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -35,7 +34,7 @@ pub struct Daemon {
     pub usage: Arc<Usages>,
     /// Set by `rsup kill`: stop serving and exit.
     pub exit: Notify,
-    /// Its seat, and the requests a hand-over to a successor waits for.
+    /// Its seat, and the requests an update waits for.
     pub retirement: Retirement,
     /// What `/readyz` answers (see [`health`]).
     pub readiness: Readiness,
@@ -73,12 +72,6 @@ pub fn run(home: Home, apps: Vec<AppSpec>, health: Option<HealthOptions>) -> Res
     run_as(home, apps, health, Origin::Fresh)
 }
 
-/// Runs a daemon that takes every app over from the one running in
-/// `home` (`rsup update`), then serves as any other.
-pub fn run_successor(home: Home) -> Result<()> {
-    run_as(home, vec![], None, Origin::Successor)
-}
-
 /// Runs the next image of a daemon that re-executed itself (`rsup
 /// update`), from the state file it wrote.
 pub fn run_reexecuted(home: Home, state: &std::path::Path) -> Result<()> {
@@ -90,8 +83,6 @@ pub fn run_reexecuted(home: Home, state: &std::path::Path) -> Result<()> {
 /// How this daemon came to be.
 enum Origin {
     Fresh,
-    /// Started by `rsup update` to take over from the running daemon.
-    Successor,
     /// The running daemon re-executed itself.
     ReExec(Box<reexec::ExecState>),
 }
@@ -119,11 +110,10 @@ fn run_as(
             "descriptor limit raised from {from} to {to} for the daemon; apps keep {from}"
         );
     }
-    // A successor shares the running daemon's lock, handed over, and
-    // writes the pid files once it serves.
+    // The next image of a re-executed daemon has its seat (and pid files)
+    // already.
     let start = match origin {
         Origin::Fresh => Start::Seat(lock_pid_file(&home)?),
-        Origin::Successor => Start::Successor,
         Origin::ReExec(exec) => Start::ReExec(exec),
     };
     if matches!(start, Start::Seat(_)) {
@@ -201,8 +191,6 @@ fn lock_pid_file(home: &Home) -> Result<Flock<fs::File>> {
 enum Start {
     /// It holds the lock, and binds the control socket.
     Seat(Flock<fs::File>),
-    /// It takes both over from the running daemon.
-    Successor,
     /// Its previous image left them, with every app.
     ReExec(Box<reexec::ExecState>),
 }
@@ -230,9 +218,6 @@ async fn serve(
             daemon.retirement.set_seat(Seat { lock, control });
             listener
         }
-        Start::Successor => succeed::take_over(&daemon)
-            .await
-            .map_err(|e| anyhow::anyhow!("update failed: {e}"))?,
         Start::ReExec(exec) => reexec::resume(&daemon, *exec)
             .await
             .map_err(|e| anyhow::anyhow!("update failed: {e}"))?,
@@ -247,7 +232,7 @@ async fn serve(
     tracing::info!(pid = std::process::id(), "daemon started");
 
     // What a killed daemon left: read before anything overwrites it. A
-    // successor has just taken it over instead.
+    // re-executed daemon has just taken it over instead.
     let state_path = state_file::path(&daemon.apps.env.home.dir);
     let previous = match state_file::read(&state_path) {
         Ok(previous) if fresh => previous.filter(recover::worth_recovering),
@@ -270,7 +255,7 @@ async fn serve(
     if let Some(previous) = previous {
         let daemon = daemon.clone();
         tokio::spawn(async move {
-            // A request of its own: a hand-over waits for it.
+            // A request of its own: an update waits for it.
             let _busy = retire::hold(&daemon);
             recover::recover(&daemon, previous).await
         });
@@ -299,7 +284,8 @@ async fn serve(
     let rest = tokio::time::sleep(std::time::Duration::ZERO);
     tokio::pin!(rest);
     let mut resting = false;
-    // Not while the apps are being handed over to a successor.
+    // Not while the daemon prepares to re-execute itself: clients wait in
+    // the queue for the next image.
     let mut retiring = daemon.apps.env.retiring.subscribe();
     loop {
         tokio::select! {

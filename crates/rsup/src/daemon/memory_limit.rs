@@ -60,7 +60,7 @@ pub async fn watch(apps: Arc<Apps>, every: Duration) {
 async fn check(apps: &Apps) {
     for app in apps.all() {
         for h in app.instances() {
-            // A daemon handing over leaves it to its successor.
+            // Not while the daemon prepares to re-execute itself.
             if *apps.env.retiring.borrow() {
                 return;
             }

@@ -31,11 +31,11 @@
 //! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
 //! - reloads an app asks for itself: on a schedule (`cron_restart`, in
 //!   [`app`]) and on file changes ([`watch`])
-//! - handing every app over to a new daemon (`rsup update`): the
-//!   conversation [`handover`], the old daemon's side [`retire`] (which
-//!   also holds back requests meanwhile), the new one's [`succeed`]; the
-//!   successor of a systemd service, started inside it:
-//!   [`service_successor`]
+//! - `rsup update`: re-executing the daemon in place with the new binary,
+//!   both images' sides [`reexec`]; what it waits for (running requests,
+//!   reloads) and the daemon's seat [`retire`]; pausing the readers of
+//!   the processes' output and channels [`freeze`]; a process the next
+//!   image goes on supervising [`held_process`]
 //! - the bus of lifecycle steps and output that clients subscribe to
 //!   (PM2's `launchBus`): [`events`]; serving a subscriber:
 //!   `actions/subscribe.rs`
@@ -52,7 +52,6 @@ mod descriptors;
 mod events;
 mod exposition;
 mod freeze;
-mod handover;
 mod health;
 mod held_process;
 mod instance;
@@ -79,19 +78,17 @@ mod reload_record;
 mod restart_policy;
 mod retire;
 mod server;
-mod service_successor;
 mod sockets;
 mod spawn;
 mod state_file;
 mod stop;
-mod succeed;
 mod systemd;
 mod usage;
 mod watch;
 
 pub use health::HealthOptions;
 pub use instance::now_ms;
-pub use lifecycle::{open_daemon_log, run_reexecuted, run_successor};
+pub use lifecycle::{open_daemon_log, run_reexecuted};
 pub use pid1::become_reaper_if_pid1;
 pub use reexec::EXEC_STATE_VERSION;
 pub use spawn::pm2_variables_of;

@@ -21,11 +21,10 @@
 //! waiting `rsup update` on the same connection.
 
 use super::app::{settled, Adoption, Op};
-use super::handover::Seat;
 use super::held_process::HeldProcess;
 use super::instance::Beginning;
 use super::lifecycle::Daemon;
-use super::retire;
+use super::retire::{self, Seat};
 use super::sockets::SavedSocket;
 use super::state_file::{self, DaemonState};
 use crate::home::Home;
@@ -34,6 +33,7 @@ use rsup_proto::app::Status;
 use rsup_proto::control::Reply;
 use rsup_proto::framing::encode;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -83,6 +83,8 @@ pub struct HeldSocket {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct HeldInstance {
     pub id: u32,
+    /// PM2's `unique_id`, which the process was started with.
+    pub unique_id: String,
     pub process: HeldProcess,
 }
 
@@ -105,35 +107,48 @@ pub fn path(home: &Home) -> PathBuf {
 /// Serves a re-exec request on its connection: returns only if the daemon
 /// did not re-execute (having answered why).
 pub async fn serve(daemon: Arc<Daemon>, exe: PathBuf, mut client: UnixStream) {
-    let message = match prepare(&daemon, &exe).await {
-        Err(message) => message,
-        Ok(processes) => {
-            let error = exec(&daemon, &exe, processes, &client);
+    let refused = if let Some(refusal) = daemon.retirement.refusal() {
+        Some(refusal.to_string())
+    } else if *daemon.apps.env.retiring.borrow() {
+        Some("an update is already in progress".to_string())
+    } else {
+        None
+    };
+    let why = match refused {
+        Some(why) => why,
+        None => {
+            // From here on no request is taken, and no crash restarted.
+            daemon.apps.env.retiring.send_replace(true);
+            let why = match prepare(&daemon, &exe).await {
+                Err(why) => why,
+                Ok(processes) => format!(
+                    "the daemon could not re-execute {}: {}",
+                    exe.display(),
+                    exec(&daemon, &exe, processes, &client)
+                ),
+            };
             daemon.apps.env.freeze.thaw();
-            format!(
-                "the daemon could not re-execute {}: {error}; it serves on, unchanged",
-                exe.display()
-            )
+            daemon.apps.env.retiring.send_replace(false);
+            why
         }
     };
-    daemon.apps.env.freeze.thaw();
-    daemon.apps.env.retiring.send_replace(false);
+    let message = format!(
+        "{why}; the daemon (pid {}) serves on, unchanged",
+        std::process::id()
+    );
     tracing::warn!("update refused: {message}");
     let _ = client.write_all(&encode(&Reply::Error { message })).await;
 }
 
-/// Checks the new binary, stops taking requests and pauses the readers;
-/// returns each running process. On an error the caller undoes it.
+/// Checks the new binary, waits for the running requests and reloads,
+/// and pauses the readers; returns each running process. On an error the
+/// caller undoes it.
 async fn prepare(daemon: &Daemon, exe: &Path) -> Result<Vec<HeldInstance>, String> {
-    if let Some(refusal) = daemon.retirement.refusal() {
-        return Err(refusal.to_string());
-    }
     check_binary(exe).await?;
-    let retiring = &daemon.apps.env.retiring;
-    if !retiring.send_if_modified(|r| !std::mem::replace(r, true)) {
-        // Not ours to undo: keep it set.
-        return Err("an update is already in progress".into());
-    }
+    tracing::info!(
+        "update: waiting for running requests and reloads, then re-executing as {}",
+        exe.display()
+    );
     if !retire::quiet(daemon, QUIET_LIMIT).await {
         return Err(format!(
             "requests or reloads still ran after {} s",
@@ -157,6 +172,7 @@ async fn prepare(daemon: &Daemon, exe: &Path) -> Result<Vec<HeldInstance>, Strin
             if let Some(process) = held {
                 processes.push(HeldInstance {
                     id: instance.identity.id,
+                    unique_id: instance.identity.unique_id.clone(),
                     process,
                 });
             }
@@ -312,11 +328,26 @@ pub async fn resume(daemon: &Arc<Daemon>, exec: ExecState) -> Result<UnixListene
         .map_err(|e| format!("taking the control socket: {e}"))?;
     daemon.retirement.set_seat(seat);
     let client = std::os::unix::net::UnixStream::from(take(exec.client));
-    let mut sockets: Vec<(String, SavedSocket, OwnedFd)> = exec
-        .sockets
-        .iter()
-        .map(|s| (s.app.clone(), s.socket.clone(), take(s.fd)))
-        .collect();
+    // Apps that share an address hold one socket: its descriptor is named
+    // once per app, and taken once.
+    let mut taken: HashMap<RawFd, OwnedFd> = HashMap::new();
+    let mut sockets = Vec::new();
+    for s in &exec.sockets {
+        let fd = match taken.get(&s.fd) {
+            Some(fd) => fd.try_clone(),
+            None => {
+                let fd = take(s.fd);
+                let copy = fd.try_clone();
+                taken.insert(s.fd, fd);
+                copy
+            }
+        };
+        match fd {
+            Ok(fd) => sockets.push((s.app.clone(), s.socket.clone(), fd)),
+            Err(e) => tracing::warn!(app = %s.app, "taking a listening socket back: {e}"),
+        }
+    }
+    drop(taken);
 
     let apps = &daemon.apps;
     apps.env.ids_from(exec.state.next_id);
@@ -345,11 +376,8 @@ pub async fn resume(daemon: &Arc<Daemon>, exec: ExecState) -> Result<UnixListene
             .instances
             .iter()
             .map(|r| {
-                let held = exec
-                    .processes
-                    .iter()
-                    .find(|h| h.id == r.id)
-                    .map(|h| h.process);
+                let found = exec.processes.iter().find(|h| h.id == r.id);
+                let held = found.map(|h| h.process);
                 let down = match r.status {
                     Status::Stopped | Status::Stopping => Some(Status::Stopped),
                     Status::Errored => Some(Status::Errored),
@@ -367,9 +395,9 @@ pub async fn resume(daemon: &Arc<Daemon>, exec: ExecState) -> Result<UnixListene
                         // As after PM2's update, the counts start over.
                         restarts: 0,
                         down: if held.is_some() { None } else { down },
-                        taking_over: false,
                         held,
                     },
+                    unique_id: found.map(|h| h.unique_id.clone()),
                 }
             })
             .collect();

@@ -2,7 +2,6 @@
 //! replies back.
 
 use super::actions;
-use super::handover::Conversation;
 use super::lifecycle::Daemon;
 use super::{reexec, retire};
 use crate::lines::read_line;
@@ -39,18 +38,6 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
-    if let Request::HandOver { protocol } = request {
-        // The connection becomes the hand-over's conversation.
-        let already_read = reader.buffer().to_vec();
-        match reader.into_inner().reunite(write) {
-            Ok(stream) => {
-                let conversation = Conversation::new(stream, &already_read);
-                retire::hand_over(daemon, conversation, protocol).await;
-            }
-            Err(e) => tracing::warn!("hand-over connection: {e}"),
-        }
-        return;
-    }
     if let Request::ReExec { exe } = request {
         // Answered on this connection, by the next image if all goes well.
         match reader.into_inner().reunite(write) {
@@ -60,7 +47,7 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
         return;
     }
     // A subscription lasts as long as its client: it holds back no
-    // hand-over, and ends with this daemon.
+    // update, and ends with this daemon's image.
     if let Request::Subscribe { logs } = request {
         actions::subscribe::serve(&daemon, logs, reader, write).await;
         return;

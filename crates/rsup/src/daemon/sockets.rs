@@ -63,10 +63,10 @@ impl SocketTable {
 
     /// Drops an app's hold on the socket of `address`. The last hold
     /// closes it, and removes its Unix socket file unless `leave_path`.
-    fn let_go(&self, address: &ListenAddress, fd: Arc<OwnedFd>, leave_path: bool) {
+    fn let_go(&self, address: &ListenAddress, fd: Arc<OwnedFd>) {
         let _table = self.0.lock().unwrap();
         let closed = Arc::into_inner(fd).is_some();
-        if let (ListenAddress::Unix { path }, true, false) = (address, closed, leave_path) {
+        if let (ListenAddress::Unix { path }, true) = (address, closed) {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -84,9 +84,6 @@ pub struct AppSockets {
     table: Arc<SocketTable>,
     /// Told when a socket is bound, so that the state file lists it.
     changed: Option<Arc<Notify>>,
-    /// Another daemon serves these sockets too (during and after a
-    /// hand-over): [`AppSockets::release`] leaves Unix socket files alone.
-    leave_paths: bool,
 }
 
 /// A socket as the state file keeps it: enough for a later daemon to find
@@ -109,21 +106,6 @@ impl AppSockets {
         }
     }
 
-    /// Every socket with a duplicate of its descriptor, to hand to a
-    /// successor.
-    pub fn duplicates(&self) -> Vec<(SavedSocket, OwnedFd)> {
-        self.entries()
-            .filter_map(|(saved, fd)| Some((saved, fd.try_clone().ok()?)))
-            .collect()
-    }
-
-    /// While `leave` holds, releasing the sockets leaves their Unix socket
-    /// files in place: another daemon serves them.
-    pub fn leave_paths(&mut self, leave: bool) {
-        self.leave_paths = leave;
-    }
-
-    /// Every socket, for the state file.
     /// Each socket with its descriptor, which stays open as long as the
     /// app holds the socket.
     pub fn held_fds(&self) -> Vec<(SavedSocket, RawFd)> {
@@ -132,6 +114,7 @@ impl AppSockets {
             .collect()
     }
 
+    /// Every socket, for the state file.
     pub fn saved(&self) -> Vec<SavedSocket> {
         self.entries().map(|(saved, _)| saved).collect()
     }
@@ -231,7 +214,7 @@ impl AppSockets {
     pub fn release(&mut self) -> bool {
         let held = !self.bound.is_empty() || !self.ephemeral.is_empty();
         for (address, fd) in self.bound.drain() {
-            self.table.let_go(&address, fd, self.leave_paths);
+            self.table.let_go(&address, fd);
         }
         self.ephemeral.clear();
         held
@@ -468,7 +451,7 @@ mod tests {
     }
 
     #[test]
-    fn sockets_another_daemon_serves_keep_their_files_and_are_duplicated_whole() {
+    fn the_sockets_held_are_described_whole_for_the_next_image() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.sock");
         let unix = ListenAddress::Unix {
@@ -481,7 +464,16 @@ mod tests {
         let mut api = AppSockets::default();
         api.get(&unix, ip(&unix), 0).unwrap();
         let tcp = api.get(&any, ip(&any), 0).unwrap();
-        let handed = api.duplicates();
+        // What the next image of the daemon gets: the same descriptors.
+        let handed: Vec<(SavedSocket, OwnedFd)> = api
+            .held_fds()
+            .into_iter()
+            .map(|(saved, fd)| {
+                // SAFETY: `api` holds the descriptor open meanwhile.
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                (saved, fd.try_clone_to_owned().unwrap())
+            })
+            .collect();
         assert_eq!(handed.len(), 2);
         let (saved, fd) = handed
             .iter()
@@ -489,16 +481,14 @@ mod tests {
             .unwrap();
         assert_eq!(saved.address, any);
         assert_eq!(port_of(fd), port_of(&tcp));
-        // What the successor does with them: the same sockets, filed where
-        // they were.
+        // Filed where they were.
         let mut theirs = AppSockets::default();
         for (saved, fd) in handed {
             theirs.adopt(&saved, fd);
         }
         assert_eq!(theirs.inodes(), api.inodes());
-        api.leave_paths(true);
-        api.release();
-        assert!(path.exists(), "the other daemon's socket file went");
+        drop(api);
+        assert!(path.exists());
         theirs.release();
         assert!(!path.exists());
     }

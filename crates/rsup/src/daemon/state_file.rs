@@ -132,8 +132,8 @@ pub fn read(path: &Path) -> Result<Option<DaemonState>, String> {
 }
 
 /// Keeps the state file up to date until the daemon ends. While the
-/// daemon hands over to a successor the file is the hand-over's: it was
-/// written when the hand-over began, and then is the successor's to write.
+/// daemon prepares to re-execute itself the file is left as it is: the
+/// next image writes it once it has every app back.
 pub async fn keep_written(apps: Arc<Apps>, path: PathBuf) {
     loop {
         apps.env.changed.notified().await;

@@ -20,13 +20,6 @@ pub fn is_service() -> bool {
     std::env::var_os("NOTIFY_SOCKET").is_some()
 }
 
-/// From the service's main process, handing over: `pid` (its successor,
-/// started inside the service) is the main process from now on, so the
-/// service lives on when this one exits.
-pub fn main_pid(pid: u32) {
-    send(&[NotifyState::MainPid(pid), NotifyState::Ready]);
-}
-
 /// The daemon serves, and the apps it was started with are up.
 pub fn ready(apps: usize) {
     let status = format!("{apps} app(s) started");

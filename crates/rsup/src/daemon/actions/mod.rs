@@ -25,9 +25,7 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
         Request::Ping => Reply::Pong {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            service: daemon.retirement.is_service(),
         },
-        Request::StartSuccessor { exe } => start_successor(daemon, &exe),
         Request::Start { apps, force } => start::start(daemon, apps, force).await,
         Request::Stop { target } => on_each_app(daemon, &target, Op::Stop).await,
         Request::Restart { target, update } => restart(daemon, &target, update).await,
@@ -54,28 +52,10 @@ pub async fn handle(daemon: &Arc<Daemon>, request: Request, progress: Progress) 
             stop_everything(daemon).await;
             Reply::Done { processes: vec![] }
         }
-        // The server hands the connection to `retire` before this.
-        Request::HandOver { .. } => error("a hand-over needs its own connection"),
         // The server hands the connection to `reexec` before this.
         Request::ReExec { .. } => error("an update needs its own connection"),
         // The server hands a subscription its connection instead.
         Request::Subscribe { .. } => error("a subscription needs its own connection"),
-    }
-}
-
-/// Starts the successor of a daemon that is a systemd service, inside it.
-fn start_successor(daemon: &Daemon, exe: &std::path::Path) -> Reply {
-    if !daemon.retirement.is_service() {
-        return error(
-            "this daemon is not a systemd service: rsup update starts the new daemon itself",
-        );
-    }
-    match super::service_successor::start(&daemon.apps.env.home, exe) {
-        Ok(pid) => {
-            daemon.retirement.invite(pid);
-            Reply::SuccessorStarted { pid }
-        }
-        Err(message) => error(message),
     }
 }
 

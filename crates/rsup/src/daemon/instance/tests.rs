@@ -25,8 +25,6 @@ fn start(spec: AppSpec) -> Setup {
         preload: None,
         events: Arc::default(),
         retiring: watch::Sender::new(false).subscribe(),
-        launches: Arc::default(),
-        pid_files_shared: Arc::default(),
         reloads: Arc::default(),
         launcher,
         freeze: Arc::default(),
