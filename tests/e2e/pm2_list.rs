@@ -232,3 +232,28 @@ fn instance_var_from_the_environment_unique_ids_and_node_version() {
         (by_id(&list, 0)["pm2_env"]["node_version"] == node.as_str()).then_some(())
     });
 }
+
+/// `rsup jlist | head -c 1`: the CLI ends on the closed pipe, quietly, as
+/// other tools do, and the daemon serves on.
+#[test]
+fn a_list_read_by_a_reader_that_stops_ends_quietly() {
+    let r = Rsup::new();
+    assert_success(&r.start_fixture("app.js", "api", &["-i", "4"], &[]));
+    for verb in ["jlist", "prettylist", "ls"] {
+        let child = r
+            .cmd()
+            .arg(verb)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes before the list comes.
+        let mut child = child;
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{verb}: {err}");
+        assert!(err.is_empty(), "{verb}: {err}");
+    }
+    assert_eq!(r.jlist().len(), 4);
+}

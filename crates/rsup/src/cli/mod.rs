@@ -34,6 +34,9 @@ pub fn main() -> i32 {
             None => e.exit(),
         },
     };
+    if !runs_the_daemon(&cli.command) {
+        die_quietly_on_a_closed_pipe();
+    }
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -41,6 +44,25 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Whether this process becomes the daemon (`rsup daemon`, or a start in
+/// the foreground), which must outlive any client that hangs up.
+fn runs_the_daemon(command: &args::Command) -> bool {
+    match command {
+        args::Command::Daemon { .. } => true,
+        args::Command::Start(start) => start.no_daemon,
+        _ => false,
+    }
+}
+
+/// As other command-line tools, a command whose output goes to a reader
+/// that stopped reading (`rsup ls | head -1`) ends there, silently,
+/// rather than failing on the broken pipe.
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default, before any
+    // thread of ours exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 fn lossy(argv: &[std::ffi::OsString]) -> Vec<String> {
