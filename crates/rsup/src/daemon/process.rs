@@ -47,7 +47,10 @@ impl Proc {
     /// pipes and channels it kept open across the exec.
     pub fn reattach(held: &HeldProcess, req: &LaunchRequest) -> std::io::Result<Proc> {
         let mut proc = Proc::watch(held_process::reattach(held, req)?, req.freeze);
-        proc.started = Instant::now() - Duration::from_millis(held.uptime_ms);
+        let uptime = Duration::from_millis(held.uptime_ms);
+        proc.started = Instant::now()
+            .checked_sub(uptime)
+            .unwrap_or_else(Instant::now);
         proc.ephemeral_requests = held.ephemeral_requests;
         proc.said_ready = held.said_ready;
         proc.listened = held.listened;
