@@ -301,7 +301,33 @@ pub fn read(file: &Path) -> Result<ExecState, String> {
             state.version
         ));
     }
+    check_fds(&state).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(state)
+}
+
+/// Each descriptor the file names is open, above stderr, and named once
+/// (but a socket that apps share, named once per app): so that taking them
+/// can never take the same descriptor twice, or stdout.
+fn check_fds(state: &ExecState) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    let shared: std::collections::HashSet<RawFd> = state.sockets.iter().map(|s| s.fd).collect();
+    let mut others = vec![state.lock, state.control, state.client];
+    for held in &state.processes {
+        others.extend(held.process.fds());
+    }
+    for fd in others.iter().chain(&shared) {
+        if *fd <= 2 {
+            return Err(format!("descriptor {fd} is not one to take"));
+        }
+        if !seen.insert(*fd) {
+            return Err(format!("descriptor {fd} is named twice"));
+        }
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
+            return Err(format!("descriptor {fd} is not open"));
+        }
+    }
+    Ok(())
 }
 
 /// The new image's side: takes the seat and every app back, goes on
@@ -431,5 +457,98 @@ async fn answer(client: std::os::unix::net::UnixStream, reply: &Reply) {
         .and_then(|()| UnixStream::from_std(client));
     if let Ok(mut stream) = stream {
         let _ = tokio::time::timeout(CHECK_LIMIT, stream.write_all(&encode(reply))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::os::fd::IntoRawFd;
+
+    fn open_fd() -> RawFd {
+        File::open("/dev/null").unwrap().into_raw_fd()
+    }
+
+    fn sample(fds: &mut impl FnMut() -> RawFd) -> ExecState {
+        ExecState {
+            version: EXEC_STATE_VERSION,
+            from: "0.1.0".into(),
+            state: DaemonState {
+                version: 1,
+                boot_id: "b".into(),
+                daemon_pid: 1,
+                next_id: 0,
+                apps: vec![],
+            },
+            lock: fds(),
+            control: fds(),
+            client: fds(),
+            sockets: vec![],
+            processes: vec![HeldInstance {
+                id: 0,
+                unique_id: "u".into(),
+                process: HeldProcess {
+                    pid: 1,
+                    pid_started: None,
+                    stdout: Some(fds()),
+                    stderr: Some(fds()),
+                    worker: fds(),
+                    node: None,
+                    uptime_ms: 0,
+                    ephemeral_requests: 0,
+                    said_ready: false,
+                    listened: false,
+                    drained: false,
+                    online: true,
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn a_state_naming_stdout_a_closed_or_a_repeated_descriptor_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("exec-state.json");
+        let write = |state: &ExecState| std::fs::write(&file, serde_json::to_vec(state).unwrap());
+        let good = sample(&mut open_fd);
+        write(&good).unwrap();
+        assert_eq!(read(&file).unwrap().fds(), good.fds());
+        // Read once: the file is gone.
+        assert!(read(&file).is_err());
+
+        let mut bad = sample(&mut open_fd);
+        bad.lock = 1;
+        write(&bad).unwrap();
+        assert!(read(&file)
+            .unwrap_err()
+            .contains("descriptor 1 is not one to take"));
+        let mut bad = sample(&mut open_fd);
+        bad.control = bad.client;
+        write(&bad).unwrap();
+        assert!(read(&file).unwrap_err().contains("named twice"));
+        let mut bad = sample(&mut open_fd);
+        bad.client = 900_000;
+        write(&bad).unwrap();
+        assert!(read(&file).unwrap_err().contains("not open"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A damaged state file (any bytes, or a good one cut anywhere) is
+        /// an error, never a panic.
+        #[test]
+        fn damaged_exec_states_are_errors(bytes in any::<Vec<u8>>(), cut in any::<usize>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("exec-state.json");
+            std::fs::write(&file, &bytes).unwrap();
+            let _ = read(&file);
+            let mut n = 100;
+            let whole = serde_json::to_vec(&sample(&mut || { n += 1; n })).unwrap();
+            let cut = cut % whole.len();
+            std::fs::write(&file, &whole[..cut]).unwrap();
+            prop_assert!(read(&file).is_err());
+        }
     }
 }
