@@ -21,7 +21,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { num, sleep, median, memoryKb, readPid, createRun, stopDaemons } = require('./lib/common');
+const { num, sleep, median, memoryKb, readPid, createSession } = require('./lib/common');
 
 const rssKb = (pid) => memoryKb(pid).rss;
 const daemonPid = (sup) => readPid(sup.pidFile());
@@ -37,14 +37,15 @@ const RSUP = path.resolve(process.env.RSUP || path.join(REPO, 'target', 'release
 const PM2 = path.join(BENCH, 'node_modules', '.bin', 'pm2');
 const APP = 'sleepers';
 
-const children = new Set();
-const homes = {};
-let cleaningUp = null;
-let stopping = false;
-const run = createRun({ cwd: BENCH, children, stopping: () => stopping, signal: 'SIGKILL' });
-
 const log = (...a) => console.error('[bench]', ...a);
-
+const session = createSession({
+  cwd: BENCH,
+  log,
+  supervisors: () => supervisors,
+  killTimeoutMs: 120_000,
+  signal: 'SIGKILL',
+});
+const { homes, run } = session;
 
 const supervisors = {
   pm2: {
@@ -69,7 +70,7 @@ const supervisors = {
 
 async function cli(sup, args, timeoutMs) {
   const r = await run(sup.cmd, args, { env: sup.env(), timeoutMs });
-  if (r.code !== 0 && !stopping) {
+  if (r.code !== 0 && !session.stopping) {
     log(`${sup.label} ${args.join(' ')}: exit ${r.code}`);
     log((r.stderr || r.stdout).trim().split('\n').slice(-5).join('\n'));
   }
@@ -127,7 +128,7 @@ async function measure(sup, script) {
   if (start.code !== 0) res.notes.push(`start exited ${start.code}`);
   let online = 0;
   const end = Date.now() + 120_000;
-  while (Date.now() < end && !stopping) {
+  while (Date.now() < end && !session.stopping) {
     online = (await jlist(sup)).list.filter(sup.online).length;
     if (online >= N) break;
     await sleep(200);
@@ -190,31 +191,8 @@ function table(results, meta) {
   return out.join('\n');
 }
 
-// ---- cleanup --------------------------------------------------------------
-
-async function cleanup() {
-  if (cleaningUp) return cleaningUp;
-  stopping = true;
-  cleaningUp = (async () => {
-    for (const c of children) c.kill('SIGKILL');
-    await stopDaemons({ homes, supervisors, run, log, timeoutMs: 120_000 });
-  })();
-  return cleaningUp;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    log(`${sig}: stopping the daemons`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-
 async function main() {
-  const wanted = ONLY ? ONLY.split(',') : ['pm2', 'rsup'];
-  for (const key of wanted) {
-    if (!supervisors[key]) throw new Error(`ONLY=${ONLY}: expected pm2, rsup or both`);
-    homes[key] = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${key}-`));
-  }
+  const wanted = session.choose(ONLY);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-sleeper-'));
   const script = path.join(work, 'sleeper.sh');
   fs.writeFileSync(script, '#!/bin/sh\nexec sleep 100000\n', { mode: 0o755 });
@@ -231,7 +209,7 @@ async function main() {
       results[key] = await measure(supervisors[key], script);
     }
   } finally {
-    await cleanup();
+    await session.cleanup();
     fs.rmSync(work, { recursive: true, force: true });
   }
 
@@ -253,6 +231,6 @@ async function main() {
 
 main().catch(async (err) => {
   console.error(err);
-  await cleanup();
+  await session.cleanup();
   process.exit(1);
 });

@@ -29,7 +29,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { num, sleep, median, createRun, stopDaemons } = require('./lib/common');
+const { num, sleep, median, createSession } = require('./lib/common');
 
 const BENCH = __dirname;
 const REPO = path.resolve(BENCH, '..');
@@ -50,12 +50,14 @@ const PM2 = path.join(BENCH, 'node_modules', '.bin', 'pm2');
 
 const APPS = { ws: 'ws-echo.js', 'socket.io': 'socketio-echo.js', sse: 'sse.js' };
 
-const children = new Set();
-const homes = {};
-let cleaningUp = null;
-let stopping = false;
-const run = createRun({ cwd: BENCH, children, stopping: () => stopping });
 const log = (...a) => console.error('[bench]', ...a);
+const session = createSession({
+  cwd: BENCH,
+  log,
+  supervisors: () => supervisors,
+  killTimeoutMs: 20_000,
+});
+const { homes, run } = session;
 
 // Both supervisors, same verbs. PM2's -i is cluster mode, its zero-downtime
 // reload; rsup's instances share one socket the daemon holds.
@@ -76,7 +78,7 @@ const supervisors = {
 
 async function cli(sup, args, extraEnv = {}) {
   const r = await run(sup.cmd, args, { env: { ...sup.env(), ...extraEnv }, timeoutMs: 120_000 });
-  if (r.code !== 0 && !stopping) {
+  if (r.code !== 0 && !session.stopping) {
     log(`${sup.label} ${args.join(' ')}: exit ${r.code}${r.timedOut ? ' (timed out)' : ''}`);
     log((r.stderr || r.stdout).trim().split('\n').slice(-5).join('\n'));
   }
@@ -171,31 +173,8 @@ function table(results, meta) {
   return out.join('\n');
 }
 
-// ---- cleanup --------------------------------------------------------------
-
-async function cleanup() {
-  if (cleaningUp) return cleaningUp;
-  stopping = true;
-  cleaningUp = (async () => {
-    for (const c of children) c.kill('SIGKILL');
-    await stopDaemons({ homes, supervisors, run, log, timeoutMs: 20_000 });
-  })();
-  return cleaningUp;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    log(`${sig}: stopping the daemons`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-
 async function main() {
-  const wanted = ONLY ? ONLY.split(',') : ['pm2', 'rsup'];
-  for (const key of wanted) {
-    if (!supervisors[key]) throw new Error(`ONLY=${ONLY}: expected pm2, rsup or both`);
-    homes[key] = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${key}-`));
-  }
+  const wanted = session.choose(ONLY);
   for (const kind of KINDS) if (!APPS[kind]) throw new Error(`KINDS: unknown ${kind}; ws, socket.io or sse`);
 
   const version = (dir, pkg) => require(path.join(dir, 'node_modules', pkg, 'package.json')).version;
@@ -221,11 +200,11 @@ async function main() {
   console.log(text);
   fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true });
   fs.writeFileSync(path.join(BENCH, 'results', 'long-lived-latest.txt'), text + '\n');
-  await cleanup();
+  await session.cleanup();
 }
 
 main().catch(async (err) => {
   log(err && err.stack ? err.stack : err);
-  await cleanup();
+  await session.cleanup();
   process.exit(1);
 });

@@ -24,7 +24,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const { num, sleep, median, memoryKb: rssKb, readPid, createRun, stopDaemons } = require('./lib/common');
+const { num, sleep, median, memoryKb: rssKb, readPid, createSession } = require('./lib/common');
 
 const daemonPid = (sup) => readPid(sup.pidFile());
 
@@ -49,13 +49,15 @@ const RSUP_PRELOAD = path.resolve(
 const PM2 = path.join(BENCH, 'node_modules', '.bin', 'pm2');
 
 // Every process this script starts, so that an exit of any kind can end them.
-const children = new Set();
-const homes = {};
-let cleaningUp = null;
-let stopping = false;
-const run = createRun({ cwd: BENCH, children, stopping: () => stopping });
 
 const log = (...a) => console.error('[bench]', ...a);
+const session = createSession({
+  cwd: BENCH,
+  log,
+  supervisors: () => supervisors,
+  killTimeoutMs: 20_000,
+});
+const { homes, run } = session;
 
 
 function get(port, pathname = '/', timeoutMs = 1000) {
@@ -114,7 +116,7 @@ const supervisors = {
 async function cli(sup, args, timeoutMs = 60_000) {
   const env = sup.env();
   const r = await run(sup.cmd, args, { env, timeoutMs });
-  if (r.code !== 0 && !stopping) {
+  if (r.code !== 0 && !session.stopping) {
     log(`${sup.label} ${args.join(' ')}: exit ${r.code}${r.timedOut ? ' (timed out)' : ''}`);
     log((r.stderr || r.stdout).trim().split('\n').slice(-5).join('\n'));
   }
@@ -290,31 +292,8 @@ function table(results, daemons, meta) {
   return out.join('\n');
 }
 
-// ---- cleanup --------------------------------------------------------------
-
-async function cleanup() {
-  if (cleaningUp) return cleaningUp;
-  stopping = true;
-  cleaningUp = (async () => {
-    for (const c of children) c.kill('SIGKILL');
-    await stopDaemons({ homes, supervisors, run, log, timeoutMs: 20_000 });
-  })();
-  return cleaningUp;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    log(`${sig}: stopping the daemons`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-
 async function main() {
-  const wanted = ONLY ? ONLY.split(',') : ['pm2', 'rsup'];
-  for (const key of wanted) {
-    if (!supervisors[key]) throw new Error(`ONLY=${ONLY}: expected pm2, rsup or both`);
-    homes[key] = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${key}-`));
-  }
+  const wanted = session.choose(ONLY);
   if (wanted.includes('rsup') && !fs.existsSync(RSUP_PRELOAD)) {
     log(`no rsup preload at ${RSUP_PRELOAD}: rsup restarts apps that bind their own port instead of reloading them`);
   }
@@ -362,7 +341,7 @@ async function main() {
   );
 
   // Ports must be free for the next run.
-  await cleanup();
+  await session.cleanup();
   for (const [, , , p] of configs) {
     if (!(await portClosed(p, 5000))) log(`port ${p} still answers after the daemons stopped`);
   }
@@ -370,6 +349,6 @@ async function main() {
 
 main().catch(async (err) => {
   log(err && err.stack ? err.stack : err);
-  await cleanup();
+  await session.cleanup();
   process.exit(1);
 });

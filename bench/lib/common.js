@@ -1,10 +1,13 @@
 'use strict';
 
 // What every benchmark script here needs: its settings from the
-// environment, a pause, a median, a process's memory and a pid file.
+// environment, a pause, a median, a process's memory and a pid file, and
+// for the side-by-side ones, the run they share (createSession).
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 
 // A non-negative number from the environment variable `name`, `fallback`
 // when unset; `integer` insists on a whole number.
@@ -108,4 +111,41 @@ async function stopDaemons({ homes, supervisors, run, log, timeoutMs }) {
   }
 }
 
-module.exports = { num, sleep, median, memoryKb, readPid, createRun, stopDaemons };
+// What one side-by-side run holds: the children it started, each
+// supervisor's state folder (`homes`), its `run` (see createRun), whether
+// it is `stopping`, and `cleanup`, which ends the children and stops the
+// daemons (once; SIGINT, SIGTERM and SIGHUP run it too). `choose(only)`
+// picks the supervisors (ONLY=pm2, rsup or both) and makes their folders.
+// `supervisors` is a function, as the supervisors name the folders.
+function createSession({ cwd, log, supervisors, signal, killTimeoutMs }) {
+  const session = { children: new Set(), homes: {}, stopping: false };
+  session.run = createRun({ cwd, children: session.children, stopping: () => session.stopping, signal });
+  let cleaningUp = null;
+  session.cleanup = () => {
+    if (cleaningUp) return cleaningUp;
+    session.stopping = true;
+    cleaningUp = (async () => {
+      for (const c of session.children) c.kill('SIGKILL');
+      const { homes, run } = session;
+      await stopDaemons({ homes, supervisors: supervisors(), run, log, timeoutMs: killTimeoutMs });
+    })();
+    return cleaningUp;
+  };
+  session.choose = (only) => {
+    const wanted = only ? only.split(',') : ['pm2', 'rsup'];
+    for (const key of wanted) {
+      if (!supervisors()[key]) throw new Error(`ONLY=${only}: expected pm2, rsup or both`);
+      session.homes[key] = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${key}-`));
+    }
+    return wanted;
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+      log(`${sig}: stopping the daemons`);
+      session.cleanup().finally(() => process.exit(130));
+    });
+  }
+  return session;
+}
+
+module.exports = { num, sleep, median, memoryKb, readPid, createRun, stopDaemons, createSession };
