@@ -107,10 +107,20 @@ export interface LogPacket {
   data: string;
 }
 
+/** An app's uncaught exception (or unhandled rejection), before it crashed. */
+export interface ExceptionPacket {
+  /** The error's own properties (`message`, `stack`, an app's `code`, ...) and its `name`. */
+  data: { message: string; stack?: string; name?: string; [key: string]: unknown };
+  process: { pm_id: number; name: string; rev: null; namespace: string };
+  /** Milliseconds since the Unix epoch. */
+  at: number;
+}
+
 /** PM2's bus: a pattern with `*` gets what it matched first. */
 export interface Bus extends EventEmitter {
   on(event: 'process:event', listener: (packet: ProcessEvent) => void): this;
   on(event: 'log:out' | 'log:err', listener: (packet: LogPacket) => void): this;
+  on(event: 'process:exception', listener: (packet: ExceptionPacket) => void): this;
   /** Not PM2's: this bus fell behind and missed `count` events. */
   on(event: 'rsup:dropped', listener: (packet: { count: number }) => void): this;
   /** The subscription ended (disconnect, or the daemon stopped). */

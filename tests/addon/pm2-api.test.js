@@ -10,6 +10,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { promisify } = require('node:util');
+const { spawnSync } = require('node:child_process');
 const { FIXTURES, ADDON, start } = require('./helpers');
 const { RSUP, skip, privateDaemon } = require('./daemon');
 
@@ -393,6 +394,51 @@ test("the bus relays what apps send with process.send, as PM2's does", { skip },
   const raw = await events.until((e) => e.name === 'process:msg' && e.packet.raw, 'a raw process:msg');
   assert.deepEqual(raw.packet.raw, { plain: true });
   await call('delete', 'talker');
+  const closed = new Promise((resolve) => bus.once('close', resolve));
+  bus.close();
+  await closed;
+});
+
+// The exit code of the fixture run by plain node, without rsup's preload.
+function plainExitCode(env) {
+  const run = spawnSync(process.execPath, [APP], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  return run.status;
+}
+
+test("an uncaught exception or unhandled rejection is process:exception, as PM2's container reports it; the app still crashes and restarts", { skip }, async () => {
+  const bus = await call('launchBus');
+  const events = recorder(bus);
+  const cases = [
+    { name: 'thrower', env: { THROW_AFTER_MS: '200', THROW_NAME: 'thrower' } },
+    { name: 'rejecter', env: { THROW_AFTER_MS: '200', THROW_NAME: 'rejecter', REJECT: '1' } },
+  ];
+  for (const { name, env } of cases) {
+    await call('start', 'api-app.js', { name, env, restart_delay: 100 });
+  }
+  for (const { name, env } of cases) {
+    const exception = await events.until(
+      (e) => e.name === 'process:exception' && e.packet.process.name === name,
+      `process:exception of ${name}`,
+    );
+    const { data, process: proc, at } = exception.packet;
+    assert.equal(data.message, `boom from ${name}`);
+    assert.match(data.stack, new RegExp(`^Error: boom from ${name}\\n    at `));
+    assert.equal(data.code, 'E_BOOM', 'the error\'s own properties come along');
+    assert.equal(data.name, 'Error');
+    assert.equal(typeof proc.pm_id, 'number');
+    assert.equal(proc.namespace, 'default');
+    assert.equal(typeof at, 'number');
+
+    // It crashed as it does under plain node, and came back.
+    const exit = await events.until(processEvent('exit', name), `exit of ${name}`);
+    assert.equal(exit.packet.process.exit_code, plainExitCode(env));
+    assert.notEqual(exit.packet.process.exit_code, 0);
+    await events.until(
+      (e) => processEvent('online', name)(e) && events.seen.indexOf(e) > events.seen.indexOf(exit),
+      `online of ${name} after the crash`,
+    );
+    await call('delete', name);
+  }
   const closed = new Promise((resolve) => bus.once('close', resolve));
   bus.close();
   await closed;
