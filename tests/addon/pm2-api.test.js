@@ -444,6 +444,62 @@ test("an uncaught exception or unhandled rejection is process:exception, as PM2'
   await closed;
 });
 
+// The pid in the daemon's pid file, or null when none runs.
+function daemonPid() {
+  const file = path.join(daemon.home, 'rsup.pid');
+  return fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8').trim()) || null : null;
+}
+
+test("a bus reconnects, as PM2's does: through rsup update, and to the next daemon after one stopped, without starting one", { skip }, async () => {
+  let socket;
+  const bus = await new Promise((resolve, reject) =>
+    pm2.launchBus((err, b, s) => {
+      if (err) return reject(err);
+      socket = s;
+      return resolve(b);
+    }),
+  );
+  const events = recorder(bus);
+  let connects = 0;
+  let attempts = 0;
+  let closed = false;
+  socket.on('connect', () => connects++);
+  socket.on('reconnect attempt', () => attempts++);
+  bus.on('close', () => {
+    closed = true;
+  });
+  await call('ping');
+  const before = daemonPid();
+
+  const updated = await daemon.rsup(['update'], 60_000);
+  assert.equal(updated.code, 0, updated.stderr);
+  assert.notEqual(daemonPid(), before, 'update replaced the daemon');
+  await until(() => connects >= 1, () => 'a reconnection after the update');
+  await call('start', 'api-app.js', { name: 'survivor' });
+  await events.until(processEvent('online', 'survivor'), 'online of survivor after the update');
+  await call('delete', 'survivor');
+
+  // Stopped by another client: the bus keeps trying, and starts no daemon.
+  const killed = await daemon.rsup(['kill'], 30_000);
+  assert.equal(killed.code, 0, killed.stderr);
+  const tried = attempts;
+  await until(() => attempts >= tried + 3, () => `3 reconnect attempts, saw ${attempts - tried}`);
+  assert.equal(daemonPid(), null, 'a reconnecting bus started a daemon');
+  assert.equal(closed, false, 'the bus closed when its daemon stopped');
+  const reconnected = connects;
+  await call('ping');
+  await until(() => connects > reconnected, () => 'a reconnection to the new daemon');
+  await call('start', 'api-app.js', { name: 'survivor' });
+  const online = await events.until(processEvent('online', 'survivor'), 'online of survivor after the restart');
+  assert.ok(events.seen.indexOf(online) >= 0);
+  await call('delete', 'survivor');
+
+  const ended = new Promise((resolve) => socket.once('close', resolve));
+  bus.close();
+  await ended;
+  assert.equal(closed, true);
+});
+
 test('disconnect ends the buses, so a script using the API exits by itself; an error without a callback is printed', { skip }, async () => {
   const script = start('api-disconnect.js', {
     env: { PM2_API_MODULE: API_MODULE, RSUP_HOME: daemon.home, RSUP_BIN: RSUP },
