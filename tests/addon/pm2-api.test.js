@@ -410,7 +410,16 @@ test("an uncaught exception or unhandled rejection is process:exception, as PM2'
   const events = recorder(bus);
   const cases = [
     { name: 'thrower', env: { THROW_AFTER_MS: '200', THROW_NAME: 'thrower' } },
-    { name: 'rejecter', env: { THROW_AFTER_MS: '200', THROW_NAME: 'rejecter', REJECT: '1' } },
+    // Without the addon too: the report goes over Node's IPC channel.
+    {
+      name: 'rejecter',
+      env: {
+        THROW_AFTER_MS: '200',
+        THROW_NAME: 'rejecter',
+        REJECT: '1',
+        RSUP_NATIVE_BINDING: path.join(FIXTURES, 'no-addon.node'),
+      },
+    },
   ];
   for (const { name, env } of cases) {
     await call('start', 'api-app.js', { name, env, restart_delay: 100 });
@@ -429,6 +438,12 @@ test("an uncaught exception or unhandled rejection is process:exception, as PM2'
     assert.equal(proc.namespace, 'default');
     assert.equal(typeof at, 'number');
 
+    if (env.RSUP_NATIVE_BINDING) {
+      await events.until(
+        (e) => e.name === 'log:err' && e.packet.process.name === name && /addon unavailable/.test(e.packet.data),
+        `${name} saying it runs without the addon`,
+      );
+    }
     // It crashed as it does under plain node, and came back.
     const exit = await events.until(processEvent('exit', name), `exit of ${name}`);
     assert.equal(exit.packet.process.exit_code, plainExitCode(env));
