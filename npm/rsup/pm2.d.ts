@@ -107,17 +107,36 @@ export interface LogPacket {
   data: string;
 }
 
+/** An app's uncaught exception (or unhandled rejection), before it crashed. */
+export interface ExceptionPacket {
+  /** The error's own properties (`message`, `stack`, an app's `code`, ...) and its `name`. */
+  data: { message: string; stack?: string; name?: string; [key: string]: unknown };
+  process: { pm_id: number; name: string; rev: null; namespace: string };
+  /** Milliseconds since the Unix epoch. */
+  at: number;
+}
+
 /** PM2's bus: a pattern with `*` gets what it matched first. */
 export interface Bus extends EventEmitter {
   on(event: 'process:event', listener: (packet: ProcessEvent) => void): this;
   on(event: 'log:out' | 'log:err', listener: (packet: LogPacket) => void): this;
+  on(event: 'process:exception', listener: (packet: ExceptionPacket) => void): this;
   /** Not PM2's: this bus fell behind and missed `count` events. */
   on(event: 'rsup:dropped', listener: (packet: { count: number }) => void): this;
-  /** The subscription ended (disconnect, or the daemon stopped). */
+  /** The bus was closed: `close()`, `disconnect()` or `killDaemon()`. */
   on(event: 'close', listener: () => void): this;
   on(pattern: string, listener: (...args: any[]) => void): this;
-  /** Ends the subscription. */
+  /** Ends the subscription and its reconnecting. */
   close(): void;
+}
+
+/**
+ * The bus's connection, as PM2's third `launchBus` argument: a bus whose
+ * daemon went away (stopped, or replaced by `rsup update`) connects again,
+ * forever, without starting one.
+ */
+export interface BusSocket extends EventEmitter {
+  on(event: 'reconnect attempt' | 'connect' | 'close', listener: () => void): this;
 }
 
 export interface CustomOptions {
@@ -171,7 +190,7 @@ export interface API {
   /** Stops every app, then the daemon. */
   killDaemon(cb?: Callback<{}>): void;
   kill(cb?: Callback<{}>): void;
-  launchBus(cb: Callback<Bus>): void;
+  launchBus(cb: (err: Error | null, bus: Bus, socket: BusSocket) => void): void;
 }
 
 export const connect: API['connect'];

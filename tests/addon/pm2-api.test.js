@@ -10,6 +10,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { promisify } = require('node:util');
+const { spawnSync } = require('node:child_process');
 const { FIXTURES, ADDON, start } = require('./helpers');
 const { RSUP, skip, privateDaemon } = require('./daemon');
 
@@ -396,6 +397,121 @@ test("the bus relays what apps send with process.send, as PM2's does", { skip },
   const closed = new Promise((resolve) => bus.once('close', resolve));
   bus.close();
   await closed;
+});
+
+// The exit code of the fixture run by plain node, without rsup's preload.
+function plainExitCode(env) {
+  const run = spawnSync(process.execPath, [APP], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  return run.status;
+}
+
+test("an uncaught exception or unhandled rejection is process:exception, as PM2's container reports it; the app still crashes and restarts", { skip }, async () => {
+  const bus = await call('launchBus');
+  const events = recorder(bus);
+  const cases = [
+    { name: 'thrower', env: { THROW_AFTER_MS: '200', THROW_NAME: 'thrower' } },
+    // Without the addon too: the report goes over Node's IPC channel.
+    {
+      name: 'rejecter',
+      env: {
+        THROW_AFTER_MS: '200',
+        THROW_NAME: 'rejecter',
+        REJECT: '1',
+        RSUP_NATIVE_BINDING: path.join(FIXTURES, 'no-addon.node'),
+      },
+    },
+  ];
+  for (const { name, env } of cases) {
+    await call('start', 'api-app.js', { name, env, restart_delay: 100 });
+  }
+  for (const { name, env } of cases) {
+    const exception = await events.until(
+      (e) => e.name === 'process:exception' && e.packet.process.name === name,
+      `process:exception of ${name}`,
+    );
+    const { data, process: proc, at } = exception.packet;
+    assert.equal(data.message, `boom from ${name}`);
+    assert.match(data.stack, new RegExp(`^Error: boom from ${name}\\n    at `));
+    assert.equal(data.code, 'E_BOOM', 'the error\'s own properties come along');
+    assert.equal(data.name, 'Error');
+    assert.equal(typeof proc.pm_id, 'number');
+    assert.equal(proc.namespace, 'default');
+    assert.equal(typeof at, 'number');
+
+    if (env.RSUP_NATIVE_BINDING) {
+      await events.until(
+        (e) => e.name === 'log:err' && e.packet.process.name === name && /addon unavailable/.test(e.packet.data),
+        `${name} saying it runs without the addon`,
+      );
+    }
+    // It crashed as it does under plain node, and came back.
+    const exit = await events.until(processEvent('exit', name), `exit of ${name}`);
+    assert.equal(exit.packet.process.exit_code, plainExitCode(env));
+    assert.notEqual(exit.packet.process.exit_code, 0);
+    await events.until(
+      (e) => processEvent('online', name)(e) && events.seen.indexOf(e) > events.seen.indexOf(exit),
+      `online of ${name} after the crash`,
+    );
+    await call('delete', name);
+  }
+  const closed = new Promise((resolve) => bus.once('close', resolve));
+  bus.close();
+  await closed;
+});
+
+// The pid in the daemon's pid file, or null when none runs.
+function daemonPid() {
+  const file = path.join(daemon.home, 'rsup.pid');
+  return fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8').trim()) || null : null;
+}
+
+test("a bus reconnects, as PM2's does: through rsup update, and to the next daemon after one stopped, without starting one", { skip }, async () => {
+  let socket;
+  const bus = await new Promise((resolve, reject) =>
+    pm2.launchBus((err, b, s) => {
+      if (err) return reject(err);
+      socket = s;
+      return resolve(b);
+    }),
+  );
+  const events = recorder(bus);
+  let connects = 0;
+  let attempts = 0;
+  let closed = false;
+  socket.on('connect', () => connects++);
+  socket.on('reconnect attempt', () => attempts++);
+  bus.on('close', () => {
+    closed = true;
+  });
+  await call('ping');
+
+  const updated = await daemon.rsup(['update'], 60_000);
+  assert.equal(updated.code, 0, updated.stderr);
+  assert.match(updated.stdout, /rsup daemon updated/);
+  await until(() => connects >= 1, () => 'a reconnection after the update');
+  await call('start', 'api-app.js', { name: 'survivor' });
+  await events.until(processEvent('online', 'survivor'), 'online of survivor after the update');
+  await call('delete', 'survivor');
+
+  // Stopped by another client: the bus keeps trying, and starts no daemon.
+  const killed = await daemon.rsup(['kill'], 30_000);
+  assert.equal(killed.code, 0, killed.stderr);
+  const tried = attempts;
+  await until(() => attempts >= tried + 3, () => `3 reconnect attempts, saw ${attempts - tried}`);
+  assert.equal(daemonPid(), null, 'a reconnecting bus started a daemon');
+  assert.equal(closed, false, 'the bus closed when its daemon stopped');
+  const reconnected = connects;
+  await call('ping');
+  await until(() => connects > reconnected, () => 'a reconnection to the new daemon');
+  await call('start', 'api-app.js', { name: 'survivor' });
+  const online = await events.until(processEvent('online', 'survivor'), 'online of survivor after the restart');
+  assert.ok(events.seen.indexOf(online) >= 0);
+  await call('delete', 'survivor');
+
+  const ended = new Promise((resolve) => socket.once('close', resolve));
+  bus.close();
+  await ended;
+  assert.equal(closed, true);
 });
 
 test('disconnect ends the buses, so a script using the API exits by itself; an error without a callback is printed', { skip }, async () => {

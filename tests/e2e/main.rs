@@ -15,6 +15,7 @@ mod log_loss;
 mod log_rotation;
 mod logs;
 mod long_lived;
+mod module_conf;
 mod monit;
 mod namespaces;
 mod pid_files;

@@ -238,6 +238,24 @@ impl Store {
         Ok(note)
     }
 
+    /// Forgets one setting (`Some`), or every one (`None`): each falls
+    /// back to its default. Rotation stays on or off as it was. Whether
+    /// anything was there to forget.
+    pub fn remove(&self, key: Option<&str>) -> Result<bool> {
+        let mut all = self.read_all()?;
+        let Some(Value::Object(values)) = all.get_mut(MODULE) else {
+            return Ok(false);
+        };
+        let removed = match key {
+            Some(key) => values.remove(key).is_some(),
+            None => !std::mem::take(values).is_empty(),
+        };
+        if removed {
+            self.write(&all)?;
+        }
+        Ok(removed)
+    }
+
     fn write(&self, all: &Map<String, Value>) -> Result<()> {
         let text = serde_json::to_string_pretty(all)? + "\n";
         crate::private_file::write_atomic(&self.path, text.as_bytes())
@@ -337,7 +355,16 @@ mod tests {
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["pm2-logrotate"]["max_size"], "1K");
         assert_eq!(store.settings().unwrap().0.unwrap().max_size, Some(1024));
+        store.put("retain", "4").unwrap();
+        assert!(store.remove(Some("max_size")).unwrap());
+        assert!(!store.remove(Some("max_size")).unwrap(), "already gone");
+        let kept = store.settings().unwrap().0.unwrap();
+        assert_eq!((kept.max_size, kept.retain), (None, Some(4)));
+        assert!(store.remove(None).unwrap());
+        assert_eq!(store.settings().unwrap().0, Some(RotateSettings::default()));
         store.enable(false).unwrap();
+        assert_eq!(store.settings().unwrap().0, None);
+        assert!(!store.remove(None).unwrap(), "rotation stays off");
         assert_eq!(store.settings().unwrap().0, None);
     }
 }

@@ -82,6 +82,14 @@ pub enum Command {
     Set { key: String, value: String },
     /// Print the pm2-logrotate settings, or one of them
     Get { key: Option<String> },
+    /// Show the pm2-logrotate settings, get one (key) or set one (key value)
+    #[command(alias = "config")]
+    Conf {
+        key: Option<String>,
+        value: Option<String>,
+    },
+    /// Put a pm2-logrotate setting back to its default ("all": every one)
+    Unset { key: String },
     /// `install pm2-logrotate`: rotate every log (pm2-logrotate is built in)
     Install { module: String },
     /// `uninstall pm2-logrotate`: stop rotating logs

@@ -78,6 +78,10 @@ pub fn run(command: Command) -> Result<i32> {
         Command::ReloadLogs => log_verbs::reload_logs(&home),
         Command::Set { key, value } => super::module_conf::set(&home, &key, &value),
         Command::Get { key } => super::module_conf::get(&home, key.as_deref()),
+        Command::Conf { key, value } => {
+            super::module_conf::conf(&home, key.as_deref(), value.as_deref())
+        }
+        Command::Unset { key } => super::module_conf::unset(&home, &key),
         Command::Install { module } => super::module_conf::install(&home, &module, true),
         Command::Uninstall { module } => super::module_conf::install(&home, &module, false),
         Command::Env { target } => env(&home, &target),

@@ -1,8 +1,10 @@
-//! `set`, `get`, `install` and `uninstall`, for the one PM2 module rsup
-//! has built in: pm2-logrotate. PM2 users' scripts keep working:
-//! `rsup install pm2-logrotate` turns rotation of every log on (with
-//! pm2-logrotate's defaults), `rsup set pm2-logrotate:max_size 10M` sets a
-//! value (and turns it on), `rsup uninstall pm2-logrotate` turns it off.
+//! `set`, `get`, `conf`, `unset`, `install` and `uninstall`, for the one
+//! PM2 module rsup has built in: pm2-logrotate. PM2 users' scripts keep
+//! working: `rsup install pm2-logrotate` turns rotation of every log on
+//! (with pm2-logrotate's defaults), `rsup set pm2-logrotate:max_size 10M`
+//! sets a value (and turns it on), `rsup unset pm2-logrotate:max_size`
+//! puts it back to its default, `rsup conf` shows them all, `rsup
+//! uninstall pm2-logrotate` turns rotation off.
 //! The settings live in `<RSUP_HOME>/module_conf.json`; a running daemon
 //! is told at once.
 
@@ -23,7 +25,9 @@ pub fn set(home: &Home, key: &str, value: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// `get` alone prints every setting; `get pm2-logrotate:<key>` one value.
+/// `get` alone prints every setting; `get pm2-logrotate:<key>` one value
+/// (an error when it is not set, as PM2's), `get pm2-logrotate` the
+/// module's settings as `conf` shows them.
 pub fn get(home: &Home, key: Option<&str>) -> Result<i32> {
     let values = Store::new(home).values()?;
     match key {
@@ -34,14 +38,63 @@ pub fn get(home: &Home, key: Option<&str>) -> Result<i32> {
                 }
             }
         }
+        Some(MODULE) => {
+            show(values.as_ref());
+            println!("Modules configuration. Copy/Paste line to edit values.");
+        }
         Some(key) => {
             let setting = module_key(key)?;
-            if let Some(v) = values.as_ref().and_then(|m| m.get(setting)) {
-                println!("{}", crate::rotation_settings::typed(v));
-            }
+            let Some(v) = values.as_ref().and_then(|m| m.get(setting)) else {
+                bail!("{key} is not set (rsup conf lists the settings)");
+            };
+            println!("{}", crate::rotation_settings::typed(v));
         }
     }
     Ok(0)
+}
+
+/// `conf` shows every setting as the line that sets it; `conf <key>` is
+/// `get <key>`, `conf <key> <value>` is `set` (PM2's API `conf`, and its
+/// `config` command).
+pub fn conf(home: &Home, key: Option<&str>, value: Option<&str>) -> Result<i32> {
+    match (key, value) {
+        (Some(key), Some(value)) => set(home, key, value),
+        (Some(key), None) => get(home, Some(key)),
+        (None, _) => {
+            show(Store::new(home).values()?.as_ref());
+            Ok(0)
+        }
+    }
+}
+
+/// `unset pm2-logrotate:<key>`: the setting goes back to its default;
+/// `unset pm2-logrotate` or `unset all`: every setting does. Rotation
+/// stays on (only `uninstall` turns it off). Then every setting is shown,
+/// as PM2 does; a key that was not set is no error.
+pub fn unset(home: &Home, key: &str) -> Result<i32> {
+    let setting = match key {
+        "all" | MODULE => None,
+        key => Some(module_key(key)?),
+    };
+    let store = Store::new(home);
+    if store.remove(setting)? {
+        tell_daemon(home)?;
+    }
+    show(store.values()?.as_ref());
+    Ok(0)
+}
+
+/// PM2's display of module settings: the module, then the command that
+/// sets each value.
+fn show(values: Option<&serde_json::Map<String, serde_json::Value>>) {
+    let Some(values) = values else { return };
+    println!("Module: {MODULE}");
+    for (k, v) in values {
+        println!(
+            "$ rsup set {MODULE}:{k} {}",
+            crate::rotation_settings::typed(v)
+        );
+    }
 }
 
 /// `install`/`uninstall pm2-logrotate`: rotation of every log on or off.

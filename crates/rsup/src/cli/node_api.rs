@@ -35,6 +35,10 @@ pub enum Call {
     /// A request as it is: `ping` (which starts the daemon, as PM2's
     /// `connect` does), `list`, `kill`, `subscribe`.
     Send { request: Request },
+    /// A subscription to the daemon that runs, never starting one: how a
+    /// bus reconnects after the daemon went away (stopped, or replaced by
+    /// `rsup update`). With none running, an `error` reply.
+    Resubscribe { logs: bool },
     /// PM2's `start`, `restart`, `reload`, `stop` or `delete` of `target`.
     Act {
         verb: Verb,
@@ -100,7 +104,8 @@ fn answer(home: &Home, out: &mut impl Write) -> Result<bool> {
     match call {
         Call::Send {
             request: request @ Request::Subscribe { .. },
-        } => relay_events(home, &request, out).map(|()| false),
+        } => relay_events(connect(home)?, &request, out).map(|()| false),
+        Call::Resubscribe { logs } => resubscribe(home, logs, out).map(|()| false),
         Call::Send {
             request: Request::Kill,
         } => kill(home, out),
@@ -358,10 +363,20 @@ fn kill(home: &Home, out: &mut impl Write) -> Result<bool> {
     Ok(failed)
 }
 
+/// A subscription to the daemon that runs; an error, and no daemon
+/// started, when none does.
+fn resubscribe(home: &Home, logs: bool, out: &mut impl Write) -> Result<()> {
+    let stream = connect_existing(home)?.ok_or_else(|| anyhow!("no rsup daemon runs"))?;
+    relay_events(stream, &Request::Subscribe { logs }, out)
+}
+
 /// Sends a subscription and copies the daemon's lines to `out` until the
 /// daemon closes the connection; stdin closing ends the process.
-fn relay_events(home: &Home, request: &Request, out: &mut impl Write) -> Result<()> {
-    let stream = connect(home)?;
+fn relay_events(
+    stream: std::os::unix::net::UnixStream,
+    request: &Request,
+    out: &mut impl Write,
+) -> Result<()> {
     (&stream)
         .write_all(&encode(request))
         .context("subscribing to the rsup daemon")?;
@@ -396,6 +411,18 @@ mod tests {
 
     fn options(value: Value) -> Map<String, Value> {
         value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_resubscription_starts_no_daemon() {
+        let (_tmp, home) = nowhere();
+        let call: Call = serde_json::from_str(r#"{"call":"resubscribe","logs":true}"#).unwrap();
+        let Call::Resubscribe { logs } = call else {
+            panic!("{call:?}")
+        };
+        let err = resubscribe(&home, logs, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.to_string(), "no rsup daemon runs");
+        assert!(!home.dir.exists(), "a daemon was started in {:?}", home.dir);
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub enum Event {
         identity: Arc<Identity>,
         state: InstanceState,
     },
-    /// A message a process sent on its Node IPC channel.
+    /// A message a process sent on its Node IPC channel: the app's own
+    /// (`process.send`), or the `process:exception` rsup's Node preload
+    /// sends for an uncaught exception (npm/rsup/lib/exception-report.js).
     Message {
         source: Arc<LogSource>,
         at_ms: u64,

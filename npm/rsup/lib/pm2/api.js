@@ -204,24 +204,35 @@ class API {
     this._call({ call: 'send', request: { cmd: 'ping' } }, (reply) => reply.version, cb);
   }
 
-  // Stops every app, then the daemon; calls back once it is gone.
+  // Stops every app, then the daemon; calls back once it is gone, with
+  // this API's buses closed, as PM2 closes its client.
   killDaemon(cb) {
-    this._call({ call: 'send', request: { cmd: 'kill' } }, () => ({}), cb);
+    this._call(
+      { call: 'send', request: { cmd: 'kill' } },
+      () => {
+        for (const bus of this._buses) bus.close();
+        this._buses.clear();
+        return {};
+      },
+      cb,
+    );
   }
 
   kill(cb) {
     this.killDaemon(cb);
   }
 
-  // `cb(err, bus)`: an EventEmitter of 'process:event', 'log:out' and
-  // 'log:err', open until `disconnect()` (or `bus.close()`).
+  // `cb(err, bus, socket)`: an EventEmitter of 'process:event', 'log:out',
+  // 'log:err' and what apps send, open until `disconnect()`, `killDaemon()`
+  // or `bus.close()`, through daemon restarts (see ./bus.js).
   launchBus(cb) {
-    const bus = launchBus(this._options(), (err) => {
+    const bus = launchBus(this._options(), (err, _bus, socket) => {
       if (err) {
         this._buses.delete(bus);
         return settle(cb, err);
       }
-      return settle(cb, null, bus);
+      if (typeof cb === 'function') return cb(null, bus, socket);
+      return undefined;
     });
     this._buses.add(bus);
     bus.once('close', () => this._buses.delete(bus));

@@ -20,6 +20,9 @@ class Bus extends EventEmitter {
     super();
     this._patterns = [];
     this._child = null;
+    this._timer = null;
+    this._closing = false;
+    this._socket = null;
   }
 
   on(event, listener) {
@@ -57,63 +60,119 @@ class Bus extends EventEmitter {
     }
   }
 
-  // Ends the subscription; the bus emits 'close' once it has ended.
+  // Ends the subscription, and its reconnecting; the bus emits 'close'
+  // once it has ended.
   close() {
+    if (this._closing) return;
+    this._closing = true;
+    if (this._timer) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
     if (this._child) this._child.stdin.end();
+    else process.nextTick(() => this._closed());
+  }
+
+  _closed() {
+    this.emit('close');
+    if (this._socket) this._socket.emit('close');
   }
 }
 
-// Subscribes; `cb(err, bus)` once the daemon has the subscription, so no
-// event after the callback is missed.
+// Like PM2's (an axon socket), a bus whose daemon went away (stopped, or
+// replaced by `rsup update`) connects again, forever, waiting 100 ms
+// longer by half each time up to 5 s; it never starts a daemon. Events
+// published while it was away are missed.
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+// Subscribes; `cb(err, bus, socket)` once the daemon has the subscription,
+// so no event after the callback is missed. `socket`, as PM2's third
+// argument, emits 'reconnect attempt' before each try, 'connect' when one
+// succeeds, and 'close' once the bus is closed.
 function launchBus(options, cb) {
   const bus = new Bus();
-  // 'waiting' for the daemon's word, then 'subscribed', or 'failed'.
-  let state = 'waiting';
-  bus._child = relay.run(
-    { call: 'send', request: { cmd: 'subscribe', logs: true } },
-    { ...options, keepStdin: true },
-    (line) => {
-      if (state === 'failed') return;
-      if (state === 'waiting') {
+  const socket = new EventEmitter();
+  bus._socket = socket;
+  let first = true;
+  let retryMs = RETRY_FIRST_MS;
+
+  const deliver = (line) => {
+    switch (line.type) {
+      case 'process':
+        bus._deliver('process:event', processEvent(line));
+        break;
+      case 'log':
+        bus._deliver(line.stream === 'err' ? 'log:err' : 'log:out', logEvent(line));
+        break;
+      case 'message': {
+        const [event, packet] = messageEvent(line);
+        bus._deliver(event, packet);
+        break;
+      }
+      case 'dropped':
+        // Not PM2's: this subscriber fell behind and missed events.
+        bus._deliver('rsup:dropped', { count: line.count });
+        break;
+      default:
+        break;
+    }
+  };
+
+  const retry = () => {
+    bus._timer = setTimeout(() => {
+      bus._timer = null;
+      socket.emit('reconnect attempt');
+      subscribe();
+    }, retryMs);
+    retryMs = Math.min(RETRY_MAX_MS, Math.round(retryMs * 1.5));
+  };
+
+  function subscribe() {
+    // 'waiting' for the daemon's word, then 'subscribed', or 'failed'.
+    let state = 'waiting';
+    const call = first
+      ? { call: 'send', request: { cmd: 'subscribe', logs: true } }
+      : { call: 'resubscribe', logs: true };
+    bus._child = relay.run(
+      call,
+      { ...options, keepStdin: true },
+      (line) => {
+        if (state === 'failed') return;
+        if (state === 'subscribed') return deliver(line);
         if (line.reply === 'subscribed') {
           state = 'subscribed';
-          cb(null, bus);
-        } else {
-          state = 'failed';
-          bus.close();
+          retryMs = RETRY_FIRST_MS;
+          socket.emit('connect');
+          if (first) {
+            first = false;
+            cb(null, bus, socket);
+          }
+          return;
+        }
+        state = 'failed';
+        if (first) {
+          bus._closing = true;
           cb(new Error(line.message || `rsup: unexpected answer ${JSON.stringify(line)}`));
         }
-        return;
-      }
-      switch (line.type) {
-        case 'process':
-          bus._deliver('process:event', processEvent(line));
-          break;
-        case 'log':
-          bus._deliver(line.stream === 'err' ? 'log:err' : 'log:out', logEvent(line));
-          break;
-        case 'message': {
-          const [event, packet] = messageEvent(line);
-          bus._deliver(event, packet);
-          break;
+        if (bus._child) bus._child.stdin.end();
+      },
+      (err) => {
+        bus._child = null;
+        if (first && state !== 'subscribed') {
+          if (state === 'waiting') cb(err || new Error('rsup: the subscription ended before it began'));
+          return;
         }
-        case 'dropped':
-          // Not PM2's: this subscriber fell behind and missed events.
-          bus._deliver('rsup:dropped', { count: line.count });
-          break;
-        default:
-          break;
-      }
-    },
-    (err) => {
-      bus._child = null;
-      if (state === 'waiting') {
-        state = 'failed';
-        cb(err || new Error('rsup: the subscription ended before it began'));
-      }
-      if (state === 'subscribed') bus.emit('close');
-    },
-  );
+        if (bus._closing) {
+          bus._closed();
+          return;
+        }
+        retry();
+      },
+    );
+  }
+
+  subscribe();
   return bus;
 }
 
