@@ -142,6 +142,7 @@ fn jlist(home: &Home) -> Result<i32> {
         pm2: true,
     };
     let line = send_raw(connect(home)?, &request)?;
+    make_room_on_stdout(line.len());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match list_json(&line)? {
         ListJson::Pm2(json) => out.write_all(json.as_bytes())?,
@@ -154,6 +155,27 @@ fn jlist(home: &Home) -> Result<i32> {
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(0)
+}
+
+/// Lets a pipe on stdout hold `len` bytes, so that a list of a megabyte is
+/// written at once and this process ends, instead of waiting for the
+/// reader to take it 64 KiB at a time. Without the right to a pipe that
+/// large, the system's largest (`fs.pipe-max-size`, 1 MiB by default);
+/// anything else than a pipe is left as it is.
+fn make_room_on_stdout(len: usize) {
+    use nix::fcntl::{fcntl, FcntlArg::F_SETPIPE_SZ};
+    const DEFAULT: usize = 64 * 1024;
+    const MAX_UNPRIVILEGED: usize = 1 << 20;
+    if len <= DEFAULT {
+        return;
+    }
+    let Ok(wanted) = i32::try_from(len + 4096) else {
+        return;
+    };
+    let stdout = std::io::stdout();
+    if fcntl(&stdout, F_SETPIPE_SZ(wanted)) == Err(nix::errno::Errno::EPERM) {
+        let _ = fcntl(&stdout, F_SETPIPE_SZ(MAX_UNPRIVILEGED as i32));
+    }
 }
 
 /// Prints the process list in PM2's shape as `pm2 prettylist` does: Node's
@@ -213,8 +235,24 @@ enum ListJson<'a> {
     Pm2(&'a str),
 }
 
+/// How the daemon opens a list in PM2's shape; the array and `}` follow,
+/// and nothing else.
+const PM2_LIST_OPENING: &[u8] = br#"{"reply":"pm2_list","processes":"#;
+
 /// The `processes` array of a list reply; the message of an `error`.
 fn list_json(line: &[u8]) -> Result<ListJson<'_>> {
+    // A list in PM2's shape as the daemon writes it is passed on as it
+    // is: checking a megabyte of JSON costs the CLI more than the rest of
+    // `jlist` does.
+    let whole = line.strip_suffix(b"\n").unwrap_or(line);
+    if let Some(array) = whole
+        .strip_prefix(PM2_LIST_OPENING)
+        .and_then(|rest| rest.strip_suffix(b"}"))
+        .filter(|array| array.starts_with(b"[") && array.ends_with(b"]"))
+    {
+        let array = std::str::from_utf8(array).context("unreadable reply from the rsup daemon")?;
+        return Ok(ListJson::Pm2(array));
+    }
     #[derive(serde::Deserialize)]
     struct Raw<'a> {
         reply: &'a str,
@@ -772,6 +810,14 @@ mod tests {
     fn a_list_in_pm2_shape_is_printed_as_sent_and_an_older_daemons_is_shaped_here() {
         let pm2 = br#"{"reply":"pm2_list","processes":[{"pid":1}]}"#;
         assert_eq!(list_json(pm2).unwrap(), ListJson::Pm2(r#"[{"pid":1}]"#));
+        let sent = b"{\"reply\":\"pm2_list\",\"processes\":[{\"pid\":1},{}]}\n";
+        assert_eq!(list_json(sent).unwrap(), ListJson::Pm2(r#"[{"pid":1},{}]"#));
+        // Written otherwise, it is read as JSON.
+        let spaced = br#"{ "reply": "pm2_list", "processes": [ {"pid": 2} ] }"#;
+        assert_eq!(
+            list_json(spaced).unwrap(),
+            ListJson::Pm2(r#"[ {"pid": 2} ]"#)
+        );
         // Not what `jlist --native` and the table read.
         assert!(jlist_json(pm2).is_err());
         let older = encode(&Reply::Done {
