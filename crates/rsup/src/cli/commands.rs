@@ -142,7 +142,7 @@ fn jlist(home: &Home) -> Result<i32> {
         pm2: true,
     };
     let line = send_raw(connect(home)?, &request)?;
-    make_room_on_stdout(line.len());
+    make_room(std::io::stdout(), line.len());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match list_json(&line)? {
         ListJson::Pm2(json) => out.write_all(json.as_bytes())?,
@@ -157,24 +157,33 @@ fn jlist(home: &Home) -> Result<i32> {
     Ok(0)
 }
 
-/// Lets a pipe on stdout hold `len` bytes, so that a list of a megabyte is
-/// written at once and this process ends, instead of waiting for the
-/// reader to take it 64 KiB at a time. Without the right to a pipe that
-/// large, the system's largest (`fs.pipe-max-size`, 1 MiB by default);
-/// anything else than a pipe is left as it is.
-fn make_room_on_stdout(len: usize) {
+/// Lets `out` (stdout) hold `len` bytes, so that a list of a megabyte is written
+/// at once and this process ends, instead of waiting for the reader to
+/// take it 64 KiB (a pipe) or 200 KiB (a socket, as Node's `spawn` gives)
+/// at a time. As far as the system allows: a pipe up to
+/// `fs.pipe-max-size` (1 MiB by default), a socket up to
+/// `net.core.wmem_max`. Anything else is left as it is.
+fn make_room(out: impl std::os::fd::AsFd, len: usize) {
+    use nix::errno::Errno;
     use nix::fcntl::{fcntl, FcntlArg::F_SETPIPE_SZ};
-    const DEFAULT: usize = 64 * 1024;
-    const MAX_UNPRIVILEGED: usize = 1 << 20;
-    if len <= DEFAULT {
+    use nix::sys::socket::{setsockopt, sockopt::SndBuf};
+    const SMALL: usize = 64 * 1024;
+    const PIPE_MAX_UNPRIVILEGED: usize = 1 << 20;
+    if len <= SMALL {
         return;
     }
     let Ok(wanted) = i32::try_from(len + 4096) else {
         return;
     };
-    let stdout = std::io::stdout();
-    if fcntl(&stdout, F_SETPIPE_SZ(wanted)) == Err(nix::errno::Errno::EPERM) {
-        let _ = fcntl(&stdout, F_SETPIPE_SZ(MAX_UNPRIVILEGED as i32));
+    match fcntl(&out, F_SETPIPE_SZ(wanted)) {
+        Err(Errno::EPERM) => {
+            let _ = fcntl(&out, F_SETPIPE_SZ(PIPE_MAX_UNPRIVILEGED as i32));
+        }
+        // Not a pipe.
+        Err(Errno::EBADF) => {
+            let _ = setsockopt(&out, SndBuf, &(wanted as usize));
+        }
+        _ => {}
     }
 }
 
@@ -828,6 +837,29 @@ mod tests {
         };
         let procs: Vec<ProcessInfo> = serde_json::from_str(json).unwrap();
         assert_eq!(procs, vec![info(0)]);
+    }
+
+    #[test]
+    fn stdout_is_made_room_for_a_list_as_far_as_the_system_allows() {
+        use nix::fcntl::{fcntl, FcntlArg::F_GETPIPE_SZ};
+        use nix::sys::socket::{getsockopt, sockopt::SndBuf};
+        let limit = |name: &str| -> usize {
+            let text = std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap();
+            text.trim().parse().unwrap()
+        };
+        let len = 900 * 1024;
+        let (_read, write) = nix::unistd::pipe().unwrap();
+        make_room(&write, len);
+        let pipe = fcntl(&write, F_GETPIPE_SZ).unwrap() as usize;
+        assert!(pipe >= len.min(limit("fs/pipe-max-size")), "{pipe}");
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        make_room(&socket, len);
+        let room = getsockopt(&socket, SndBuf).unwrap();
+        assert!(room >= len.min(limit("net/core/wmem_max")), "{room}");
+        // Small output leaves it as it is.
+        let (_read, write) = nix::unistd::pipe().unwrap();
+        make_room(&write, 1000);
+        assert_eq!(fcntl(&write, F_GETPIPE_SZ).unwrap(), 64 * 1024);
     }
 
     #[test]
