@@ -127,3 +127,24 @@ fn check_peer(stream: &tokio::net::unix::OwnedWriteHalf) -> Result<(), String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::getsockopt;
+
+    #[tokio::test]
+    async fn a_large_reply_gets_room_for_one_write() {
+        let wmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let (daemon_side, _client) = UnixStream::pair().unwrap();
+        let (_read, write) = daemon_side.into_split();
+        let len = 1 << 20;
+        make_room(&write, len);
+        let room = getsockopt(write.as_ref(), sockopt::SndBuf).unwrap();
+        assert!(room >= len.min(wmem_max), "{room}");
+    }
+}
