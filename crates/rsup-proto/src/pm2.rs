@@ -12,13 +12,17 @@
 //!
 //! The list is written straight from borrowed [`ProcessInfo`]s by
 //! [`MonitorData`]'s `Serialize`, so `jlist` of thousands of processes copies
-//! no environment; [`monitor_data`] builds the same as a [`Value`].
+//! no environment; [`monitor_data`] builds the same as a [`Value`]. The
+//! daemon writes the same bytes in two parts, [`options_fragment`] (kept
+//! while the spec stays) and [`write_process`] (each list), so a list of
+//! thousands writes each environment once, not once per list.
 
-use crate::app::{AppSpec, LogType, ProcessInfo};
+use crate::app::{AppSpec, ExitInfo, LogType, ProcessInfo, Status};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// PM2's `getMonitorData` for these processes.
 pub fn monitor_data(processes: &[ProcessInfo]) -> Value {
@@ -44,21 +48,161 @@ struct Process<'a, A>(&'a ProcessInfo<A>);
 
 impl<A: Borrow<AppSpec>> Serialize for Process<'_, A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let p = self.0;
+        let (options, state) = (options_of(self.0), state_of(self.0));
         let mut map = s.serialize_map(Some(5))?;
         // PM2 shows 0 for a process that is not running.
-        map.serialize_entry("pid", &p.pid.unwrap_or(0))?;
-        map.serialize_entry("name", &p.name)?;
-        map.serialize_entry("pm2_env", &Pm2Env(p))?;
-        map.serialize_entry("pm_id", &p.id)?;
-        map.serialize_entry("monit", &Monit(p))?;
+        map.serialize_entry("pid", &state.pid.unwrap_or(0))?;
+        map.serialize_entry("name", options.name)?;
+        map.serialize_entry("pm2_env", &Pm2Env(&options, &state))?;
+        tail_entries(&mut map, &state)?;
         map.end()
     }
 }
 
-struct Monit<'a, A>(&'a ProcessInfo<A>);
+/// What PM2's list shows of an instance that stays while its spec does:
+/// `name` and `pm2_env`'s options and environment.
+pub struct Options<'a> {
+    pub name: &'a str,
+    pub instance: u32,
+    pub spec: &'a AppSpec,
+    pub out_log: &'a Path,
+    pub err_log: &'a Path,
+    pub combined_log: Option<&'a Path>,
+    pub pid_file: &'a Path,
+}
 
-impl<A> Serialize for Monit<'_, A> {
+/// What PM2's list shows of an instance that changes while it runs: its
+/// process, counters and figures.
+pub struct State<'a> {
+    pub id: u32,
+    /// The app's name, for `axm_options`.
+    pub name: &'a str,
+    /// Whether the app runs on Node.
+    pub node: bool,
+    pub status: Status,
+    pub pid: Option<u32>,
+    pub started_at_ms: Option<u64>,
+    pub created_at_ms: u64,
+    pub unique_id: &'a str,
+    pub node_version: Option<&'a str>,
+    pub restarts: u32,
+    pub unstable_restarts: u32,
+    pub last_exit: Option<&'a ExitInfo>,
+    pub log_error: Option<&'a str>,
+    pub log_dropped_bytes: u64,
+    pub memory_bytes: u64,
+    pub cpu_percent: f64,
+}
+
+fn options_of<A: Borrow<AppSpec>>(p: &ProcessInfo<A>) -> Options<'_> {
+    Options {
+        name: &p.name,
+        instance: p.instance,
+        spec: p.spec.borrow(),
+        out_log: &p.out_log,
+        err_log: &p.err_log,
+        combined_log: p.combined_log.as_deref(),
+        pid_file: &p.pid_file,
+    }
+}
+
+fn state_of<A: Borrow<AppSpec>>(p: &ProcessInfo<A>) -> State<'_> {
+    State {
+        id: p.id,
+        name: &p.name,
+        node: p.spec.borrow().node,
+        status: p.status,
+        pid: p.pid,
+        started_at_ms: p.started_at_ms,
+        created_at_ms: p.created_at_ms,
+        unique_id: &p.unique_id,
+        node_version: p.node_version.as_deref(),
+        restarts: p.restarts,
+        unstable_restarts: p.unstable_restarts,
+        last_exit: p.last_exit.as_ref(),
+        log_error: p.log_error.as_deref(),
+        log_dropped_bytes: p.log_dropped_bytes,
+        memory_bytes: p.memory_bytes,
+        cpu_percent: p.cpu_percent,
+    }
+}
+
+/// The opening of one process in PM2's shape from its options, for
+/// [`write_process`]: `"name":…,"pm2_env":{…` up to the process's state.
+/// It depends on nothing that changes while the spec stays, so a list can
+/// write it once per instance and keep it.
+pub fn options_fragment(options: &Options) -> serde_json::Result<Vec<u8>> {
+    struct Opening<'a>(&'a Options<'a>);
+    impl Serialize for Opening<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(None)?;
+            map.serialize_entry("name", self.0.name)?;
+            map.serialize_entry("pm2_env", &OptionsOnly(self.0))?;
+            map.end()
+        }
+    }
+    struct OptionsOnly<'a>(&'a Options<'a>);
+    impl Serialize for OptionsOnly<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(None)?;
+            option_entries(&mut m, self.0)?;
+            m.end()
+        }
+    }
+    // `{"name":…,"pm2_env":{…}}` less the braces around it and the one
+    // closing `pm2_env`, which the state's entries follow.
+    let mut json = serde_json::to_vec(&Opening(options))?;
+    json.truncate(json.len() - 2);
+    json.remove(0);
+    Ok(json)
+}
+
+/// Appends one process in PM2's shape to `out`, byte for byte what
+/// [`MonitorData`] writes for it, from its [`options_fragment`] and its
+/// state.
+pub fn write_process(out: &mut Vec<u8>, options: &[u8], state: &State) -> serde_json::Result<()> {
+    /// Entries written as a map of their own, whose opening brace becomes
+    /// the comma that continues the map they belong to.
+    fn continue_map(out: &mut Vec<u8>, entries: &impl Serialize) -> serde_json::Result<()> {
+        let at = out.len();
+        serde_json::to_writer(&mut *out, entries)?;
+        out[at] = b',';
+        Ok(())
+    }
+    struct StateOnly<'a>(&'a State<'a>);
+    impl Serialize for StateOnly<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(None)?;
+            state_entries(&mut m, self.0)?;
+            m.end()
+        }
+    }
+    struct Tail<'a>(&'a State<'a>);
+    impl Serialize for Tail<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(None)?;
+            tail_entries(&mut m, self.0)?;
+            m.end()
+        }
+    }
+    out.extend_from_slice(b"{\"pid\":");
+    serde_json::to_writer(&mut *out, &state.pid.unwrap_or(0))?;
+    out.push(b',');
+    out.extend_from_slice(options);
+    // Closes `pm2_env`, then the process.
+    continue_map(out, &StateOnly(state))?;
+    continue_map(out, &Tail(state))
+}
+
+/// What follows `pm2_env` in a process.
+fn tail_entries<M: SerializeMap>(map: &mut M, state: &State) -> Result<(), M::Error> {
+    map.serialize_entry("pm_id", &state.id)?;
+    map.serialize_entry("monit", &Monit(state))
+}
+
+struct Monit<'a>(&'a State<'a>);
+
+impl Serialize for Monit<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(2))?;
         map.serialize_entry("memory", &self.0.memory_bytes)?;
@@ -134,142 +278,147 @@ fn own_key(key: &str) -> bool {
         && OWN_KEYS.binary_search(&key).is_ok()
 }
 
-struct Pm2Env<'a, A>(&'a ProcessInfo<A>);
+struct Pm2Env<'a>(&'a Options<'a>, &'a State<'a>);
 
-impl<A: Borrow<AppSpec>> Serialize for Pm2Env<'_, A> {
+impl Serialize for Pm2Env<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let p = self.0;
-        let spec: &AppSpec = p.spec.borrow();
-        let increment = increment_var(spec, p.instance);
         let mut m = s.serialize_map(None)?;
-
-        // The app's options, as PM2 keeps them.
-        m.serialize_entry("name", &p.name)?;
-        m.serialize_entry("namespace", &spec.namespace)?;
-        if !spec.args.is_empty() {
-            m.serialize_entry("args", &spec.args)?;
-        }
-        m.serialize_entry(
-            "env",
-            &Env {
-                vars: &spec.env,
-                increment,
-                app: &p.name,
-            },
-        )?;
-        m.serialize_entry("merge_logs", &spec.merge_logs)?;
-        m.serialize_entry("autorestart", &spec.autorestart)?;
-        if spec.watch.is_empty() {
-            m.serialize_entry("watch", &false)?;
-        } else {
-            let paths: Vec<_> = spec.watch.iter().map(|p| p.to_string_lossy()).collect();
-            m.serialize_entry("watch", &paths)?;
-            if !spec.ignore_watch.is_empty() {
-                m.serialize_entry("ignore_watch", &spec.ignore_watch)?;
-            }
-            m.serialize_entry("watch_delay", &spec.watch_delay_ms)?;
-        }
-        m.serialize_entry("instance_var", &spec.instance_var)?;
-        m.serialize_entry("treekill", &spec.treekill)?;
-        if !spec.node_args_unset {
-            m.serialize_entry("node_args", &spec.node_args)?;
-        }
-        m.serialize_entry("pm_exec_path", &spec.script)?;
-        m.serialize_entry("pm_cwd", &spec.cwd.to_string_lossy())?;
-        m.serialize_entry(
-            "exec_interpreter",
-            spec.interpreter.as_deref().unwrap_or("none"),
-        )?;
-        m.serialize_entry("exec_mode", spec.exec_mode.pm2_name())?;
-        m.serialize_entry("instances", &spec.instances)?;
-        m.serialize_entry("pm_out_log_path", &p.out_log.to_string_lossy())?;
-        m.serialize_entry("pm_err_log_path", &p.err_log.to_string_lossy())?;
-        if let Some(log) = &p.combined_log {
-            m.serialize_entry("pm_log_path", &log.to_string_lossy())?;
-        }
-        m.serialize_entry("pm_pid_path", &p.pid_file.to_string_lossy())?;
-        m.serialize_entry("wait_ready", &spec.wait_ready)?;
-        m.serialize_entry("listen_timeout", &spec.listen_timeout_ms)?;
-        m.serialize_entry("kill_timeout", &spec.kill_timeout_ms)?;
-        m.serialize_entry("kill_signal", &spec.kill_signal)?;
-        m.serialize_entry("shutdown_with_message", &spec.shutdown_with_message)?;
-        m.serialize_entry("max_restarts", &spec.max_restarts)?;
-        m.serialize_entry("min_uptime", &spec.min_uptime_ms)?;
-        m.serialize_entry("restart_delay", &spec.restart_delay_ms)?;
-        m.serialize_entry(
-            "exp_backoff_restart_delay",
-            &spec.exp_backoff_restart_delay_ms,
-        )?;
-        m.serialize_entry("time", &spec.time)?;
-        if let Some(format) = &spec.log_date_format {
-            m.serialize_entry("log_date_format", format)?;
-        }
-        if spec.log_type == LogType::Json {
-            m.serialize_entry("log_type", "json")?;
-        }
-        if !spec.stop_exit_codes.is_empty() {
-            m.serialize_entry("stop_exit_codes", &spec.stop_exit_codes)?;
-        }
-        if let Some(var) = &spec.increment_var {
-            m.serialize_entry("increment_var", var)?;
-        }
-        if let Some(bytes) = spec.max_memory_restart_bytes {
-            m.serialize_entry("max_memory_restart", &bytes)?;
-        }
-        if let Some(pattern) = &spec.cron_restart {
-            m.serialize_entry("cron_restart", pattern)?;
-        }
-
-        // The instance's own variables, then its environment over the top
-        // level: PM2 merges `env` into `pm2_env` (objects excepted).
-        let instance_var = spec.instance_var.as_str();
-        if !own_key(instance_var) {
-            m.serialize_entry(instance_var, &p.instance)?;
-        }
-        let increment = increment.filter(|(var, _)| !own_key(var) && *var != instance_var);
-        if let Some((var, value)) = increment {
-            m.serialize_entry(var, &JsNumber(value))?;
-        }
-        for (key, value) in &spec.env {
-            let mine =
-                own_key(key) || key == instance_var || increment.is_some_and(|(var, _)| var == key);
-            if !mine {
-                m.serialize_entry(key, value)?;
-            }
-        }
-
-        // The process's state.
-        m.serialize_entry("status", p.status.as_str())?;
-        m.serialize_entry("pm_uptime", &p.started_at_ms.unwrap_or(p.created_at_ms))?;
-        // PM2's slots for what @pm2/io reports from inside the app: rsup
-        // has none of it. PM2 gives every Node app its name there.
-        m.serialize_entry("axm_actions", &[(); 0])?;
-        m.serialize_entry("axm_monitor", &Empty)?;
-        m.serialize_entry(
-            "axm_options",
-            &ModuleName(spec.node.then_some(p.name.as_str())),
-        )?;
-        m.serialize_entry("axm_dynamic", &Empty)?;
-        m.serialize_entry("created_at", &p.created_at_ms)?;
-        m.serialize_entry("unique_id", &p.unique_id)?;
-        if let Some(version) = &p.node_version {
-            m.serialize_entry("node_version", version)?;
-        }
-        m.serialize_entry("pm_id", &p.id)?;
-        m.serialize_entry("restart_time", &p.restarts)?;
-        m.serialize_entry("unstable_restarts", &p.unstable_restarts)?;
-        if let Some(exit) = &p.last_exit {
-            // `null` when a signal ended it, as PM2 has it in fork mode.
-            m.serialize_entry("exit_code", &exit.code)?;
-        }
-        if let Some(error) = &p.log_error {
-            m.serialize_entry("log_error", error)?;
-        }
-        if p.log_dropped_bytes > 0 {
-            m.serialize_entry("log_dropped_bytes", &p.log_dropped_bytes)?;
-        }
+        option_entries(&mut m, self.0)?;
+        state_entries(&mut m, self.1)?;
         m.end()
     }
+}
+
+/// `pm2_env`'s entries from the app's options and environment.
+fn option_entries<M: SerializeMap>(m: &mut M, p: &Options) -> Result<(), M::Error> {
+    let spec = p.spec;
+    let increment = increment_var(spec, p.instance);
+    // The app's options, as PM2 keeps them.
+    m.serialize_entry("name", &p.name)?;
+    m.serialize_entry("namespace", &spec.namespace)?;
+    if !spec.args.is_empty() {
+        m.serialize_entry("args", &spec.args)?;
+    }
+    m.serialize_entry(
+        "env",
+        &Env {
+            vars: &spec.env,
+            increment,
+            app: p.name,
+        },
+    )?;
+    m.serialize_entry("merge_logs", &spec.merge_logs)?;
+    m.serialize_entry("autorestart", &spec.autorestart)?;
+    if spec.watch.is_empty() {
+        m.serialize_entry("watch", &false)?;
+    } else {
+        let paths: Vec<_> = spec.watch.iter().map(|p| p.to_string_lossy()).collect();
+        m.serialize_entry("watch", &paths)?;
+        if !spec.ignore_watch.is_empty() {
+            m.serialize_entry("ignore_watch", &spec.ignore_watch)?;
+        }
+        m.serialize_entry("watch_delay", &spec.watch_delay_ms)?;
+    }
+    m.serialize_entry("instance_var", &spec.instance_var)?;
+    m.serialize_entry("treekill", &spec.treekill)?;
+    if !spec.node_args_unset {
+        m.serialize_entry("node_args", &spec.node_args)?;
+    }
+    m.serialize_entry("pm_exec_path", &spec.script)?;
+    m.serialize_entry("pm_cwd", &spec.cwd.to_string_lossy())?;
+    m.serialize_entry(
+        "exec_interpreter",
+        spec.interpreter.as_deref().unwrap_or("none"),
+    )?;
+    m.serialize_entry("exec_mode", spec.exec_mode.pm2_name())?;
+    m.serialize_entry("instances", &spec.instances)?;
+    m.serialize_entry("pm_out_log_path", &p.out_log.to_string_lossy())?;
+    m.serialize_entry("pm_err_log_path", &p.err_log.to_string_lossy())?;
+    if let Some(log) = p.combined_log {
+        m.serialize_entry("pm_log_path", &log.to_string_lossy())?;
+    }
+    m.serialize_entry("pm_pid_path", &p.pid_file.to_string_lossy())?;
+    m.serialize_entry("wait_ready", &spec.wait_ready)?;
+    m.serialize_entry("listen_timeout", &spec.listen_timeout_ms)?;
+    m.serialize_entry("kill_timeout", &spec.kill_timeout_ms)?;
+    m.serialize_entry("kill_signal", &spec.kill_signal)?;
+    m.serialize_entry("shutdown_with_message", &spec.shutdown_with_message)?;
+    m.serialize_entry("max_restarts", &spec.max_restarts)?;
+    m.serialize_entry("min_uptime", &spec.min_uptime_ms)?;
+    m.serialize_entry("restart_delay", &spec.restart_delay_ms)?;
+    m.serialize_entry(
+        "exp_backoff_restart_delay",
+        &spec.exp_backoff_restart_delay_ms,
+    )?;
+    m.serialize_entry("time", &spec.time)?;
+    if let Some(format) = &spec.log_date_format {
+        m.serialize_entry("log_date_format", format)?;
+    }
+    if spec.log_type == LogType::Json {
+        m.serialize_entry("log_type", "json")?;
+    }
+    if !spec.stop_exit_codes.is_empty() {
+        m.serialize_entry("stop_exit_codes", &spec.stop_exit_codes)?;
+    }
+    if let Some(var) = &spec.increment_var {
+        m.serialize_entry("increment_var", var)?;
+    }
+    if let Some(bytes) = spec.max_memory_restart_bytes {
+        m.serialize_entry("max_memory_restart", &bytes)?;
+    }
+    if let Some(pattern) = &spec.cron_restart {
+        m.serialize_entry("cron_restart", pattern)?;
+    }
+
+    // The instance's own variables, then its environment over the top
+    // level: PM2 merges `env` into `pm2_env` (objects excepted).
+    let instance_var = spec.instance_var.as_str();
+    if !own_key(instance_var) {
+        m.serialize_entry(instance_var, &p.instance)?;
+    }
+    let increment = increment.filter(|(var, _)| !own_key(var) && *var != instance_var);
+    if let Some((var, value)) = increment {
+        m.serialize_entry(var, &JsNumber(value))?;
+    }
+    for (key, value) in &spec.env {
+        let mine =
+            own_key(key) || key == instance_var || increment.is_some_and(|(var, _)| var == key);
+        if !mine {
+            m.serialize_entry(key, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// `pm2_env`'s entries from the process's state, after the options.
+fn state_entries<M: SerializeMap>(m: &mut M, p: &State) -> Result<(), M::Error> {
+    m.serialize_entry("status", p.status.as_str())?;
+    m.serialize_entry("pm_uptime", &p.started_at_ms.unwrap_or(p.created_at_ms))?;
+    // PM2's slots for what @pm2/io reports from inside the app: rsup
+    // has none of it. PM2 gives every Node app its name there.
+    m.serialize_entry("axm_actions", &[(); 0])?;
+    m.serialize_entry("axm_monitor", &Empty)?;
+    m.serialize_entry("axm_options", &ModuleName(p.node.then_some(p.name)))?;
+    m.serialize_entry("axm_dynamic", &Empty)?;
+    m.serialize_entry("created_at", &p.created_at_ms)?;
+    m.serialize_entry("unique_id", &p.unique_id)?;
+    if let Some(version) = p.node_version {
+        m.serialize_entry("node_version", version)?;
+    }
+    m.serialize_entry("pm_id", &p.id)?;
+    m.serialize_entry("restart_time", &p.restarts)?;
+    m.serialize_entry("unstable_restarts", &p.unstable_restarts)?;
+    if let Some(exit) = p.last_exit {
+        // `null` when a signal ended it, as PM2 has it in fork mode.
+        m.serialize_entry("exit_code", &exit.code)?;
+    }
+    if let Some(error) = p.log_error {
+        m.serialize_entry("log_error", error)?;
+    }
+    if p.log_dropped_bytes > 0 {
+        m.serialize_entry("log_dropped_bytes", &p.log_dropped_bytes)?;
+    }
+    Ok(())
 }
 
 /// PM2's `increment_var` and the value the instance's process was given
@@ -633,6 +782,59 @@ mod tests {
             let mut p = info(0, 0, spec());
             p.status = status;
             assert_eq!(monitor_data(&[p])[0]["pm2_env"]["status"], name);
+        }
+    }
+
+    /// Processes that show every optional key, and none of them.
+    fn assorted() -> Vec<ProcessInfo> {
+        let mut full = spec();
+        full.args = vec!["--port".into(), "é\"q".into()];
+        full.env.insert("QUOTED".into(), "a\"b\\c\n".into());
+        full.env.insert("name".into(), "inherited".into());
+        full.log_date_format = Some("YYYY".into());
+        full.log_type = LogType::Json;
+        full.stop_exit_codes = vec![0];
+        full.increment_var = Some("PORT".into());
+        full.max_memory_restart_bytes = Some(1 << 20);
+        full.cron_restart = Some("0 3 * * *".into());
+        full.watch = vec!["/srv/api/src".into()];
+        full.ignore_watch = vec!["*.log".into()];
+        let mut p = info(0, 1, full);
+        p.combined_log = Some("/h/logs/api.log".into());
+        p.last_exit = Some(ExitInfo {
+            code: None,
+            signal: Some("SIGKILL".into()),
+            at_ms: 1,
+        });
+        p.node_version = Some("20.1.0".into());
+        p.unique_id = "4b1c".into();
+        p.log_error = Some("cannot write".into());
+        p.log_dropped_bytes = 9;
+        let mut bare = info(7, 0, spec());
+        bare.spec.node = false;
+        bare.spec.interpreter = None;
+        bare.spec.node_args_unset = true;
+        bare.spec.env.clear();
+        bare.status = Status::Stopped;
+        bare.pid = None;
+        bare.started_at_ms = None;
+        bare.cpu_percent = 0.0;
+        bare.memory_bytes = 0;
+        vec![p, bare, info(2, 2, spec())]
+    }
+
+    #[test]
+    fn written_in_parts_it_is_the_same_bytes() {
+        for p in assorted() {
+            let whole = serde_json::to_vec(&MonitorData(std::slice::from_ref(&p))).unwrap();
+            let options = options_fragment(&options_of(&p)).unwrap();
+            let mut parts = b"[".to_vec();
+            write_process(&mut parts, &options, &state_of(&p)).unwrap();
+            parts.push(b']');
+            assert_eq!(
+                String::from_utf8(parts).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
         }
     }
 

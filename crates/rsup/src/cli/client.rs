@@ -224,8 +224,11 @@ pub fn send_raw(stream: UnixStream, request: &Request) -> Result<Vec<u8>> {
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let mut writer = stream.try_clone()?;
     let sent = writer.write_all(&encode(request));
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
+    // A list of a thousand processes is a megabyte: read it in a few
+    // large steps into a line sized for it (memory not written to costs
+    // nothing).
+    let mut reader = BufReader::with_capacity(1 << 18, stream);
+    let mut line = Vec::with_capacity(1 << 21);
     loop {
         next_line(&mut reader, &mut line, &sent)?;
         if !line.starts_with(br#"{"reply":"progress""#) {

@@ -146,6 +146,7 @@ fn jlist(home: &Home) -> Result<i32> {
         pm2: true,
     };
     let line = send_raw(connect(home)?, &request)?;
+    make_room(std::io::stdout(), line.len());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match list_json(&line)? {
         ListJson::Pm2(json) => out.write_all(json.as_bytes())?,
@@ -158,6 +159,36 @@ fn jlist(home: &Home) -> Result<i32> {
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(0)
+}
+
+/// Lets `out` (stdout) hold `len` bytes, so that a list of a megabyte is written
+/// at once and this process ends, instead of waiting for the reader to
+/// take it 64 KiB (a pipe) or 200 KiB (a socket, as Node's `spawn` gives)
+/// at a time. As far as the system allows: a pipe up to
+/// `fs.pipe-max-size` (1 MiB by default), a socket up to
+/// `net.core.wmem_max`. Anything else is left as it is.
+fn make_room(out: impl std::os::fd::AsFd, len: usize) {
+    use nix::errno::Errno;
+    use nix::fcntl::{fcntl, FcntlArg::F_SETPIPE_SZ};
+    use nix::sys::socket::{setsockopt, sockopt::SndBuf};
+    const SMALL: usize = 64 * 1024;
+    const PIPE_MAX_UNPRIVILEGED: usize = 1 << 20;
+    if len <= SMALL {
+        return;
+    }
+    let Ok(wanted) = i32::try_from(len + 4096) else {
+        return;
+    };
+    match fcntl(&out, F_SETPIPE_SZ(wanted)) {
+        Err(Errno::EPERM) => {
+            let _ = fcntl(&out, F_SETPIPE_SZ(PIPE_MAX_UNPRIVILEGED as i32));
+        }
+        // Not a pipe.
+        Err(Errno::EBADF) => {
+            let _ = setsockopt(&out, SndBuf, &(wanted as usize));
+        }
+        _ => {}
+    }
 }
 
 /// Prints the process list in PM2's shape as `pm2 prettylist` does: Node's
@@ -217,8 +248,24 @@ enum ListJson<'a> {
     Pm2(&'a str),
 }
 
+/// How the daemon opens a list in PM2's shape; the array and `}` follow,
+/// and nothing else.
+const PM2_LIST_OPENING: &[u8] = br#"{"reply":"pm2_list","processes":"#;
+
 /// The `processes` array of a list reply; the message of an `error`.
 fn list_json(line: &[u8]) -> Result<ListJson<'_>> {
+    // A list in PM2's shape as the daemon writes it is passed on as it
+    // is: checking a megabyte of JSON costs the CLI more than the rest of
+    // `jlist` does.
+    let whole = line.strip_suffix(b"\n").unwrap_or(line);
+    if let Some(array) = whole
+        .strip_prefix(PM2_LIST_OPENING)
+        .and_then(|rest| rest.strip_suffix(b"}"))
+        .filter(|array| array.starts_with(b"[") && array.ends_with(b"]"))
+    {
+        let array = std::str::from_utf8(array).context("unreadable reply from the rsup daemon")?;
+        return Ok(ListJson::Pm2(array));
+    }
     #[derive(serde::Deserialize)]
     struct Raw<'a> {
         reply: &'a str,
@@ -776,6 +823,14 @@ mod tests {
     fn a_list_in_pm2_shape_is_printed_as_sent_and_an_older_daemons_is_shaped_here() {
         let pm2 = br#"{"reply":"pm2_list","processes":[{"pid":1}]}"#;
         assert_eq!(list_json(pm2).unwrap(), ListJson::Pm2(r#"[{"pid":1}]"#));
+        let sent = b"{\"reply\":\"pm2_list\",\"processes\":[{\"pid\":1},{}]}\n";
+        assert_eq!(list_json(sent).unwrap(), ListJson::Pm2(r#"[{"pid":1},{}]"#));
+        // Written otherwise, it is read as JSON.
+        let spaced = br#"{ "reply": "pm2_list", "processes": [ {"pid": 2} ] }"#;
+        assert_eq!(
+            list_json(spaced).unwrap(),
+            ListJson::Pm2(r#"[ {"pid": 2} ]"#)
+        );
         // Not what `jlist --native` and the table read.
         assert!(jlist_json(pm2).is_err());
         let older = encode(&Reply::Done {
@@ -786,6 +841,29 @@ mod tests {
         };
         let procs: Vec<ProcessInfo> = serde_json::from_str(json).unwrap();
         assert_eq!(procs, vec![info(0)]);
+    }
+
+    #[test]
+    fn stdout_is_made_room_for_a_list_as_far_as_the_system_allows() {
+        use nix::fcntl::{fcntl, FcntlArg::F_GETPIPE_SZ};
+        use nix::sys::socket::{getsockopt, sockopt::SndBuf};
+        let limit = |name: &str| -> usize {
+            let text = std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap();
+            text.trim().parse().unwrap()
+        };
+        let len = 900 * 1024;
+        let (_read, write) = nix::unistd::pipe().unwrap();
+        make_room(&write, len);
+        let pipe = fcntl(&write, F_GETPIPE_SZ).unwrap() as usize;
+        assert!(pipe >= len.min(limit("fs/pipe-max-size")), "{pipe}");
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        make_room(&socket, len);
+        let room = getsockopt(&socket, SndBuf).unwrap();
+        assert!(room >= len.min(limit("net/core/wmem_max")), "{room}");
+        // Small output leaves it as it is.
+        let (_read, write) = nix::unistd::pipe().unwrap();
+        make_room(&write, 1000);
+        assert_eq!(fcntl(&write, F_GETPIPE_SZ).unwrap(), 64 * 1024);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! - the daemon's own start and end, signals: [`lifecycle`]; its
 //!   descriptors (inherited, limit, reserve): [`descriptors`]
 //! - accepting clients, checking who they are: [`server`]
-//! - what each request does (start, stop, reload, …): [`actions`]
+//! - what each request does (start, stop, reload, …): [`actions`]; the
+//!   lists: `actions/list.rs`, and `jlist`'s in PM2's shape, written
+//!   from each instance's kept options: `actions/pm2_list.rs`
 //! - the apps by name, and which processes a target names: [`apps`]
 //! - one app, the owner of its instances and sockets, running one
 //!   operation at a time: [`app`]

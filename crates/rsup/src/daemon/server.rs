@@ -5,6 +5,7 @@ use super::actions;
 use super::lifecycle::Daemon;
 use super::{reexec, retire};
 use crate::lines::read_line;
+use nix::sys::socket::{setsockopt, sockopt};
 use rsup_proto::control::{Reply, Request};
 use rsup_proto::framing::{decode, encode};
 use std::sync::Arc;
@@ -63,8 +64,10 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
     // A list is encoded straight from the instances' states.
     if let Request::List { target, pm2 } = &request {
         let line = actions::list::list_line(&daemon, target.as_ref(), *pm2);
+        make_room(&write, line.len());
         let _ = write.write_all(&line).await;
         let _ = write.shutdown().await;
+        actions::pm2_list::recycle(line);
         return;
     }
 
@@ -92,6 +95,17 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
     }
 }
 
+/// Lets the socket hold a reply of `len` bytes (a list of a thousand
+/// processes is a megabyte), so it goes out in one write instead of a
+/// few hundred kilobytes per wake-up of the client; the kernel caps the
+/// size at `net.core.wmem_max`.
+fn make_room(stream: &tokio::net::unix::OwnedWriteHalf, len: usize) {
+    const DEFAULT: usize = 200 * 1024;
+    if len > DEFAULT {
+        let _ = setsockopt(stream.as_ref(), sockopt::SndBuf, &len);
+    }
+}
+
 /// Only the daemon's own user (and root) may control it.
 fn check_peer(stream: &tokio::net::unix::OwnedWriteHalf) -> Result<(), String> {
     let me = nix::unistd::geteuid().as_raw();
@@ -111,5 +125,26 @@ fn check_peer(stream: &tokio::net::unix::OwnedWriteHalf) -> Result<(), String> {
             "permission denied: this rsup daemon belongs to uid {me}, not uid {}",
             cred.uid()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::getsockopt;
+
+    #[tokio::test]
+    async fn a_large_reply_gets_room_for_one_write() {
+        let wmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let (daemon_side, _client) = UnixStream::pair().unwrap();
+        let (_read, write) = daemon_side.into_split();
+        let len = 1 << 20;
+        make_room(&write, len);
+        let room = getsockopt(write.as_ref(), sockopt::SndBuf).unwrap();
+        assert!(room >= len.min(wmem_max), "{room}");
     }
 }

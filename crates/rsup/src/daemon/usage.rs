@@ -28,7 +28,26 @@ impl Usages {
         known.unwrap_or_else(|| first_reading(pid))
     }
 
-    fn replace(&self, figures: HashMap<u32, Usage>) {
+    /// The latest figures of each of `pids` that is a process, as
+    /// [`Usages::of`] gives them, taking the lock once for a whole list.
+    pub fn of_each(&self, pids: &[Option<u32>]) -> Vec<Option<Usage>> {
+        let known: Vec<Option<Usage>> = {
+            let figures = self.figures.lock().unwrap();
+            pids.iter()
+                .map(|pid| figures.get(&(*pid)?).copied())
+                .collect()
+        };
+        // A process not measured yet is measured without the lock.
+        pids.iter()
+            .zip(known)
+            .map(|(pid, known)| {
+                let pid = (*pid)?;
+                Some(known.unwrap_or_else(|| first_reading(pid)))
+            })
+            .collect()
+    }
+
+    pub(super) fn replace(&self, figures: HashMap<u32, Usage>) {
         *self.figures.lock().unwrap() = figures;
     }
 }
@@ -83,9 +102,15 @@ mod tests {
         // The figure stands until the next round.
         assert_eq!(usages.of(me), mine);
         assert_eq!(usages.of(u32::MAX - 1), Usage::NONE);
+        // Many at once: the same figures, none for what is not running.
+        assert_eq!(
+            usages.of_each(&[Some(me), None, Some(u32::MAX - 1)]),
+            [Some(mine), None, Some(Usage::NONE)]
+        );
         // A pid no round saw is measured when asked for.
         usages.replace(measure(&mut sampler, &HashSet::new()));
         assert!(usages.figures.lock().unwrap().is_empty());
         assert!(usages.of(me).memory_bytes > 1024 * 1024);
+        assert!(usages.of_each(&[Some(me)])[0].unwrap().memory_bytes > 1024 * 1024);
     }
 }

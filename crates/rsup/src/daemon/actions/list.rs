@@ -9,16 +9,16 @@ use crate::daemon::metrics::Usage;
 use rsup_proto::app::{AppSpec, ProcessInfo};
 use rsup_proto::control::{Reply, Target};
 use rsup_proto::framing::encode;
-use rsup_proto::pm2::MonitorData;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The reply to `list`, encoded: a [`Reply::Done`] of every
-/// [`ProcessInfo`] (or with `pm2`, a [`Reply::Pm2List`]), written from the
-/// instances' states with their specs borrowed, so a list of a thousand
-/// processes copies no spec or environment. An app whose spec carries an
-/// inherited environment has it left out once, not once per instance.
+/// [`ProcessInfo`], written from the instances' states with their specs
+/// borrowed, so a list of a thousand processes copies no spec or
+/// environment. An app whose spec carries an inherited environment has it
+/// left out once, not once per instance. With `pm2`, a [`Reply::Pm2List`]
+/// (see [`super::pm2_list`]).
 pub fn list_line(daemon: &Daemon, target: Option<&Target>, pm2: bool) -> Vec<u8> {
     let handles = match target {
         None => daemon.apps.instances(),
@@ -27,6 +27,9 @@ pub fn list_line(daemon: &Daemon, target: Option<&Target>, pm2: bool) -> Vec<u8>
             Err(message) => return encode(&Reply::Error { message }),
         },
     };
+    if pm2 {
+        return super::pm2_list::line(daemon, &handles);
+    }
     let states: Vec<InstanceState> = handles.iter().map(|h| h.state()).collect();
     let mut shown: HashMap<*const AppSpec, Option<AppSpec>> = HashMap::new();
     for state in &states {
@@ -48,26 +51,16 @@ pub fn list_line(daemon: &Daemon, target: Option<&Target>, pm2: bool) -> Vec<u8>
             }
         })
         .collect();
-    // About a kilobyte per process in either shape: sized once, rather
+    // About a kilobyte per process: sized once, rather
     // than grown (and copied) step by step to a megabyte.
     let mut line = Vec::with_capacity(1024 * (processes.len() + 1));
-    let written = if pm2 {
-        serde_json::to_writer(
-            &mut line,
-            &Pm2ListReply {
-                reply: "pm2_list",
-                processes: MonitorData(&processes),
-            },
-        )
-    } else {
-        serde_json::to_writer(
-            &mut line,
-            &ListReply {
-                reply: "done",
-                processes,
-            },
-        )
-    };
+    let written = serde_json::to_writer(
+        &mut line,
+        &ListReply {
+            reply: "done",
+            processes,
+        },
+    );
     match written {
         Ok(()) => {
             line.push(b'\n');
@@ -94,13 +87,6 @@ fn without_inherited(spec: &AppSpec) -> Option<AppSpec> {
 struct ListReply<'a> {
     reply: &'static str,
     processes: Vec<ProcessInfo<&'a AppSpec>>,
-}
-
-/// [`Reply::Pm2List`], as it is encoded.
-#[derive(Serialize)]
-struct Pm2ListReply<'a> {
-    reply: &'static str,
-    processes: MonitorData<'a, &'a AppSpec>,
 }
 
 /// The processes `target` names, each spec whole (with the environment
@@ -135,7 +121,7 @@ fn report(daemon: &Daemon, handles: &[InstanceHandle], inherited: bool) -> Vec<P
 }
 
 /// The Node version a Node app's interpreter reports.
-fn node_version(daemon: &Daemon, state: &InstanceState) -> Option<String> {
+pub(super) fn node_version(daemon: &Daemon, state: &InstanceState) -> Option<String> {
     let spec = &state.spec;
     spec.node
         .then(|| daemon.node_versions.of(spec.interpreter.as_deref()?))
@@ -195,17 +181,27 @@ fn report_with<'a, S: ?Sized>(
 
 /// What is wrong with an instance's logs now, and how much output they
 /// have lost; a file that is two of its logs (out and error) counts once.
-fn log_report(files: &[Arc<LogHealth>]) -> (Option<String>, u64) {
-    let mut distinct: Vec<&Arc<LogHealth>> = Vec::new();
-    for f in files {
-        if !distinct.iter().any(|d| Arc::ptr_eq(d, f)) {
-            distinct.push(f);
+/// Nothing is allocated for logs that are well, as most are: a list does
+/// this for every instance.
+pub(super) fn log_report(files: &[Arc<LogHealth>]) -> (Option<String>, u64) {
+    let mut error: Option<String> = None;
+    let mut dropped = 0;
+    for (i, file) in files.iter().enumerate() {
+        if files[..i].iter().any(|seen| Arc::ptr_eq(seen, file)) {
+            continue;
+        }
+        let report = file.report();
+        dropped += report.dropped_bytes;
+        match (&mut error, report.error) {
+            (Some(errors), Some(e)) => {
+                errors.push_str("; ");
+                errors.push_str(&e);
+            }
+            (None, e) => error = e,
+            (Some(_), None) => {}
         }
     }
-    let reports: Vec<_> = distinct.iter().map(|h| h.report()).collect();
-    let errors: Vec<&str> = reports.iter().filter_map(|r| r.error.as_deref()).collect();
-    let error = (!errors.is_empty()).then(|| errors.join("; "));
-    (error, reports.iter().map(|r| r.dropped_bytes).sum())
+    (error, dropped)
 }
 
 #[cfg(test)]
@@ -263,17 +259,25 @@ mod tests {
         assert_eq!(processes[0]["spec"]["env"]["PATH"], "/usr/bin:/bin");
         assert_eq!(processes[2]["status"], "stopped");
 
-        // In PM2's shape: what PM2's list of the same reports is.
-        let pm2: Value = serde_json::from_slice(&list_line(&daemon, None, true)).unwrap();
+        // In PM2's shape: byte for byte the reply of what PM2's list of the
+        // same reports, with the figures fixed for both.
+        let figures = all
+            .iter()
+            .filter_map(|h| h.state().pid)
+            .map(|pid| (pid, daemon.usage.of(pid)))
+            .collect();
+        daemon.usage.replace(figures);
+        let line = list_line(&daemon, None, true);
+        let mut expected = br#"{"reply":"pm2_list","processes":"#.to_vec();
+        let reports = describe(&daemon, &all);
+        serde_json::to_writer(&mut expected, &rsup_proto::pm2::MonitorData(&reports)).unwrap();
+        expected.extend_from_slice(b"}\n");
+        assert_eq!(
+            String::from_utf8(line.clone()).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+        let pm2: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(pm2["reply"], "pm2_list");
-        let mut expected = rsup_proto::pm2::monitor_data(&describe(&daemon, &all));
-        let mut got = pm2["processes"].clone();
-        for list in [&mut expected, &mut got] {
-            for p in list.as_array_mut().unwrap() {
-                assert!(p.as_object_mut().unwrap().remove("monit").is_some());
-            }
-        }
-        assert_eq!(got, expected);
         assert_eq!(pm2["processes"][0]["pm2_env"]["PATH"], "/usr/bin:/bin");
         assert!(pm2["processes"][0]["pm2_env"].get("SHELL_ONLY").is_none());
 

@@ -4,6 +4,7 @@
 
 mod flush;
 pub mod list;
+pub mod pm2_list;
 mod reload;
 mod reload_logs;
 mod reset;

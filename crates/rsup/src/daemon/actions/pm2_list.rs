@@ -1,0 +1,266 @@
+//! `jlist`'s list in PM2's shape, written mostly from kept bytes: the
+//! bulk of each process (its options and environment, escaped) is written
+//! once per instance and spec and kept; its state and figures, a few
+//! hundred bytes, are written on every list. A list of a thousand
+//! processes is then mostly a copy of a megabyte.
+
+use super::list::{log_report, node_version};
+use crate::daemon::instance::{Identity, InstanceHandle, InstanceState};
+use crate::daemon::lifecycle::Daemon;
+use crate::daemon::metrics::Usage;
+use rsup_proto::app::AppSpec;
+use rsup_proto::control::Reply;
+use rsup_proto::framing::encode;
+use rsup_proto::pm2::{options_fragment, write_process, Options, State};
+use std::collections::hash_map::{Entry, HashMap};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+/// One instance's [`options_fragment`], and what it was written from.
+struct Kept {
+    /// Held so that no other instance can have its address (the key)
+    /// while it is kept.
+    identity: Arc<Identity>,
+    /// The spec it was written from: another spec (a restart with new
+    /// options, a rename) writes it again.
+    spec: Arc<AppSpec>,
+    options: Vec<u8>,
+}
+
+/// Every listed instance's kept fragment, by the address of its identity.
+/// One per daemon process; keyed by identity, it serves any daemon in it.
+/// Those of instances that are gone are dropped by the next list.
+static KEPT: LazyLock<Mutex<HashMap<usize, Kept>>> = LazyLock::new(Default::default);
+
+/// The memory of the largest list, written to the client and given back
+/// ([`recycle`]): a megabyte taken fresh from the system for every list
+/// costs more in page faults than writing it does.
+static SPARE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Keeps a list line's memory for the next list, once it is sent.
+pub fn recycle(mut line: Vec<u8>) {
+    line.clear();
+    let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+    if line.capacity() > spare.capacity() {
+        *spare = line;
+    }
+}
+
+/// The reply to a list in PM2's shape ([`Reply::Pm2List`]) of these
+/// instances, encoded: the same bytes as serializing it.
+pub fn line(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<u8> {
+    let states: Vec<InstanceState> = handles.iter().map(InstanceHandle::state).collect();
+    let pids: Vec<Option<u32>> = states.iter().map(|s| s.pid).collect();
+    let usages = daemon.usage.of_each(&pids);
+    // The lock only guards a cache: one a panic left half-updated is
+    // still entries that each match their spec.
+    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    // An instance that is gone is held by nothing but its entry.
+    kept.retain(|_, k| Arc::strong_count(&k.identity) > 1);
+    let per_process = kept.values().map(|k| k.options.len()).max().unwrap_or(0) + 512;
+    let mut line = std::mem::take(&mut *SPARE.lock().unwrap_or_else(PoisonError::into_inner));
+    line.reserve(64 + per_process * handles.len());
+    line.extend_from_slice(br#"{"reply":"pm2_list","processes":["#);
+    for (i, ((handle, state), usage)) in handles.iter().zip(&states).zip(usages).enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        let node_version = node_version(daemon, state);
+        let (log_error, dropped) = log_report(&state.log_health);
+        let now = state_now(
+            &handle.identity,
+            state,
+            usage,
+            node_version.as_deref(),
+            (log_error.as_deref(), dropped),
+        );
+        let written = options(&mut kept, &handle.identity, state)
+            .and_then(|options| write_process(&mut line, options, &now));
+        if let Err(e) = written {
+            // A string or number that JSON cannot hold; not one rsup has.
+            return encode(&Reply::Error {
+                message: format!("cannot write the list: {e}"),
+            });
+        }
+    }
+    line.extend_from_slice(b"]}\n");
+    line
+}
+
+/// The instance's kept fragment, written now if it has none or one of
+/// another spec.
+fn options<'a>(
+    kept: &'a mut HashMap<usize, Kept>,
+    identity: &Arc<Identity>,
+    state: &InstanceState,
+) -> serde_json::Result<&'a [u8]> {
+    let write = || -> serde_json::Result<Kept> {
+        let spec = &state.spec;
+        let options = options_fragment(&Options {
+            // The name the app has now (it may have been renamed).
+            name: &spec.name,
+            instance: identity.instance,
+            spec,
+            out_log: &identity.out_log,
+            err_log: &identity.err_log,
+            combined_log: identity.combined_log.as_deref(),
+            pid_file: &identity.pid_file,
+        })?;
+        Ok(Kept {
+            identity: identity.clone(),
+            spec: spec.clone(),
+            options,
+        })
+    };
+    let entry = match kept.entry(Arc::as_ptr(identity) as usize) {
+        Entry::Occupied(entry) if Arc::ptr_eq(&entry.get().spec, &state.spec) => entry.into_mut(),
+        Entry::Occupied(mut entry) => {
+            entry.insert(write()?);
+            entry.into_mut()
+        }
+        Entry::Vacant(entry) => entry.insert(write()?),
+    };
+    Ok(&entry.options)
+}
+
+/// What changes between lists: the instance's state, log health and
+/// figures (`usage`, when it runs) now; `node_version` and `log_error`
+/// are the instance's, passed in to be borrowed.
+fn state_now<'a>(
+    identity: &'a Identity,
+    state: &'a InstanceState,
+    usage: Option<Usage>,
+    node_version: Option<&'a str>,
+    (log_error, log_dropped_bytes): (Option<&'a str>, u64),
+) -> State<'a> {
+    State {
+        id: identity.id,
+        name: &state.spec.name,
+        node: state.spec.node,
+        status: state.status,
+        pid: state.pid,
+        started_at_ms: state.started_at_ms,
+        created_at_ms: identity.created_at_ms,
+        unique_id: &identity.unique_id,
+        node_version,
+        restarts: state.restarts,
+        unstable_restarts: state.unstable_restarts,
+        last_exit: state.last_exit.as_ref(),
+        log_error,
+        log_dropped_bytes,
+        memory_bytes: usage.as_ref().map_or(0, |u| u.memory_bytes),
+        cpu_percent: usage.as_ref().map_or(0.0, |u| u.cpu_percent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::app::{Op, Selection};
+    use rsup_proto::control::SpecUpdate;
+    use serde_json::{json, Value};
+
+    /// Every process of the daemon's list, as JSON.
+    fn processes(daemon: &Daemon) -> Vec<Value> {
+        let line = line(daemon, &daemon.apps.instances());
+        // Nothing after the array: the CLI prints it as sent.
+        assert!(line.ends_with(b"]}\n"));
+        let reply: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(reply["reply"], "pm2_list");
+        // As the server does: the next list is written in its memory.
+        recycle(line);
+        reply["processes"].as_array().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_list_shows_every_change_since_the_last() {
+        let home = tempfile::tempdir().unwrap();
+        let daemon = Daemon::for_tests(home.path());
+        let mut sleeper = crate::test_support::spec();
+        sleeper.name = "sleeper".into();
+        sleeper.script = "sleep".into();
+        sleeper.args = vec!["1000".into()];
+        sleeper.interpreter = None;
+        sleeper.node = false;
+        sleeper.cwd = "/".into();
+        sleeper.instances = 2;
+        let app = daemon.apps.create(vec![sleeper]).unwrap().remove(0);
+        app.run(Op::Start(2)).await.unwrap();
+
+        let first = processes(&daemon);
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[1]["pm2_env"]["NODE_APP_INSTANCE"], 1);
+        let pid = first[0]["pid"].as_u64().unwrap();
+        assert!(pid > 0);
+        assert_eq!(first[0]["pm2_env"]["status"], "online");
+        assert_eq!(first[0]["pm2_env"]["restart_time"], 0);
+
+        // New figures.
+        let figures = Usage {
+            cpu_percent: 12.34,
+            memory_bytes: 4321,
+        };
+        daemon.usage.replace([(pid as u32, figures)].into());
+        let measured = processes(&daemon);
+        assert_eq!(measured[0]["monit"], json!({ "memory": 4321, "cpu": 12.3 }));
+
+        // A restart with a new name: new options, process and count.
+        let rename = SpecUpdate {
+            name: Some("renamed".into()),
+            ..Default::default()
+        };
+        app.run(Op::Restart {
+            selection: Selection::All,
+            update: rename,
+        })
+        .await
+        .unwrap();
+        let renamed = processes(&daemon);
+        for p in &renamed {
+            assert_eq!(p["name"], "renamed");
+            assert_eq!(p["pm2_env"]["name"], "renamed");
+            assert_eq!(p["pm2_env"]["env"]["renamed"], json!({}));
+            assert!(p["pm2_env"]["env"].get("sleeper").is_none());
+            assert_eq!(p["pm2_env"]["restart_time"], 1);
+        }
+        assert_ne!(renamed[0]["pid"], pid);
+
+        // Stopped: status, pid and figures.
+        app.run(Op::Stop(Selection::All)).await.unwrap();
+        for p in processes(&daemon) {
+            assert_eq!(p["pid"], 0);
+            assert_eq!(p["pm2_env"]["status"], "stopped");
+            assert_eq!(p["monit"], json!({ "memory": 0, "cpu": 0 }));
+        }
+        app.run(Op::Remove(Selection::All)).await.unwrap();
+        assert!(processes(&daemon).is_empty());
+    }
+
+    #[test]
+    fn an_instance_that_is_gone_is_forgotten() {
+        let identity = Arc::new(Identity {
+            id: 1,
+            name: "gone".into(),
+            instance: 0,
+            out_log: "/o".into(),
+            err_log: "/e".into(),
+            combined_log: None,
+            pid_file: "/p".into(),
+            created_at_ms: 0,
+            unique_id: String::new(),
+        });
+        let key = Arc::as_ptr(&identity) as usize;
+        let kept = Kept {
+            identity,
+            spec: Arc::new(crate::test_support::spec()),
+            options: b"\"name\":\"gone\"".to_vec(),
+        };
+        KEPT.lock().unwrap().insert(key, kept);
+        let home = tempfile::tempdir().unwrap();
+        let daemon = Daemon::for_tests(home.path());
+        assert_eq!(
+            line(&daemon, &[]),
+            b"{\"reply\":\"pm2_list\",\"processes\":[]}\n"
+        );
+        assert!(!KEPT.lock().unwrap().contains_key(&key));
+    }
+}
