@@ -4,6 +4,20 @@ use rsup_proto::app::{defaults, AppSpec, ExecMode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// An app whose instances sleep until stopped (`sleep 1000`, not Node).
+pub fn sleeper(name: &str, instances: u32) -> AppSpec {
+    let mut spec = spec();
+    spec.name = name.into();
+    spec.script = "sleep".into();
+    spec.args = vec!["1000".into()];
+    spec.interpreter = None;
+    spec.node = false;
+    spec.cwd = "/".into();
+    spec.env = [("PATH".to_string(), "/usr/bin:/bin".to_string())].into();
+    spec.instances = instances;
+    spec
+}
+
 /// A Node app with PM2's defaults, for tests to adjust.
 pub fn spec() -> AppSpec {
     AppSpec {

@@ -217,13 +217,7 @@ fn prettylist_text(procs: &[ProcessInfo]) -> String {
 /// it into [`ProcessInfo`]s and writing them again, without the cost of
 /// doing so for thousands of processes.
 fn jlist_native(home: &Home) -> Result<i32> {
-    let line = send_raw(
-        connect(home)?,
-        &Request::List {
-            target: None,
-            pm2: false,
-        },
-    )?;
+    let line = native_list_line(home)?;
     let json = jlist_json(&line)?;
     let mut out = std::io::stdout().lock();
     out.write_all(json.as_bytes())?;
@@ -287,14 +281,18 @@ fn list_json(line: &[u8]) -> Result<ListJson<'_>> {
 /// generic reply parser buffers a tagged reply whole first, which costs
 /// more than the rest of `jlist` for thousands of processes.
 fn list_fast(home: &Home) -> Result<Vec<ProcessInfo>> {
-    let line = send_raw(
-        connect(home)?,
-        &Request::List {
-            target: None,
-            pm2: false,
-        },
-    )?;
+    let line = native_list_line(home)?;
     serde_json::from_str(jlist_json(&line)?).context("unreadable reply from the rsup daemon")
+}
+
+/// The daemon's reply to a list of every process in its own records, as
+/// it came.
+fn native_list_line(home: &Home) -> Result<Vec<u8>> {
+    let request = Request::List {
+        target: None,
+        pm2: false,
+    };
+    send_raw(connect(home)?, &request)
 }
 
 pub fn list(home: &Home) -> Result<Vec<ProcessInfo>> {

@@ -428,19 +428,7 @@ mod tests {
         ))
     }
 
-    /// An app whose instances sleep until stopped.
-    fn sleeper(name: &str, instances: u32) -> AppSpec {
-        let mut spec = crate::test_support::spec();
-        spec.name = name.into();
-        spec.script = "sleep".into();
-        spec.args = vec!["1000".into()];
-        spec.interpreter = None;
-        spec.node = false;
-        spec.cwd = "/".into();
-        spec.env = [("PATH".to_string(), "/usr/bin:/bin".to_string())].into();
-        spec.instances = instances;
-        spec
-    }
+    use crate::test_support::sleeper;
 
     fn pids(app: &AppHandle) -> Vec<u32> {
         app.instances()

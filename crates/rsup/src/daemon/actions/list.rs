@@ -225,15 +225,7 @@ mod tests {
     async fn a_list_line_is_the_reply_of_every_process_info() {
         let home = tempfile::tempdir().unwrap();
         let daemon = Daemon::for_tests(home.path());
-        let mut sleeper = crate::test_support::spec();
-        sleeper.name = "sleeper".into();
-        sleeper.script = "sleep".into();
-        sleeper.args = vec!["1000".into()];
-        sleeper.interpreter = None;
-        sleeper.node = false;
-        sleeper.cwd = "/".into();
-        sleeper.instances = 2;
-        sleeper.env = [("PATH".to_string(), "/usr/bin:/bin".to_string())].into();
+        let mut sleeper = crate::test_support::sleeper("sleeper", 2);
         sleeper.inherited_env = [("SHELL_ONLY".to_string(), "x".to_string())].into();
         let mut idle = sleeper.clone();
         idle.name = "idle".into();

@@ -175,14 +175,7 @@ mod tests {
     async fn a_list_shows_every_change_since_the_last() {
         let home = tempfile::tempdir().unwrap();
         let daemon = Daemon::for_tests(home.path());
-        let mut sleeper = crate::test_support::spec();
-        sleeper.name = "sleeper".into();
-        sleeper.script = "sleep".into();
-        sleeper.args = vec!["1000".into()];
-        sleeper.interpreter = None;
-        sleeper.node = false;
-        sleeper.cwd = "/".into();
-        sleeper.instances = 2;
+        let sleeper = crate::test_support::sleeper("sleeper", 2);
         let app = daemon.apps.create(vec![sleeper]).unwrap().remove(0);
         app.run(Op::Start(2)).await.unwrap();
 
