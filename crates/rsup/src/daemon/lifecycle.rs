@@ -40,6 +40,8 @@ pub struct Daemon {
     pub readiness: Readiness,
     /// For the lists' `node_version`.
     pub node_versions: NodeVersions,
+    /// What `jlist` keeps written from one list to the next.
+    pub list_memory: super::actions::pm2_list::ListMemory,
 }
 
 #[cfg(test)]
@@ -61,6 +63,7 @@ impl Daemon {
             retirement: Retirement::new(false),
             readiness: Readiness::default(),
             node_versions: Default::default(),
+            list_memory: Default::default(),
         })
     }
 }
@@ -130,6 +133,7 @@ fn run_as(
         retirement: Retirement::new(!apps.is_empty()),
         readiness: Readiness::default(),
         node_versions: Default::default(),
+        list_memory: Default::default(),
     });
     let result = runtime.block_on(serve(daemon.clone(), apps, start, health));
     // Only while the seat is ours: a daemon that handed it over, or never

@@ -126,34 +126,12 @@ pub async fn quiet(daemon: &Daemon, limit: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::apps::{AppEnv, Apps};
-    use crate::daemon::preload::Preload;
-    use crate::home::Home;
     use rsup_proto::control::Target;
-
-    fn daemon(home: &tempfile::TempDir) -> Daemon {
-        Daemon {
-            apps: Apps::new(AppEnv::new(
-                Home {
-                    dir: home.path().to_path_buf(),
-                },
-                Preload {
-                    path: None,
-                    problem: None,
-                },
-            )),
-            usage: Default::default(),
-            exit: Default::default(),
-            retirement: Retirement::new(false),
-            readiness: Default::default(),
-            node_versions: Default::default(),
-        }
-    }
 
     #[test]
     fn while_updating_only_reads_run_and_running_work_is_counted() {
         let home = tempfile::tempdir().unwrap();
-        let daemon = daemon(&home);
+        let daemon = Daemon::for_tests(home.path());
         let stop = Request::Stop {
             target: Target::All,
         };

@@ -67,7 +67,7 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
         make_room(&write, line.len());
         let _ = write.write_all(&line).await;
         let _ = write.shutdown().await;
-        actions::pm2_list::recycle(line);
+        daemon.list_memory.recycle(line);
         return;
     }
 

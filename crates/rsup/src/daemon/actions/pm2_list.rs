@@ -13,7 +13,7 @@ use rsup_proto::control::Reply;
 use rsup_proto::framing::encode;
 use rsup_proto::pm2::{options_fragment, write_process, Options, State};
 use std::collections::hash_map::{Entry, HashMap};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// One instance's [`options_fragment`], and what it was written from.
 struct Kept {
@@ -26,22 +26,28 @@ struct Kept {
     options: Vec<u8>,
 }
 
-/// Every listed instance's kept fragment, by the address of its identity.
-/// One per daemon process; keyed by identity, it serves any daemon in it.
-/// Those of instances that are gone are dropped by the next list.
-static KEPT: LazyLock<Mutex<HashMap<usize, Kept>>> = LazyLock::new(Default::default);
+/// What the daemon keeps from one list to the next (see [`Daemon`]).
+#[derive(Default)]
+pub struct ListMemory {
+    /// Every listed instance's kept fragment, by the address of its
+    /// identity. Those of instances that are gone are dropped by the next
+    /// list.
+    kept: Mutex<HashMap<usize, Kept>>,
+    /// The memory of the largest list, written to the client and given
+    /// back ([`ListMemory::recycle`]): a megabyte taken fresh from the
+    /// system for every list costs more in page faults than writing it
+    /// does.
+    spare: Mutex<Vec<u8>>,
+}
 
-/// The memory of the largest list, written to the client and given back
-/// ([`recycle`]): a megabyte taken fresh from the system for every list
-/// costs more in page faults than writing it does.
-static SPARE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-/// Keeps a list line's memory for the next list, once it is sent.
-pub fn recycle(mut line: Vec<u8>) {
-    line.clear();
-    let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
-    if line.capacity() > spare.capacity() {
-        *spare = line;
+impl ListMemory {
+    /// Keeps a list line's memory for the next list, once it is sent.
+    pub fn recycle(&self, mut line: Vec<u8>) {
+        line.clear();
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        if line.capacity() > spare.capacity() {
+            *spare = line;
+        }
     }
 }
 
@@ -53,11 +59,13 @@ pub fn line(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<u8> {
     let usages = daemon.usage.of_each(&pids);
     // The lock only guards a cache: one a panic left half-updated is
     // still entries that each match their spec.
-    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    let memory = &daemon.list_memory;
+    let mut kept = memory.kept.lock().unwrap_or_else(PoisonError::into_inner);
     // An instance that is gone is held by nothing but its entry.
     kept.retain(|_, k| Arc::strong_count(&k.identity) > 1);
     let per_process = kept.values().map(|k| k.options.len()).max().unwrap_or(0) + 512;
-    let mut line = std::mem::take(&mut *SPARE.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut line =
+        std::mem::take(&mut *memory.spare.lock().unwrap_or_else(PoisonError::into_inner));
     line.reserve(64 + per_process * handles.len());
     line.extend_from_slice(br#"{"reply":"pm2_list","processes":["#);
     for (i, ((handle, state), usage)) in handles.iter().zip(&states).zip(usages).enumerate() {
@@ -167,7 +175,7 @@ mod tests {
         let reply: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(reply["reply"], "pm2_list");
         // As the server does: the next list is written in its memory.
-        recycle(line);
+        daemon.list_memory.recycle(line);
         reply["processes"].as_array().unwrap().clone()
     }
 
@@ -247,13 +255,13 @@ mod tests {
             spec: Arc::new(crate::test_support::spec()),
             options: b"\"name\":\"gone\"".to_vec(),
         };
-        KEPT.lock().unwrap().insert(key, kept);
         let home = tempfile::tempdir().unwrap();
         let daemon = Daemon::for_tests(home.path());
+        daemon.list_memory.kept.lock().unwrap().insert(key, kept);
         assert_eq!(
             line(&daemon, &[]),
             b"{\"reply\":\"pm2_list\",\"processes\":[]}\n"
         );
-        assert!(!KEPT.lock().unwrap().contains_key(&key));
+        assert!(!daemon.list_memory.kept.lock().unwrap().contains_key(&key));
     }
 }

@@ -109,34 +109,15 @@ fn to_wire(event: &Event, logs: bool) -> Option<BusEvent> {
 mod tests {
     use super::*;
     use crate::daemon::app::{Op, Selection};
-    use crate::daemon::apps::{AppEnv, Apps};
     use crate::daemon::events::{tap, LogSource, CAPACITY};
     use crate::daemon::instance::{Identity, InstanceState};
-    use crate::daemon::preload::Preload;
-    use crate::daemon::retire::Retirement;
-    use crate::home::Home;
     use rsup_proto::app::Status;
     use rsup_proto::events::LogStream;
     use std::sync::Arc;
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, ReadHalf};
 
     fn daemon(home: &tempfile::TempDir) -> Arc<Daemon> {
-        Arc::new(Daemon {
-            apps: Apps::new(AppEnv::new(
-                Home {
-                    dir: home.path().to_path_buf(),
-                },
-                Preload {
-                    path: None,
-                    problem: None,
-                },
-            )),
-            usage: Default::default(),
-            exit: tokio::sync::Notify::new(),
-            retirement: Retirement::new(false),
-            readiness: Default::default(),
-            node_versions: Default::default(),
-        })
+        Daemon::for_tests(home.path())
     }
 
     type Client = BufReader<ReadHalf<DuplexStream>>;
