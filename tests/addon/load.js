@@ -24,6 +24,8 @@ function keepAliveLoad(port, { clients = 8, pathname = '/' } = {}) {
         }
       } catch (err) {
         stats.failed.push(err.code || err.message);
+        // A refusing port answers at once: do not spin on it.
+        await new Promise((resolve) => setTimeout(resolve, 10));
       }
     }
   });
