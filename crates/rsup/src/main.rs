@@ -6,6 +6,7 @@ mod cron_pattern;
 mod daemon;
 mod dump;
 mod home;
+mod keeper;
 mod lines;
 mod log_tail;
 mod private_file;

@@ -149,7 +149,18 @@ pub enum Command {
         /// Print the version of that state file this binary reads
         #[arg(long)]
         exec_state_version: bool,
+        /// The keeper's end of the link to this daemon
+        #[arg(long, value_name = "FD")]
+        keeper_fd: Option<i32>,
+        /// Take over the processes of the daemon that ended, as the keeper
+        /// hands them over in FILE
+        #[arg(long, value_name = "FILE", requires = "keeper_fd")]
+        adopt: Option<std::path::PathBuf>,
     },
+    /// Run the keeper of the daemon, which starts it (and the next, should
+    /// it crash)
+    #[command(hide = true)]
+    Keeper,
 }
 
 /// Which apps of a config file a verb acts on.

@@ -91,13 +91,14 @@ fn start_daemon(home: &Home) -> Result<()> {
     Ok(())
 }
 
-/// Starts this binary as a daemon, detached, logging to `rsup.log`.
+/// Starts this binary as the daemon's keeper (which starts the daemon),
+/// detached, logging to `rsup.log`.
 fn spawn_daemon(home: &Home) -> Result<Child> {
     home.ensure()?;
     let log = crate::daemon::open_daemon_log(home)?;
     let exe = std::env::current_exe().context("locating the rsup binary")?;
     let mut cmd = Command::new(exe);
-    cmd.arg("daemon");
+    cmd.arg("keeper");
     // A daemon started on demand is nobody's service: it must not
     // report to the systemd unit the CLI happens to run under.
     cmd.env_remove("NOTIFY_SOCKET")

@@ -33,6 +33,15 @@ pub fn run(command: Command) -> Result<i32> {
             crate::daemon::run_reexecuted(home, &state)?;
             Ok(0)
         }
+        Command::Keeper => crate::keeper::run(home),
+        Command::Daemon {
+            keeper_fd: Some(fd),
+            adopt,
+            ..
+        } => {
+            crate::daemon::run_kept(home, fd, adopt.as_deref())?;
+            Ok(0)
+        }
         Command::Daemon { resurrect, .. } => {
             let apps = if resurrect {
                 dump::load(&home)?.map(|(_, apps)| apps).unwrap_or_default()

@@ -183,7 +183,11 @@ impl AppHandle {
         let (published, instances) = watch::channel(Vec::new());
         let reloading = Arc::new(AtomicBool::new(false));
         let context = Arc::new(AppContext {
-            sockets: Mutex::new(AppSockets::new(env.sockets.clone(), env.changed.clone())),
+            sockets: Mutex::new(AppSockets::new(
+                env.sockets.clone(),
+                env.changed.clone(),
+                env.keeper.clone().map(|k| (k, format!("sockets/{name}"))),
+            )),
             changed: env.changed.clone(),
             instance_changed: Notify::new(),
             preload: env.preload.clone(),
@@ -192,6 +196,7 @@ impl AppHandle {
             reloads: env.reloads.clone(),
             freeze: env.freeze.clone(),
             launcher: env.launcher.clone(),
+            keeper: env.keeper.clone(),
         });
         let app = App {
             spec: Arc::new(spec),

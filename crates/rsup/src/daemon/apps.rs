@@ -7,6 +7,7 @@ use super::app::{AppHandle, Selection};
 use super::events::Events;
 use super::freeze::Gate;
 use super::instance::InstanceHandle;
+use super::keeper_link::KeeperLink;
 use super::launcher::{Launcher, OsLauncher};
 use super::preload::Preload;
 use super::reload_record::ReloadRecord;
@@ -46,6 +47,8 @@ pub struct AppEnv {
     /// Pauses the readers of every process's output and channels before
     /// the daemon re-executes itself (`rsup update`).
     pub freeze: Arc<Gate>,
+    /// The daemon's keeper, which holds what a crash must not close.
+    pub keeper: Option<Arc<KeeperLink>>,
 }
 
 impl AppEnv {
@@ -62,6 +65,7 @@ impl AppEnv {
             reloads: Arc::default(),
             freeze: Arc::default(),
             launcher: Arc::new(OsLauncher),
+            keeper: None,
         }
     }
 

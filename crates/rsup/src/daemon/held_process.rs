@@ -1,9 +1,12 @@
-//! A process the daemon keeps across re-executing itself (`rsup update`,
-//! see [`super::reexec`]): the same pid stays its parent, so the process
-//! stays its child; what it knew of the process and the descriptors of its
-//! pipes and channels, kept open through the exec, are all the next image
-//! needs to go on supervising it, through a pidfd.
+//! A process the daemon goes on supervising without having started it:
+//! across re-executing itself (`rsup update`, see [`super::reexec`]) the
+//! same pid stays its parent, so the process stays its child; after a
+//! crash (see [`super::adopt`]) the keeper is its parent, reaps it and
+//! reports its exit. What the daemon knew of the process and the
+//! descriptors of its pipes and channels, kept open, are all it needs to
+//! go on supervising it, through a pidfd.
 
+use super::keeper_link::KeeperLink;
 use super::launcher::ChildProcess;
 use super::spawn::{copy_output, LaunchRequest, Launched};
 use super::stop::Target;
@@ -12,10 +15,12 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::pin::Pin;
 use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::unix::pipe;
@@ -42,14 +47,24 @@ pub struct HeldProcess {
     pub drained: bool,
     /// It was online (else still launching).
     pub online: bool,
+    /// A pidfd of the process, for one that is not this daemon's child
+    /// (whose pid the keeper may reap, and the kernel give out again).
+    #[serde(default)]
+    pub pidfd: Option<RawFd>,
 }
 
 impl HeldProcess {
     /// Every descriptor that must live through the exec.
     pub fn fds(&self) -> impl Iterator<Item = RawFd> {
-        [self.stdout, self.stderr, Some(self.worker), self.node]
-            .into_iter()
-            .flatten()
+        [
+            self.stdout,
+            self.stderr,
+            Some(self.worker),
+            self.node,
+            self.pidfd,
+        ]
+        .into_iter()
+        .flatten()
     }
 }
 
@@ -68,8 +83,13 @@ pub fn reattach(held: &HeldProcess, req: &LaunchRequest) -> io::Result<Launched>
     let err = err.map(pipe_of).transpose()?;
     let output_fds = [held.stdout, held.stderr];
     let (log_copiers, relay) = copy_output(req, out, err);
+    let mut child = match held.pidfd {
+        Some(fd) => PidfdChild::with_pidfd(held.pid, take(fd)),
+        None => PidfdChild::open(held.pid),
+    };
+    child.keeper = req.keeper.cloned();
     Ok(Launched {
-        child: Box::new(PidfdChild::open(held.pid)),
+        child: Box::new(child),
         pid: held.pid,
         node_channel: node,
         worker_channel: worker,
@@ -85,33 +105,54 @@ fn stream(fd: OwnedFd) -> io::Result<UnixStream> {
     UnixStream::from_std(std)
 }
 
-/// A child of this process not started by it (so not one of tokio's),
-/// watched through a pidfd and reaped with `waitid`.
+/// How long the keeper may take to report an exit it reaps.
+const KEEPER_REPORT: Duration = Duration::from_secs(5);
+
+/// A new pidfd of `pid`, if it runs.
+pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new
+    // descriptor, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    // SAFETY: a descriptor just returned to us.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A process not started by this image (so not one of tokio's), watched
+/// through a pidfd: reaped with `waitid` if it is a child of this
+/// process, else its exit status is the keeper's report.
 pub struct PidfdChild {
     pid: u32,
     /// `None` when the process could not be found at all.
     pidfd: Option<AsyncFd<OwnedFd>>,
     /// Once reaped, so that the pid is never signalled again.
     status: Option<ExitStatus>,
+    /// Who reaps it when it is not this process's child.
+    pub keeper: Option<Arc<KeeperLink>>,
 }
 
 impl PidfdChild {
     pub fn open(pid: u32) -> PidfdChild {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new
-        // descriptor, or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
-        let pidfd = (fd >= 0)
-            // SAFETY: a descriptor just returned to us.
-            .then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-            // SAFETY: an OwnedFd keeps its descriptor for its whole life.
-            .and_then(|fd| unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok());
-        if pidfd.is_none() {
+        let child = PidfdChild::watching(pid, pidfd_open(pid));
+        if child.pidfd.is_none() {
             tracing::warn!(pid, "cannot watch the process: it is gone");
         }
+        child
+    }
+
+    /// With a pidfd opened while the pid was surely the process's.
+    pub fn with_pidfd(pid: u32, pidfd: OwnedFd) -> PidfdChild {
+        PidfdChild::watching(pid, Some(pidfd))
+    }
+
+    fn watching(pid: u32, pidfd: Option<OwnedFd>) -> PidfdChild {
+        // SAFETY: an OwnedFd keeps its descriptor for its whole life.
+        let pidfd = pidfd
+            .and_then(|fd| unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok());
         PidfdChild {
             pid,
             pidfd,
             status: None,
+            keeper: None,
         }
     }
 
@@ -132,9 +173,42 @@ impl PidfdChild {
                     self.status = Some(status);
                     return Ok(status);
                 }
+                // Not our child: it has exited (the pidfd is readable),
+                // and the keeper reaps it.
+                Err(nix::errno::Errno::ECHILD) => {
+                    let reported = match &self.keeper {
+                        Some(keeper) => keeper.exit_status(self.pid, KEEPER_REPORT).await,
+                        None => None,
+                    };
+                    let Some(status) = reported else {
+                        return Err(io::Error::other("it ended; how is not known"));
+                    };
+                    self.status = Some(status);
+                    return Ok(status);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+/// `pidfd_send_signal`; with `probe`, signal 0 (whether it still runs).
+fn send_signal(pidfd: std::os::fd::BorrowedFd, signal: Signal, probe: bool) -> nix::Result<()> {
+    let signo = if probe { 0 } else { signal as libc::c_int };
+    // SAFETY: a pidfd we hold, a signal number, no siginfo, no flags.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            signo,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if sent < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(())
     }
 }
 
@@ -155,11 +229,24 @@ impl ChildProcess for PidfdChild {
     }
 
     fn signal(&self, signal: Signal, group: bool) -> nix::Result<()> {
-        // Unreaped, the pid is still this process's.
-        if self.status.is_some() || self.pidfd.is_none() {
+        let Some(pidfd) = &self.pidfd else {
+            return Err(nix::errno::Errno::ESRCH);
+        };
+        if self.status.is_some() {
             return Err(nix::errno::Errno::ESRCH);
         }
-        Target::new(self.pid, group).try_signal(signal)
+        if group {
+            // While the leader lives, its group id is its own.
+            send_signal(pidfd.get_ref().as_fd(), signal, true)?;
+            return Target::new(self.pid, true).try_signal(signal);
+        }
+        // Through the pidfd: the keeper may have reaped it, and the pid
+        // be another process's.
+        send_signal(pidfd.get_ref().as_fd(), signal, false)
+    }
+
+    fn pidfd(&self) -> Option<RawFd> {
+        self.pidfd.as_ref().map(|fd| fd.get_ref().as_raw_fd())
     }
 
     fn group_alive(&self) -> bool {

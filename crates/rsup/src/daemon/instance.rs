@@ -123,6 +123,8 @@ pub struct AppContext {
     ///
     /// [`AppEnv::freeze`]: super::apps::AppEnv::freeze
     pub freeze: Arc<super::freeze::Gate>,
+    /// See [`AppEnv::keeper`](super::apps::AppEnv::keeper).
+    pub keeper: Option<Arc<super::keeper_link::KeeperLink>>,
 }
 
 /// How an instance's task begins.
@@ -404,6 +406,7 @@ impl Runner {
             preload: self.context.preload.as_deref(),
             events: Some(&self.context.events),
             freeze: Some(&self.context.freeze),
+            keeper: self.context.keeper.as_ref(),
         }
     }
 

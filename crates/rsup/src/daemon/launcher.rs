@@ -25,6 +25,10 @@ pub trait ChildProcess: Send + Sync {
     fn signal(&self, signal: Signal, group: bool) -> nix::Result<()>;
     /// Whether anything of its process group is left.
     fn group_alive(&self) -> bool;
+    /// Its pidfd, where the daemon watches it through one.
+    fn pidfd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 /// Real processes (see [`launch`]).

@@ -8,19 +8,22 @@ use super::descriptors::{
     raise_descriptor_limit, RepeatedWarning, ReserveDescriptor, ACCEPT_REST,
 };
 use super::health::{self, HealthOptions, Readiness};
+use super::keeper_link::KeeperLink;
 use super::node_versions::NodeVersions;
 use super::preload::Preload;
 use super::retire::{self, Retirement, Seat};
 use super::server;
 use super::usage::{self, Usages};
-use super::{log_reopen, memory_limit, recover, reexec, state_file, systemd};
+use super::{adopt, log_reopen, memory_limit, recover, reexec, state_file, systemd};
 use crate::home::Home;
+use crate::keeper::handed::{self, Handed};
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use rsup_proto::app::AppSpec;
 use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::sync::Arc;
 use tokio::net::UnixListener;
@@ -83,9 +86,32 @@ pub fn run_reexecuted(home: Home, state: &std::path::Path) -> Result<()> {
     run_as(home, vec![], health, Origin::ReExec(Box::new(exec)))
 }
 
+/// Runs a daemon its keeper started (see [`crate::keeper`]), linked to it
+/// by `link`; with `adopt`, the daemon that ended before it left
+/// processes, which the keeper hands over in that file.
+pub fn run_kept(home: Home, link: RawFd, adopt: Option<&std::path::Path>) -> Result<()> {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if link <= 2 || unsafe { libc::fcntl(link, libc::F_GETFD) } < 0 {
+        anyhow::bail!("--keeper-fd {link}: not a descriptor this daemon inherited");
+    }
+    let handed = adopt
+        .map(|file| handed::read(file).map_err(anyhow::Error::msg))
+        .transpose()?;
+    let health = HealthOptions::from_env().map_err(anyhow::Error::msg)?;
+    run_as(
+        home,
+        vec![],
+        health,
+        Origin::Kept(link, handed.map(Box::new)),
+    )
+}
+
 /// How this daemon came to be.
 enum Origin {
     Fresh,
+    /// Started by its keeper, over the link given; after a daemon that
+    /// ended, with what it left.
+    Kept(RawFd, Option<Box<Handed>>),
     /// The running daemon re-executed itself.
     ReExec(Box<reexec::ExecState>),
 }
@@ -100,10 +126,22 @@ fn run_as(
     // the shell that first ran the CLI left open (a lock, a pipe) would
     // otherwise stay held for the daemon's whole life, and reach every app.
     // The previous image's descriptors the state file names are kept.
-    match &origin {
-        Origin::ReExec(exec) => close_inherited_descriptors_except(&exec.fds()),
-        _ => close_inherited_descriptors(),
-    }
+    let keeper_fd = match &origin {
+        Origin::ReExec(exec) => {
+            close_inherited_descriptors_except(&exec.fds());
+            exec.keeper
+        }
+        Origin::Kept(link, handed) => {
+            let mut kept = vec![*link];
+            kept.extend(handed.iter().flat_map(|h| h.fds()));
+            close_inherited_descriptors_except(&kept);
+            Some(*link)
+        }
+        Origin::Fresh => {
+            close_inherited_descriptors();
+            None
+        }
+    };
     let limit = raise_descriptor_limit();
     home.ensure()?;
     init_tracing();
@@ -116,7 +154,8 @@ fn run_as(
     // The next image of a re-executed daemon has its seat (and pid files)
     // already.
     let start = match origin {
-        Origin::Fresh => Start::Seat(lock_pid_file(&home)?),
+        Origin::Fresh | Origin::Kept(_, None) => Start::Seat(lock_pid_file(&home)?),
+        Origin::Kept(_, Some(handed)) => Start::Adopt(handed),
         Origin::ReExec(exec) => Start::ReExec(exec),
     };
     if matches!(start, Start::Seat(_)) {
@@ -125,8 +164,15 @@ fn run_as(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let _in_runtime = runtime.enter();
+    let mut env = AppEnv::new(home.clone(), Preload::find());
+    if let Some(fd) = keeper_fd {
+        // SAFETY: inherited for this daemon alone, named once.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        env.keeper = Some(KeeperLink::connect(fd).context("taking the keeper's link")?);
+    }
     let daemon = Arc::new(Daemon {
-        apps: Apps::new(AppEnv::new(home.clone(), Preload::find())),
+        apps: Apps::new(env),
         usage: Default::default(),
         exit: Notify::new(),
         // Apps given here: --no-daemon, or the systemd unit's --resurrect.
@@ -197,6 +243,9 @@ enum Start {
     Seat(Flock<fs::File>),
     /// Its previous image left them, with every app.
     ReExec(Box<reexec::ExecState>),
+    /// The keeper kept them, and every process, when the daemon before
+    /// it ended.
+    Adopt(Box<Handed>),
 }
 
 /// Takes its seat as `start` says, then serves.
@@ -215,17 +264,28 @@ async fn serve(
     super::own_log_rotate::spawn(&daemon.apps.env.home);
 
     let fresh = matches!(start, Start::Seat(_));
+    let keeper = daemon.apps.env.keeper.clone();
     let listener = match start {
         Start::Seat(lock) => {
             let listener = bind_control_socket(&daemon.apps.env.home)?;
             let control = listener.as_fd().try_clone_to_owned()?;
+            if let Some(keeper) = &keeper {
+                let seat = [lock.as_fd(), control.as_fd()];
+                keeper.keep(adopt::SEAT.into(), None, serde_json::json!({}), &seat);
+            }
             daemon.retirement.set_seat(Seat { lock, control });
             listener
         }
         Start::ReExec(exec) => reexec::resume(&daemon, *exec)
             .await
             .map_err(|e| anyhow::anyhow!("update failed: {e}"))?,
+        Start::Adopt(handed) => adopt::resume(&daemon, *handed)
+            .await
+            .map_err(|e| anyhow::anyhow!("taking over from the daemon that ended: {e}"))?,
     };
+    if let Some(keeper) = &keeper {
+        keeper.hello();
+    }
     // Once the seat is ours, so that a port in use ends the daemon the way
     // any failure does: every file it wrote removed.
     if let Some(options) = health {
@@ -384,7 +444,7 @@ async fn stop_on_signal(daemon: &Daemon, signal: &str) {
 
 /// The daemon's log lines (to its stderr, which is `rsup.log` when it runs
 /// detached): a timestamp, a level, the message and its fields.
-fn init_tracing() {
+pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)

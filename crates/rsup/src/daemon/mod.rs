@@ -47,6 +47,7 @@
 //!   [`reload_record`]
 
 mod actions;
+mod adopt;
 mod app;
 mod apps;
 mod channels;
@@ -57,6 +58,7 @@ mod freeze;
 mod health;
 mod held_process;
 mod instance;
+mod keeper_link;
 mod launcher;
 mod lifecycle;
 mod log_lines;
@@ -85,12 +87,14 @@ mod spawn;
 mod state_file;
 mod stop;
 mod systemd;
+mod take_back;
 mod usage;
 mod watch;
 
+pub use descriptors::{close_inherited_descriptors, raise_descriptor_limit};
 pub use health::HealthOptions;
 pub use instance::now_ms;
-pub use lifecycle::{open_daemon_log, run_reexecuted};
+pub use lifecycle::{init_tracing, open_daemon_log, run_kept, run_reexecuted};
 pub use pid1::become_reaper_if_pid1;
 pub use reexec::EXEC_STATE_VERSION;
 pub use spawn::pm2_variables_of;

@@ -4,12 +4,14 @@
 use super::channels::{Channels, ChildEvent};
 use super::freeze::Gate;
 use super::held_process::{self, HeldProcess};
+use super::keeper_link::KeeperLink;
 use super::launcher::{ChildProcess, Launcher};
 use super::sockets::{resolve_host, AppSockets};
 use super::spawn::{LaunchRequest, Launched};
 use rsup_proto::app::{AppSpec, ExecMode};
 use rsup_proto::worker::{ListenAddress, SupervisorMessage};
-use std::os::fd::RawFd;
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -36,17 +38,134 @@ pub struct Proc {
     /// will report [`ChildEvent::Drained`] when told to shut down.
     pub listened: bool,
     pub drained: bool,
+    /// Where the keeper holds its descriptors (see [`Kept`]), and what
+    /// it was last told of the process.
+    kept: Option<Kept>,
+    kept_meta: Option<KeptProcess>,
+}
+
+/// A process's descriptors as the daemon's keeper holds them, so that a
+/// crash of the daemon does not close its pipes and channels: given when
+/// the process starts, what it said noted as it says it, and let go of
+/// with the process.
+struct Kept {
+    keeper: Arc<KeeperLink>,
+    key: String,
+}
+
+/// What the keeper keeps of a process beside its descriptors: what the
+/// daemon that takes it over needs to know (see `adopt`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeptProcess {
+    pub id: u32,
+    pub unique_id: String,
+    pub pid: u32,
+    /// When it started, in milliseconds since the epoch.
+    pub started_ms: u64,
+    pub ephemeral_requests: usize,
+    pub said_ready: bool,
+    pub listened: bool,
+    pub drained: bool,
+    /// Which descriptors follow the pidfd and the worker channel.
+    pub stdout: bool,
+    pub stderr: bool,
+    pub node: bool,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.keeper.forget(std::mem::take(&mut self.key));
+    }
+}
+
+fn meta_value(meta: &KeptProcess) -> serde_json::Value {
+    serde_json::to_value(meta).unwrap_or_default()
+}
+
+/// The keeper's key for the process `pid` of instance `id`.
+pub fn kept_key(id: u32, pid: u32) -> String {
+    format!("process/{id}/{pid}")
 }
 
 impl Proc {
     pub fn launch(launcher: &dyn Launcher, req: &LaunchRequest) -> std::io::Result<Proc> {
-        Ok(Proc::watch(launcher.launch(req)?, req.freeze))
+        let mut proc = Proc::watch(launcher.launch(req)?, req.freeze);
+        if let Some(keeper) = req.keeper {
+            proc.keep(keeper, req);
+        }
+        Ok(proc)
+    }
+
+    /// Gives the keeper duplicates of the process's descriptors: a pidfd
+    /// first, then its worker channel, output pipes and Node channel.
+    fn keep(&mut self, keeper: &Arc<KeeperLink>, req: &LaunchRequest) {
+        let Some(pidfd) = held_process::pidfd_open(self.pid) else {
+            return;
+        };
+        let (worker, node) = self.channels.raw_fds();
+        let raw: Vec<RawFd> = [Some(worker), self.output_fds[0], self.output_fds[1], node]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut fds = vec![pidfd.as_fd()];
+        // SAFETY: each is open as long as this process is watched.
+        fds.extend(raw.iter().map(|fd| unsafe { BorrowedFd::borrow_raw(*fd) }));
+        let meta = KeptProcess {
+            id: req.id,
+            unique_id: req.unique_id.to_string(),
+            pid: self.pid,
+            started_ms: super::instance::now_ms(),
+            ephemeral_requests: 0,
+            said_ready: false,
+            listened: false,
+            drained: false,
+            stdout: self.output_fds[0].is_some(),
+            stderr: self.output_fds[1].is_some(),
+            node: node.is_some(),
+        };
+        let key = kept_key(req.id, self.pid);
+        keeper.keep(key.clone(), Some(self.pid), meta_value(&meta), &fds);
+        self.kept = Some(Kept {
+            keeper: keeper.clone(),
+            key,
+        });
+        self.kept_meta = Some(meta);
+    }
+
+    /// Tells the keeper what the process has said so far.
+    fn note_kept(&mut self) {
+        let (Some(kept), Some(meta)) = (&self.kept, &mut self.kept_meta) else {
+            return;
+        };
+        meta.ephemeral_requests = self.ephemeral_requests;
+        meta.said_ready = self.said_ready;
+        meta.listened = self.listened;
+        meta.drained = self.drained;
+        kept.keeper.note(kept.key.clone(), meta_value(meta));
     }
 
     /// A process of the daemon's previous image (`rsup update`), whose
     /// pipes and channels it kept open across the exec.
     pub fn reattach(held: &HeldProcess, req: &LaunchRequest) -> std::io::Result<Proc> {
         let mut proc = Proc::watch(held_process::reattach(held, req)?, req.freeze);
+        // The keeper has held its descriptors since it started.
+        proc.kept = req.keeper.map(|keeper| Kept {
+            keeper: keeper.clone(),
+            key: kept_key(req.id, held.pid),
+        });
+        proc.kept_meta = proc.kept.as_ref().map(|_| KeptProcess {
+            id: req.id,
+            unique_id: req.unique_id.to_string(),
+            pid: held.pid,
+            started_ms: super::instance::now_ms().saturating_sub(held.uptime_ms),
+            ephemeral_requests: held.ephemeral_requests,
+            said_ready: held.said_ready,
+            listened: held.listened,
+            drained: held.drained,
+            stdout: held.stdout.is_some(),
+            stderr: held.stderr.is_some(),
+            node: held.node.is_some(),
+        });
         let uptime = Duration::from_millis(held.uptime_ms);
         proc.started = Instant::now()
             .checked_sub(uptime)
@@ -81,6 +200,8 @@ impl Proc {
             said_ready: false,
             listened: false,
             drained: false,
+            kept: None,
+            kept_meta: None,
         }
     }
 
@@ -102,11 +223,17 @@ impl Proc {
             listened: self.listened,
             drained: self.drained,
             online: false,
+            pidfd: self.child.pidfd(),
         }
     }
 
     /// Acts on what the process said: hands out sockets, notes readiness.
     pub async fn handle(&mut self, event: ChildEvent, sockets: &Mutex<AppSockets>) {
+        self.act_on(event, sockets).await;
+        self.note_kept();
+    }
+
+    async fn act_on(&mut self, event: ChildEvent, sockets: &Mutex<AppSockets>) {
         match event {
             ChildEvent::Ready => self.said_ready = true,
             ChildEvent::Drained => self.drained = true,

@@ -183,14 +183,18 @@ async fn stop(app: &AppState, survivors: &[u32]) {
 /// SIGKILL to what is left at `kill_timeout`.
 pub async fn stop_processes(spec: &AppSpec, pids: &[u32]) {
     let signal = Signal::from_str(&spec.kill_signal).unwrap_or(Signal::SIGINT);
-    let targets: Vec<Target> = pids
-        .iter()
-        .map(|pid| Target::new(*pid, spec.treekill))
-        .collect();
+    let timeout = Duration::from_millis(spec.kill_timeout_ms);
+    stop_pids(signal, timeout, spec.treekill, pids).await;
+}
+
+/// Sends `signal` to each of `pids` (with `tree`, to its group), then
+/// SIGKILL to what is left after `timeout`.
+pub async fn stop_pids(signal: Signal, timeout: Duration, tree: bool, pids: &[u32]) {
+    let targets: Vec<Target> = pids.iter().map(|pid| Target::new(*pid, tree)).collect();
     for t in &targets {
         t.signal(signal);
     }
-    let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
+    let deadline = Instant::now() + timeout;
     while targets.iter().any(Target::alive) && Instant::now() < deadline {
         sleep(POLL).await;
     }

@@ -20,22 +20,19 @@
 //! file, goes on supervising each process through a pidfd, and answers the
 //! waiting `rsup update` on the same connection.
 
-use super::app::{settled, Adoption, Op};
 use super::held_process::HeldProcess;
-use super::instance::Beginning;
 use super::lifecycle::Daemon;
-use super::retire::{self, Seat};
+use super::retire;
 use super::sockets::SavedSocket;
 use super::state_file::{self, DaemonState};
+use super::take_back::{self, Taken};
 use crate::home::Home;
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, Flock, FlockArg};
-use rsup_proto::app::Status;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use rsup_proto::control::Reply;
 use rsup_proto::framing::encode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
-use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -69,6 +66,9 @@ pub struct ExecState {
     pub client: RawFd,
     pub sockets: Vec<HeldSocket>,
     pub processes: Vec<HeldInstance>,
+    /// The link to the daemon's keeper, if it has one.
+    #[serde(default)]
+    pub keeper: Option<RawFd>,
 }
 
 /// A listening socket of an app.
@@ -92,6 +92,7 @@ impl ExecState {
     /// Every descriptor that lives through the exec.
     pub fn fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.lock, self.control, self.client];
+        fds.extend(self.keeper);
         fds.extend(self.sockets.iter().map(|s| s.fd));
         for held in &self.processes {
             fds.extend(held.process.fds());
@@ -157,6 +158,10 @@ async fn prepare(daemon: &Daemon, exe: &Path) -> Result<Vec<HeldInstance>, Strin
     }
     if !daemon.apps.env.freeze.freeze(FREEZE_LIMIT).await {
         return Err("the processes' output readers did not pause in time".into());
+    }
+    // What the keeper was asked to keep must reach it before the exec.
+    if let Some(keeper) = &daemon.apps.env.keeper {
+        keeper.flush().await;
     }
     let mut processes = Vec::new();
     for app in daemon.apps.all() {
@@ -230,6 +235,7 @@ fn exec(daemon: &Daemon, exe: &Path, processes: Vec<HeldInstance>, client: &Unix
         client: client.as_raw_fd(),
         sockets,
         processes,
+        keeper: daemon.apps.env.keeper.as_ref().map(|k| k.raw_fd()),
     };
     let file = path(&daemon.apps.env.home);
     let data = match serde_json::to_vec(&exec_state) {
@@ -312,6 +318,7 @@ fn check_fds(state: &ExecState) -> Result<(), String> {
     let mut seen = std::collections::HashSet::new();
     let shared: std::collections::HashSet<RawFd> = state.sockets.iter().map(|s| s.fd).collect();
     let mut others = vec![state.lock, state.control, state.client];
+    others.extend(state.keeper);
     for held in &state.processes {
         others.extend(held.process.fds());
     }
@@ -337,22 +344,7 @@ pub async fn resume(daemon: &Arc<Daemon>, exec: ExecState) -> Result<UnixListene
     // SAFETY: the state file names each descriptor once; the previous
     // image kept them open for this one, and nothing else took them.
     let take = |fd: RawFd| unsafe { OwnedFd::from_raw_fd(fd) };
-    let lock = Flock::lock(File::from(take(exec.lock)), FlockArg::LockExclusiveNonblock)
-        .map_err(|(_, e)| format!("the pid file is not locked: {e}"))?;
-    let seat = Seat {
-        lock,
-        control: take(exec.control),
-    };
-    let listener = seat
-        .control
-        .try_clone()
-        .map(std::os::unix::net::UnixListener::from)
-        .and_then(|l| {
-            l.set_nonblocking(true)?;
-            UnixListener::from_std(l)
-        })
-        .map_err(|e| format!("taking the control socket: {e}"))?;
-    daemon.retirement.set_seat(seat);
+    let listener = take_back::take_seat(daemon, take(exec.lock), take(exec.control))?;
     let client = std::os::unix::net::UnixStream::from(take(exec.client));
     // Apps that share an address hold one socket: its descriptor is named
     // once per app, and taken once.
@@ -374,66 +366,9 @@ pub async fn resume(daemon: &Arc<Daemon>, exec: ExecState) -> Result<UnixListene
         }
     }
     drop(taken);
-
-    let apps = &daemon.apps;
-    apps.env.ids_from(exec.state.next_id);
-    let specs = exec
-        .state
-        .apps
-        .iter()
-        .map(|a| {
-            let mut spec = a.spec.clone();
-            spec.instances = a.instances.len().max(1) as u32;
-            spec
-        })
-        .collect();
-    let created = apps.create(specs)?;
-    for app in &created {
-        let mut held = app.context.sockets.lock().unwrap();
-        for (_, saved, fd) in sockets.extract_if(.., |(name, ..)| *name == *app.name) {
-            held.adopt(&saved, fd);
-        }
-    }
-    let mut kept = 0;
-    let mut started = 0;
-    let mut set = tokio::task::JoinSet::new();
-    for (app, app_state) in created.into_iter().zip(&exec.state.apps) {
-        let adoptions: Vec<Adoption> = app_state
-            .instances
-            .iter()
-            .map(|r| {
-                let found = exec.processes.iter().find(|h| h.id == r.id);
-                let held = found.map(|h| h.process);
-                let down = match r.status {
-                    Status::Stopped | Status::Stopping => Some(Status::Stopped),
-                    Status::Errored => Some(Status::Errored),
-                    _ => None,
-                };
-                match (held, down) {
-                    (Some(_), _) => kept += 1,
-                    (None, None) => started += 1,
-                    (None, Some(_)) => {}
-                }
-                Adoption {
-                    id: r.id,
-                    instance: r.instance,
-                    beginning: Beginning {
-                        // As after PM2's update, the counts start over.
-                        restarts: 0,
-                        down: if held.is_some() { None } else { down },
-                        held,
-                    },
-                    unique_id: found.map(|h| h.unique_id.clone()),
-                }
-            })
-            .collect();
-        set.spawn(async move { settled(app.run(Op::Adopt(adoptions)).await).await });
-    }
-    while let Some(joined) = set.join_next().await {
-        if let Ok(Err(e)) = joined {
-            tracing::warn!("after the update: {e}");
-        }
-    }
+    // As after PM2's update, the restart counts start over.
+    let Taken { kept, started } =
+        take_back::take_back(daemon, &exec.state, sockets, &exec.processes, false).await?;
     let reply = Reply::Updated {
         pid: std::process::id(),
         from: exec.from.clone(),
@@ -464,6 +399,7 @@ async fn answer(client: std::os::unix::net::UnixStream, reply: &Reply) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::fs::File;
     use std::os::fd::IntoRawFd;
 
     fn open_fd() -> RawFd {
@@ -485,6 +421,7 @@ mod tests {
             control: fds(),
             client: fds(),
             sockets: vec![],
+            keeper: None,
             processes: vec![HeldInstance {
                 id: 0,
                 unique_id: "u".into(),
@@ -501,6 +438,7 @@ mod tests {
                     listened: false,
                     drained: false,
                     online: true,
+                    pidfd: None,
                 },
             }],
         }

@@ -10,13 +10,14 @@
 //! [`SocketTable`] gives a second app the socket the first bound, and the
 //! socket closes with its last user.
 
+use super::keeper_link::KeeperLink;
 use super::own_listeners::{socket_inode, socket_inodes};
 use rsup_proto::worker::{ListenAddress, ListenError};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Socket, Type};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
@@ -84,6 +85,9 @@ pub struct AppSockets {
     table: Arc<SocketTable>,
     /// Told when a socket is bound, so that the state file lists it.
     changed: Option<Arc<Notify>>,
+    /// The daemon's keeper, and the key it keeps the app's sockets under,
+    /// so that they outlive a crash of the daemon.
+    keeper: Option<(Arc<KeeperLink>, String)>,
 }
 
 /// A socket as the state file keeps it: enough for a later daemon to find
@@ -98,10 +102,15 @@ pub struct SavedSocket {
 }
 
 impl AppSockets {
-    pub fn new(table: Arc<SocketTable>, changed: Arc<Notify>) -> AppSockets {
+    pub fn new(
+        table: Arc<SocketTable>,
+        changed: Arc<Notify>,
+        keeper: Option<(Arc<KeeperLink>, String)>,
+    ) -> AppSockets {
         AppSockets {
             table,
             changed: Some(changed),
+            keeper,
             ..AppSockets::default()
         }
     }
@@ -205,6 +214,14 @@ impl AppSockets {
         if let Some(changed) = &self.changed {
             changed.notify_one();
         }
+        if let Some((keeper, key)) = &self.keeper {
+            let (saved, fds): (Vec<SavedSocket>, Vec<BorrowedFd>) = self
+                .entries()
+                .map(|(saved, fd)| (saved, fd.as_fd()))
+                .unzip();
+            let meta = serde_json::to_value(saved).unwrap_or_default();
+            keeper.keep(key.clone(), None, meta, &fds);
+        }
     }
 
     /// Lets go of every socket (the app is gone or has nothing running):
@@ -213,6 +230,9 @@ impl AppSockets {
     /// held any.
     pub fn release(&mut self) -> bool {
         let held = !self.bound.is_empty() || !self.ephemeral.is_empty();
+        if let (Some((keeper, key)), true) = (&self.keeper, held) {
+            keeper.forget(key.clone());
+        }
         for (address, fd) in self.bound.drain() {
             self.table.let_go(&address, fd);
         }
@@ -358,7 +378,7 @@ mod tests {
     #[test]
     fn apps_share_a_fixed_address_until_the_last_lets_go() {
         let table = Arc::new(SocketTable::default());
-        let app = || AppSockets::new(table.clone(), Arc::new(Notify::new()));
+        let app = || AppSockets::new(table.clone(), Arc::new(Notify::new()), None);
         let (mut http, mut http2) = (app(), app());
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = free.local_addr().unwrap().port();

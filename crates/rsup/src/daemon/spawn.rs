@@ -61,6 +61,8 @@ pub struct LaunchRequest<'a> {
     pub events: Option<&'a Arc<Events>>,
     /// What pauses the process's readers before a re-exec.
     pub freeze: Option<&'a Arc<Gate>>,
+    /// Who keeps its descriptors should the daemon crash.
+    pub keeper: Option<&'a Arc<super::keeper_link::KeeperLink>>,
 }
 
 /// A process just started, with the parent's ends of its channels.
@@ -309,6 +311,7 @@ pub fn pm2_variables_of(info: &ProcessInfo) -> Vec<(String, String)> {
         preload: None,
         events: None,
         freeze: None,
+        keeper: None,
     })
 }
 

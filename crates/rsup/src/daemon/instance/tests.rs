@@ -19,7 +19,7 @@ fn start(spec: AppSpec) -> Setup {
     let (launcher, launches) = FakeLauncher::new();
     let changed = Arc::new(Notify::new());
     let context = Arc::new(AppContext {
-        sockets: Mutex::new(AppSockets::new(Arc::default(), changed.clone())),
+        sockets: Mutex::new(AppSockets::new(Arc::default(), changed.clone(), None)),
         changed,
         instance_changed: Notify::new(),
         preload: None,
@@ -28,6 +28,7 @@ fn start(spec: AppSpec) -> Setup {
         reloads: Arc::default(),
         launcher,
         freeze: Arc::default(),
+        keeper: None,
     });
     let dir = tempfile::tempdir().unwrap();
     let identity = Identity {
