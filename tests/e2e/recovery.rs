@@ -1,9 +1,12 @@
-//! A daemon killed with SIGKILL: the next one leaves no orphan behind and
-//! supervises the apps again.
+//! A daemon killed with SIGKILL. Its keeper starts the next daemon at
+//! once, which takes the same processes over: same pids, sockets, logs and
+//! channels, under load without a failed request. Without a keeper (it was
+//! killed too, or gave up), the next daemon leaves no orphan behind and
+//! starts the apps again.
 
 use crate::harness::*;
 use crate::http_client::under_load;
-use rsup_proto::app::Status;
+use rsup_proto::app::{ProcessInfo, Status};
 use std::sync::atomic::Ordering;
 
 fn daemon_pid(r: &Rsup) -> u32 {
@@ -14,8 +17,182 @@ fn daemon_pid(r: &Rsup) -> u32 {
         .unwrap()
 }
 
+/// The daemon's parent: its keeper.
+fn keeper_of(daemon: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn kill9(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the process to die", || (!alive(pid)).then_some(()));
+}
+
+/// Waits for a daemon other than `old` to answer with `count` online
+/// processes.
+fn next_daemon(r: &Rsup, old: u32, count: usize) -> (u32, Vec<ProcessInfo>) {
+    wait_for("the next daemon to serve", || {
+        let procs = r.jlist();
+        let daemon = daemon_pid(r);
+        let online = procs.len() == count && procs.iter().all(|p| p.status == Status::Online);
+        (daemon != old && online).then_some((daemon, procs))
+    })
+}
+
+fn pids(procs: &[ProcessInfo]) -> Vec<u32> {
+    procs.iter().filter_map(|p| p.pid).collect()
+}
+
 #[test]
-fn the_next_daemon_stops_what_a_killed_one_left_and_starts_its_apps_again() {
+fn a_killed_daemon_is_followed_by_one_that_takes_its_processes_over_under_load() {
+    let r = Rsup::new();
+    let port = free_port();
+    let port_env = port.to_string();
+    let out = r.start_fixture(
+        "http.js",
+        "web",
+        &["-i", "2"],
+        &[("PORT", &port_env), ("LOG_REQUESTS", "1")],
+    );
+    assert_success(&out);
+    let before = wait_for("both to listen", || {
+        let procs = r.jlist();
+        let listening = r
+            .report("report")
+            .iter()
+            .filter(|l| l.starts_with("listening"))
+            .count();
+        (listening == 2 && procs.iter().all(|p| p.status == Status::Online)).then_some(procs)
+    });
+    let daemon = daemon_pid(&r);
+    let keeper = keeper_of(daemon);
+    assert_ne!(keeper, 1, "the daemon runs under its keeper");
+
+    let mut after = Vec::new();
+    let mut next = 0;
+    let tally = under_load(port, |tally| {
+        wait_for("traffic", || {
+            (tally.ok.load(Ordering::SeqCst) > 50).then_some(())
+        });
+        kill9(daemon);
+        (next, after) = next_daemon(&r, daemon, 2);
+        let seen = tally.ok.load(Ordering::SeqCst);
+        wait_for("traffic after the crash", || {
+            (tally.ok.load(Ordering::SeqCst) > seen + 50).then_some(())
+        });
+        // Reloaded, the processes taken over drain gracefully: their worker
+        // channels and the app's sockets were taken over.
+        r.ok(&["reload", "web"]);
+        let seen = tally.ok.load(Ordering::SeqCst);
+        wait_for("traffic after the reload", || {
+            (tally.ok.load(Ordering::SeqCst) > seen + 50).then_some(())
+        });
+    });
+    tally.assert_no_failures();
+
+    assert_eq!(pids(&after), pids(&before), "the processes were not kept");
+    assert_eq!(keeper_of(next), keeper, "the same keeper started it");
+    let ids = |procs: &[ProcessInfo]| -> Vec<(u32, String)> {
+        procs.iter().map(|p| (p.id, p.unique_id.clone())).collect()
+    };
+    assert_eq!(ids(&after), ids(&before));
+    let pm2 = std::fs::read_to_string(r.home.path().join("pm2.pid")).unwrap();
+    assert_eq!(pm2.trim(), next.to_string());
+    assert!(!r.home.path().join("handed.json").exists());
+    let killed = r.jlist().into_iter().find(|p| p.id == after[0].id).unwrap();
+    let exit = killed.last_exit.expect("the killed process's exit");
+    // The reload replaced it since: its last exit is the reload's.
+    assert!(exit.signal.is_some() || exit.code.is_some(), "{exit:?}");
+
+    // The process kept until the reload wrote on into its log after the
+    // crash, up to its last line, and never met a closed pipe.
+    let kept = after[1].pid.unwrap();
+    let logs: String = r
+        .jlist()
+        .iter()
+        .map(|p| std::fs::read_to_string(&p.out_log).unwrap_or_default())
+        .collect();
+    let last = logs
+        .lines()
+        .find(|l| l.starts_with(&format!("stopping pid={kept} after ")))
+        .unwrap_or_else(|| panic!("no last line of {kept} in the logs"));
+    let counted: usize = last.rsplit(' ').nth(1).unwrap().parse().unwrap();
+    let logged = logs
+        .lines()
+        .filter(|l| l.starts_with("request") && l.ends_with(&format!(" pid={kept}")))
+        .count();
+    // A crash can lose what the daemon had read and not yet written.
+    assert!(
+        logged <= counted && logged * 10 >= counted * 9,
+        "{logged} of {counted}"
+    );
+    let errors: String = r
+        .jlist()
+        .iter()
+        .map(|p| std::fs::read_to_string(&p.err_log).unwrap_or_default())
+        .collect();
+    assert!(!errors.contains("EPIPE"), "{errors}");
+
+    // A stop ends the keeper with the daemon.
+    r.ok(&["kill"]);
+    wait_for("the keeper to end", || (!alive(keeper)).then_some(()));
+}
+
+#[test]
+fn a_keeper_whose_daemons_keep_dying_gives_up_and_the_next_daemon_starts_the_apps_again() {
+    let r = Rsup::new();
+    assert_success(&r.start_fixture("app.js", "api", &[], &[]));
+    let first = r.jlist();
+    let mut daemon = daemon_pid(&r);
+    let keeper = keeper_of(daemon);
+    for _ in 0..4 {
+        kill9(daemon);
+        (daemon, _) = next_daemon(&r, daemon, 1);
+        assert_eq!(keeper_of(daemon), keeper);
+    }
+    assert_eq!(pids(&r.jlist()), pids(&first), "kept through 4 crashes");
+    // The fifth within a minute: it gives up.
+    kill9(daemon);
+    wait_for("the keeper to give up", || (!alive(keeper)).then_some(()));
+    let log = std::fs::read_to_string(r.home.path().join("rsup.log")).unwrap();
+    assert!(log.contains("giving up"), "{log}");
+    // The next command's daemon replaces what ran.
+    let (_, procs) = next_daemon(&r, daemon, 1);
+    assert_ne!(pids(&procs), pids(&first));
+    assert!(
+        !alive(first[0].pid.unwrap()),
+        "the old process was left running"
+    );
+}
+
+#[test]
+fn a_stop_signal_to_the_keeper_stops_the_apps_and_both() {
+    let r = Rsup::new();
+    assert_success(&r.start_fixture("app.js", "api", &[], &[]));
+    r.wait_report("report", "start");
+    let app = r.jlist()[0].pid.unwrap();
+    let daemon = daemon_pid(&r);
+    let keeper = keeper_of(daemon);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(keeper as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_for("all three to end", || {
+        (!alive(keeper) && !alive(daemon) && !alive(app)).then_some(())
+    });
+    // Stopped gracefully, with the app's kill signal.
+    assert!(r.report("report").contains(&"signal SIGINT".to_string()));
+    assert!(!r.home.path().join("state.json").exists());
+}
+
+#[test]
+fn without_a_keeper_the_next_daemon_stops_what_a_killed_one_left_and_starts_its_apps_again() {
     let r = Rsup::new();
     assert_success(&r.start_fixture("app.js", "api", &["-i", "2"], &[]));
     let old: Vec<u32> = r.jlist().iter().filter_map(|p| p.pid).collect();
@@ -29,12 +206,9 @@ fn the_next_daemon_stops_what_a_killed_one_left_and_starts_its_apps_again() {
     });
 
     let daemon = daemon_pid(&r);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for("the daemon to die", || (!alive(daemon)).then_some(()));
+    // Without its keeper.
+    kill9(keeper_of(daemon));
+    kill9(daemon);
     assert!(old.iter().all(|pid| alive(*pid)), "the apps outlive it");
 
     // Any command starts a new daemon, which recovers.
@@ -64,7 +238,8 @@ fn the_next_daemon_stops_what_a_killed_one_left_and_starts_its_apps_again() {
 }
 
 #[test]
-fn the_next_daemon_takes_the_sockets_back_and_the_old_processes_drain_so_no_request_fails() {
+fn without_a_keeper_the_next_daemon_takes_the_sockets_back_and_the_old_processes_drain_so_no_request_fails(
+) {
     let r = Rsup::new();
     let port = free_port();
     let port_env = port.to_string();
@@ -96,12 +271,8 @@ fn the_next_daemon_takes_the_sockets_back_and_the_old_processes_drain_so_no_requ
             (tally.ok.load(Ordering::SeqCst) > 20).then_some(())
         });
         let daemon = daemon_pid(&r);
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(daemon as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        wait_for("the daemon to die", || (!alive(daemon)).then_some(()));
+        kill9(keeper_of(daemon));
+        kill9(daemon);
         wait_for("web to run again under a new daemon", || {
             let procs = r.jlist();
             let fresh = procs.len() == 2

@@ -23,7 +23,7 @@ use super::process::KeptProcess;
 use super::recover::{stop_pids, stop_processes};
 use super::reexec::HeldInstance;
 use super::sockets::SavedSocket;
-use super::state_file::{self, DaemonState, InstanceRecord};
+use super::state_file::{self, AppState, DaemonState, InstanceRecord};
 use super::take_back::{self, Taken};
 use crate::keeper::handed::Handed;
 use rsup_proto::app::{AppSpec, Status};
@@ -42,6 +42,8 @@ const PROCESSES: &str = "process/";
 struct Kept {
     key: String,
     meta: KeptProcess,
+    /// Its app's options when it started.
+    spec: Option<AppSpec>,
     fds: Vec<OwnedFd>,
 }
 
@@ -82,20 +84,17 @@ pub async fn resume(daemon: &Arc<Daemon>, handed: Handed) -> Result<UnixListener
                 }
             }
         } else if entry.key.starts_with(PROCESSES) {
+            let spec = entry
+                .meta
+                .get("spec")
+                .and_then(|s| serde_json::from_value::<AppSpec>(s.clone()).ok());
             match serde_json::from_value::<KeptProcess>(entry.meta) {
-                Ok(meta)
-                    if fds.len()
-                        == 2 + [meta.stdout, meta.stderr, meta.node]
-                            .iter()
-                            .filter(|b| **b)
-                            .count() =>
-                {
-                    processes.push(Kept {
-                        key: entry.key,
-                        meta,
-                        fds,
-                    })
-                }
+                Ok(meta) if fds.len() == expected_fds(&meta) => processes.push(Kept {
+                    key: entry.key,
+                    meta,
+                    spec,
+                    fds,
+                }),
                 _ => {
                     tracing::warn!(key = entry.key, "not understood: let go");
                     keeper.forget(entry.key);
@@ -110,14 +109,10 @@ pub async fn resume(daemon: &Arc<Daemon>, handed: Handed) -> Result<UnixListener
     };
     let listener = take_back::take_seat(daemon, lock, control)?;
     let home = &daemon.apps.env.home;
-    crate::private_file::write_atomic(
-        &home.pid_file(),
-        format!("{}\n", std::process::id()).as_bytes(),
-    )
-    .map_err(|e| format!("writing {}: {e}", home.pid_file().display()))?;
+    write_locked_pid(daemon).map_err(|e| format!("writing {}: {e}", home.pid_file().display()))?;
     write_pm2_pid(home).map_err(|e| format!("{e:#}"))?;
 
-    let state = match state_file::read(&state_file::path(&home.dir)) {
+    let mut state = match state_file::read(&state_file::path(&home.dir)) {
         Ok(Some(state)) => state,
         Ok(None) => empty_state(),
         Err(e) => {
@@ -125,6 +120,7 @@ pub async fn resume(daemon: &Arc<Daemon>, handed: Handed) -> Result<UnixListener
             empty_state()
         }
     };
+    complete(&mut state, &processes);
     tracing::warn!(
         "the daemon before this one (pid {}) {}; taking over its {} process(es)",
         handed.previous_pid,
@@ -153,7 +149,69 @@ pub async fn resume(daemon: &Arc<Daemon>, handed: Handed) -> Result<UnixListener
     let Taken { kept, started } =
         take_back::take_back(daemon, &state, sockets, &held, true).await?;
     tracing::info!(kept, started, "took over from the daemon that ended");
+    // At once: should this daemon end too, the state file is what a daemon
+    // started without a keeper recovers from.
+    let path = state_file::path(&home.dir);
+    if let Err(e) = state_file::write(&path, &state_file::snapshot(&daemon.apps)) {
+        tracing::warn!("writing {}: {e}", path.display());
+    }
     Ok(listener)
+}
+
+/// Writes this daemon's pid into the pid file it holds locked (in place:
+/// a new file would not be the one locked).
+fn write_locked_pid(daemon: &Daemon) -> nix::Result<()> {
+    let Some((lock, _)) = daemon.retirement.seat_fds() else {
+        return Err(nix::errno::Errno::EBADF);
+    };
+    // SAFETY: the seat's descriptor, open as long as the daemon runs.
+    let lock = unsafe { std::os::fd::BorrowedFd::borrow_raw(lock) };
+    nix::unistd::ftruncate(lock, 0)?;
+    let line = format!("{}\n", std::process::id());
+    nix::sys::uio::pwrite(lock, line.as_bytes(), 0)?;
+    Ok(())
+}
+
+/// Adds to `state` the instances it does not list yet (it is written
+/// shortly after a change, and the crash may have come first), from what
+/// their processes were started with.
+fn complete(state: &mut DaemonState, processes: &[Kept]) {
+    for kept in processes {
+        let id = kept.meta.id;
+        let listed = state
+            .apps
+            .iter()
+            .any(|a| a.instances.iter().any(|r| r.id == id));
+        let Some(spec) = kept.spec.as_ref().filter(|_| !listed) else {
+            continue;
+        };
+        let record = InstanceRecord {
+            id,
+            instance: kept.meta.instance,
+            status: Status::Online,
+            pid: Some(kept.meta.pid),
+            pid_started: None,
+            restarts: kept.meta.restarts,
+        };
+        match state.apps.iter_mut().find(|a| a.spec.name == spec.name) {
+            Some(app) => app.instances.push(record),
+            None => state.apps.push(AppState {
+                spec: spec.clone(),
+                instances: vec![record],
+                sockets: vec![],
+            }),
+        }
+        state.next_id = state.next_id.max(id + 1);
+    }
+}
+
+/// A pidfd and the worker channel, then what it has of stdout, stderr and
+/// a Node channel.
+fn expected_fds(meta: &KeptProcess) -> usize {
+    2 + [meta.stdout, meta.stderr, meta.node]
+        .iter()
+        .filter(|b| **b)
+        .count()
 }
 
 fn empty_state() -> DaemonState {
@@ -233,5 +291,115 @@ async fn stop_unsupervised(spec: Option<&AppSpec>, pid: u32) {
                 std::time::Duration::from_millis(rsup_proto::app::defaults::KILL_TIMEOUT_MS);
             stop_pids(nix::sys::signal::Signal::SIGINT, timeout, true, &[pid]).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(id: u32, pid: u32, started_ms: u64, spec: Option<AppSpec>) -> Kept {
+        let null = || OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+        Kept {
+            key: format!("process/{id}/{pid}"),
+            meta: KeptProcess {
+                id,
+                instance: id,
+                restarts: 3,
+                unique_id: format!("u{pid}"),
+                pid,
+                started_ms,
+                ephemeral_requests: 0,
+                said_ready: true,
+                listened: true,
+                drained: false,
+                stdout: true,
+                stderr: false,
+                node: true,
+            },
+            spec,
+            fds: vec![null(), null(), null(), null()],
+        }
+    }
+
+    fn record(id: u32, pid: u32) -> InstanceRecord {
+        InstanceRecord {
+            id,
+            instance: 0,
+            status: Status::Online,
+            pid: Some(pid),
+            pid_started: None,
+            restarts: 1,
+        }
+    }
+
+    #[test]
+    fn each_instance_keeps_the_process_the_state_names_else_the_latest() {
+        let mut state = empty_state();
+        state.apps.push(AppState {
+            spec: crate::test_support::spec(),
+            instances: vec![record(0, 100), record(1, 200)],
+            sockets: vec![],
+        });
+        // Id 0: mid-reload, the state names the old one. Id 1: the state
+        // names neither. Id 7: no app of the state has it.
+        let processes = vec![
+            kept(0, 100, 1, None),
+            kept(0, 101, 2, None),
+            kept(1, 201, 5, None),
+            kept(1, 202, 9, None),
+            kept(7, 700, 1, None),
+        ];
+        let (held, leftovers, unheld) = choose(&state, processes);
+        let pids: Vec<u32> = held.iter().map(|h| h.process.pid).collect();
+        assert_eq!(pids, [100, 202]);
+        let mut left: Vec<u32> = leftovers.iter().map(|k| k.meta.pid).collect();
+        left.sort();
+        assert_eq!(left, [101, 201, 700]);
+        assert!(unheld.is_empty());
+        // Its descriptors in order: pidfd, worker, stdout, then the Node
+        // channel (it has no stderr pipe).
+        let p = &held[0].process;
+        assert!(p.pidfd.is_some() && p.stdout.is_some() && p.node.is_some());
+        assert_eq!(p.stderr, None);
+        assert!(p.online && p.listened && p.said_ready);
+        assert_eq!(held[0].unique_id, "u100");
+    }
+
+    #[test]
+    fn instances_the_state_file_does_not_list_yet_come_from_their_process() {
+        let mut state = empty_state();
+        let spec = crate::test_support::spec();
+        state.apps.push(AppState {
+            spec: spec.clone(),
+            instances: vec![record(0, 100)],
+            sockets: vec![],
+        });
+        state.next_id = 1;
+        let mut other = spec.clone();
+        other.name = "other".into();
+        let processes = vec![
+            kept(0, 100, 1, Some(spec.clone())),
+            // Scaled up just before the crash.
+            kept(1, 101, 2, Some(spec.clone())),
+            // Started just before the crash.
+            kept(2, 102, 3, Some(other)),
+            // Nothing says what it is.
+            kept(3, 103, 3, None),
+        ];
+        complete(&mut state, &processes);
+        let ids = |i: usize| -> Vec<u32> { state.apps[i].instances.iter().map(|r| r.id).collect() };
+        assert_eq!(state.apps.len(), 2);
+        assert_eq!(ids(0), [0, 1]);
+        assert_eq!(
+            (state.apps[1].spec.name.as_str(), ids(1)),
+            ("other", vec![2])
+        );
+        assert_eq!(state.apps[1].instances[0].restarts, 3);
+        assert_eq!(state.next_id, 3);
+        let (held, leftovers, _) = choose(&state, processes);
+        assert_eq!(held.len(), 3);
+        assert_eq!(leftovers.len(), 1);
+        assert_eq!(leftovers[0].meta.pid, 103);
     }
 }

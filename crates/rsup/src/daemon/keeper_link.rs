@@ -97,8 +97,15 @@ impl KeeperLink {
         if self.gone.load(Ordering::Relaxed) {
             return;
         }
-        if let Ok(bytes) = serde_json::to_vec(message) {
-            let _ = self.queue.send(Outgoing::Message(bytes, fds));
+        match serde_json::to_vec(message) {
+            Ok(bytes) if bytes.len() <= wire::MAX_MESSAGE => {
+                let _ = self.queue.send(Outgoing::Message(bytes, fds));
+            }
+            Ok(bytes) => tracing::warn!(
+                "a message of {} bytes is more than the keeper takes; a crash would lose what it says",
+                bytes.len()
+            ),
+            Err(_) => {}
         }
     }
 

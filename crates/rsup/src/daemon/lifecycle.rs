@@ -263,6 +263,10 @@ async fn serve(
     let mut usr2 = signal(SignalKind::user_defined2())?;
     super::own_log_rotate::spawn(&daemon.apps.env.home);
 
+    // Before the keeper's copies (which come and go) take numbers: the
+    // reserve is one of the daemon's lowest, as every descriptor is when
+    // they run out.
+    let mut reserve = ReserveDescriptor::open();
     let fresh = matches!(start, Start::Seat(_));
     let keeper = daemon.apps.env.keeper.clone();
     let listener = match start {
@@ -341,7 +345,6 @@ async fn serve(
         });
     }
 
-    let mut reserve = ReserveDescriptor::open();
     let mut accept_errors = RepeatedWarning::new("accept on control socket");
     // A failed accept leaves the client waiting and the socket readable:
     // retrying at once would spin, so the loop rests a moment first.

@@ -28,13 +28,16 @@
 //!   pid files: [`pid_file`]; CPU/memory: [`metrics`], measured in the
 //!   background for lists: [`usage`]; the Node version of each
 //!   interpreter: [`node_versions`]
-//! - the state on disk, and recovering after a killed daemon:
-//!   [`state_file`], [`recover`]
+//! - the state on disk: [`state_file`]; after a crash of the daemon, the
+//!   next one its keeper (`crate::keeper`) starts takes the processes
+//!   over: [`adopt`], through the keeper's link [`keeper_link`]; without a
+//!   keeper, the next daemon replaces them: [`recover`]
 //! - telling systemd the daemon is ready, reloading, stopping: [`systemd`]
 //! - reloads an app asks for itself: on a schedule (`cron_restart`, in
 //!   [`app`]) and on file changes ([`watch`])
 //! - `rsup update`: re-executing the daemon in place with the new binary,
-//!   both images' sides [`reexec`]; what it waits for (running requests,
+//!   both images' sides [`reexec`]; taking every app back with its
+//!   processes (after an update or a crash) [`take_back`]; what it waits for (running requests,
 //!   reloads) and the daemon's seat [`retire`]; pausing the readers of
 //!   the processes' output and channels [`freeze`]; a process the next
 //!   image goes on supervising [`held_process`]

@@ -58,6 +58,10 @@ struct Kept {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeptProcess {
     pub id: u32,
+    /// Its `NODE_APP_INSTANCE`.
+    pub instance: u32,
+    /// Its PM2 `restart_time`.
+    pub restarts: u32,
     pub unique_id: String,
     pub pid: u32,
     /// When it started, in milliseconds since the epoch.
@@ -112,6 +116,8 @@ impl Proc {
         fds.extend(raw.iter().map(|fd| unsafe { BorrowedFd::borrow_raw(*fd) }));
         let meta = KeptProcess {
             id: req.id,
+            instance: req.instance,
+            restarts: req.restarts,
             unique_id: req.unique_id.to_string(),
             pid: self.pid,
             started_ms: super::instance::now_ms(),
@@ -124,7 +130,14 @@ impl Proc {
             node: node.is_some(),
         };
         let key = kept_key(req.id, self.pid);
-        keeper.keep(key.clone(), Some(self.pid), meta_value(&meta), &fds);
+        // With its app's options: the state file may not list it yet.
+        let mut value = meta_value(&meta);
+        if let (serde_json::Value::Object(map), Ok(spec)) =
+            (&mut value, serde_json::to_value(req.spec))
+        {
+            map.insert("spec".into(), spec);
+        }
+        keeper.keep(key.clone(), Some(self.pid), value, &fds);
         self.kept = Some(Kept {
             keeper: keeper.clone(),
             key,
@@ -155,6 +168,8 @@ impl Proc {
         });
         proc.kept_meta = proc.kept.as_ref().map(|_| KeptProcess {
             id: req.id,
+            instance: req.instance,
+            restarts: req.restarts,
             unique_id: req.unique_id.to_string(),
             pid: held.pid,
             started_ms: super::instance::now_ms().saturating_sub(held.uptime_ms),

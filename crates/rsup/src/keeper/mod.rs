@@ -202,7 +202,12 @@ impl Keeper {
             }
             ToKeeper::Note { key, meta } => {
                 if let Some(kept) = self.entries.get_mut(&key) {
-                    kept.meta = meta;
+                    match (&mut kept.meta, meta) {
+                        (serde_json::Value::Object(old), serde_json::Value::Object(new)) => {
+                            old.extend(new)
+                        }
+                        (old, new) => *old = new,
+                    }
                 }
             }
             ToKeeper::Forget { key } => {
@@ -325,10 +330,16 @@ impl Keeper {
             inherited.extend(handed.fds());
         }
         let limit = self.limit;
-        // SAFETY: fcntl, getrlimit and setrlimit are async-signal-safe,
+        // SAFETY: sigprocmask, fcntl, getrlimit and setrlimit are
+        // async-signal-safe,
         // and the list was made before the fork.
         unsafe {
             cmd.pre_exec(move || {
+                // The keeper reads its signals from a signalfd; the daemon
+                // handles its own.
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 if let Some(soft) = limit {
                     let mut now = libc::rlimit {
                         rlim_cur: 0,

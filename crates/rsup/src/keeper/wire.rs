@@ -12,8 +12,9 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-/// The largest message either side sends or reads.
-pub const MAX_MESSAGE: usize = 64 * 1024;
+/// The largest message either side sends or reads (within the socket's
+/// default send buffer, which bounds a datagram).
+pub const MAX_MESSAGE: usize = 160 * 1024;
 /// The most descriptors one message carries.
 pub const MAX_FDS: usize = 64;
 
@@ -32,7 +33,8 @@ pub enum ToKeeper {
         pid: Option<u32>,
         meta: serde_json::Value,
     },
-    /// New `meta` for `key`; its descriptors stay.
+    /// Fields of `meta` for `key`, set over those it has; its
+    /// descriptors stay.
     Note {
         key: String,
         meta: serde_json::Value,
@@ -167,5 +169,20 @@ mod tests {
             recv::<ToKeeper>(b.as_fd()).unwrap(),
             Received::Closed
         ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Whatever bytes come, either side gets a message or a refusal,
+        /// never a panic.
+        #[test]
+        fn any_bytes_are_read_without_a_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..2048)) {
+            let (a, b) = pair().unwrap();
+            send_bytes(a.as_fd(), &bytes, &[]).unwrap();
+            let _ = recv::<ToKeeper>(b.as_fd()).unwrap();
+            send_bytes(b.as_fd(), &bytes, &[]).unwrap();
+            let _ = recv::<FromKeeper>(a.as_fd()).unwrap();
+        }
     }
 }
