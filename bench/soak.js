@@ -5,8 +5,8 @@
 // whole run, and faults spread over it: reloads, instance crashes (SIGKILL
 // and SIGSEGV to an instance pid), `rsup update`s (the daemon re-executes
 // itself in place, keeping every process) and one SIGKILL of the daemon, after
-// which `rsup ls` starts a new daemon that recovers the app from
-// RSUP_HOME/state.json. Prints, per phase, requests and failed requests by
+// which its keeper starts the next daemon, which takes the same processes
+// over, and a reload follows at once. Prints, per phase, requests and failed requests by
 // kind; the daemon's open descriptors and RSS at the start and the end (the
 // killed daemon's and the new one's apart); whether every reload exited 0.
 // Prints figures; asserts nothing. Exits non-zero only when its own setup
@@ -333,24 +333,30 @@ async function doDaemonKill(readings) {
   } catch (e) {
     w.note = `kill -9 ${pid}: ${e.code}`;
   }
-  const deadline = Date.now() + 5000;
-  while (alive(pid) && Date.now() < deadline) await sleep(10);
-  const ls = await rsup(['ls'], 60_000);
-  w.lsMs = ls.ms;
-  w.lsCode = ls.code;
-  if (ls.code !== 0) w.note = `rsup ls exit ${ls.code}: ${tail(ls)}`;
-  const first = await jlist();
-  w.listedAfterLs = first ? first.length : null;
+  // The keeper starts the next daemon, which takes the same processes
+  // over; a reload follows at once.
   const old = new Set(before.map((p) => p.pid));
-  const back = await waitOnline((l) => l.every((p) => !old.has(p.pid)), 60_000);
+  const deadline = Date.now() + 60_000;
+  let back = null;
+  while (!back && Date.now() < deadline && !stopping) {
+    const now = daemonPid();
+    const list = now && now !== pid ? await jlist() : null;
+    if (list && list.length === before.length && list.every((p) => p.status === 'online')) back = list;
+    else await sleep(5);
+  }
+  w.servedMs = Date.now() - T0 - w.start;
+  w.newPid = daemonPid();
+  w.kept = Boolean(back) && back.every((p) => old.has(p.pid));
+  if (!back) w.note = 'not online again within 60 s';
+  const reload = await rsup(['reload', NAME], 120_000);
+  w.reloadCode = reload.code;
+  if (reload.code !== 0) w.note = (w.note ? w.note + '; ' : '') + `reload exit ${reload.code}: ${tail(reload)}`;
   w.end = Date.now() - T0;
   w.ms = w.end - w.start;
-  w.newPid = daemonPid();
-  if (!back) w.note = (w.note ? w.note + '; ' : '') + 'not online again within 60 s';
   w.leftOver = before.map((p) => p.pid).filter(alive);
   w.zombies = before.map((p) => p.pid).filter((p) => procState(p) === 'Z');
   windows.push(w);
-  log(`daemon ${pid} killed; new daemon ${w.newPid}, serving again after ${(w.ms / 1000).toFixed(2)} s`);
+  log(`daemon ${pid} killed; new daemon ${w.newPid} served after ${(w.servedMs / 1000).toFixed(3)} s, processes kept: ${w.kept}; reload after it: exit ${w.reloadCode}`);
   return w;
 }
 
@@ -506,12 +512,12 @@ function report(meta, records, readings, samples, finalList, elapsedMs) {
   for (const w of windows.filter((x) => x.phase === 'daemon SIGKILL')) {
     const span = daemonFails.length ? `${sec(Math.min(...daemonFails))}..${sec(Math.max(...daemonFails))} s` : 'none';
     out.push(
-      `daemon SIGKILL at ${sec(w.start)} s: pid ${w.oldPid} -> ${w.newPid}; \`rsup ls\` took ${sec(w.lsMs)} s ` +
-        `(exit ${w.lsCode}), a jlist right after it listed ${w.listedAfterLs} instance(s); both instances online with new pids ${sec(w.ms)} s after the kill; ` +
-        `failed requests ended between ${span}`,
+      `daemon SIGKILL at ${sec(w.start)} s: pid ${w.oldPid} -> ${w.newPid} (started by the keeper), serving ` +
+        `${sec(w.servedMs)} s after the kill with the same processes: ${w.kept ? 'yes' : 'no'}; a reload right after it: exit ${w.reloadCode}; ` +
+        `${sec(w.ms)} s from the kill to the reload's end; failed requests ended between ${span}`,
     );
-    if (w.leftOver && w.leftOver.length) out.push(`  processes of the killed daemon still running after recovery: ${w.leftOver.join(' ')}`);
-    if (w.zombies && w.zombies.length) out.push(`  processes of the killed daemon exited, not yet reaped (zombies) after recovery: ${w.zombies.join(' ')}`);
+    if (w.leftOver && w.leftOver.length) out.push(`  processes of the killed daemon still running after the reload: ${w.leftOver.join(' ')}`);
+    if (w.zombies && w.zombies.length) out.push(`  processes of the killed daemon exited, not yet reaped (zombies) after the reload: ${w.zombies.join(' ')}`);
     if (w.note) out.push(`  ${w.note}`);
   }
   for (const w of windows.filter((x) => x.phase.startsWith('crash') && x.note)) out.push(`  crash at ${sec(w.start)} s: ${w.note}`);

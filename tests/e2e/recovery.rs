@@ -171,18 +171,25 @@ fn a_keeper_whose_daemons_keep_dying_gives_up_and_the_next_daemon_starts_the_app
 }
 
 #[test]
-fn a_stop_signal_to_the_keeper_stops_the_apps_and_both() {
+fn the_keeper_passes_signals_to_the_daemon_and_a_stop_signal_ends_the_apps_and_both() {
     let r = Rsup::new();
     assert_success(&r.start_fixture("app.js", "api", &[], &[]));
     r.wait_report("report", "start");
     let app = r.jlist()[0].pid.unwrap();
     let daemon = daemon_pid(&r);
     let keeper = keeper_of(daemon);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(keeper as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    let signal = |s| nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper as i32), s).unwrap();
+    // A hangup is ignored; SIGUSR2 reaches the daemon, which opens its
+    // logs again.
+    signal(nix::sys::signal::Signal::SIGHUP);
+    signal(nix::sys::signal::Signal::SIGUSR2);
+    let log = r.home.path().join("rsup.log");
+    wait_for("the daemon to reopen its logs", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("SIGUSR2: ").then_some(())
+    });
+    assert!(alive(keeper) && alive(daemon) && alive(app));
+    signal(nix::sys::signal::Signal::SIGTERM);
     wait_for("all three to end", || {
         (!alive(keeper) && !alive(daemon) && !alive(app)).then_some(())
     });
