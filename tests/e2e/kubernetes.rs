@@ -402,3 +402,47 @@ fn the_example_image_as_pid_1_drains_before_stopping_and_exits_0_in_the_grace_pe
     );
     assert!(!stderr().contains("SIGKILL"), "{}", stderr());
 }
+
+/// The inode of the socket listening on `addr`'s port (from /proc/net/tcp).
+fn listening_inode(addr: &str) -> Option<u64> {
+    let port: u16 = addr.rsplit(':').next()?.parse().ok()?;
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+        (local_port == port && f.get(3) == Some(&"0A")).then(|| f.get(9)?.parse().ok())?
+    })
+}
+
+#[test]
+fn the_health_endpoints_keep_their_listener_through_an_update_and_a_crash() {
+    let r = Rsup::new();
+    let health = format!("127.0.0.1:{}", free_port());
+    let out = r.start_fixture("app.js", "api", &[], &[("RSUP_HEALTH_PORT", &health)]);
+    assert_success(&out);
+    wait_get(&health, "/readyz", 200);
+    let first = listening_inode(&health).expect("the health listener");
+
+    // Handed through the exec: the same socket, never closed.
+    r.ok(&["update"]);
+    assert_eq!(listening_inode(&health), Some(first));
+    assert_eq!(wait_get(&health, "/readyz", 200), "ok\n");
+
+    // Kept by the keeper, and handed to the next daemon.
+    let daemon: i32 = std::fs::read_to_string(r.home.path().join("rsup.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the next daemon", || {
+        let now = std::fs::read_to_string(r.home.path().join("rsup.pid")).unwrap_or_default();
+        (now.trim() != daemon.to_string() && !now.trim().is_empty()).then_some(())
+    });
+    assert_eq!(wait_get(&health, "/readyz", 200), "ok\n");
+    assert_eq!(listening_inode(&health), Some(first));
+}

@@ -33,6 +33,8 @@ use tokio::net::UnixListener;
 
 /// The keeper's key for the daemon's seat.
 pub const SEAT: &str = "seat";
+/// The keeper's key for the health endpoints' listener.
+pub const HEALTH: &str = "health";
 const SOCKETS: &str = "sockets/";
 const PROCESSES: &str = "process/";
 
@@ -45,6 +47,17 @@ struct Kept {
     /// Its app's options when it started.
     spec: Option<AppSpec>,
     fds: Vec<OwnedFd>,
+}
+
+/// The health endpoints' listener the keeper kept, if any.
+pub fn take_health(handed: &mut Handed) -> Option<OwnedFd> {
+    let at = handed
+        .entries
+        .iter()
+        .position(|e| e.key == HEALTH && e.fds.len() == 1)?;
+    let entry = handed.entries.remove(at);
+    // SAFETY: as in `resume`: named once, inherited for this daemon.
+    Some(unsafe { OwnedFd::from_raw_fd(entry.fds[0]) })
 }
 
 pub async fn resume(daemon: &Arc<Daemon>, handed: Handed) -> Result<UnixListener, String> {

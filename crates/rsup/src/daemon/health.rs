@@ -148,6 +148,13 @@ pub fn ready(daemon: &Daemon) -> Result<(), String> {
 
 /// Listens at `addr`, before any app starts: a port taken is an error at
 /// start, not a pod that never gets ready.
+/// The listener a previous daemon had bound.
+pub fn listener(fd: std::os::fd::OwnedFd) -> std::io::Result<TcpListener> {
+    let std = std::net::TcpListener::from(fd);
+    std.set_nonblocking(true)?;
+    TcpListener::from_std(std)
+}
+
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!(

@@ -45,6 +45,9 @@ pub struct Daemon {
     pub node_versions: NodeVersions,
     /// What `jlist` keeps written from one list to the next.
     pub list_memory: super::actions::pm2_list::ListMemory,
+    /// The health endpoints' listener (`--health-port`), which an update
+    /// or the keeper hands to the next daemon.
+    pub health_listener: std::sync::OnceLock<std::os::fd::OwnedFd>,
 }
 
 #[cfg(test)]
@@ -67,6 +70,7 @@ impl Daemon {
             readiness: Readiness::default(),
             node_versions: Default::default(),
             list_memory: Default::default(),
+            health_listener: Default::default(),
         })
     }
 }
@@ -180,6 +184,7 @@ fn run_as(
         readiness: Readiness::default(),
         node_versions: Default::default(),
         list_memory: Default::default(),
+        health_listener: Default::default(),
     });
     let result = runtime.block_on(serve(daemon.clone(), apps, start, health));
     // Only while the seat is ours: a daemon that handed it over, or never
@@ -252,7 +257,7 @@ enum Start {
 async fn serve(
     daemon: Arc<Daemon>,
     apps: Vec<AppSpec>,
-    start: Start,
+    mut start: Start,
     health: Option<HealthOptions>,
 ) -> Result<()> {
     // Signals first: a SIGTERM that comes while the first apps start must
@@ -269,6 +274,14 @@ async fn serve(
     let mut reserve = ReserveDescriptor::open();
     let fresh = matches!(start, Start::Seat(_));
     let keeper = daemon.apps.env.keeper.clone();
+    let mut health_fd = match &mut start {
+        Start::ReExec(exec) => exec.health.take().map(|fd| {
+            // SAFETY: named once in the exec state, kept open for us.
+            unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+        }),
+        Start::Adopt(handed) => adopt::take_health(handed),
+        Start::Seat(_) => None,
+    };
     let listener = match start {
         Start::Seat(lock) => {
             let listener = bind_control_socket(&daemon.apps.env.home)?;
@@ -293,7 +306,21 @@ async fn serve(
     // Once the seat is ours, so that a port in use ends the daemon the way
     // any failure does: every file it wrote removed.
     if let Some(options) = health {
-        let listener = health::bind(options.addr).await?;
+        // The previous daemon's, if it had one: no moment without it.
+        let listener = match health_fd.take().map(health::listener) {
+            Some(Ok(listener)) => listener,
+            _ => health::bind(options.addr).await?,
+        };
+        let fd = listener.as_fd().try_clone_to_owned()?;
+        if let Some(keeper) = &keeper {
+            keeper.keep(
+                adopt::HEALTH.into(),
+                None,
+                serde_json::json!({}),
+                &[fd.as_fd()],
+            );
+        }
+        let _ = daemon.health_listener.set(fd);
         tokio::spawn(health::serve(listener, daemon.clone()));
     }
     let drain_delay = health.map_or(std::time::Duration::ZERO, |h| h.drain_delay);

@@ -69,6 +69,9 @@ pub struct ExecState {
     /// The link to the daemon's keeper, if it has one.
     #[serde(default)]
     pub keeper: Option<RawFd>,
+    /// The health endpoints' listener, if it serves them.
+    #[serde(default)]
+    pub health: Option<RawFd>,
 }
 
 /// A listening socket of an app.
@@ -93,6 +96,7 @@ impl ExecState {
     pub fn fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.lock, self.control, self.client];
         fds.extend(self.keeper);
+        fds.extend(self.health);
         fds.extend(self.sockets.iter().map(|s| s.fd));
         for held in &self.processes {
             fds.extend(held.process.fds());
@@ -236,6 +240,7 @@ fn exec(daemon: &Daemon, exe: &Path, processes: Vec<HeldInstance>, client: &Unix
         sockets,
         processes,
         keeper: daemon.apps.env.keeper.as_ref().map(|k| k.raw_fd()),
+        health: daemon.health_listener.get().map(|fd| fd.as_raw_fd()),
     };
     let file = path(&daemon.apps.env.home);
     let data = match serde_json::to_vec(&exec_state) {
@@ -319,6 +324,7 @@ fn check_fds(state: &ExecState) -> Result<(), String> {
     let shared: std::collections::HashSet<RawFd> = state.sockets.iter().map(|s| s.fd).collect();
     let mut others = vec![state.lock, state.control, state.client];
     others.extend(state.keeper);
+    others.extend(state.health);
     for held in &state.processes {
         others.extend(held.process.fds());
     }
@@ -422,6 +428,7 @@ mod tests {
             client: fds(),
             sockets: vec![],
             keeper: None,
+            health: None,
             processes: vec![HeldInstance {
                 id: 0,
                 unique_id: "u".into(),
