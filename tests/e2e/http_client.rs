@@ -32,6 +32,14 @@ impl Tally {
         );
     }
 
+    /// Waits until `more` requests have gone through from now.
+    pub fn wait_for_more(&self, what: &str, more: u64) {
+        let seen = self.ok.load(Ordering::SeqCst);
+        crate::harness::wait_for(what, || {
+            (self.ok.load(Ordering::SeqCst) > seen + more).then_some(())
+        });
+    }
+
     fn fail(&self, why: String) {
         self.failed.fetch_add(1, Ordering::SeqCst);
         let mut f = self.failures.lock().unwrap();

@@ -372,10 +372,7 @@ fn the_example_image_as_pid_1_drains_before_stopping_and_exits_0_in_the_grace_pe
         );
         // The load balancer takes a while to hear of it: meanwhile the
         // instances keep answering.
-        let seen = tally.ok.load(Ordering::SeqCst);
-        wait_for("requests answered while draining", || {
-            (tally.ok.load(Ordering::SeqCst) > seen + 20).then_some(())
-        });
+        tally.wait_for_more("requests answered while draining", 20);
         assert!(!stdout().contains("SIGINT"), "{}", stdout());
     });
     // Every request sent was answered, none refused or cut.

@@ -44,6 +44,16 @@ fn next_daemon(r: &Rsup, old: u32, count: usize) -> (u32, Vec<ProcessInfo>) {
     })
 }
 
+/// Starts http.js as `web`, 2 instances logging every request, on a free
+/// port; returns the port.
+fn start_logging_web(r: &Rsup) -> u16 {
+    let port = free_port();
+    let port_env = port.to_string();
+    let env = [("PORT", port_env.as_str()), ("LOG_REQUESTS", "1")];
+    assert_success(&r.start_fixture("http.js", "web", &["-i", "2"], &env));
+    port
+}
+
 fn pids(procs: &[ProcessInfo]) -> Vec<u32> {
     procs.iter().filter_map(|p| p.pid).collect()
 }
@@ -51,15 +61,7 @@ fn pids(procs: &[ProcessInfo]) -> Vec<u32> {
 #[test]
 fn a_killed_daemon_is_followed_by_one_that_takes_its_processes_over_under_load() {
     let r = Rsup::new();
-    let port = free_port();
-    let port_env = port.to_string();
-    let out = r.start_fixture(
-        "http.js",
-        "web",
-        &["-i", "2"],
-        &[("PORT", &port_env), ("LOG_REQUESTS", "1")],
-    );
-    assert_success(&out);
+    let port = start_logging_web(&r);
     let before = wait_for("both to listen", || {
         let procs = r.jlist();
         let listening = r
@@ -81,17 +83,11 @@ fn a_killed_daemon_is_followed_by_one_that_takes_its_processes_over_under_load()
         });
         kill9(daemon);
         (next, after) = next_daemon(&r, daemon, 2);
-        let seen = tally.ok.load(Ordering::SeqCst);
-        wait_for("traffic after the crash", || {
-            (tally.ok.load(Ordering::SeqCst) > seen + 50).then_some(())
-        });
+        tally.wait_for_more("traffic after the crash", 50);
         // Reloaded, the processes taken over drain gracefully: their worker
         // channels and the app's sockets were taken over.
         r.ok(&["reload", "web"]);
-        let seen = tally.ok.load(Ordering::SeqCst);
-        wait_for("traffic after the reload", || {
-            (tally.ok.load(Ordering::SeqCst) > seen + 50).then_some(())
-        });
+        tally.wait_for_more("traffic after the reload", 50);
     });
     tally.assert_no_failures();
 
@@ -248,16 +244,8 @@ fn without_a_keeper_the_next_daemon_stops_what_a_killed_one_left_and_starts_its_
 fn without_a_keeper_the_next_daemon_takes_the_sockets_back_and_the_old_processes_drain_so_no_request_fails(
 ) {
     let r = Rsup::new();
-    let port = free_port();
-    let port_env = port.to_string();
     // Logging every request: the old processes outlive their output pipes.
-    let out = r.start_fixture(
-        "http.js",
-        "web",
-        &["-i", "2"],
-        &[("PORT", &port_env), ("LOG_REQUESTS", "1")],
-    );
-    assert_success(&out);
+    let port = start_logging_web(&r);
     let old: Vec<u32> = wait_for("both to listen", || {
         let pids: Vec<u32> = r
             .report("report")
@@ -291,10 +279,7 @@ fn without_a_keeper_the_next_daemon_takes_the_sockets_back_and_the_old_processes
         wait_for("the old processes to be gone", || {
             old.iter().all(|pid| !alive(*pid)).then_some(())
         });
-        let seen = tally.ok.load(Ordering::SeqCst);
-        wait_for("traffic after recovery", || {
-            (tally.ok.load(Ordering::SeqCst) > seen + 20).then_some(())
-        });
+        tally.wait_for_more("traffic after recovery", 20);
     });
     // The old processes drained on their kill signal: not even a
     // keep-alive connection was cut.

@@ -111,17 +111,11 @@ fn update_keeps_the_daemon_and_every_process_running_under_load() {
         said = r.ok(&["update"]);
         after = r.jlist();
         assert_pid_files(&r, &after, daemon);
-        let seen = tally.ok.load(Ordering::SeqCst);
-        wait_for("traffic after the update", || {
-            (tally.ok.load(Ordering::SeqCst) > seen + 50).then_some(())
-        });
+        tally.wait_for_more("traffic after the update", 50);
         // The processes kept are reloaded by the new image: their worker
         // channels and the app's sockets came through the exec.
         r.ok(&["reload", "web"]);
-        let seen = tally.ok.load(Ordering::SeqCst);
-        wait_for("traffic after the reload", || {
-            (tally.ok.load(Ordering::SeqCst) > seen + 50).then_some(())
-        });
+        tally.wait_for_more("traffic after the reload", 50);
     });
     tally.assert_no_failures();
 
