@@ -84,7 +84,10 @@ fn the_units_daemon_reports_ready_once_the_saved_apps_are_up() {
     let notify_path = r.path("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut daemon = Command::new(exe)
+    // systemd names the main process in WATCHDOG_PID: the keeper, whose
+    // daemon pings for it.
+    let mut daemon = Command::new("sh")
+        .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\"", exe])
         .args(args.split(' '))
         .env("RSUP_HOME", r.home.path())
         .env("NOTIFY_SOCKET", &notify_path)

@@ -436,7 +436,7 @@ fn notified(systemd: &std::os::unix::net::UnixDatagram, until: impl Fn(&str) -> 
 }
 
 #[test]
-fn a_daemon_run_by_systemd_is_updated_in_place_inside_its_service() {
+fn a_daemon_run_by_systemd_is_updated_in_place_and_survives_a_crash_inside_its_service() {
     let r = Rsup::new();
     assert_success(&r.start_fixture("app.js", "api", &[], &[]));
     r.ok(&["save"]);
@@ -447,7 +447,7 @@ fn a_daemon_run_by_systemd_is_updated_in_place_inside_its_service() {
     systemd.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut service = r
         .cmd()
-        .args(["daemon", "--resurrect"])
+        .args(["keeper", "--resurrect"])
         .env("NOTIFY_SOCKET", &notify)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -455,14 +455,36 @@ fn a_daemon_run_by_systemd_is_updated_in_place_inside_its_service() {
         .unwrap();
     notified(&systemd, |l| l == "READY=1");
     let before = all_online(&r);
+    // The service's main process is the keeper; the daemon, its child.
+    let daemon = pinged_pid(&r);
+    let stat = std::fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap();
+    let parent: u32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(parent, service.id());
 
     assert_success(&r.run(&["update"]));
-    // The service's main process is the same process, ready again.
-    assert_eq!(pinged_pid(&r), service.id());
+    // The same daemon, ready again.
+    assert_eq!(pinged_pid(&r), daemon);
     notified(&systemd, |l| l == "READY=1");
     assert!(service.try_wait().unwrap().is_none());
     let after = all_online(&r);
     assert_eq!(pids(&after), pids(&before));
+
+    // A crash of the daemon: the service's main process runs on, and the
+    // next daemon takes the processes over and says it is ready.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    notified(&systemd, |l| l == "READY=1");
+    assert_ne!(pinged_pid(&r), daemon);
+    assert!(service.try_wait().unwrap().is_none());
+    assert_eq!(pids(&all_online(&r)), pids(&before));
     r.ok(&["kill"]);
     assert!(service.wait().unwrap().success());
 }

@@ -158,9 +158,13 @@ pub enum Command {
         adopt: Option<std::path::PathBuf>,
     },
     /// Run the keeper of the daemon, which starts it (and the next, should
-    /// it crash)
+    /// it crash); what the systemd unit runs
     #[command(hide = true)]
-    Keeper,
+    Keeper {
+        /// The first daemon starts the apps of the last `save` first
+        #[arg(long)]
+        resurrect: bool,
+    },
 }
 
 /// Which apps of a config file a verb acts on.

@@ -33,13 +33,20 @@ pub fn run(command: Command) -> Result<i32> {
             crate::daemon::run_reexecuted(home, &state)?;
             Ok(0)
         }
-        Command::Keeper => crate::keeper::run(home),
+        Command::Keeper { resurrect } => crate::keeper::run(home, resurrect),
         Command::Daemon {
             keeper_fd: Some(fd),
             adopt,
+            resurrect,
             ..
         } => {
-            crate::daemon::run_kept(home, fd, adopt.as_deref())?;
+            // The first daemon resurrects; the next ones take over.
+            let apps = if resurrect && adopt.is_none() {
+                dump::load(&home)?.map(|(_, apps)| apps).unwrap_or_default()
+            } else {
+                vec![]
+            };
+            crate::daemon::run_kept(home, fd, adopt.as_deref(), apps)?;
             Ok(0)
         }
         Command::Daemon { resurrect, .. } => {

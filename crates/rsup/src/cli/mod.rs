@@ -50,7 +50,7 @@ pub fn main() -> i32 {
 /// the foreground), which must outlive any client that hangs up.
 fn runs_the_daemon(command: &args::Command) -> bool {
     match command {
-        args::Command::Daemon { .. } | args::Command::Keeper => true,
+        args::Command::Daemon { .. } | args::Command::Keeper { .. } => true,
         args::Command::Start(start) => start.no_daemon,
         _ => false,
     }

@@ -1,12 +1,14 @@
 //! `startup` and `unstartup`: a systemd unit that brings back, at boot, the
 //! apps `rsup save` wrote for a user (PM2's `startup systemd`).
 //!
-//! The unit runs the daemon in the foreground as `Type=notify`: systemd
-//! hears `READY=1` once the saved apps are up, `RELOADING=1` during
-//! `systemctl reload` (a reload of every app, no request dropped) and
-//! `STOPPING=1` on stop. `KillMode=mixed` sends the stop signal to the
-//! daemon alone, which stops each app with its own kill signal and
-//! timeout; anything left when it exits is killed.
+//! The unit runs the daemon's keeper (which starts the daemon, and the
+//! next should it crash, see `crate::keeper`) as `Type=notify`: systemd
+//! hears, from the daemon (`NotifyAccess=all`), `READY=1` once the saved
+//! apps are up, `RELOADING=1` during `systemctl reload` (a reload of every
+//! app, no request dropped) and `STOPPING=1` on stop. `KillMode=mixed`
+//! sends the stop signal to the keeper alone, which passes it to the
+//! daemon, which stops each app with its own kill signal and timeout;
+//! anything left when they exit is killed.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -42,11 +44,11 @@ impl Unit {
              \n\
              [Service]\n\
              Type=notify\n\
-             NotifyAccess=main\n\
+             NotifyAccess=all\n\
              User={user}\n\
              Environment=\"RSUP_HOME={home}\"\n\
              Environment=\"PATH={path}\"\n\
-             ExecStart=\"{exe}\" daemon --resurrect\n\
+             ExecStart=\"{exe}\" keeper --resurrect\n\
              ExecReload=\"{exe}\" reload all --if-any\n\
              KillMode=mixed\n\
              Restart=on-failure\n\
@@ -160,7 +162,7 @@ mod tests {
             "Type=notify",
             "User=deploy",
             "Environment=\"RSUP_HOME=/home/deploy/.rsup\"",
-            "ExecStart=\"/opt/app/node_modules/rsup/native/rsup\" daemon --resurrect",
+            "ExecStart=\"/opt/app/node_modules/rsup/native/rsup\" keeper --resurrect",
             "ExecReload=\"/opt/app/node_modules/rsup/native/rsup\" reload all --if-any",
             "KillMode=mixed",
             "WantedBy=multi-user.target",

@@ -93,7 +93,12 @@ pub fn run_reexecuted(home: Home, state: &std::path::Path) -> Result<()> {
 /// Runs a daemon its keeper started (see [`crate::keeper`]), linked to it
 /// by `link`; with `adopt`, the daemon that ended before it left
 /// processes, which the keeper hands over in that file.
-pub fn run_kept(home: Home, link: RawFd, adopt: Option<&std::path::Path>) -> Result<()> {
+pub fn run_kept(
+    home: Home,
+    link: RawFd,
+    adopt: Option<&std::path::Path>,
+    apps: Vec<AppSpec>,
+) -> Result<()> {
     // SAFETY: F_GETFD only reads the descriptor's flags.
     if link <= 2 || unsafe { libc::fcntl(link, libc::F_GETFD) } < 0 {
         anyhow::bail!("--keeper-fd {link}: not a descriptor this daemon inherited");
@@ -102,12 +107,7 @@ pub fn run_kept(home: Home, link: RawFd, adopt: Option<&std::path::Path>) -> Res
         .map(|file| handed::read(file).map_err(anyhow::Error::msg))
         .transpose()?;
     let health = HealthOptions::from_env().map_err(anyhow::Error::msg)?;
-    run_as(
-        home,
-        vec![],
-        health,
-        Origin::Kept(link, handed.map(Box::new)),
-    )
+    run_as(home, apps, health, Origin::Kept(link, handed.map(Box::new)))
 }
 
 /// How this daemon came to be.
@@ -338,7 +338,7 @@ async fn serve(
         }
     };
     tokio::spawn(state_file::keep_written(daemon.apps.clone(), state_path));
-    tokio::spawn(systemd::keep_watchdog());
+    tokio::spawn(systemd::keep_watchdog(daemon.apps.env.keeper.is_some()));
     tokio::spawn(usage::keep_measured(
         daemon.apps.clone(),
         daemon.usage.clone(),

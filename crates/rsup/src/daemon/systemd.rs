@@ -15,6 +15,20 @@ fn send(states: &[NotifyState]) {
     }
 }
 
+/// `WATCHDOG_USEC`, if the watchdog is meant for this process: systemd
+/// names the service's main process in `WATCHDOG_PID`.
+fn watchdog_interval(kept: bool) -> Option<std::time::Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        let pid: u32 = pid.parse().ok()?;
+        let parent = std::os::unix::process::parent_id();
+        if pid != std::process::id() && !(kept && pid == parent) {
+            return None;
+        }
+    }
+    (usec > 0).then(|| std::time::Duration::from_micros(usec))
+}
+
 /// Whether the daemon runs as a systemd service (`Type=notify`).
 pub fn is_service() -> bool {
     std::env::var_os("NOTIFY_SOCKET").is_some()
@@ -54,9 +68,10 @@ impl Drop for Reloading {
 
 /// Pings the watchdog at half its interval for as long as the daemon's
 /// event loop runs, when the unit sets `WatchdogSec`: a stuck loop stops
-/// the pings and systemd restarts the service.
-pub async fn keep_watchdog() {
-    let Some(interval) = sd_notify::watchdog_enabled() else {
+/// the pings and systemd restarts the service. A daemon under its
+/// `kept`er (the unit's main process) pings for it.
+pub async fn keep_watchdog(kept: bool) {
+    let Some(interval) = watchdog_interval(kept) else {
         return;
     };
     let mut tick = tokio::time::interval(interval / 2);

@@ -47,8 +47,9 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Exits reaped while no daemon runs, kept for the next one at most.
 const MAX_EXITS: usize = 10_000;
 
-/// Runs the keeper and its first daemon; returns the keeper's exit code.
-pub fn run(home: Home) -> Result<i32> {
+/// Runs the keeper and its first daemon (which, with `resurrect`, starts
+/// the saved apps); returns the keeper's exit code.
+pub fn run(home: Home, resurrect: bool) -> Result<i32> {
     crate::daemon::close_inherited_descriptors();
     // The daemon raises it again, and gives its apps the one it was
     // started with: this one.
@@ -83,7 +84,7 @@ pub fn run(home: Home) -> Result<i32> {
         ended: VecDeque::new(),
         limit,
     };
-    keeper.start(None)?;
+    keeper.start(None, resurrect)?;
     Ok(keeper.serve(&signals))
 }
 
@@ -285,7 +286,7 @@ impl Keeper {
         );
         // A daemon that keeps ending is not started again at once.
         std::thread::sleep(Duration::from_millis(200) * (self.ended.len() as u32 - 1));
-        match self.start(Some((how, running.pid))) {
+        match self.start(Some((how, running.pid)), false) {
             Ok(()) => None,
             Err(e) => {
                 tracing::error!("keeper: starting the next daemon: {e:#}");
@@ -295,7 +296,7 @@ impl Keeper {
     }
 
     /// Starts a daemon: the first, or the next after `previous` ended.
-    fn start(&mut self, previous: Option<(String, u32)>) -> Result<()> {
+    fn start(&mut self, previous: Option<(String, u32)>, resurrect: bool) -> Result<()> {
         let (mine, theirs) = wire::pair()?;
         let mut cmd = Command::new(&self.exe);
         cmd.arg("daemon")
@@ -303,6 +304,9 @@ impl Keeper {
             .arg(theirs.as_raw_fd().to_string())
             .stdin(Stdio::null())
             .current_dir("/");
+        if resurrect {
+            cmd.arg("--resurrect");
+        }
         let mut inherited: Vec<RawFd> = vec![theirs.as_raw_fd()];
         let first = previous.is_none();
         if let Some((ended, previous_pid)) = previous {
