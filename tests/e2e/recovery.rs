@@ -140,6 +140,34 @@ fn a_killed_daemon_is_followed_by_one_that_takes_its_processes_over_under_load()
 }
 
 #[test]
+fn a_daemon_killed_while_it_stops_as_asked_is_not_followed_by_another() {
+    let r = Rsup::new();
+    // It ignores its kill signal: the stop takes the whole kill_timeout.
+    let out = r.start_fixture(
+        "app.js",
+        "api",
+        &["--kill-timeout", "10000"],
+        &[("MODE", "ignore-signals")],
+    );
+    assert_success(&out);
+    r.wait_report("report", "start");
+    let app = r.jlist()[0].pid.unwrap();
+    let daemon = daemon_pid(&r);
+    let keeper = keeper_of(daemon);
+    let mut kill = r.cmd().arg("kill").spawn().unwrap();
+    r.wait_report("report", "signal SIGINT");
+    kill9(daemon);
+    // The keeper ends, and takes what was being stopped with it.
+    wait_for("the keeper and the app to end", || {
+        (!alive(keeper) && !alive(app)).then_some(())
+    });
+    let _ = kill.wait();
+    let log = std::fs::read_to_string(r.home.path().join("rsup.log")).unwrap();
+    assert!(!log.contains("starting the next one"), "{log}");
+    assert!(log.contains("killing what is left"), "{log}");
+}
+
+#[test]
 fn a_keeper_whose_daemons_keep_dying_gives_up_and_the_next_daemon_starts_the_apps_again() {
     let r = Rsup::new();
     assert_success(&r.start_fixture("app.js", "api", &[], &[]));

@@ -93,6 +93,12 @@ impl KeeperLink {
         self.send(&ToKeeper::Forget { key }, vec![]);
     }
 
+    /// Tells the keeper the daemon ends as asked, once it has heard it.
+    pub async fn ending(&self) {
+        self.send(&ToKeeper::Ending, vec![]);
+        self.flush().await;
+    }
+
     fn send(&self, message: &ToKeeper, fds: Vec<OwnedFd>) {
         if self.gone.load(Ordering::Relaxed) {
             return;

@@ -439,6 +439,14 @@ async fn serve(
         }
     }
     tracing::info!("daemon exiting");
+    // The keeper lets go of the seat and the health port now, before they
+    // are given up: a daemon started right after this one must find them
+    // free, not held by a keeper that has yet to see this one end.
+    if let Some(keeper) = &keeper {
+        keeper.forget(adopt::SEAT.into());
+        keeper.forget(adopt::HEALTH.into());
+        keeper.flush().await;
+    }
     Ok(())
 }
 

@@ -115,6 +115,8 @@ struct Running {
     serving: bool,
     /// The first daemon: one that fails before it serves ends the keeper.
     first: bool,
+    /// It said it ends, as asked.
+    ending: bool,
 }
 
 impl Keeper {
@@ -214,6 +216,11 @@ impl Keeper {
             ToKeeper::Forget { key } => {
                 self.entries.remove(&key);
             }
+            ToKeeper::Ending => {
+                if let Some(d) = &mut self.daemon {
+                    d.ending = true;
+                }
+            }
         }
     }
 
@@ -260,6 +267,16 @@ impl Keeper {
             // Asked to end: its apps are stopped.
             return Some(0);
         }
+        if running.ending {
+            // It died while stopping them: what is left goes at once,
+            // rather than on unsupervised.
+            tracing::warn!(
+                "keeper: the daemon (pid {}) {how} while it stopped its apps; killing what is left",
+                running.pid
+            );
+            self.kill_processes();
+            return Some(0);
+        }
         if running.first && !running.serving {
             // It never took its seat: nothing of it to keep.
             tracing::error!(
@@ -291,6 +308,30 @@ impl Keeper {
             Err(e) => {
                 tracing::error!("keeper: starting the next daemon: {e:#}");
                 Some(1)
+            }
+        }
+    }
+
+    /// SIGKILL to each process kept (its group, while it leads one).
+    fn kill_processes(&self) {
+        for kept in self.entries.values() {
+            let (Some(pid), Some(pidfd)) = (kept.pid, kept.fds.first()) else {
+                continue;
+            };
+            // SAFETY: a pidfd we hold; signal 0 then SIGKILL, no siginfo.
+            let signal = |signo: libc::c_int| unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    signo,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                ) == 0
+            };
+            // Alive, so its pid is still its own, and its group's id.
+            if signal(0) {
+                let _ = kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
+                signal(libc::SIGKILL);
             }
         }
     }
@@ -370,6 +411,7 @@ impl Keeper {
             link: Some(mine),
             serving: false,
             first,
+            ending: false,
         });
         Ok(())
     }

@@ -26,7 +26,8 @@ pub enum ToKeeper {
     Hello { exe: PathBuf },
     /// Keep the attached descriptors under `key`, with `meta` (replacing
     /// what was kept under it). `pid` names the process they belong to,
-    /// whose exit the keeper then reports.
+    /// whose exit the keeper then reports; the first descriptor is then
+    /// its pidfd.
     Keep {
         key: String,
         #[serde(default)]
@@ -41,6 +42,9 @@ pub enum ToKeeper {
     },
     /// Close what `key` kept.
     Forget { key: String },
+    /// The daemon stops every app and ends, as asked (`rsup kill`, a stop
+    /// signal): however it ends now, no daemon is to follow it.
+    Ending,
 }
 
 /// From the keeper to the daemon.

@@ -147,6 +147,11 @@ fn reply(daemon: &Daemon, outcomes: Vec<Outcome>) -> Reply {
 
 /// Stops every instance gracefully, all at once, and forgets them.
 pub async fn stop_everything(daemon: &Daemon) {
+    // Before anything is stopped: should the daemon die meanwhile, its
+    // keeper must not start another.
+    if let Some(keeper) = &daemon.apps.env.keeper {
+        keeper.ending().await;
+    }
     crate::daemon::systemd::stopping();
     daemon.readiness.stop_begins();
     let _ = on_each_app(daemon, &Target::All, Op::Remove).await;
