@@ -36,6 +36,8 @@ pub const SEAT: &str = "seat";
 /// The keeper's key for the health endpoints' listener.
 pub const HEALTH: &str = "health";
 const SOCKETS: &str = "sockets/";
+/// The keeper's keys for the apps' options (see `app`).
+pub const APPS: &str = "app/";
 const PROCESSES: &str = "process/";
 
 /// A process the keeper held, with its descriptors in the order given:
@@ -71,6 +73,7 @@ pub async fn resume(daemon: &Arc<Daemon>, handed: Handed) -> Result<UnixListener
         keeper.exited(exit.pid, exit.status);
     }
     let mut seat = None;
+    let mut specs = std::collections::HashMap::new();
     let mut sockets = Vec::new();
     let mut processes = Vec::new();
     for entry in handed.entries {
@@ -83,6 +86,12 @@ pub async fn resume(daemon: &Arc<Daemon>, handed: Handed) -> Result<UnixListener
             .collect();
         if entry.key == SEAT && fds.len() == 2 {
             seat = Some(fds);
+        } else if let Some(app) = entry.key.strip_prefix(APPS) {
+            if let Ok(spec) = serde_json::from_value::<AppSpec>(entry.meta) {
+                specs.insert(app.to_string(), spec);
+            }
+            // Kept again by each app this daemon creates.
+            keeper.forget(entry.key);
         } else if let Some(app) = entry.key.strip_prefix(SOCKETS) {
             match serde_json::from_value::<Vec<SavedSocket>>(entry.meta) {
                 Ok(saved) if saved.len() == fds.len() => sockets.extend(
@@ -97,15 +106,11 @@ pub async fn resume(daemon: &Arc<Daemon>, handed: Handed) -> Result<UnixListener
                 }
             }
         } else if entry.key.starts_with(PROCESSES) {
-            let spec = entry
-                .meta
-                .get("spec")
-                .and_then(|s| serde_json::from_value::<AppSpec>(s.clone()).ok());
             match serde_json::from_value::<KeptProcess>(entry.meta) {
                 Ok(meta) if fds.len() == expected_fds(&meta) => processes.push(Kept {
                     key: entry.key,
                     meta,
-                    spec,
+                    spec: None,
                     fds,
                 }),
                 _ => {
@@ -116,6 +121,9 @@ pub async fn resume(daemon: &Arc<Daemon>, handed: Handed) -> Result<UnixListener
         } else {
             keeper.forget(entry.key);
         }
+    }
+    for kept in &mut processes {
+        kept.spec = specs.get(&kept.meta.app).cloned();
     }
     let Some([lock, control]) = seat.and_then(|s| <[OwnedFd; 2]>::try_from(s).ok()) else {
         return Err("the keeper held no seat".into());
@@ -316,6 +324,7 @@ mod tests {
         Kept {
             key: format!("process/{id}/{pid}"),
             meta: KeptProcess {
+                app: spec.as_ref().map_or("?".into(), |s| s.name.clone()),
                 id,
                 instance: id,
                 restarts: 3,

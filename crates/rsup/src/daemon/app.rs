@@ -197,6 +197,12 @@ impl AppHandle {
             freeze: env.freeze.clone(),
             launcher: env.launcher.clone(),
             keeper: env.keeper.clone(),
+            _kept_spec: env.keeper.as_ref().map(|keeper| {
+                let key = format!("{}{name}", super::adopt::APPS);
+                let meta = serde_json::to_value(&spec).unwrap_or_default();
+                keeper.keep(key.clone(), None, meta, &[]);
+                super::keeper_link::KeptEntry::new(keeper, key)
+            }),
         });
         let app = App {
             spec: Arc::new(spec),

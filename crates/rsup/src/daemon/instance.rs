@@ -125,6 +125,10 @@ pub struct AppContext {
     pub freeze: Arc<super::freeze::Gate>,
     /// See [`AppEnv::keeper`](super::apps::AppEnv::keeper).
     pub keeper: Option<Arc<super::keeper_link::KeeperLink>>,
+    /// The app's options as the keeper keeps them, for a daemon that takes
+    /// over before the state file lists the app; held for as long as the
+    /// app lives.
+    pub _kept_spec: Option<super::keeper_link::KeptEntry>,
 }
 
 /// How an instance's task begins.

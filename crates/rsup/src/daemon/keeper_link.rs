@@ -25,6 +25,37 @@ pub struct KeeperLink {
     gone: Arc<AtomicBool>,
 }
 
+/// Something the keeper keeps for as long as this lives: dropped, the
+/// keeper lets go of it.
+pub struct KeptEntry {
+    keeper: Arc<KeeperLink>,
+    key: String,
+}
+
+impl KeptEntry {
+    /// For what the keeper already keeps under `key`.
+    pub fn new(keeper: &Arc<KeeperLink>, key: String) -> KeptEntry {
+        KeptEntry {
+            keeper: keeper.clone(),
+            key,
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn keeper(&self) -> &KeeperLink {
+        &self.keeper
+    }
+}
+
+impl Drop for KeptEntry {
+    fn drop(&mut self) {
+        self.keeper.forget(std::mem::take(&mut self.key));
+    }
+}
+
 enum Outgoing {
     Message(Vec<u8>, Vec<OwnedFd>),
     Flushed(oneshot::Sender<()>),

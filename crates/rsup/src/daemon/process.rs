@@ -4,7 +4,7 @@
 use super::channels::{Channels, ChildEvent};
 use super::freeze::Gate;
 use super::held_process::{self, HeldProcess};
-use super::keeper_link::KeeperLink;
+use super::keeper_link::{KeeperLink, KeptEntry};
 use super::launcher::{ChildProcess, Launcher};
 use super::sockets::{resolve_host, AppSockets};
 use super::spawn::{LaunchRequest, Launched};
@@ -38,25 +38,20 @@ pub struct Proc {
     /// will report [`ChildEvent::Drained`] when told to shut down.
     pub listened: bool,
     pub drained: bool,
-    /// Where the keeper holds its descriptors (see [`Kept`]), and what
-    /// it was last told of the process.
-    kept: Option<Kept>,
+    /// Where the keeper holds its descriptors, so that a crash of the
+    /// daemon does not close its pipes and channels (given when the
+    /// process starts, let go of with it), and what the keeper was last
+    /// told of the process.
+    kept: Option<KeptEntry>,
     kept_meta: Option<KeptProcess>,
-}
-
-/// A process's descriptors as the daemon's keeper holds them, so that a
-/// crash of the daemon does not close its pipes and channels: given when
-/// the process starts, what it said noted as it says it, and let go of
-/// with the process.
-struct Kept {
-    keeper: Arc<KeeperLink>,
-    key: String,
 }
 
 /// What the keeper keeps of a process beside its descriptors: what the
 /// daemon that takes it over needs to know (see `adopt`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeptProcess {
+    /// Its app, whose options the keeper keeps beside (see `app`).
+    pub app: String,
     pub id: u32,
     /// Its `NODE_APP_INSTANCE`.
     pub instance: u32,
@@ -74,12 +69,6 @@ pub struct KeptProcess {
     pub stdout: bool,
     pub stderr: bool,
     pub node: bool,
-}
-
-impl Drop for Kept {
-    fn drop(&mut self) {
-        self.keeper.forget(std::mem::take(&mut self.key));
-    }
 }
 
 fn meta_value(meta: &KeptProcess) -> serde_json::Value {
@@ -115,6 +104,7 @@ impl Proc {
         // SAFETY: each is open as long as this process is watched.
         fds.extend(raw.iter().map(|fd| unsafe { BorrowedFd::borrow_raw(*fd) }));
         let meta = KeptProcess {
+            app: req.spec.name.clone(),
             id: req.id,
             instance: req.instance,
             restarts: req.restarts,
@@ -130,18 +120,8 @@ impl Proc {
             node: node.is_some(),
         };
         let key = kept_key(req.id, self.pid);
-        // With its app's options: the state file may not list it yet.
-        let mut value = meta_value(&meta);
-        if let (serde_json::Value::Object(map), Ok(spec)) =
-            (&mut value, serde_json::to_value(req.spec))
-        {
-            map.insert("spec".into(), spec);
-        }
-        keeper.keep(key.clone(), Some(self.pid), value, &fds);
-        self.kept = Some(Kept {
-            keeper: keeper.clone(),
-            key,
-        });
+        keeper.keep(key.clone(), Some(self.pid), meta_value(&meta), &fds);
+        self.kept = Some(KeptEntry::new(keeper, key));
         self.kept_meta = Some(meta);
     }
 
@@ -154,7 +134,7 @@ impl Proc {
         meta.said_ready = self.said_ready;
         meta.listened = self.listened;
         meta.drained = self.drained;
-        kept.keeper.note(kept.key.clone(), meta_value(meta));
+        kept.keeper().note(kept.key().to_string(), meta_value(meta));
     }
 
     /// A process of the daemon's previous image (`rsup update`), whose
@@ -162,11 +142,11 @@ impl Proc {
     pub fn reattach(held: &HeldProcess, req: &LaunchRequest) -> std::io::Result<Proc> {
         let mut proc = Proc::watch(held_process::reattach(held, req)?, req.freeze);
         // The keeper has held its descriptors since it started.
-        proc.kept = req.keeper.map(|keeper| Kept {
-            keeper: keeper.clone(),
-            key: kept_key(req.id, held.pid),
-        });
+        proc.kept = req
+            .keeper
+            .map(|keeper| KeptEntry::new(keeper, kept_key(req.id, held.pid)));
         proc.kept_meta = proc.kept.as_ref().map(|_| KeptProcess {
+            app: req.spec.name.clone(),
             id: req.id,
             instance: req.instance,
             restarts: req.restarts,

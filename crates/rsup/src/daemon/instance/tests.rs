@@ -29,6 +29,7 @@ fn start(spec: AppSpec) -> Setup {
         launcher,
         freeze: Arc::default(),
         keeper: None,
+        _kept_spec: None,
     });
     let dir = tempfile::tempdir().unwrap();
     let identity = Identity {
