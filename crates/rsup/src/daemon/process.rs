@@ -40,10 +40,8 @@ pub struct Proc {
     pub drained: bool,
     /// Where the keeper holds its descriptors, so that a crash of the
     /// daemon does not close its pipes and channels (given when the
-    /// process starts, let go of with it), and what the keeper was last
-    /// told of the process.
+    /// process starts, let go of with it).
     kept: Option<KeptEntry>,
-    kept_meta: Option<KeptProcess>,
 }
 
 /// What the keeper keeps of a process beside its descriptors: what the
@@ -122,19 +120,21 @@ impl Proc {
         let key = kept_key(req.id, self.pid);
         keeper.keep(key.clone(), Some(self.pid), meta_value(&meta), &fds);
         self.kept = Some(KeptEntry::new(keeper, key));
-        self.kept_meta = Some(meta);
     }
 
-    /// Tells the keeper what the process has said so far.
-    fn note_kept(&mut self) {
-        let (Some(kept), Some(meta)) = (&self.kept, &mut self.kept_meta) else {
+    /// Tells the keeper what the process has said so far (set over the
+    /// fields of its [`KeptProcess`]).
+    fn note_kept(&self) {
+        let Some(kept) = &self.kept else {
             return;
         };
-        meta.ephemeral_requests = self.ephemeral_requests;
-        meta.said_ready = self.said_ready;
-        meta.listened = self.listened;
-        meta.drained = self.drained;
-        kept.keeper().note(kept.key().to_string(), meta_value(meta));
+        let said = serde_json::json!({
+            "ephemeral_requests": self.ephemeral_requests,
+            "said_ready": self.said_ready,
+            "listened": self.listened,
+            "drained": self.drained,
+        });
+        kept.keeper().note(kept.key().to_string(), said);
     }
 
     /// A process of the daemon's previous image (`rsup update`), whose
@@ -145,22 +145,6 @@ impl Proc {
         proc.kept = req
             .keeper
             .map(|keeper| KeptEntry::new(keeper, kept_key(req.id, held.pid)));
-        proc.kept_meta = proc.kept.as_ref().map(|_| KeptProcess {
-            app: req.spec.name.clone(),
-            id: req.id,
-            instance: req.instance,
-            restarts: req.restarts,
-            unique_id: req.unique_id.to_string(),
-            pid: held.pid,
-            started_ms: super::instance::now_ms().saturating_sub(held.uptime_ms),
-            ephemeral_requests: held.ephemeral_requests,
-            said_ready: held.said_ready,
-            listened: held.listened,
-            drained: held.drained,
-            stdout: held.stdout.is_some(),
-            stderr: held.stderr.is_some(),
-            node: held.node.is_some(),
-        });
         let uptime = Duration::from_millis(held.uptime_ms);
         proc.started = Instant::now()
             .checked_sub(uptime)
@@ -196,7 +180,6 @@ impl Proc {
             listened: false,
             drained: false,
             kept: None,
-            kept_meta: None,
         }
     }
 

@@ -434,6 +434,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn notes_set_their_fields_over_what_was_kept_and_forget_closes() {
+        let mut keeper = Keeper {
+            home: Home {
+                dir: std::env::temp_dir(),
+            },
+            exe: PathBuf::from("rsup"),
+            entries: BTreeMap::new(),
+            daemon: None,
+            exits: Vec::new(),
+            ended: VecDeque::new(),
+            limit: None,
+        };
+        let file = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+        let keep = ToKeeper::Keep {
+            key: "process/0/9".into(),
+            pid: Some(9),
+            meta: serde_json::json!({"id": 0, "listened": false, "said_ready": false}),
+        };
+        keeper.obey(keep, vec![file]);
+        let note = ToKeeper::Note {
+            key: "process/0/9".into(),
+            meta: serde_json::json!({"listened": true}),
+        };
+        keeper.obey(note, vec![]);
+        let kept = &keeper.entries["process/0/9"];
+        assert_eq!(
+            kept.meta,
+            serde_json::json!({"id": 0, "listened": true, "said_ready": false})
+        );
+        // A kept process's exit is kept for the next daemon; another's not.
+        keeper.exited(9, 0);
+        keeper.exited(10, 0);
+        assert_eq!(keeper.exits, [Exit { pid: 9, status: 0 }]);
+        keeper.obey(
+            ToKeeper::Forget {
+                key: "process/0/9".into(),
+            },
+            vec![],
+        );
+        assert!(keeper.entries.is_empty());
+    }
+
+    #[test]
     fn exits_are_described_as_a_log_reads_them() {
         assert_eq!(describe(libc::SIGKILL), "was killed by SIGKILL");
         assert_eq!(describe(101 << 8), "exited with code 101");
