@@ -108,11 +108,17 @@ test('listen(0) in two instances gives both the same port', { skip }, async () =
   await stopApp('ephemeral');
 });
 
-test('listen({ port, host }) gets the socket for that host', { skip }, async () => {
+test('listen({ port, host }) gets the socket for that host; the preload loads no TLS or crypto', { skip }, async () => {
   const port = await freePort();
   await startApp('host', { PORT: String(port), LISTEN: 'options', HOST: '127.0.0.1' });
-  const [lines] = await waitForLogs('host', /^listening /);
+  const [lines] = await waitForLogs('host', /^builtins /);
   assert.deepEqual(listeningAddress(lines), { address: '127.0.0.1', family: 'IPv4', port });
+  // An http app loads neither itself: were the preload to, every app would
+  // carry all of node:crypto in its heap.
+  const builtins = JSON.parse(lines.find((l) => l.startsWith('builtins ')).slice('builtins '.length));
+  for (const heavy of ['tls', 'crypto', 'https', 'http2']) {
+    assert.ok(!builtins.includes(heavy), `${heavy} loaded: ${builtins.join(' ')}`);
+  }
   assert.equal((await request(port, '/', { agent: false })).status, 200);
   await stopApp('host');
 });

@@ -24,7 +24,6 @@
 // the process stops: shutdown-reason.js) picks what WebSockets are told.
 
 const net = require('node:net');
-const tls = require('node:tls');
 const { askUpgradedToGo, wasAskedToGo, isEventStream, endEventStream } = require('./long-lived');
 
 const MAX_IDLE_GRACE_MS = 1000;
@@ -35,6 +34,15 @@ function drainer(server) {
   if (isHttp2(server)) return http2Drainer(server);
   if (typeof server.closeIdleConnections === 'function') return http1Drainer(server);
   return netDrainer(server);
+}
+
+// Asked without loading node:tls, which the preload must not load into
+// every app: it brings in all of node:crypto, about 0.6 MB of heap that
+// each of the app's full garbage collections then marks again. Every
+// tls.Server (https's too) has addContext(); an app that made one has
+// loaded tls already.
+function isTlsServer(server) {
+  return typeof server.addContext === 'function' && server instanceof require('node:tls').Server;
 }
 
 function isHttp2(server) {
@@ -105,7 +113,7 @@ async function untilClosedOr(closed, forceAt, force) {
 function http1Drainer(server) {
   const connections = new Set(); // raw sockets, destroyed at the deadline
   // The sockets HTTP runs on: the raw ones, or for https their TLS sockets.
-  const httpSockets = server instanceof tls.Server ? new Set() : connections;
+  const httpSockets = isTlsServer(server) ? new Set() : connections;
   const queued = new Map(); // pipelined response, until it closes -> its socket
   let responses = null; // from the drain on: in-flight response -> its socket
   let graceOver = false;

@@ -17,7 +17,6 @@
 // signal starts the same drain, and the process ends by the signal once
 // it is done, so no connection is cut.
 
-const os = require('node:os');
 const { drainer } = require('./drain');
 
 function createListenDrain(channel) {
@@ -121,6 +120,8 @@ function createListenDrain(channel) {
 }
 
 function catchable(signal) {
+  // Only at shutdown: the preload loads nothing it does not need at start.
+  const os = require('node:os');
   return Boolean(os.constants.signals[signal]) && signal !== 'SIGKILL' && signal !== 'SIGSTOP';
 }
 
