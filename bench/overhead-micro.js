@@ -69,8 +69,11 @@ async function main() {
   else variants.push({ name: 'drain.js', file: path.join(REPO, 'npm', 'rsup', 'lib', 'drain.js') });
   if (process.env.BEFORE) {
     const rev = process.env.BEFORE;
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'drain-')), 'drain.js');
-    fs.writeFileSync(file, execFileSync('git', ['-C', REPO, 'show', `${rev}:npm/rsup/lib/drain.js`]));
+    // The whole lib/ of that revision: drain.js requires its siblings.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drain-'));
+    const archive = execFileSync('git', ['-C', REPO, 'archive', rev, 'npm/rsup/lib'], { maxBuffer: 64 << 20 });
+    execFileSync('tar', ['-x', '-C', dir], { input: archive });
+    const file = path.join(dir, 'npm', 'rsup', 'lib', 'drain.js');
     variants.push({ name: `drain.js@${rev}`, file });
   }
   for (const v of variants) {

@@ -78,25 +78,28 @@ function connect(port) {
   };
 }
 
-test('before a drain, a response gets no listener of the drain\'s', async (t) => {
-  // The 'close' listeners Node itself puts on a response, and those on a
-  // drained server's.
-  const closeListeners = async (drained) => {
+// First in this file: no drain has run in this process yet.
+test('before a drain, nothing of the drain\'s runs per request: no request or response listener, Node\'s writeHead', async (t) => {
+  const writeHead = http.ServerResponse.prototype.writeHead;
+  // The listeners Node itself puts on a request's server and response, and
+  // those on a drained server's.
+  const listeners = async (drained) => {
     let count = null;
     const server = http.createServer((req, res) => {
-      count = res.listenerCount('close');
+      count = { request: server.listenerCount('request'), close: res.listenerCount('close') };
       res.end('ok');
     });
     if (drained) drainer(server);
     await new Promise((r) => server.listen(0, '127.0.0.1', r));
     t.after(() => server.close());
     const c = connect(server.address().port);
-    c.send(['/']);
-    await c.waitResponses(1);
+    c.send(['/', '/pipelined']);
+    await c.waitResponses(2);
     c.socket.destroy();
     return count;
   };
-  assert.equal(await closeListeners(true), await closeListeners(false));
+  assert.deepEqual(await listeners(true), await listeners(false));
+  assert.equal(http.ServerResponse.prototype.writeHead, writeHead);
 });
 
 test('a response in flight at the drain goes out with Connection: close and its socket ends', async (t) => {
@@ -156,6 +159,25 @@ test('pipelined requests: the one not yet answered at the drain carries Connecti
   assert.equal(res[0].body, 'done /headers-first?ms=300&n=1');
   assert.equal(res[0].headers.connection, 'keep-alive');
   assert.equal(res[1].body, 'done /slow?ms=100&n=2');
+  assert.equal(res[1].headers.connection, 'close');
+  await c.closed;
+  assert.equal(await drained, 0);
+});
+
+test('pipelined requests: one answered only after the one before it is done carries Connection: close', async (t) => {
+  const s = await serve(t);
+  const c = connect(s.port);
+  await c.opened;
+  // The first's headers go out before the drain and it is done before the
+  // second is answered, which is then no longer queued.
+  c.send(['/headers-first?ms=150&n=1', '/slow?ms=400&n=2']);
+  while (s.started < 2) await sleep(5);
+  await sleep(20);
+  const drained = s.drain(Date.now() + 5000, 100);
+  const res = await c.waitResponses(2);
+  assert.equal(res.length, 2);
+  assert.equal(res[0].headers.connection, 'keep-alive');
+  assert.equal(res[1].body, 'done /slow?ms=400&n=2');
   assert.equal(res[1].headers.connection, 'close');
   await c.closed;
   assert.equal(await drained, 0);

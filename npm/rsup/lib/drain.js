@@ -104,17 +104,17 @@ async function untilClosedOr(closed, forceAt, force) {
   return result;
 }
 
-// Before a drain, nothing here runs per request, but for a pipelined one:
-// the response in flight on each connection is found at the drain as the
-// connection's own `_httpMessage`, which Node sets while a response is
-// written on it. A pipelined request's response waits in a queue only Node
-// sees until the ones before it are done, so that one is noted as its
-// request comes (a request listener that does nothing else).
+// Before a drain, nothing here runs per request: the response in flight on
+// each connection is found at the drain as the connection's own
+// `_httpMessage`, which Node sets while a response is written on it. A
+// pipelined request's response waits in a queue only Node sees until the
+// ones before it are done; during a drain it is found when it writes its
+// headers (still queued: queuedHeaders below) or when Node gives it the
+// connection (as the one before it closes), whichever comes first.
 function http1Drainer(server) {
   const connections = new Set(); // raw sockets, destroyed at the deadline
   // The sockets HTTP runs on: the raw ones, or for https their TLS sockets.
   const httpSockets = isTlsServer(server) ? new Set() : connections;
-  const queued = new Map(); // pipelined response, until it closes -> its socket
   let responses = null; // from the drain on: in-flight response -> its socket
   let graceOver = false;
   const leaving = new WeakSet(); // sockets of ended event streams
@@ -123,18 +123,21 @@ function http1Drainer(server) {
   server.on('connection', trackIn(connections));
   if (httpSockets !== connections) server.on('secureConnection', trackIn(httpSockets));
 
-  // Prepended so that during a drain a response is marked before the app's
-  // handler can answer it.
-  server.prependListener('request', onRequest);
+  // From the drain on. Prepended so that a response is marked before the
+  // app's handler can answer it.
   function onRequest(req, res) {
-    if (responses !== null) follow(res, req.socket);
-    else if (res.socket === null) {
-      queued.set(res, req.socket);
-      res.on('close', onQueuedClose);
-    }
+    follow(res, req.socket);
   }
-  function onQueuedClose() {
-    queued.delete(this);
+  // A pipelined response about to write its headers while still queued;
+  // what it returns runs once they are written (this call of writeHead
+  // does not go through follow()'s own wrapper).
+  function onQueuedHeaders(res) {
+    const socket = res.req && res.req.socket;
+    if (!socket || !httpSockets.has(socket) || responses.has(res)) return undefined;
+    follow(res, socket);
+    return () => {
+      if (isEventStream(res)) process.nextTick(endStream, res, socket);
+    };
   }
 
   // A response in flight during the drain: `Connection: close` if its
@@ -168,6 +171,10 @@ function http1Drainer(server) {
   function onFollowedClose() {
     const socket = responses.get(this);
     responses.delete(this);
+    // As a response finishes, Node gives its connection the next pipelined
+    // one, if any.
+    const next = socket._httpMessage;
+    if (next && next !== this && !socket.destroyed) follow(next, socket);
     endIfIdle(socket);
   }
 
@@ -192,11 +199,13 @@ function http1Drainer(server) {
   function drain(forceAt, idleGraceMs, reason) {
     if (responses === null) {
       responses = new Map();
+      server.prependListener('request', onRequest);
+      watchQueuedHeaders(onQueuedHeaders);
       for (const socket of httpSockets) if (socket._httpMessage) follow(socket._httpMessage, socket);
-      for (const [res, socket] of queued) follow(res, socket);
-      queued.clear();
     }
     const closed = closeServer(server, wasClosed, net.Server.prototype.close);
+    // Its connections are gone with it: no queued response is left to find.
+    closed.then(() => queuedHeaders.delete(onQueuedHeaders));
     // Not accepting any more: reconnects go to the server's successor.
     askUpgradedToGo(server, httpSockets, reason);
     const grace = idleGraceMs ?? Math.min(MAX_IDLE_GRACE_MS, forceAt === undefined ? Infinity : (forceAt - Date.now()) / 4);
@@ -218,6 +227,33 @@ function http1Drainer(server) {
       return cut;
     });
   }
+}
+
+// What drains in progress call with a response about to write its headers
+// while queued behind another on its connection (HTTP pipelining). Node's
+// ServerResponse.prototype.writeHead (which its implicit headers go
+// through too) is wrapped at the first drain, never before: until a
+// process shuts down, its responses run Node's own code alone.
+const queuedHeaders = new Set();
+let writeHeadWrapped = false;
+
+function watchQueuedHeaders(fn) {
+  queuedHeaders.add(fn);
+  if (writeHeadWrapped) return;
+  writeHeadWrapped = true;
+  const { ServerResponse } = require('node:http');
+  const writeHead = ServerResponse.prototype.writeHead;
+  ServerResponse.prototype.writeHead = function writeHeadWhileDraining(...args) {
+    if (this.socket !== null || this.headersSent || queuedHeaders.size === 0) return writeHead.apply(this, args);
+    const after = [];
+    for (const watcher of queuedHeaders) {
+      const then = watcher(this);
+      if (then) after.push(then);
+    }
+    const result = writeHead.apply(this, args);
+    for (const then of after) then();
+    return result;
+  };
 }
 
 // A connection listener adding each socket to `set` until it closes; one
