@@ -9,7 +9,8 @@
 // the median req/s and p99 latency of each, and rsup/bare and pm2/bare
 // (ratio of medians, and median of each round's own ratio), and the app's
 // CPU time per request, which the machine's other load hardly moves, where
-// req/s swings with it. Also shows how
+// req/s swings with it, and its CPU time at start (until it first answers)
+// and while idle just after (IDLE seconds with no request). Also shows how
 // each process was run: CPU affinity, nice, what its stdout is.
 // Prints figures; asserts nothing.
 //
@@ -18,6 +19,8 @@
 //   ROUNDS=5           rounds; each runs every mode once
 //   DURATION=10        seconds of each keep-alive measurement
 //   WARMUP=2           seconds of load before it, not counted
+//   IDLE=10            seconds the app's CPU time is measured idle, right
+//                      after it first answers (0: not measured)
 //   CLOSE_DURATION=5   seconds of the `Connection: close` measurement (0: none)
 //   THREADS=1 CONNECTIONS=20
 //   PORT=18200         the app's port (one mode runs at a time)
@@ -42,6 +45,7 @@ const extraModes = {}; // NAME -> preload, from MODES
 const ROUNDS = num('ROUNDS', 5);
 const DURATION = num('DURATION', 10);
 const WARMUP = num('WARMUP', 2);
+const IDLE = num('IDLE', 10);
 const CLOSE_DURATION = num('CLOSE_DURATION', 5);
 const THREADS = num('THREADS', 1);
 const CONNECTIONS = num('CONNECTIONS', 20);
@@ -208,6 +212,14 @@ async function wrk(seconds, extra = [], pid = null) {
   return r;
 }
 
+// The app's CPU time over `seconds` with no request, in microseconds per
+// second.
+async function idleCpu(pid, seconds) {
+  const before = cpuNs(pid);
+  await sleep(seconds * 1000);
+  return (cpuNs(pid) - before) / 1000 / seconds;
+}
+
 // How the process runs: what could differ between modes besides the
 // supervisor's code in it.
 function describe(pid) {
@@ -296,14 +308,17 @@ async function main() {
       const pid = await mode.start();
       if (!(await serving())) throw new Error(`${m}: not serving on :${PORT}`);
       described[m] ??= pid ? describe(pid) : null;
+      const startMs = pid ? cpuNs(pid) / 1e6 : NaN;
+      const idleUsPerS = IDLE && pid ? await idleCpu(pid, IDLE) : NaN;
       if (WARMUP) await wrk(WARMUP);
       const keep = await wrk(DURATION, [], pid);
       const close = CLOSE_DURATION ? await wrk(CLOSE_DURATION, ['-H', 'Connection: close'], pid) : null;
       await mode.stop();
       if (!(await portClosed())) throw new Error(`${m}: port ${PORT} still answers after stop`);
-      rounds.push({ mode: m, round, keep, close });
+      rounds.push({ mode: m, round, keep, close, startMs, idleUsPerS });
       log(
-        `round ${round} ${m.padEnd(4)}: ${fmt(keep.rps)} req/s, p99 ${fmt(keep.p99ms, 2)} ms, ${fmt(keep.cpuUs, 2)} cpu us/req` +
+        `round ${round} ${m.padEnd(4)}: start ${fmt(startMs, 1)} cpu ms, idle ${fmt(idleUsPerS)} cpu us/s; ` +
+          `${fmt(keep.rps)} req/s, p99 ${fmt(keep.p99ms, 2)} ms, ${fmt(keep.cpuUs, 2)} cpu us/req` +
           (close ? `; Connection: close ${fmt(close.rps)} req/s, ${fmt(close.cpuUs, 2)} cpu us/req` : '') +
           (keep.errors || (close && close.errors) ? ` (errors ${keep.errors}/${close ? close.errors : 0})` : ''),
       );
@@ -319,6 +334,8 @@ async function main() {
       cpu: median(of(m, (r) => r.keep.cpuUs)),
       closeRps: median(of(m, (r) => (r.close ? r.close.rps : NaN))),
       closeCpu: median(of(m, (r) => (r.close ? r.close.cpuUs : NaN))),
+      startMs: median(of(m, (r) => r.startMs)),
+      idle: median(of(m, (r) => r.idleUsPerS)),
       all: of(m, (r) => Math.round(r.keep.rps)),
     };
   }
@@ -378,6 +395,12 @@ async function main() {
   out.push('req/s: keep-alive; x bare: median over median, then the median of each round\'s own ratio;');
   out.push('cpu us/req: the app process\'s CPU time (all threads) over the requests wrk counted.');
   out.push('');
+  for (const m of MODES) {
+    out.push(
+      `${m}: CPU time at start (until it first answers) ${fmt(stats[m].startMs, 1)} ms; idle for ${IDLE} s right after, ` +
+        `${fmt(stats[m].idle)} us of CPU per second (by round: ${of(m, (r) => fmt(r.idleUsPerS)).join(' ')})`,
+    );
+  }
   for (const m of MODES) out.push(`${m} req/s by round: ${stats[m].all.join(' ')}`);
   for (const m of MODES) out.push(`${m} cpu us/req by round: ${of(m, (r) => fmt(r.keep.cpuUs, 2)).join(' ')}`);
   for (const m of MODES) {
