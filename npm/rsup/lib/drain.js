@@ -200,9 +200,10 @@ function http1Drainer(server) {
     if (responses === null) {
       responses = new Map();
       server.prependListener('request', onRequest);
-      watchQueuedHeaders(onQueuedHeaders);
       for (const socket of httpSockets) if (socket._httpMessage) follow(socket._httpMessage, socket);
     }
+    // Again for a server that listened again after a drain.
+    watchQueuedHeaders(onQueuedHeaders);
     const closed = closeServer(server, wasClosed, net.Server.prototype.close);
     // Its connections are gone with it: no queued response is left to find.
     closed.then(() => queuedHeaders.delete(onQueuedHeaders));
