@@ -3,7 +3,7 @@
 # under rsup (one fork instance, with its preload) and under PM2 (fork
 # mode), measured with wrk in alternating rounds.
 #
-#   bash bench/overhead-bench.sh                 # about 5 minutes
+#   bash bench/overhead-bench.sh                 # about 8 minutes
 #   ROUNDS=3 DURATION=5 bash bench/overhead-bench.sh
 #   MODES=bare,rsup bash bench/overhead-bench.sh
 #   MODES=bare,rsup,old=/tmp/old/preload.js bash bench/overhead-bench.sh  # another preload beside
