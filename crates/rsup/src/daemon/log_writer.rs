@@ -160,13 +160,13 @@ where
                         }
                     }
                 }
-                Some(done) = reopen.recv() => {
+                round = reopen.asked() => {
                     let now = Instant::now();
                     own.reopen(now);
                     if let Some((log, _)) = &mut shared {
                         log.reopen(now);
                     }
-                    let _ = done.send(());
+                    reopen.answer(round);
                 }
             }
         }
