@@ -88,8 +88,10 @@ pub struct Gate {
     /// the same second counts on from there, even once older files of that
     /// second are deleted, so names keep the rotations' order.
     last_name: Mutex<(String, u32)>,
-    /// Dropped with the gate, which ends its timer.
-    _timer: Option<oneshot::Sender<()>>,
+    /// Dropped with the gate, which ends its timer. The timer starts with
+    /// the first policy: a log that is not rotated (the default) has no
+    /// task of its own.
+    timer: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 /// The gate of the log at `path`, with `app`'s setting; `None` for what is
@@ -105,23 +107,17 @@ pub fn gate(path: &Path, app: Option<&LogRotate>) -> Option<Arc<Gate>> {
         return Some(g);
     }
     gates.retain(|_, g| g.strong_count() > 0);
-    let changed = Arc::new(Notify::new());
-    let (stop, stopped) = oneshot::channel();
-    let has_runtime = tokio::runtime::Handle::try_current().is_ok();
     let g = Arc::new(Gate {
         path: path.to_path_buf(),
         generation: RwLock::new(0),
         app: Mutex::new(app.cloned()),
         policy: Mutex::new(None),
-        changed: changed.clone(),
+        changed: Arc::new(Notify::new()),
         housekeeping: Arc::default(),
         last_name: Mutex::default(),
-        _timer: has_runtime.then_some(stop),
+        timer: Mutex::new(None),
     });
     g.refresh();
-    if has_runtime {
-        spawn_timer(Arc::downgrade(&g), changed, stopped);
-    }
     gates.insert(path.to_path_buf(), Arc::downgrade(&g));
     Some(g)
 }
@@ -137,7 +133,7 @@ impl Gate {
         self.generation.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_app(&self, app: Option<&LogRotate>) {
+    fn set_app(self: &Arc<Self>, app: Option<&LogRotate>) {
         let mut own = self.app.lock().unwrap();
         if own.as_ref() != app {
             *own = app.cloned();
@@ -146,7 +142,7 @@ impl Gate {
         }
     }
 
-    fn refresh(&self) {
+    fn refresh(self: &Arc<Self>) {
         let app = self.app.lock().unwrap().clone();
         let policy = rotation_settings::policy(app.as_ref(), GLOBAL.borrow().as_ref());
         let mut current = self.policy.lock().unwrap();
@@ -154,6 +150,28 @@ impl Gate {
             *current = policy.map(Arc::new);
             self.changed.notify_one();
         }
+        if current.is_some() {
+            drop(current);
+            self.start_timer();
+        }
+    }
+
+    /// Starts the timer that rotates by date, unless it runs (or there is
+    /// no runtime to run it: then only sizes rotate).
+    fn start_timer(self: &Arc<Self>) {
+        let mut timer = self.timer.lock().unwrap();
+        if timer.is_some() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let (stop, stopped) = oneshot::channel();
+        *timer = Some(stop);
+        spawn_timer(Arc::downgrade(self), self.changed.clone(), stopped);
+    }
+
+    /// Whether the timer runs; for tests.
+    #[cfg(test)]
+    fn has_timer(&self) -> bool {
+        self.timer.lock().unwrap().is_some()
     }
 
     /// Rotates the log if it holds at least `at_least` bytes (and any at
@@ -455,5 +473,22 @@ mod tests {
         assert!(g.policy().is_none());
         assert!(!g.rotate(0));
         assert!(gate(Path::new("/dev/null"), None).is_none());
+    }
+
+    /// A log that is not rotated costs no task; one that starts being
+    /// rotated gets its timer.
+    #[tokio::test]
+    async fn the_timer_starts_with_the_first_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("api-out.log");
+        let g = gate(&log, Some(&LogRotate::Off)).unwrap();
+        assert!(!g.has_timer());
+        let same = gate(&log, Some(&settings(4, 2, false))).unwrap();
+        assert!(Arc::ptr_eq(&g, &same));
+        assert!(g.policy().is_some());
+        assert!(g.has_timer());
+        // Turned off again, the timer stays until the gate goes.
+        gate(&log, Some(&LogRotate::Off)).unwrap();
+        assert!(g.has_timer());
     }
 }
