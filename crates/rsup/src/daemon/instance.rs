@@ -485,6 +485,11 @@ impl Runner {
     }
 
     /// Supervises a running process until it exits or is stopped.
+    ///
+    /// What it awaits only now and then (a listen request, a reload, the
+    /// stop) is boxed: a future is as large as the largest it may await,
+    /// and each instance's task would otherwise hold that room (kilobytes)
+    /// all its life.
     async fn supervise(&mut self, mut proc: Proc, mut spec: Arc<AppSpec>) -> Next {
         // PM2 treats an app that never says ready as ready at listen_timeout.
         let ready_timer = tokio::time::sleep(Duration::from_millis(spec.listen_timeout_ms));
@@ -498,7 +503,7 @@ impl Runner {
                     return self.after_exit(status, proc.started.elapsed());
                 }
                 Some(event) = proc.events.recv() => {
-                    proc.handle(event, &self.context.sockets).await;
+                    Box::pin(proc.handle(event, &self.context.sockets)).await;
                     if launching && self.ready(&proc, &spec) {
                         self.mark_online();
                     }
@@ -511,7 +516,7 @@ impl Runner {
                 }
                 command = self.commands.recv() => match command {
                     Some(Command::Reload { spec: new_spec, strict, done }) => {
-                        let result = self.replace(&mut proc, new_spec, strict).await;
+                        let result = Box::pin(self.replace(&mut proc, new_spec, strict)).await;
                         spec = self.spec();
                         if result.is_ok() {
                             self.emit("reload", true);
@@ -530,7 +535,7 @@ impl Runner {
                     Some(Command::Freeze(done)) => {
                         // What the readers passed on before they paused.
                         while let Ok(event) = proc.events.try_recv() {
-                            proc.handle(event, &self.context.sockets).await;
+                            Box::pin(proc.handle(event, &self.context.sockets)).await;
                         }
                         let state = self.state.borrow().clone();
                         let mut held = proc.hold();
@@ -545,8 +550,8 @@ impl Runner {
                     other => {
                         self.set_status(Status::Stopping);
                         let reason = shutdown_reason(&other);
-                        let status =
-                            stop_process(&mut proc, &spec, &self.context.sockets, reason).await;
+                        let stop = stop_process(&mut proc, &spec, &self.context.sockets, reason);
+                        let status = Box::pin(stop).await;
                         self.record_exit(status);
                         self.emit("exit", false);
                         return self.obey(other);
