@@ -13,9 +13,11 @@
 //! The list is written straight from borrowed [`ProcessInfo`]s by
 //! [`MonitorData`]'s `Serialize`, so `jlist` of thousands of processes copies
 //! no environment; [`monitor_data`] builds the same as a [`Value`]. The
-//! daemon writes the same bytes in two parts, [`options_fragment`] (kept
-//! while the spec stays) and [`write_process`] (each list), so a list of
-//! thousands writes each environment once, not once per list.
+//! daemon writes the same bytes from an [`OptionsTemplate`] (the app's
+//! options and environment, kept while the spec stays, one for all its
+//! instances) and [`write_process`] (each process's paths and state, each
+//! list), so a list of thousands writes each environment once, not once
+//! per list, and keeps it once per app, not once per instance.
 
 use crate::app::{AppSpec, ExitInfo, LogType, ProcessInfo, Status};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -127,40 +129,71 @@ fn state_of<A: Borrow<AppSpec>>(p: &ProcessInfo<A>) -> State<'_> {
     }
 }
 
-/// The opening of one process in PM2's shape from its options, for
-/// [`write_process`]: `"name":…,"pm2_env":{…` up to the process's state.
-/// It depends on nothing that changes while the spec stays, so a list can
-/// write it once per instance and keep it.
-pub fn options_fragment(options: &Options) -> serde_json::Result<Vec<u8>> {
-    struct Opening<'a>(&'a Options<'a>);
-    impl Serialize for Opening<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut map = s.serialize_map(None)?;
-            map.serialize_entry("name", self.0.name)?;
-            map.serialize_entry("pm2_env", &OptionsOnly(self.0))?;
-            map.end()
+/// The options of one process in PM2's shape less what is the instance's
+/// own (its log and pid paths, its instance variable), for
+/// [`write_process`]. It depends only on the spec (and, with an
+/// `increment_var`, on the instance: [`OptionsTemplate::per_instance`]),
+/// so a list can write it once for all the instances of an app and keep it.
+pub struct OptionsTemplate {
+    /// `"name":…,"pm2_env":{` and the options before the paths.
+    head: Vec<u8>,
+    /// `,` and the options between the paths and the instance variable.
+    middle: Vec<u8>,
+    /// The environment merged in at the top level, after a `,`; empty
+    /// when there is none.
+    env: Vec<u8>,
+}
+
+impl OptionsTemplate {
+    /// Writes the template of `options` (their paths and instance aside).
+    pub fn new(options: &Options) -> serde_json::Result<OptionsTemplate> {
+        struct Opening<'a>(&'a Options<'a>);
+        impl Serialize for Opening<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(None)?;
+                map.serialize_entry("name", self.0.name)?;
+                map.serialize_entry("pm2_env", &Group(Part::Head, self.0))?;
+                map.end()
+            }
         }
+        // `{"name":…,"pm2_env":{…}}` less the braces around it and the one
+        // closing `pm2_env`, which the rest of its entries follow.
+        let mut head = serde_json::to_vec(&Opening(options))?;
+        head.truncate(head.len() - 2);
+        head.remove(0);
+        let mut middle = Vec::new();
+        append_entries(&mut middle, &Group(Part::Middle, options))?;
+        let mut env = Vec::new();
+        append_entries(&mut env, &Group(Part::Env, options))?;
+        Ok(OptionsTemplate { head, middle, env })
     }
-    struct OptionsOnly<'a>(&'a Options<'a>);
-    impl Serialize for OptionsOnly<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut m = s.serialize_map(None)?;
-            option_entries(&mut m, self.0)?;
-            m.end()
-        }
+
+    /// Whether the template holds something of one instance (the value of
+    /// an `increment_var`), so that each instance needs its own.
+    pub fn per_instance(spec: &AppSpec) -> bool {
+        spec.increment_var.is_some()
     }
-    // `{"name":…,"pm2_env":{…}}` less the braces around it and the one
-    // closing `pm2_env`, which the state's entries follow.
-    let mut json = serde_json::to_vec(&Opening(options))?;
-    json.truncate(json.len() - 2);
-    json.remove(0);
-    Ok(json)
+
+    /// Its size in bytes, about what a process of it takes in a list.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.middle.len() + self.env.len()
+    }
+
+    /// Whether it is empty; never.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Appends one process in PM2's shape to `out`, byte for byte what
-/// [`MonitorData`] writes for it, from its [`options_fragment`] and its
-/// state.
-pub fn write_process(out: &mut Vec<u8>, options: &[u8], state: &State) -> serde_json::Result<()> {
+/// [`MonitorData`] writes for it, from the [`OptionsTemplate`] of its spec,
+/// its own options and its state.
+pub fn write_process(
+    out: &mut Vec<u8>,
+    template: &OptionsTemplate,
+    options: &Options,
+    state: &State,
+) -> serde_json::Result<()> {
     /// Entries written as a map of their own, whose opening brace becomes
     /// the comma that continues the map they belong to.
     fn continue_map(out: &mut Vec<u8>, entries: &impl Serialize) -> serde_json::Result<()> {
@@ -188,10 +221,54 @@ pub fn write_process(out: &mut Vec<u8>, options: &[u8], state: &State) -> serde_
     out.extend_from_slice(b"{\"pid\":");
     serde_json::to_writer(&mut *out, &state.pid.unwrap_or(0))?;
     out.push(b',');
-    out.extend_from_slice(options);
+    out.extend_from_slice(&template.head);
+    append_entries(out, &Group(Part::Paths, options))?;
+    out.extend_from_slice(&template.middle);
+    append_entries(out, &Group(Part::Instance, options))?;
+    out.extend_from_slice(&template.env);
     // Closes `pm2_env`, then the process.
     continue_map(out, &StateOnly(state))?;
     continue_map(out, &Tail(state))
+}
+
+/// Appends `entries`, a map, as the continuation of the map being written
+/// (`,"key":value…`, nothing when it has none).
+fn append_entries(out: &mut Vec<u8>, entries: &impl Serialize) -> serde_json::Result<()> {
+    let at = out.len();
+    serde_json::to_writer(&mut *out, entries)?;
+    if out.len() == at + 2 {
+        out.truncate(at);
+    } else {
+        out[at] = b',';
+        out.pop();
+    }
+    Ok(())
+}
+
+/// One run of `pm2_env`'s option entries, in their order.
+#[derive(Clone, Copy)]
+enum Part {
+    /// The app's options before the paths.
+    Head,
+    /// The instance's log and pid paths.
+    Paths,
+    /// The app's options after them.
+    Middle,
+    /// The instance variable.
+    Instance,
+    /// The environment, merged in at the top level.
+    Env,
+}
+
+/// The entries of one [`Part`], as a map of their own.
+struct Group<'a>(Part, &'a Options<'a>);
+
+impl Serialize for Group<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        part_entries(&mut m, self.0, self.1)?;
+        m.end()
+    }
 }
 
 /// What follows `pm2_env` in a process.
@@ -291,100 +368,120 @@ impl Serialize for Pm2Env<'_> {
 
 /// `pm2_env`'s entries from the app's options and environment.
 fn option_entries<M: SerializeMap>(m: &mut M, p: &Options) -> Result<(), M::Error> {
+    for part in [Part::Head, Part::Paths, Part::Middle, Part::Instance, Part::Env] {
+        part_entries(m, part, p)?;
+    }
+    Ok(())
+}
+
+/// The entries of one run of [`option_entries`].
+fn part_entries<M: SerializeMap>(m: &mut M, part: Part, p: &Options) -> Result<(), M::Error> {
     let spec = p.spec;
     let increment = increment_var(spec, p.instance);
-    // The app's options, as PM2 keeps them.
-    m.serialize_entry("name", &p.name)?;
-    m.serialize_entry("namespace", &spec.namespace)?;
-    if !spec.args.is_empty() {
-        m.serialize_entry("args", &spec.args)?;
-    }
-    m.serialize_entry(
-        "env",
-        &Env {
-            vars: &spec.env,
-            increment,
-            app: p.name,
-        },
-    )?;
-    m.serialize_entry("merge_logs", &spec.merge_logs)?;
-    m.serialize_entry("autorestart", &spec.autorestart)?;
-    if spec.watch.is_empty() {
-        m.serialize_entry("watch", &false)?;
-    } else {
-        let paths: Vec<_> = spec.watch.iter().map(|p| p.to_string_lossy()).collect();
-        m.serialize_entry("watch", &paths)?;
-        if !spec.ignore_watch.is_empty() {
-            m.serialize_entry("ignore_watch", &spec.ignore_watch)?;
-        }
-        m.serialize_entry("watch_delay", &spec.watch_delay_ms)?;
-    }
-    m.serialize_entry("instance_var", &spec.instance_var)?;
-    m.serialize_entry("treekill", &spec.treekill)?;
-    if !spec.node_args_unset {
-        m.serialize_entry("node_args", &spec.node_args)?;
-    }
-    m.serialize_entry("pm_exec_path", &spec.script)?;
-    m.serialize_entry("pm_cwd", &spec.cwd.to_string_lossy())?;
-    m.serialize_entry(
-        "exec_interpreter",
-        spec.interpreter.as_deref().unwrap_or("none"),
-    )?;
-    m.serialize_entry("exec_mode", spec.exec_mode.pm2_name())?;
-    m.serialize_entry("instances", &spec.instances)?;
-    m.serialize_entry("pm_out_log_path", &p.out_log.to_string_lossy())?;
-    m.serialize_entry("pm_err_log_path", &p.err_log.to_string_lossy())?;
-    if let Some(log) = p.combined_log {
-        m.serialize_entry("pm_log_path", &log.to_string_lossy())?;
-    }
-    m.serialize_entry("pm_pid_path", &p.pid_file.to_string_lossy())?;
-    m.serialize_entry("wait_ready", &spec.wait_ready)?;
-    m.serialize_entry("listen_timeout", &spec.listen_timeout_ms)?;
-    m.serialize_entry("kill_timeout", &spec.kill_timeout_ms)?;
-    m.serialize_entry("kill_signal", &spec.kill_signal)?;
-    m.serialize_entry("shutdown_with_message", &spec.shutdown_with_message)?;
-    m.serialize_entry("max_restarts", &spec.max_restarts)?;
-    m.serialize_entry("min_uptime", &spec.min_uptime_ms)?;
-    m.serialize_entry("restart_delay", &spec.restart_delay_ms)?;
-    m.serialize_entry(
-        "exp_backoff_restart_delay",
-        &spec.exp_backoff_restart_delay_ms,
-    )?;
-    m.serialize_entry("time", &spec.time)?;
-    if let Some(format) = &spec.log_date_format {
-        m.serialize_entry("log_date_format", format)?;
-    }
-    if spec.log_type == LogType::Json {
-        m.serialize_entry("log_type", "json")?;
-    }
-    if !spec.stop_exit_codes.is_empty() {
-        m.serialize_entry("stop_exit_codes", &spec.stop_exit_codes)?;
-    }
-    if let Some(var) = &spec.increment_var {
-        m.serialize_entry("increment_var", var)?;
-    }
-    if let Some(bytes) = spec.max_memory_restart_bytes {
-        m.serialize_entry("max_memory_restart", &bytes)?;
-    }
-    if let Some(pattern) = &spec.cron_restart {
-        m.serialize_entry("cron_restart", pattern)?;
-    }
-
-    // The instance's own variables, then its environment over the top
-    // level: PM2 merges `env` into `pm2_env` (objects excepted).
     let instance_var = spec.instance_var.as_str();
-    if !own_key(instance_var) {
-        m.serialize_entry(instance_var, &p.instance)?;
-    }
-    let increment = increment.filter(|(var, _)| !own_key(var) && *var != instance_var);
-    if let Some((var, value)) = increment {
-        m.serialize_entry(var, &JsNumber(value))?;
-    }
-    for (key, value) in &spec.env {
-        let mine =
-            own_key(key) || key == instance_var || increment.is_some_and(|(var, _)| var == key);
-        if !mine {
-            m.serialize_entry(key, value)?;
+    match part {
+        // The app's options, as PM2 keeps them.
+        Part::Head => {
+            m.serialize_entry("name", &p.name)?;
+            m.serialize_entry("namespace", &spec.namespace)?;
+            if !spec.args.is_empty() {
+                m.serialize_entry("args", &spec.args)?;
+            }
+            m.serialize_entry(
+                "env",
+                &Env {
+                    vars: &spec.env,
+                    increment,
+                    app: p.name,
+                },
+            )?;
+            m.serialize_entry("merge_logs", &spec.merge_logs)?;
+            m.serialize_entry("autorestart", &spec.autorestart)?;
+            if spec.watch.is_empty() {
+                m.serialize_entry("watch", &false)?;
+            } else {
+                let paths: Vec<_> = spec.watch.iter().map(|p| p.to_string_lossy()).collect();
+                m.serialize_entry("watch", &paths)?;
+                if !spec.ignore_watch.is_empty() {
+                    m.serialize_entry("ignore_watch", &spec.ignore_watch)?;
+                }
+                m.serialize_entry("watch_delay", &spec.watch_delay_ms)?;
+            }
+            m.serialize_entry("instance_var", &spec.instance_var)?;
+            m.serialize_entry("treekill", &spec.treekill)?;
+            if !spec.node_args_unset {
+                m.serialize_entry("node_args", &spec.node_args)?;
+            }
+            m.serialize_entry("pm_exec_path", &spec.script)?;
+            m.serialize_entry("pm_cwd", &spec.cwd.to_string_lossy())?;
+            m.serialize_entry(
+                "exec_interpreter",
+                spec.interpreter.as_deref().unwrap_or("none"),
+            )?;
+            m.serialize_entry("exec_mode", spec.exec_mode.pm2_name())?;
+            m.serialize_entry("instances", &spec.instances)?;
+        }
+        Part::Paths => {
+            m.serialize_entry("pm_out_log_path", &p.out_log.to_string_lossy())?;
+            m.serialize_entry("pm_err_log_path", &p.err_log.to_string_lossy())?;
+            if let Some(log) = p.combined_log {
+                m.serialize_entry("pm_log_path", &log.to_string_lossy())?;
+            }
+            m.serialize_entry("pm_pid_path", &p.pid_file.to_string_lossy())?;
+        }
+        Part::Middle => {
+            m.serialize_entry("wait_ready", &spec.wait_ready)?;
+            m.serialize_entry("listen_timeout", &spec.listen_timeout_ms)?;
+            m.serialize_entry("kill_timeout", &spec.kill_timeout_ms)?;
+            m.serialize_entry("kill_signal", &spec.kill_signal)?;
+            m.serialize_entry("shutdown_with_message", &spec.shutdown_with_message)?;
+            m.serialize_entry("max_restarts", &spec.max_restarts)?;
+            m.serialize_entry("min_uptime", &spec.min_uptime_ms)?;
+            m.serialize_entry("restart_delay", &spec.restart_delay_ms)?;
+            m.serialize_entry(
+                "exp_backoff_restart_delay",
+                &spec.exp_backoff_restart_delay_ms,
+            )?;
+            m.serialize_entry("time", &spec.time)?;
+            if let Some(format) = &spec.log_date_format {
+                m.serialize_entry("log_date_format", format)?;
+            }
+            if spec.log_type == LogType::Json {
+                m.serialize_entry("log_type", "json")?;
+            }
+            if !spec.stop_exit_codes.is_empty() {
+                m.serialize_entry("stop_exit_codes", &spec.stop_exit_codes)?;
+            }
+            if let Some(var) = &spec.increment_var {
+                m.serialize_entry("increment_var", var)?;
+            }
+            if let Some(bytes) = spec.max_memory_restart_bytes {
+                m.serialize_entry("max_memory_restart", &bytes)?;
+            }
+            if let Some(pattern) = &spec.cron_restart {
+                m.serialize_entry("cron_restart", pattern)?;
+            }
+        }
+        // The instance's own variables, then its environment over the top
+        // level: PM2 merges `env` into `pm2_env` (objects excepted).
+        Part::Instance => {
+            if !own_key(instance_var) {
+                m.serialize_entry(instance_var, &p.instance)?;
+            }
+        }
+        Part::Env => {
+            let increment = increment.filter(|(var, _)| !own_key(var) && *var != instance_var);
+            if let Some((var, value)) = increment {
+                m.serialize_entry(var, &JsNumber(value))?;
+            }
+            for (key, value) in &spec.env {
+                let mine = own_key(key)
+                    || key == instance_var
+                    || increment.is_some_and(|(var, _)| var == key);
+                if !mine {
+                    m.serialize_entry(key, value)?;
+                }
+            }
         }
     }
     Ok(())
@@ -827,15 +924,56 @@ mod tests {
     fn written_in_parts_it_is_the_same_bytes() {
         for p in assorted() {
             let whole = serde_json::to_vec(&MonitorData(std::slice::from_ref(&p))).unwrap();
-            let options = options_fragment(&options_of(&p)).unwrap();
+            let template = OptionsTemplate::new(&options_of(&p)).unwrap();
             let mut parts = b"[".to_vec();
-            write_process(&mut parts, &options, &state_of(&p)).unwrap();
+            write_process(&mut parts, &template, &options_of(&p), &state_of(&p)).unwrap();
             parts.push(b']');
             assert_eq!(
                 String::from_utf8(parts).unwrap(),
                 String::from_utf8(whole).unwrap()
             );
         }
+    }
+
+    /// One template serves every instance of a spec without an
+    /// `increment_var`, whatever its paths and instance variable.
+    #[test]
+    fn instances_of_one_spec_share_a_template() {
+        let mut combined = info(5, 3, spec());
+        combined.combined_log = Some("/h/logs/api.log".into());
+        let mut own_var = info(6, 4, spec());
+        own_var.spec.instance_var = "INSTANCE_ID".into();
+        own_var.spec.env.clear();
+        let mut taken_var = info(7, 5, spec());
+        taken_var.spec.instance_var = "name".into();
+        for (p, first) in [
+            (info(1, 1, spec()), info(0, 0, spec())),
+            (combined, info(0, 0, spec())),
+            (own_var.clone(), {
+                let mut first = own_var.clone();
+                first.instance = 0;
+                first
+            }),
+            (taken_var.clone(), {
+                let mut first = taken_var;
+                first.instance = 0;
+                first
+            }),
+        ] {
+            assert!(!OptionsTemplate::per_instance(&p.spec));
+            let whole = serde_json::to_vec(&MonitorData(std::slice::from_ref(&p))).unwrap();
+            let template = OptionsTemplate::new(&options_of(&first)).unwrap();
+            let mut parts = b"[".to_vec();
+            write_process(&mut parts, &template, &options_of(&p), &state_of(&p)).unwrap();
+            parts.push(b']');
+            assert_eq!(
+                String::from_utf8(parts).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
+        let mut incremented = spec();
+        incremented.increment_var = Some("PORT".into());
+        assert!(OptionsTemplate::per_instance(&incremented));
     }
 
     #[test]

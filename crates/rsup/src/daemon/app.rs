@@ -17,7 +17,7 @@ use rsup_proto::control::{ApplyAction, ReloadOptions, Reply, ScaleCount, SpecUpd
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::{oneshot, watch, Notify};
@@ -421,8 +421,9 @@ impl App {
             }
             Op::Restart { selection, update } => {
                 let chosen = self.chosen_for_update(&selection, &update);
+                let updated = Updated::new(&update);
                 for_each(&chosen, |h| {
-                    let spec = updated(&h, &update);
+                    let spec = updated.of(&h);
                     async move { h.restart(spec).await }
                 })
                 .await;
@@ -435,7 +436,8 @@ impl App {
                 progress,
             } => {
                 let chosen = self.chosen_for_update(&selection, &update);
-                let spec_of = |h: &InstanceHandle| updated(h, &update);
+                let updated = Updated::new(&update);
+                let spec_of = |h: &InstanceHandle| updated.of(h);
                 replace_instances(&self.context, &chosen, &spec_of, options, &progress).await?;
                 Ok(chosen)
             }
@@ -606,10 +608,38 @@ impl App {
     }
 }
 
-/// The instance's own options with `update`, or `None` (keep them) when
-/// there is nothing to change.
-fn updated(h: &InstanceHandle, update: &SpecUpdate) -> Option<Arc<AppSpec>> {
-    (!update.is_empty()).then(|| Arc::new(update.apply(&h.state().spec)))
+/// The instances' own options with an update.
+struct Updated<'a> {
+    update: &'a SpecUpdate,
+    /// Each spec updated so far, and what it became: the instances that
+    /// shared one share the new one (and what is kept per spec, such as
+    /// `jlist`'s text).
+    done: Mutex<Vec<(Arc<AppSpec>, Arc<AppSpec>)>>,
+}
+
+impl<'a> Updated<'a> {
+    fn new(update: &'a SpecUpdate) -> Updated<'a> {
+        Updated {
+            update,
+            done: Mutex::default(),
+        }
+    }
+
+    /// The instance's own options with the update, or `None` (keep them)
+    /// when there is nothing to change.
+    fn of(&self, h: &InstanceHandle) -> Option<Arc<AppSpec>> {
+        if self.update.is_empty() {
+            return None;
+        }
+        let old = h.state().spec;
+        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, new)) = done.iter().find(|(o, _)| Arc::ptr_eq(o, &old)) {
+            return Some(new.clone());
+        }
+        let new = Arc::new(self.update.apply(&old));
+        done.push((old, new.clone()));
+        Some(new)
+    }
 }
 
 /// Runs `f` on every handle at once and waits for all of them.

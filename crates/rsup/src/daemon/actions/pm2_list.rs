@@ -1,8 +1,10 @@
 //! `jlist`'s list in PM2's shape, written mostly from kept bytes: the
-//! bulk of each process (its options and environment, escaped) is written
-//! once per instance and spec and kept; its state and figures, a few
+//! bulk of each process (its app's options and environment, escaped) is
+//! written once per spec and kept, one [`OptionsTemplate`] for all the
+//! instances of an app; each process's paths, state and figures, a few
 //! hundred bytes, are written on every list. A list of a thousand
-//! processes is then mostly a copy of a megabyte.
+//! processes is then mostly a copy of a megabyte, while what is kept for
+//! it is a few kilobytes per app, not one per instance.
 
 use super::list::{log_report, node_version};
 use crate::daemon::instance::{Identity, InstanceHandle, InstanceState};
@@ -11,28 +13,29 @@ use crate::daemon::metrics::Usage;
 use rsup_proto::app::AppSpec;
 use rsup_proto::control::Reply;
 use rsup_proto::framing::encode;
-use rsup_proto::pm2::{options_fragment, write_process, Options, State};
+use rsup_proto::pm2::{write_process, Options, OptionsTemplate, State};
 use std::collections::hash_map::{Entry, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// One instance's [`options_fragment`], and what it was written from.
+/// One spec's [`OptionsTemplate`].
 struct Kept {
-    /// Held so that no other instance can have its address (the key)
-    /// while it is kept.
-    identity: Arc<Identity>,
-    /// The spec it was written from: another spec (a restart with new
-    /// options, a rename) writes it again.
+    /// Held so that no other spec can have its address (the key) while
+    /// it is kept.
     spec: Arc<AppSpec>,
-    options: Vec<u8>,
+    template: OptionsTemplate,
 }
+
+/// Which template an instance uses: its spec's (by address), and its
+/// instance number when the template holds something of it
+/// ([`OptionsTemplate::per_instance`]).
+type Key = (usize, Option<u32>);
 
 /// What the daemon keeps from one list to the next (see [`Daemon`]).
 #[derive(Default)]
 pub struct ListMemory {
-    /// Every listed instance's kept fragment, by the address of its
-    /// identity. Those of instances that are gone are dropped by the next
-    /// list.
-    kept: Mutex<HashMap<usize, Kept>>,
+    /// The templates of the listed instances' specs. Those of specs no
+    /// instance or app holds any more are dropped by the next list.
+    kept: Mutex<HashMap<Key, Kept>>,
     /// The memory of the largest list, written to the client and given
     /// back ([`ListMemory::recycle`]): a megabyte taken fresh from the
     /// system for every list costs more in page faults than writing it
@@ -61,9 +64,10 @@ pub fn line(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<u8> {
     // still entries that each match their spec.
     let memory = &daemon.list_memory;
     let mut kept = memory.kept.lock().unwrap_or_else(PoisonError::into_inner);
-    // An instance that is gone is held by nothing but its entry.
-    kept.retain(|_, k| Arc::strong_count(&k.identity) > 1);
-    let per_process = kept.values().map(|k| k.options.len()).max().unwrap_or(0) + 512;
+    // A spec that is gone is held by nothing but its entry.
+    kept.retain(|_, k| Arc::strong_count(&k.spec) > 1);
+    // The template, the paths, the state and the figures.
+    let per_process = kept.values().map(|k| k.template.len()).max().unwrap_or(0) + 1024;
     let mut line =
         std::mem::take(&mut *memory.spare.lock().unwrap_or_else(PoisonError::into_inner));
     line.reserve(64 + per_process * handles.len());
@@ -81,8 +85,9 @@ pub fn line(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<u8> {
             node_version.as_deref(),
             (log_error.as_deref(), dropped),
         );
-        let written = options(&mut kept, &handle.identity, state)
-            .and_then(|options| write_process(&mut line, options, &now));
+        let options = options(&handle.identity, state);
+        let written = template(&mut kept, &options, &state.spec)
+            .and_then(|template| write_process(&mut line, template, &options, &now));
         if let Err(e) = written {
             // A string or number that JSON cannot hold; not one rsup has.
             return encode(&Reply::Error {
@@ -94,40 +99,36 @@ pub fn line(daemon: &Daemon, handles: &[InstanceHandle]) -> Vec<u8> {
     line
 }
 
-/// The instance's kept fragment, written now if it has none or one of
-/// another spec.
-fn options<'a>(
-    kept: &'a mut HashMap<usize, Kept>,
-    identity: &Arc<Identity>,
-    state: &InstanceState,
-) -> serde_json::Result<&'a [u8]> {
-    let write = || -> serde_json::Result<Kept> {
-        let spec = &state.spec;
-        let options = options_fragment(&Options {
-            // The name the app has now (it may have been renamed).
-            name: &spec.name,
-            instance: identity.instance,
-            spec,
-            out_log: &identity.out_log,
-            err_log: &identity.err_log,
-            combined_log: identity.combined_log.as_deref(),
-            pid_file: &identity.pid_file,
-        })?;
-        Ok(Kept {
-            identity: identity.clone(),
+/// The instance's options as PM2's list shows them.
+fn options<'a>(identity: &'a Identity, state: &'a InstanceState) -> Options<'a> {
+    let spec = &state.spec;
+    Options {
+        // The name the app has now (it may have been renamed).
+        name: &spec.name,
+        instance: identity.instance,
+        spec,
+        out_log: &identity.out_log,
+        err_log: &identity.err_log,
+        combined_log: identity.combined_log.as_deref(),
+        pid_file: &identity.pid_file,
+    }
+}
+
+/// The template for `options`, of `spec`, written now if none is kept.
+fn template<'a>(
+    kept: &'a mut HashMap<Key, Kept>,
+    options: &Options,
+    spec: &Arc<AppSpec>,
+) -> serde_json::Result<&'a OptionsTemplate> {
+    let instance = OptionsTemplate::per_instance(spec).then_some(options.instance);
+    let entry = match kept.entry((Arc::as_ptr(spec) as usize, instance)) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => entry.insert(Kept {
             spec: spec.clone(),
-            options,
-        })
+            template: OptionsTemplate::new(options)?,
+        }),
     };
-    let entry = match kept.entry(Arc::as_ptr(identity) as usize) {
-        Entry::Occupied(entry) if Arc::ptr_eq(&entry.get().spec, &state.spec) => entry.into_mut(),
-        Entry::Occupied(mut entry) => {
-            entry.insert(write()?);
-            entry.into_mut()
-        }
-        Entry::Vacant(entry) => entry.insert(write()?),
-    };
-    Ok(&entry.options)
+    Ok(&entry.template)
 }
 
 /// What changes between lists: the instance's state, log health and
@@ -236,32 +237,55 @@ mod tests {
         assert!(processes(&daemon).is_empty());
     }
 
-    #[test]
-    fn an_instance_that_is_gone_is_forgotten() {
-        let identity = Arc::new(Identity {
-            id: 1,
-            name: "gone".into(),
-            instance: 0,
-            out_log: "/o".into(),
-            err_log: "/e".into(),
-            combined_log: None,
-            pid_file: "/p".into(),
-            created_at_ms: 0,
-            unique_id: String::new(),
-        });
-        let key = Arc::as_ptr(&identity) as usize;
-        let kept = Kept {
-            identity,
-            spec: Arc::new(crate::test_support::spec()),
-            options: b"\"name\":\"gone\"".to_vec(),
-        };
+    #[tokio::test]
+    async fn the_instances_of_an_app_share_one_template_while_its_spec_lives() {
         let home = tempfile::tempdir().unwrap();
         let daemon = Daemon::for_tests(home.path());
-        daemon.list_memory.kept.lock().unwrap().insert(key, kept);
-        assert_eq!(
-            line(&daemon, &[]),
-            b"{\"reply\":\"pm2_list\",\"processes\":[]}\n"
-        );
-        assert!(!daemon.list_memory.kept.lock().unwrap().contains_key(&key));
+        let kept = || daemon.list_memory.kept.lock().unwrap().len();
+        let sleeper = crate::test_support::sleeper("sleeper", 3);
+        let app = daemon.apps.create(vec![sleeper]).unwrap().remove(0);
+        app.run(Op::Start(3)).await.unwrap();
+        let listed = processes(&daemon);
+        assert_eq!(listed.len(), 3);
+        // Each with its own paths and instance variable.
+        for (i, p) in listed.iter().enumerate() {
+            let id = p["pm_id"].as_u64().unwrap();
+            assert_eq!(p["pm2_env"]["NODE_APP_INSTANCE"], i as u64);
+            for key in ["pm_out_log_path", "pm_err_log_path", "pm_pid_path"] {
+                let path = p["pm2_env"][key].as_str().unwrap();
+                assert!(path.contains(&format!("-{id}.")), "{path}");
+            }
+        }
+        assert_eq!(kept(), 1);
+
+        // Updated together, they share the new spec; the old one's
+        // template goes with it.
+        let rename = SpecUpdate {
+            name: Some("renamed".into()),
+            ..Default::default()
+        };
+        app.run(Op::Restart {
+            selection: Selection::All,
+            update: rename,
+        })
+        .await
+        .unwrap();
+        assert!(processes(&daemon).iter().all(|p| p["name"] == "renamed"));
+        assert_eq!(kept(), 1);
+
+        // An increment_var counts up by instance: a template each.
+        let mut counting = crate::test_support::sleeper("counting", 2);
+        counting.increment_var = Some("PORT".into());
+        counting.env.insert("PORT".into(), "3000".into());
+        let other = daemon.apps.create(vec![counting]).unwrap().remove(0);
+        other.run(Op::Start(2)).await.unwrap();
+        let listed = processes(&daemon);
+        let ports: Vec<&Value> = listed[3..].iter().map(|p| &p["pm2_env"]["PORT"]).collect();
+        assert_eq!(ports, [3000, 3001]);
+        assert_eq!(kept(), 3);
+        for app in [app, other] {
+            app.run(Op::Remove(Selection::All)).await.unwrap();
+        }
+        assert!(processes(&daemon).is_empty());
     }
 }
