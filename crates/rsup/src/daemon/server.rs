@@ -67,7 +67,12 @@ pub async fn handle_connection(daemon: Arc<Daemon>, stream: UnixStream) {
         make_room(&write, line.len());
         let _ = write.write_all(&line).await;
         let _ = write.shutdown().await;
-        daemon.list_memory.recycle(line);
+        // Only a list in PM2's shape is written in the kept memory: a
+        // native list's (twice the size, with its environments) would only
+        // make what is kept larger.
+        if *pm2 {
+            daemon.list_memory.recycle(line);
+        }
         return;
     }
 
@@ -146,5 +151,30 @@ mod tests {
         make_room(&write, len);
         let room = getsockopt(write.as_ref(), sockopt::SndBuf).unwrap();
         assert!(room >= len.min(wmem_max), "{room}");
+    }
+
+    /// What a list in PM2's shape was written in is kept for the next;
+    /// a native list's memory is not.
+    #[tokio::test]
+    async fn only_a_pm2_lists_memory_is_kept() {
+        use tokio::io::AsyncReadExt;
+        let home = tempfile::tempdir().unwrap();
+        let daemon = Daemon::for_tests(home.path());
+        let sleeper = crate::test_support::sleeper("sleeper", 1);
+        let app = daemon.apps.create(vec![sleeper]).unwrap().remove(0);
+        app.run(crate::daemon::app::Op::Start(1)).await.unwrap();
+        for (pm2, kept) in [(false, false), (true, true)] {
+            let (daemon_side, mut client) = UnixStream::pair().unwrap();
+            let request = Request::List { target: None, pm2 };
+            client.write_all(&encode(&request)).await.unwrap();
+            handle_connection(daemon.clone(), daemon_side).await;
+            let mut reply = Vec::new();
+            client.read_to_end(&mut reply).await.unwrap();
+            assert!(reply.starts_with(b"{\"reply\":"));
+            assert_eq!(daemon.list_memory.spare_capacity() > 0, kept, "pm2: {pm2}");
+        }
+        app.run(crate::daemon::app::Op::Remove(crate::daemon::app::Selection::All))
+            .await
+            .unwrap();
     }
 }

@@ -52,6 +52,12 @@ impl ListMemory {
             *spare = line;
         }
     }
+
+    /// The size of the kept memory; for tests.
+    #[cfg(test)]
+    pub fn spare_capacity(&self) -> usize {
+        self.spare.lock().unwrap().capacity()
+    }
 }
 
 /// The reply to a list in PM2's shape ([`Reply::Pm2List`]) of these
