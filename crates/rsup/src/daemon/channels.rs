@@ -24,9 +24,11 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildEvent {
     Ready,
+    /// The address is boxed: every process has a channel of these, which
+    /// holds room for 32 of them from the start.
     Listen {
         request: u64,
-        address: ListenAddress,
+        address: Box<ListenAddress>,
     },
     /// Listeners closed and in-flight requests finished after a shutdown.
     Drained,
@@ -221,7 +223,10 @@ async fn read_worker_channel(
         let event = match decode::<WorkerMessage>(&line) {
             Ok(WorkerMessage::Ready) => ChildEvent::Ready,
             Ok(WorkerMessage::Listen { request, address }) => {
-                ChildEvent::Listen { request, address }
+                ChildEvent::Listen {
+                    request,
+                    address: Box::new(address),
+                }
             }
             Ok(WorkerMessage::Drained) => ChildEvent::Drained,
             Err(_) => {
@@ -372,7 +377,7 @@ mod tests {
         match rx.recv().await.unwrap() {
             ChildEvent::Listen { request, address } => {
                 assert_eq!(request, 7);
-                assert_eq!(address, ListenAddress::Unix { path });
+                assert_eq!(*address, ListenAddress::Unix { path });
             }
             other => panic!("unexpected {other:?}"),
         }

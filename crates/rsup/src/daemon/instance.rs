@@ -157,7 +157,9 @@ impl Beginning {
 #[derive(Clone)]
 pub struct InstanceHandle {
     pub identity: Arc<Identity>,
-    commands: mpsc::Sender<Command>,
+    /// Boxed: a channel holds room for 32 commands from the start, and
+    /// every instance has one.
+    commands: mpsc::Sender<Box<Command>>,
     state: watch::Receiver<InstanceState>,
 }
 
@@ -261,7 +263,7 @@ impl InstanceHandle {
     pub async fn reload(&self, spec: Option<Arc<AppSpec>>, strict: bool) -> ReloadResult {
         let (done, rx) = oneshot::channel();
         let command = Command::Reload { spec, strict, done };
-        if self.commands.send(command).await.is_err() {
+        if self.commands.send(Box::new(command)).await.is_err() {
             return Err("the instance was removed".into());
         }
         rx.await
@@ -290,7 +292,8 @@ impl InstanceHandle {
     /// instance is gone).
     pub async fn freeze(&self) -> Option<HeldProcess> {
         let (done, rx) = oneshot::channel();
-        self.commands.send(Command::Freeze(done)).await.ok()?;
+        let command = Box::new(Command::Freeze(done));
+        self.commands.send(command).await.ok()?;
         rx.await.ok().flatten()
     }
 
@@ -299,7 +302,7 @@ impl InstanceHandle {
         let (done, rx) = oneshot::channel();
         if self
             .commands
-            .send(Command::Signal(signal, done))
+            .send(Box::new(Command::Signal(signal, done)))
             .await
             .is_err()
         {
@@ -311,7 +314,7 @@ impl InstanceHandle {
 
     async fn ask(&self, make: impl FnOnce(oneshot::Sender<()>) -> Command) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(make(tx)).await.is_ok() {
+        if self.commands.send(Box::new(make(tx))).await.is_ok() {
             let _ = rx.await;
         }
     }
@@ -332,7 +335,7 @@ enum Next {
 struct Runner {
     identity: Arc<Identity>,
     context: Arc<AppContext>,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<Box<Command>>,
     state: watch::Sender<InstanceState>,
     history: CrashHistory,
     /// Callers to tell when the current launch is ready or has failed.
@@ -514,7 +517,7 @@ impl Runner {
                     proc.channels.send_worker(&SupervisorMessage::Accept).await;
                     self.mark_online();
                 }
-                command = self.commands.recv() => match command {
+                command = self.commands.recv() => match command.map(|c| *c) {
                     Some(Command::Reload { spec: new_spec, strict, done }) => {
                         let result = Box::pin(self.replace(&mut proc, new_spec, strict)).await;
                         spec = self.spec();
@@ -787,7 +790,7 @@ impl Runner {
             tokio::select! {
                 _ = &mut timer => return self.crash_restart(),
                 command = self.commands.recv() => {
-                    if let Err(other) = self.answer_in_passing(command) {
+                    if let Err(other) = self.answer_in_passing(command.map(|c| *c)) {
                         return self.obey_while_down(other);
                     }
                 }
@@ -817,7 +820,7 @@ impl Runner {
                     };
                 }
                 command = self.commands.recv() => {
-                    if let Err(other) = self.answer_in_passing(command) {
+                    if let Err(other) = self.answer_in_passing(command.map(|c| *c)) {
                         return self.obey_while_down(other);
                     }
                 }
@@ -827,7 +830,7 @@ impl Runner {
 
     async fn idle(&mut self) -> Next {
         loop {
-            let command = self.commands.recv().await;
+            let command = self.commands.recv().await.map(|c| *c);
             if let Err(other) = self.answer_in_passing(command) {
                 return self.obey_while_down(other);
             }

@@ -217,7 +217,7 @@ impl Proc {
             ChildEvent::Drained => self.drained = true,
             ChildEvent::Listen { request, address } => {
                 let index = self.ephemeral_requests;
-                if matches!(address, ListenAddress::Tcp { port: 0, .. }) {
+                if matches!(*address, ListenAddress::Tcp { port: 0, .. }) {
                     self.ephemeral_requests += 1;
                 }
                 let socket = match resolve_host(&address).await {
