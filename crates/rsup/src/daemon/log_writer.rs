@@ -33,7 +33,10 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::task::JoinHandle;
 
 /// Most output held per stream while its log cannot be written; beyond it
@@ -44,11 +47,9 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// How often the path is compared with the open file, to follow a file
 /// moved or deleted by log rotation.
 const MOVE_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// Read buffer of a new copier. Most processes write little, and a
-/// thousand quiet instances should not hold 32 KB of buffers each.
-const FIRST_READ: usize = 512;
-/// A copier whose reads keep filling its buffer doubles it, up to this.
-const MAX_READ: usize = 16 * 1024;
+/// Most read at once from a process's stdout or stderr (on the stack,
+/// see [`poll_chunk`]).
+const READ_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct LogTarget {
@@ -65,6 +66,12 @@ pub struct LogTarget {
 
 /// Starts copying `stream` into `target` until the stream ends (the
 /// process and every descendant holding the pipe have closed it).
+///
+/// The task is small (it lives as long as the process, two per process):
+/// it reads into a buffer on the stack and writes what it read before it
+/// waits again ([`poll_chunk`]), the combined log's part is boxed (most
+/// apps have none), and one timer serves both the retry and the release
+/// of held lines.
 pub fn spawn_copier<R>(mut stream: R, target: LogTarget) -> JoinHandle<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -79,20 +86,20 @@ where
     let mut shared = target
         .combined
         .as_deref()
-        .map(|path| (open_path(path, now, rotate), WholeLines::default()));
+        .map(|path| Box::new((open_path(path, now, rotate), WholeLines::default())));
     let mut reopen = log_reopen::register();
     let mut freeze = target.freeze.as_ref().map(Reader::register);
+    let mut formatter = Formatter::new(target.format);
     tokio::spawn(async move {
-        let mut formatter = Formatter::new(target.format);
-        let mut buf = vec![0u8; FIRST_READ];
         // When the unfinished lines held for the logs are let go.
         let mut release_at: Option<Instant> = None;
         loop {
-            let retry = [Some(&own), shared.as_ref().map(|(log, _)| log)]
+            let retry = [Some(&own), shared.as_deref().map(|(log, _)| log)]
                 .into_iter()
                 .flatten()
                 .filter_map(LogFile::retry_at)
                 .min();
+            let due = retry.into_iter().chain(release_at).min();
             // Reading goes on whatever the files do: a child blocked on a
             // full pipe would hang.
             tokio::select! {
@@ -105,65 +112,61 @@ where
                     if own_lines.holding() {
                         own.write(&own_lines.release(), now);
                     }
-                    if let Some((log, lines)) = &mut shared {
+                    if let Some((log, lines)) = shared.as_deref_mut() {
                         if lines.holding() {
                             log.write(&lines.release(), now);
                         }
                     }
                     freeze.as_mut().unwrap().pause().await;
                 }
-                read = stream.read(&mut buf) => match read {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let now = Instant::now();
-                        let text = formatter.format(&buf[..n]);
-                        let framed = own_lines.pass(&text, own.rotating());
-                        if !framed.is_empty() {
-                            own.write(&framed, now);
-                        }
-                        let mut holding = own_lines.holding();
-                        if let Some((log, lines)) = &mut shared {
-                            let whole = lines.take(&text);
-                            if !whole.is_empty() {
-                                log.write(&whole, now);
-                            }
-                            holding |= lines.holding();
-                        }
-                        release_at = match (holding, release_at) {
-                            (false, _) => None,
-                            (true, Some(at)) => Some(at),
-                            (true, None) => Some(now + HOLD_LIMIT),
-                        };
-                        if n == buf.len() && buf.len() < MAX_READ {
-                            buf.resize(buf.len() * 2, 0);
-                        }
+                more = std::future::poll_fn(|cx| poll_chunk(&mut stream, cx, |read| {
+                    let now = Instant::now();
+                    let text = formatter.format(read);
+                    let framed = own_lines.pass(&text, own.rotating());
+                    if !framed.is_empty() {
+                        own.write(&framed, now);
                     }
+                    let mut holding = own_lines.holding();
+                    if let Some((log, lines)) = shared.as_deref_mut() {
+                        let whole = lines.take(&text);
+                        if !whole.is_empty() {
+                            log.write(&whole, now);
+                        }
+                        holding |= lines.holding();
+                    }
+                    release_at = match (holding, release_at) {
+                        (false, _) => None,
+                        (true, Some(at)) => Some(at),
+                        (true, None) => Some(now + HOLD_LIMIT),
+                    };
+                })) => if !more {
+                    break;
                 },
-                _ = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now).into()),
-                    if retry.is_some() => {
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()),
+                    if due.is_some() => {
                     let now = Instant::now();
-                    own.retry(now);
-                    if let Some((log, _)) = &mut shared {
-                        log.retry(now);
+                    if retry == due {
+                        own.retry(now);
+                        if let Some((log, _)) = shared.as_deref_mut() {
+                            log.retry(now);
+                        }
                     }
-                }
-                _ = tokio::time::sleep_until(release_at.unwrap_or_else(Instant::now).into()),
-                    if release_at.is_some() => {
-                    release_at = None;
-                    let now = Instant::now();
-                    if own_lines.holding() {
-                        own.write(&own_lines.release(), now);
-                    }
-                    if let Some((log, lines)) = &mut shared {
-                        if lines.holding() {
-                            log.write(&lines.release(), now);
+                    if release_at == due {
+                        release_at = None;
+                        if own_lines.holding() {
+                            own.write(&own_lines.release(), now);
+                        }
+                        if let Some((log, lines)) = shared.as_deref_mut() {
+                            if lines.holding() {
+                                log.write(&lines.release(), now);
+                            }
                         }
                     }
                 }
                 round = reopen.asked() => {
                     let now = Instant::now();
                     own.reopen(now);
-                    if let Some((log, _)) = &mut shared {
+                    if let Some((log, _)) = shared.as_deref_mut() {
                         log.reopen(now);
                     }
                     reopen.answer(round);
@@ -177,13 +180,35 @@ where
         own_rest.extend(own_lines.finish());
         own.hold(&own_rest);
         own.finish(now);
-        if let Some((mut log, mut lines)) = shared {
+        if let Some(shared) = shared {
+            let (mut log, mut lines) = *shared;
             let mut whole = lines.take(&rest).into_owned();
             whole.extend(lines.finish());
             log.hold(&whole);
             log.finish(now);
         }
     })
+}
+
+/// Reads what `stream` has into a buffer on the stack and hands it to
+/// `take` at once: `Ready(true)` once taken, `Ready(false)` at its end
+/// (or on an error, which ends a pipe too). A copier holds no buffer
+/// while it waits, and most processes are quiet most of the time.
+fn poll_chunk<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    cx: &mut Context<'_>,
+    take: impl FnOnce(&[u8]),
+) -> Poll<bool> {
+    let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+    let mut buf = ReadBuf::uninit(&mut chunk);
+    match Pin::new(stream).poll_read(cx, &mut buf) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+            take(buf.filled());
+            Poll::Ready(true)
+        }
+        Poll::Ready(_) => Poll::Ready(false),
+    }
 }
 
 fn open_path(path: &Path, now: Instant, rotate: Option<&LogRotate>) -> LogFile<PathSink> {
@@ -683,10 +708,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn copies_output_much_larger_than_the_first_buffer() {
+    async fn copies_output_much_larger_than_one_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.log");
-        let (mut tx, rx) = tokio::io::duplex(FIRST_READ * 3);
+        let (mut tx, rx) = tokio::io::duplex(1536);
         let copier = spawn_copier(
             rx,
             LogTarget {
@@ -699,12 +724,12 @@ mod tests {
         );
         // One line far longer than any buffer, then many short ones, in
         // writes of every size.
-        let mut data = vec![b'x'; MAX_READ * 5 + 7];
+        let mut data = vec![b'x'; READ_CHUNK * 5 + 7];
         data.push(b'\n');
         for i in 0..2000 {
             data.extend_from_slice(format!("line {i}\n").as_bytes());
         }
-        for piece in data.chunks(FIRST_READ - 1) {
+        for piece in data.chunks(511) {
             tx.write_all(piece).await.unwrap();
         }
         drop(tx);
