@@ -368,7 +368,13 @@ impl Serialize for Pm2Env<'_> {
 
 /// `pm2_env`'s entries from the app's options and environment.
 fn option_entries<M: SerializeMap>(m: &mut M, p: &Options) -> Result<(), M::Error> {
-    for part in [Part::Head, Part::Paths, Part::Middle, Part::Instance, Part::Env] {
+    for part in [
+        Part::Head,
+        Part::Paths,
+        Part::Middle,
+        Part::Instance,
+        Part::Env,
+    ] {
         part_entries(m, part, p)?;
     }
     Ok(())

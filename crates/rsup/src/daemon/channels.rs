@@ -222,12 +222,10 @@ async fn read_worker_channel(
         }
         let event = match decode::<WorkerMessage>(&line) {
             Ok(WorkerMessage::Ready) => ChildEvent::Ready,
-            Ok(WorkerMessage::Listen { request, address }) => {
-                ChildEvent::Listen {
-                    request,
-                    address: Box::new(address),
-                }
-            }
+            Ok(WorkerMessage::Listen { request, address }) => ChildEvent::Listen {
+                request,
+                address: Box::new(address),
+            },
             Ok(WorkerMessage::Drained) => ChildEvent::Drained,
             Err(_) => {
                 release_if_large(&mut line);

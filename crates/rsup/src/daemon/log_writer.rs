@@ -29,13 +29,13 @@ use rsup_proto::app::LogRotate;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
+use std::mem::MaybeUninit;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
-use std::time::{Duration, Instant};
-use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::task::JoinHandle;
 

@@ -173,8 +173,10 @@ mod tests {
             assert!(reply.starts_with(b"{\"reply\":"));
             assert_eq!(daemon.list_memory.spare_capacity() > 0, kept, "pm2: {pm2}");
         }
-        app.run(crate::daemon::app::Op::Remove(crate::daemon::app::Selection::All))
-            .await
-            .unwrap();
+        app.run(crate::daemon::app::Op::Remove(
+            crate::daemon::app::Selection::All,
+        ))
+        .await
+        .unwrap();
     }
 }
