@@ -70,8 +70,8 @@ pub struct LogTarget {
 /// The task is small (it lives as long as the process, two per process):
 /// it reads into a buffer on the stack and writes what it read before it
 /// waits again ([`poll_chunk`]), the combined log's part is boxed (most
-/// apps have none), and one timer serves both the retry and the release
-/// of held lines.
+/// apps have none), and one timer, made when first needed, serves both
+/// the retry and the release of held lines.
 pub fn spawn_copier<R>(mut stream: R, target: LogTarget) -> JoinHandle<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -93,6 +93,8 @@ where
     tokio::spawn(async move {
         // When the unfinished lines held for the logs are let go.
         let mut release_at: Option<Instant> = None;
+        // Made when first needed: most copiers never hold a line or retry.
+        let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             let retry = [Some(&own), shared.as_deref().map(|(log, _)| log)]
                 .into_iter()
@@ -100,6 +102,13 @@ where
                 .filter_map(LogFile::retry_at)
                 .min();
             let due = retry.into_iter().chain(release_at).min();
+            if let Some(at) = due.map(tokio::time::Instant::from_std) {
+                match &mut timer {
+                    Some(t) if t.deadline() == at => {}
+                    Some(t) => t.as_mut().reset(at),
+                    None => timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
+            }
             // Reading goes on whatever the files do: a child blocked on a
             // full pipe would hang.
             tokio::select! {
@@ -142,8 +151,7 @@ where
                 })) => if !more {
                     break;
                 },
-                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()),
-                    if due.is_some() => {
+                _ = async { timer.as_mut().unwrap().await }, if due.is_some() => {
                     let now = Instant::now();
                     if retry == due {
                         own.retry(now);
