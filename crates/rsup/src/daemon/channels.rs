@@ -24,11 +24,9 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildEvent {
     Ready,
-    /// The address is boxed: every process has a channel of these, which
-    /// holds room for 32 of them from the start.
     Listen {
         request: u64,
-        address: Box<ListenAddress>,
+        address: ListenAddress,
     },
     /// Listeners closed and in-flight requests finished after a shutdown.
     Drained,
@@ -51,11 +49,13 @@ pub struct Channels {
 
 impl Channels {
     /// Starts the readers, which end when the child closes its side and
-    /// pause when `freeze` asks them to.
+    /// pause when `freeze` asks them to. The events are boxed: every
+    /// process has a channel of them, which holds room for 32 from the
+    /// start.
     pub fn open(
         node: Option<UnixStream>,
         worker: UnixStream,
-        events: mpsc::Sender<ChildEvent>,
+        events: mpsc::Sender<Box<ChildEvent>>,
         relay: Option<MessageRelay>,
         freeze: Option<&Arc<Gate>>,
     ) -> Channels {
@@ -150,7 +150,7 @@ async fn write_line(w: &mut OwnedWriteHalf, line: &[u8]) -> bool {
 
 async fn read_node_channel(
     read: tokio::net::unix::OwnedReadHalf,
-    events: mpsc::Sender<ChildEvent>,
+    events: mpsc::Sender<Box<ChildEvent>>,
     relay: Option<MessageRelay>,
     mut freeze: Option<Reader>,
 ) {
@@ -172,7 +172,7 @@ async fn read_node_channel(
                 relay.publish(message);
             }
         }
-        if ready && events.send(ChildEvent::Ready).await.is_err() {
+        if ready && events.send(Box::new(ChildEvent::Ready)).await.is_err() {
             return;
         }
     }
@@ -211,7 +211,7 @@ fn node_internal(message: &serde_json::Value) -> bool {
 
 async fn read_worker_channel(
     read: tokio::net::unix::OwnedReadHalf,
-    events: mpsc::Sender<ChildEvent>,
+    events: mpsc::Sender<Box<ChildEvent>>,
     mut freeze: Option<Reader>,
 ) {
     let mut reader = BufReader::with_capacity(READ_BUF, read);
@@ -222,10 +222,9 @@ async fn read_worker_channel(
         }
         let event = match decode::<WorkerMessage>(&line) {
             Ok(WorkerMessage::Ready) => ChildEvent::Ready,
-            Ok(WorkerMessage::Listen { request, address }) => ChildEvent::Listen {
-                request,
-                address: Box::new(address),
-            },
+            Ok(WorkerMessage::Listen { request, address }) => {
+                ChildEvent::Listen { request, address }
+            }
             Ok(WorkerMessage::Drained) => ChildEvent::Drained,
             Err(_) => {
                 release_if_large(&mut line);
@@ -233,7 +232,7 @@ async fn read_worker_channel(
             }
         };
         release_if_large(&mut line);
-        if events.send(event).await.is_err() {
+        if events.send(Box::new(event)).await.is_err() {
             return;
         }
     }
@@ -248,7 +247,7 @@ mod proptests {
     /// What a reader turns `bytes` into when a child writes them and exits.
     fn events_of(
         bytes: &[u8],
-        read: fn(tokio::net::unix::OwnedReadHalf, mpsc::Sender<ChildEvent>) -> BoxedRead,
+        read: fn(tokio::net::unix::OwnedReadHalf, mpsc::Sender<Box<ChildEvent>>) -> BoxedRead,
     ) -> Vec<ChildEvent> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -264,7 +263,7 @@ mod proptests {
             let _ = reader.await;
             let mut events = Vec::new();
             while let Ok(e) = rx.try_recv() {
-                events.push(e);
+                events.push(*e);
             }
             events
         })
@@ -272,11 +271,11 @@ mod proptests {
 
     type BoxedRead = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-    fn worker(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChildEvent>) -> BoxedRead {
+    fn worker(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<Box<ChildEvent>>) -> BoxedRead {
         Box::pin(read_worker_channel(r, tx, None))
     }
 
-    fn node(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChildEvent>) -> BoxedRead {
+    fn node(r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<Box<ChildEvent>>) -> BoxedRead {
         Box::pin(read_node_channel(r, tx, None, None))
     }
 
@@ -341,7 +340,10 @@ mod tests {
         .unwrap();
         drop(w);
         reader.await.unwrap();
-        assert!(matches!(rx.recv().await, Some(ChildEvent::Ready)));
+        assert!(matches!(
+            rx.recv().await.as_deref(),
+            Some(ChildEvent::Ready)
+        ));
         let mut relayed = Vec::new();
         while let Ok(event) = bus.try_recv() {
             if let Event::Message {
@@ -372,14 +374,14 @@ mod tests {
         bytes.extend_from_slice(b"garbage that is not json\n");
         bytes.extend_from_slice(&encode(&WorkerMessage::Ready));
         theirs.write_all(&bytes).await.unwrap();
-        match rx.recv().await.unwrap() {
+        match *rx.recv().await.unwrap() {
             ChildEvent::Listen { request, address } => {
                 assert_eq!(request, 7);
-                assert_eq!(*address, ListenAddress::Unix { path });
+                assert_eq!(address, ListenAddress::Unix { path });
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(rx.recv().await.unwrap(), ChildEvent::Ready);
+        assert_eq!(*rx.recv().await.unwrap(), ChildEvent::Ready);
         drop(theirs);
         assert!(rx.recv().await.is_none());
     }
@@ -394,7 +396,7 @@ mod tests {
             .write_all(&encode(&WorkerMessage::Ready))
             .await
             .unwrap();
-        assert_eq!(rx.recv().await.unwrap(), ChildEvent::Ready);
+        assert_eq!(*rx.recv().await.unwrap(), ChildEvent::Ready);
         assert!(gate.freeze(Duration::from_secs(5)).await);
         theirs
             .write_all(&encode(&WorkerMessage::Drained))
@@ -403,7 +405,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(rx.try_recv().is_err(), "read while frozen");
         gate.thaw();
-        assert_eq!(rx.recv().await.unwrap(), ChildEvent::Drained);
+        assert_eq!(*rx.recv().await.unwrap(), ChildEvent::Drained);
     }
 
     #[tokio::test]
@@ -416,6 +418,6 @@ mod tests {
         let mut bytes = encode(&big);
         bytes.extend_from_slice(&encode(&"ready"));
         theirs.write_all(&bytes).await.unwrap();
-        assert_eq!(rx.recv().await.unwrap(), ChildEvent::Ready);
+        assert_eq!(*rx.recv().await.unwrap(), ChildEvent::Ready);
     }
 }

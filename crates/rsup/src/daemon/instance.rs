@@ -455,7 +455,9 @@ impl Runner {
         if self.ready(&proc, &spec) {
             self.mark_online();
         }
-        self.supervise(proc, spec).await
+        // Boxed: its room is taken while a process runs, not beside this
+        // function's own all the instance's life.
+        Box::pin(self.supervise(proc, spec)).await
     }
 
     /// Takes on the process the daemon's previous image ran, as it was
@@ -484,15 +486,17 @@ impl Runner {
         } else if self.ready(&proc, &spec) {
             self.mark_online();
         }
-        self.supervise(proc, spec).await
+        // Boxed: its room is taken while a process runs, not beside this
+        // function's own all the instance's life.
+        Box::pin(self.supervise(proc, spec)).await
     }
 
     /// Supervises a running process until it exits or is stopped.
     ///
     /// What it awaits only now and then (a listen request, a reload, the
-    /// stop) is boxed: a future is as large as the largest it may await,
-    /// and each instance's task would otherwise hold that room (kilobytes)
-    /// all its life.
+    /// stop, the end) is boxed: a future is as large as the largest it may
+    /// await, and each instance's task would otherwise hold that room
+    /// (kilobytes) all its life.
     async fn supervise(&mut self, mut proc: Proc, mut spec: Arc<AppSpec>) -> Next {
         // PM2 treats an app that never says ready as ready at listen_timeout.
         let ready_timer = tokio::time::sleep(Duration::from_millis(spec.listen_timeout_ms));
@@ -502,11 +506,11 @@ impl Runner {
             let launching = self.state.borrow().status == Status::Launching;
             tokio::select! {
                 status = proc.child.wait() => {
-                    proc.drain_logs().await;
+                    Box::pin(proc.drain_logs()).await;
                     return self.after_exit(status, proc.started.elapsed());
                 }
                 Some(event) = proc.events.recv() => {
-                    Box::pin(proc.handle(event, &self.context.sockets)).await;
+                    Box::pin(proc.handle(*event, &self.context.sockets)).await;
                     if launching && self.ready(&proc, &spec) {
                         self.mark_online();
                     }
@@ -514,7 +518,7 @@ impl Runner {
                 _ = &mut ready_timer, if launching => {
                     // Ready by PM2's rule, said or not: a preload holding
                     // its listeners until `ready` opens them now.
-                    proc.channels.send_worker(&SupervisorMessage::Accept).await;
+                    Box::pin(proc.channels.send_worker(&SupervisorMessage::Accept)).await;
                     self.mark_online();
                 }
                 command = self.commands.recv() => match command.map(|c| *c) {
@@ -538,14 +542,14 @@ impl Runner {
                     Some(Command::Freeze(done)) => {
                         // What the readers passed on before they paused.
                         while let Ok(event) = proc.events.try_recv() {
-                            Box::pin(proc.handle(event, &self.context.sockets)).await;
+                            Box::pin(proc.handle(*event, &self.context.sockets)).await;
                         }
                         let state = self.state.borrow().clone();
                         let mut held = proc.hold();
                         held.online = state.status == Status::Online
                             || self.ready(&proc, &spec);
                         let _ = done.send(Some(held));
-                        self.context.freeze.thawed().await;
+                        Box::pin(self.context.freeze.thawed()).await;
                         if launching && self.ready(&proc, &spec) {
                             self.mark_online();
                         }
@@ -598,10 +602,10 @@ impl Runner {
                     return Err(format!("the new process {how} before it was ready"));
                 }
                 Some(event) = new.events.recv() => {
-                    new.handle(event, &self.context.sockets).await;
+                    new.handle(*event, &self.context.sockets).await;
                 }
                 Some(event) = current.events.recv() => {
-                    current.handle(event, &self.context.sockets).await;
+                    current.handle(*event, &self.context.sockets).await;
                 }
                 _ = &mut timer => {
                     if !strict {

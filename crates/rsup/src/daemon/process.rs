@@ -26,7 +26,7 @@ pub struct Proc {
     pub child: Box<dyn ChildProcess>,
     pub pid: u32,
     pub channels: Channels,
-    pub events: mpsc::Receiver<ChildEvent>,
+    pub events: mpsc::Receiver<Box<ChildEvent>>,
     log_copiers: Vec<JoinHandle<()>>,
     /// The read ends of its stdout and stderr (see [`Launched::output_fds`]).
     output_fds: [Option<RawFd>; 2],
@@ -217,7 +217,7 @@ impl Proc {
             ChildEvent::Drained => self.drained = true,
             ChildEvent::Listen { request, address } => {
                 let index = self.ephemeral_requests;
-                if matches!(*address, ListenAddress::Tcp { port: 0, .. }) {
+                if matches!(address, ListenAddress::Tcp { port: 0, .. }) {
                     self.ephemeral_requests += 1;
                 }
                 let socket = match resolve_host(&address).await {

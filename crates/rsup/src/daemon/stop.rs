@@ -86,7 +86,7 @@ async fn serve_until(
         tokio::select! {
             status = proc.child.wait() => return Some(status),
             event = proc.events.recv(), if events_open => match event {
-                Some(event) => proc.handle(event, sockets).await,
+                Some(event) => proc.handle(*event, sockets).await,
                 None => events_open = false,
             },
             _ = sleep_until(until) => return None,
