@@ -112,6 +112,18 @@ pub fn run(
     lifecycle::run(home, apps, health)
 }
 
+/// Gives the kernel back the pages of the heap that hold nothing: the
+/// messages, lists and launch requests of a burst of changes (a thousand
+/// instances started) are freed between the few allocations that stay,
+/// and glibc would keep those pages for good. Called once changes settle.
+pub fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the heap to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// glibc raises its mmap threshold to the size of every large block freed,
 /// up to 32 MB, and then keeps twice that free in the heap: after one
 /// `list` of a thousand processes (a reply of megabytes), the daemon would

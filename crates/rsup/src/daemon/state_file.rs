@@ -145,6 +145,8 @@ pub async fn keep_written(apps: Arc<Apps>, path: PathBuf) {
         if let Err(e) = write(&path, &state) {
             tracing::warn!("writing {}: {e}", path.display());
         }
+        drop(state);
+        super::give_back_freed_memory();
     }
 }
 
