@@ -64,6 +64,23 @@ pub struct LogTarget {
     pub freeze: Option<Arc<freeze::Gate>>,
 }
 
+/// Writes out the unfinished lines held for the logs.
+fn release_held<S: Sink>(
+    own: &mut LogFile<S>,
+    own_lines: &mut WholeLines,
+    shared: Option<&mut (LogFile<S>, WholeLines)>,
+    now: Instant,
+) {
+    if own_lines.holding() {
+        own.write(&own_lines.release(), now);
+    }
+    if let Some((log, lines)) = shared {
+        if lines.holding() {
+            log.write(&lines.release(), now);
+        }
+    }
+}
+
 /// Starts copying `stream` into `target` until the stream ends (the
 /// process and every descendant holding the pipe have closed it).
 ///
@@ -116,16 +133,8 @@ where
                 // Between reads, with every line held written out: what is
                 // unread stays in the pipe for the daemon's next image.
                 _ = async { freeze.as_mut().unwrap().asked().await }, if freeze.is_some() => {
-                    let now = Instant::now();
                     release_at = None;
-                    if own_lines.holding() {
-                        own.write(&own_lines.release(), now);
-                    }
-                    if let Some((log, lines)) = shared.as_deref_mut() {
-                        if lines.holding() {
-                            log.write(&lines.release(), now);
-                        }
-                    }
+                    release_held(&mut own, &mut own_lines, shared.as_deref_mut(), Instant::now());
                     freeze.as_mut().unwrap().pause().await;
                 }
                 more = std::future::poll_fn(|cx| poll_chunk(&mut stream, cx, |read| {
@@ -161,14 +170,7 @@ where
                     }
                     if release_at == due {
                         release_at = None;
-                        if own_lines.holding() {
-                            own.write(&own_lines.release(), now);
-                        }
-                        if let Some((log, lines)) = shared.as_deref_mut() {
-                            if lines.holding() {
-                                log.write(&lines.release(), now);
-                            }
-                        }
+                        release_held(&mut own, &mut own_lines, shared.as_deref_mut(), now);
                     }
                 }
                 round = reopen.asked() => {
