@@ -687,6 +687,32 @@ mod tests {
         }
     }
 
+    /// `s` with every option PM2's list shows set to something.
+    fn with_every_option(mut s: AppSpec) -> AppSpec {
+        s.log_date_format = Some("YYYY".into());
+        s.log_type = LogType::Json;
+        s.stop_exit_codes = vec![0];
+        s.increment_var = Some("PORT".into());
+        s.max_memory_restart_bytes = Some(1 << 20);
+        s.cron_restart = Some("0 3 * * *".into());
+        s.watch = vec!["/srv/api/src".into()];
+        s.ignore_watch = vec!["*.log".into()];
+        s
+    }
+
+    /// `p` with a combined log, a last exit and a log error.
+    fn with_every_field(mut p: ProcessInfo) -> ProcessInfo {
+        p.combined_log = Some("/h/logs/api.log".into());
+        p.last_exit = Some(ExitInfo {
+            code: None,
+            signal: Some("SIGKILL".into()),
+            at_ms: 1,
+        });
+        p.log_error = Some("cannot write".into());
+        p.log_dropped_bytes = 9;
+        p
+    }
+
     fn keys(v: &Value) -> Vec<&str> {
         v.as_object().unwrap().keys().map(String::as_str).collect()
     }
@@ -788,26 +814,10 @@ mod tests {
         assert!(OWN_KEYS
             .iter()
             .all(|k| k.as_bytes()[0].is_ascii_lowercase()));
-        let mut s = spec();
+        let mut s = with_every_option(spec());
         s.env.clear();
         s.args = vec!["--port".into()];
-        s.log_date_format = Some("YYYY".into());
-        s.log_type = LogType::Json;
-        s.stop_exit_codes = vec![0];
-        s.increment_var = Some("PORT".into());
-        s.max_memory_restart_bytes = Some(1 << 20);
-        s.cron_restart = Some("0 3 * * *".into());
-        s.watch = vec!["/srv/api/src".into()];
-        s.ignore_watch = vec!["*.log".into()];
-        let mut p = info(0, 0, s);
-        p.combined_log = Some("/h/logs/api.log".into());
-        p.last_exit = Some(ExitInfo {
-            code: None,
-            signal: Some("SIGKILL".into()),
-            at_ms: 1,
-        });
-        p.log_error = Some("cannot write".into());
-        p.log_dropped_bytes = 9;
+        let p = with_every_field(info(0, 0, s));
         let list = monitor_data(&[p]);
         let env = &list[0]["pm2_env"];
         for key in keys(env) {
@@ -890,29 +900,13 @@ mod tests {
 
     /// Processes that show every optional key, and none of them.
     fn assorted() -> Vec<ProcessInfo> {
-        let mut full = spec();
+        let mut full = with_every_option(spec());
         full.args = vec!["--port".into(), "é\"q".into()];
         full.env.insert("QUOTED".into(), "a\"b\\c\n".into());
         full.env.insert("name".into(), "inherited".into());
-        full.log_date_format = Some("YYYY".into());
-        full.log_type = LogType::Json;
-        full.stop_exit_codes = vec![0];
-        full.increment_var = Some("PORT".into());
-        full.max_memory_restart_bytes = Some(1 << 20);
-        full.cron_restart = Some("0 3 * * *".into());
-        full.watch = vec!["/srv/api/src".into()];
-        full.ignore_watch = vec!["*.log".into()];
-        let mut p = info(0, 1, full);
-        p.combined_log = Some("/h/logs/api.log".into());
-        p.last_exit = Some(ExitInfo {
-            code: None,
-            signal: Some("SIGKILL".into()),
-            at_ms: 1,
-        });
+        let mut p = with_every_field(info(0, 1, full));
         p.node_version = Some("20.1.0".into());
         p.unique_id = "4b1c".into();
-        p.log_error = Some("cannot write".into());
-        p.log_dropped_bytes = 9;
         let mut bare = info(7, 0, spec());
         bare.spec.node = false;
         bare.spec.interpreter = None;
