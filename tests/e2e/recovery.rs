@@ -168,6 +168,24 @@ fn a_daemon_killed_while_it_stops_as_asked_is_not_followed_by_another() {
 }
 
 #[test]
+fn the_next_daemon_logs_to_the_daemons_log_even_after_it_was_rotated() {
+    let r = Rsup::new();
+    assert_success(&r.start_fixture("app.js", "api", &[], &[]));
+    let log = r.home.path().join("rsup.log");
+    // As a rotation does: the file moves away, a new one comes later.
+    std::fs::rename(&log, r.home.path().join("rsup.log.1")).unwrap();
+    let daemon = daemon_pid(&r);
+    kill9(daemon);
+    next_daemon(&r, daemon, 1);
+    let text = std::fs::read_to_string(&log).expect("a new rsup.log");
+    assert!(text.contains("taking over its 1 process(es)"), "{text}");
+    assert!(
+        text.contains("keeper: the daemon"),
+        "the keeper's line: {text}"
+    );
+}
+
+#[test]
 fn a_keeper_whose_daemons_keep_dying_gives_up_and_the_next_daemon_starts_the_apps_again() {
     let r = Rsup::new();
     assert_success(&r.start_fixture("app.js", "api", &[], &[]));

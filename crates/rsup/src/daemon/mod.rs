@@ -98,6 +98,7 @@ pub use descriptors::{close_inherited_descriptors, raise_descriptor_limit};
 pub use health::HealthOptions;
 pub use instance::now_ms;
 pub use lifecycle::{init_tracing, open_daemon_log, run_kept, run_reexecuted};
+pub use own_log_rotate::stderr_is;
 pub use pid1::become_reaper_if_pid1;
 pub use reexec::EXEC_STATE_VERSION;
 pub use spawn::pm2_variables_of;

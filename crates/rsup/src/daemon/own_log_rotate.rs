@@ -48,7 +48,8 @@ pub fn spawn(home: &Home) {
 }
 
 /// Whether our stderr is the file at `path`.
-fn stderr_is(path: &Path) -> bool {
+/// Whether this process's stderr is the file at `path`.
+pub fn stderr_is(path: &Path) -> bool {
     match (
         std::fs::metadata("/proc/self/fd/2"),
         std::fs::metadata(path),

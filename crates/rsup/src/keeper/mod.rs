@@ -75,6 +75,7 @@ pub fn run(home: Home, resurrect: bool) -> Result<i32> {
     }
     mask.thread_block()?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+    let home_log = home.daemon_log();
     let mut keeper = Keeper {
         exe: std::env::current_exe().context("locating the rsup binary")?,
         home,
@@ -83,6 +84,7 @@ pub fn run(home: Home, resurrect: bool) -> Result<i32> {
         exits: Vec::new(),
         ended: VecDeque::new(),
         limit,
+        logs_to_file: crate::daemon::stderr_is(&home_log),
     };
     keeper.start(None, resurrect)?;
     Ok(keeper.serve(&signals))
@@ -100,6 +102,10 @@ struct Keeper {
     /// The soft descriptor limit the keeper was started with, when it
     /// raised its own.
     limit: Option<u64>,
+    /// Its output goes to the daemon's log (started by the CLI, not by
+    /// systemd): each daemon gets the file at that path then, since the
+    /// one before may have rotated it.
+    logs_to_file: bool,
 }
 
 struct Kept {
@@ -262,6 +268,12 @@ impl Keeper {
 
     fn daemon_ended(&mut self, status: i32) -> Option<i32> {
         let running = self.daemon.take()?;
+        // What it says goes to the log at its path now, rotated or not.
+        if self.logs_to_file {
+            if let Ok(log) = crate::daemon::open_daemon_log(&self.home) {
+                let _ = nix::unistd::dup2_stderr(&log);
+            }
+        }
         let how = describe(status);
         if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
             // Asked to end: its apps are stopped.
@@ -347,6 +359,10 @@ impl Keeper {
             .current_dir("/");
         if resurrect {
             cmd.arg("--resurrect");
+        }
+        if self.logs_to_file {
+            let log = crate::daemon::open_daemon_log(&self.home)?;
+            cmd.stdout(log.try_clone()?).stderr(log);
         }
         let mut inherited: Vec<RawFd> = vec![theirs.as_raw_fd()];
         let first = previous.is_none();
@@ -445,6 +461,7 @@ mod tests {
             exits: Vec::new(),
             ended: VecDeque::new(),
             limit: None,
+            logs_to_file: false,
         };
         let file = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
         let keep = ToKeeper::Keep {
