@@ -687,6 +687,19 @@ mod tests {
         }
     }
 
+    /// `p` written from `template` reads byte for byte as PM2's list of
+    /// it, serialized whole.
+    fn assert_written_whole(template: &OptionsTemplate, p: &ProcessInfo) {
+        let whole = serde_json::to_vec(&MonitorData(std::slice::from_ref(p))).unwrap();
+        let mut parts = b"[".to_vec();
+        write_process(&mut parts, template, &options_of(p), &state_of(p)).unwrap();
+        parts.push(b']');
+        assert_eq!(
+            String::from_utf8(parts).unwrap(),
+            String::from_utf8(whole).unwrap()
+        );
+    }
+
     /// `s` with every option PM2's list shows set to something.
     fn with_every_option(mut s: AppSpec) -> AppSpec {
         s.log_date_format = Some("YYYY".into());
@@ -923,15 +936,7 @@ mod tests {
     #[test]
     fn written_in_parts_it_is_the_same_bytes() {
         for p in assorted() {
-            let whole = serde_json::to_vec(&MonitorData(std::slice::from_ref(&p))).unwrap();
-            let template = OptionsTemplate::new(&options_of(&p)).unwrap();
-            let mut parts = b"[".to_vec();
-            write_process(&mut parts, &template, &options_of(&p), &state_of(&p)).unwrap();
-            parts.push(b']');
-            assert_eq!(
-                String::from_utf8(parts).unwrap(),
-                String::from_utf8(whole).unwrap()
-            );
+            assert_written_whole(&OptionsTemplate::new(&options_of(&p)).unwrap(), &p);
         }
     }
 
@@ -961,15 +966,7 @@ mod tests {
             }),
         ] {
             assert!(!OptionsTemplate::per_instance(&p.spec));
-            let whole = serde_json::to_vec(&MonitorData(std::slice::from_ref(&p))).unwrap();
-            let template = OptionsTemplate::new(&options_of(&first)).unwrap();
-            let mut parts = b"[".to_vec();
-            write_process(&mut parts, &template, &options_of(&p), &state_of(&p)).unwrap();
-            parts.push(b']');
-            assert_eq!(
-                String::from_utf8(parts).unwrap(),
-                String::from_utf8(whole).unwrap()
-            );
+            assert_written_whole(&OptionsTemplate::new(&options_of(&first)).unwrap(), &p);
         }
         let mut incremented = spec();
         incremented.increment_var = Some("PORT".into());

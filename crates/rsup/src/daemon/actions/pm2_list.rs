@@ -174,6 +174,20 @@ mod tests {
     use rsup_proto::control::SpecUpdate;
     use serde_json::{json, Value};
 
+    /// Restarts every instance of `app` with the name "renamed".
+    async fn restart_renamed(app: &crate::daemon::app::AppHandle) {
+        let rename = SpecUpdate {
+            name: Some("renamed".into()),
+            ..Default::default()
+        };
+        app.run(Op::Restart {
+            selection: Selection::All,
+            update: rename,
+        })
+        .await
+        .unwrap();
+    }
+
     /// Every process of the daemon's list, as JSON.
     fn processes(daemon: &Daemon) -> Vec<Value> {
         let line = line(daemon, &daemon.apps.instances());
@@ -212,16 +226,7 @@ mod tests {
         assert_eq!(measured[0]["monit"], json!({ "memory": 4321, "cpu": 12.3 }));
 
         // A restart with a new name: new options, process and count.
-        let rename = SpecUpdate {
-            name: Some("renamed".into()),
-            ..Default::default()
-        };
-        app.run(Op::Restart {
-            selection: Selection::All,
-            update: rename,
-        })
-        .await
-        .unwrap();
+        restart_renamed(&app).await;
         let renamed = processes(&daemon);
         for p in &renamed {
             assert_eq!(p["name"], "renamed");
@@ -266,16 +271,7 @@ mod tests {
 
         // Updated together, they share the new spec; the old one's
         // template goes with it.
-        let rename = SpecUpdate {
-            name: Some("renamed".into()),
-            ..Default::default()
-        };
-        app.run(Op::Restart {
-            selection: Selection::All,
-            update: rename,
-        })
-        .await
-        .unwrap();
+        restart_renamed(&app).await;
         assert!(processes(&daemon).iter().all(|p| p["name"] == "renamed"));
         assert_eq!(kept(), 1);
 
