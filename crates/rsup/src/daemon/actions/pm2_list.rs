@@ -170,12 +170,12 @@ fn state_now<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::app::{Op, Selection};
+    use crate::daemon::app::{AppHandle, Op, Selection};
     use rsup_proto::control::SpecUpdate;
     use serde_json::{json, Value};
 
     /// Restarts every instance of `app` with the name "renamed".
-    async fn restart_renamed(app: &crate::daemon::app::AppHandle) {
+    async fn restart_renamed(app: &AppHandle) {
         let rename = SpecUpdate {
             name: Some("renamed".into()),
             ..Default::default()
